@@ -1,0 +1,203 @@
+/**
+ * Data-source-neutral types shared by the Backend interface, the simulator, the cache and the
+ * service. Nothing here knows ShotGrid's REST wire format: records are flat, the way ShotGrid's
+ * own api3 clients show them (`{type, id, fields}` with links as `{type, id, name}`).
+ */
+
+/** A link to another entity, as api3 clients show it inside a record's fields. */
+export interface EntityLink {
+  type: string;
+  id: number;
+  /** The linked entity's display name (its `code`, `name`, `content`…); null when it has none. */
+  name?: string | null;
+}
+
+/** Any value a field can hold once decoded from the wire. */
+export type FieldValue =
+  | null
+  | string
+  | number
+  | boolean
+  | EntityLink
+  | EntityLink[]
+  | string[]
+  | number[]
+  | { [key: string]: unknown };
+
+/** One entity record. `fields` never holds `type` or `id`. */
+export interface Entity {
+  type: string;
+  id: number;
+  fields: Record<string, FieldValue>;
+}
+
+/** ShotGrid filter operators (the REST API's and api3's names). */
+export const FILTER_OPERATORS = [
+  "is",
+  "is_not",
+  "less_than",
+  "greater_than",
+  "contains",
+  "not_contains",
+  "starts_with",
+  "ends_with",
+  "between",
+  "not_between",
+  "in_last",
+  "not_in_last",
+  "in_next",
+  "not_in_next",
+  "in",
+  "not_in",
+  "type_is",
+  "type_is_not",
+  "in_calendar_day",
+  "in_calendar_week",
+  "in_calendar_month",
+  "in_calendar_year",
+  "name_contains",
+  "name_not_contains",
+  "name_starts_with",
+  "name_ends_with",
+  "name_is",
+  "name_id",
+] as const;
+export type FilterOperator = (typeof FILTER_OPERATORS)[number];
+
+/**
+ * One condition in ShotGrid's array form: `["code", "is", "SH010"]`,
+ * `["created_at", "between", lo, hi]`, `["id", "in", [1, 2]]`, `["updated_at", "in_last", 1, "DAY"]`.
+ */
+export type FilterCondition = [path: string, operator: FilterOperator | string, ...values: unknown[]];
+
+/** A nested group in ShotGrid's logical (hash) form. */
+export interface FilterGroup {
+  logical_operator: "and" | "or";
+  conditions: Array<FilterCondition | FilterGroup>;
+}
+
+/** Either form: a list of conditions (all ANDed) or one logical group. */
+export type Filters = FilterCondition[] | FilterGroup;
+
+export interface SortSpec {
+  field: string;
+  direction: "asc" | "desc";
+}
+
+/** Which records to return with respect to retirement (ShotGrid's `return_only`). */
+export type ReturnOnly = "active" | "retired";
+
+export interface ReadOptions {
+  /** Fields to return; empty or undefined means the site's default (`*`: every field). */
+  fields?: string[];
+  returnOnly?: ReturnOnly;
+  includeArchivedProjects?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface SearchOptions extends ReadOptions {
+  filters?: Filters;
+  sort?: SortSpec[];
+  /** Stop after this many records in total (across pages). Undefined: every matching record. */
+  limit?: number;
+  /** Records per upstream page (ShotGrid's default is 500). */
+  pageSize?: number;
+  /** Start at this 1-based page of `pageSize` records (for callers that page themselves). */
+  page?: number;
+}
+
+/** One row of ShotGrid's event log (EventLogEntry), decoded. */
+export interface EventLogEntry {
+  id: number;
+  event_type: string;
+  attribute_name: string | null;
+  meta: Record<string, unknown> | null;
+  entity: EntityLink | null;
+  project: EntityLink | null;
+  user: EntityLink | null;
+  session_uuid: string | null;
+  /** ISO 8601 UTC, e.g. `2021-06-16T08:55:13Z`. */
+  created_at: string;
+  description?: string | null;
+}
+
+export interface EventReadOptions {
+  /** Return events with id strictly greater than this. */
+  afterId?: number;
+  /** Return only these ids (for re-asking about skipped ids cheaply). */
+  ids?: number[];
+  /** At most this many events (one page). Default 500. */
+  limit?: number;
+  /** Only events created at or after this ISO time (used by reconcile and gap give-up). */
+  createdAfter?: string;
+  signal?: AbortSignal;
+}
+
+/** One field of an entity type's schema, flattened from ShotGrid's `{value, editable}` pairs. */
+export interface FieldSchema {
+  name: string;
+  /** The field's display name ("Shot Code"). */
+  displayName: string;
+  /** ShotGrid data type: text, number, float, entity, multi_entity, date, date_time, checkbox… */
+  dataType: string;
+  editable: boolean;
+  /** For entity and multi_entity fields: the types the link may point to. */
+  validTypes?: string[];
+  /** For status_list and list fields: the allowed values. */
+  validValues?: string[];
+}
+
+/** An entity type's fields by field name. */
+export type EntitySchema = Record<string, FieldSchema>;
+
+/** How a multi-entity field is changed by an update. */
+export type MultiEntityUpdateMode = "set" | "add" | "remove";
+
+export interface MultiEntityUpdate {
+  multi_entity_update_mode: MultiEntityUpdateMode;
+  value: EntityLink[];
+}
+
+/** Field values for create and update; multi-entity fields may carry an update mode. */
+export type WriteFields = Record<string, FieldValue | MultiEntityUpdate>;
+
+export type BatchRequest =
+  | { requestType: "create"; entityType: string; data: WriteFields }
+  | { requestType: "update"; entityType: string; id: number; data: WriteFields }
+  | { requestType: "delete"; entityType: string; id: number };
+
+/** A batch result: the created or updated entity, or `true` for a delete. */
+export type BatchResult = Entity | boolean;
+
+/**
+ * The data source behind the cache. The ShotGrid REST client implements it; another source can
+ * replace ShotGrid by implementing it too. Errors are `BackendError` subclasses (see errors.ts).
+ */
+export interface Backend {
+  /** A human-readable name of the source (a site URL), for logs and health. Never a secret. */
+  readonly description: string;
+  /** One record by id, or null when it does not exist (or is not visible with these options). */
+  getEntity(entityType: string, id: number, options?: ReadOptions): Promise<Entity | null>;
+  /** Every matching record, paged upstream to completion or to `limit`. */
+  search(entityType: string, options?: SearchOptions): Promise<Entity[]>;
+  /** The same, a page at a time (for preload with progress). */
+  searchPages(entityType: string, options?: SearchOptions): AsyncIterable<Entity[]>;
+  /** The fields of one entity type. */
+  schemaFields(entityType: string, signal?: AbortSignal): Promise<EntitySchema>;
+  /** Every entity type the source knows, by name. */
+  schemaEntityTypes(signal?: AbortSignal): Promise<string[]>;
+  /** Event log rows sorted by id ascending. */
+  readEvents(options: EventReadOptions): Promise<EventLogEntry[]>;
+  /** The newest event id in the log (0 when empty). */
+  latestEventId(signal?: AbortSignal): Promise<number>;
+  create(entityType: string, data: WriteFields, fields?: string[]): Promise<Entity>;
+  update(entityType: string, id: number, data: WriteFields, fields?: string[]): Promise<Entity>;
+  /** Retire a record. */
+  delete(entityType: string, id: number): Promise<void>;
+  /** Bring a retired record back; true when it was revived. */
+  revive(entityType: string, id: number): Promise<boolean>;
+  /** All-or-nothing batch of writes. */
+  batch(requests: BatchRequest[]): Promise<BatchResult[]>;
+  /** Release connections. */
+  close(): Promise<void>;
+}
