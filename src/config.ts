@@ -1,0 +1,135 @@
+/**
+ * One validated configuration for `serve`, from command-line flags and environment variables
+ * (flags win). Every problem is reported with the flag's name and the reason.
+ */
+import { parseArgs, parseIntOption, UsageError, type OptionSpec } from "./args.ts";
+
+export interface ServeConfig {
+  /** Port for Connect, gRPC and gRPC-web (`--port`, `PORT`). */
+  port: number;
+  /** Interface to bind (`--host`, `HOST`). */
+  host: string;
+  /** The ShotGrid site; undefined means demo mode with the built-in simulated site. */
+  site?: { url: string; scriptName: string; scriptKey: string };
+  /** Port of the in-process simulated site in demo mode. */
+  demoSitePort: number;
+  /** Entity types preloaded whole at start. */
+  preloadTypes: string[];
+  /** Memory bound of the cache, in bytes. */
+  cacheMaxBytes: number;
+  /** Safety net: cached entries older than this are refetched (ms). */
+  maxAgeMs: number;
+  /** Event log poll interval (ms). */
+  pollIntervalMs: number;
+  /** Seconds between heartbeats on an idle WatchChanges stream. */
+  heartbeatS: number;
+  /** Changes kept for WatchChanges resume. */
+  replayEvents: number;
+  /** Largest request body accepted (bytes). */
+  maxRequestBytes: number;
+  /** Most fields one request may ask for. */
+  maxFields: number;
+  /** Largest Query page (and the limit used when a Query sets none). */
+  maxPageSize: number;
+  /** Deadline for one unary call, unless the client sets a shorter one (ms). */
+  deadlineMs: number;
+  /** Concurrent requests to the site at most. */
+  upstreamConcurrency: number;
+  tls?: { certFile: string; keyFile: string };
+  logLevel: string;
+}
+
+export const SERVE_OPTIONS: Record<string, OptionSpec> = {
+  port: { kind: "string", help: "port for Connect, gRPC and gRPC-web (env PORT; default 8080)" },
+  host: { kind: "string", help: "interface to bind (env HOST; default 0.0.0.0)" },
+  site: { kind: "string", help: "ShotGrid site URL, e.g. https://studio.shotgrid.autodesk.com (env SHOTGRID_URL); none: demo mode" },
+  "script-name": { kind: "string", help: "ShotGrid script name (env SHOTGRID_SCRIPT_NAME)" },
+  "script-key": { kind: "string", help: "ShotGrid script key (env SHOTGRID_SCRIPT_KEY); never logged" },
+  "demo-site-port": { kind: "string", help: "port of the simulated site in demo mode (default 8090)" },
+  preload: { kind: "string", help: "entity types preloaded whole (default Project,Sequence,Shot,Asset,Step; '' for none)" },
+  "cache-max-mb": { kind: "string", help: "memory bound of the cache in MiB (default 512)" },
+  "max-age-s": { kind: "string", help: "refetch cached entries older than this (default 3600)" },
+  "poll-interval-ms": { kind: "string", help: "event log poll interval (default 1000)" },
+  "heartbeat-s": { kind: "string", help: "heartbeat interval on idle WatchChanges streams (default 15)" },
+  "replay-events": { kind: "string", help: "changes kept for WatchChanges resume (default 100000)" },
+  "max-request-bytes": { kind: "string", help: "largest request body (default 1048576)" },
+  "max-fields": { kind: "string", help: "most fields per request (default 200)" },
+  "max-page-size": { kind: "string", help: "largest Query page, and the default limit (default 5000)" },
+  "deadline-ms": { kind: "string", help: "deadline of one unary call (default 30000)" },
+  "upstream-concurrency": { kind: "string", help: "concurrent requests to the site at most (default 8)" },
+  "tls-cert": { kind: "string", help: "PEM certificate: serve TLS (HTTP/1.1 and HTTP/2 by ALPN)" },
+  "tls-key": { kind: "string", help: "PEM private key for --tls-cert" },
+  "log-level": { kind: "string", help: "trace, debug, info, warn, error (env LOG_LEVEL; default info)" },
+  help: { kind: "boolean", help: "show this help" },
+};
+
+const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
+
+/** Build the configuration; throws UsageError naming the offending flag. */
+export function loadServeConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): ServeConfig & { help: boolean } {
+  const { values, positionals } = parseArgs(argv, SERVE_OPTIONS);
+  if (positionals.length > 0) throw new UsageError(`serve takes no positional arguments, got "${positionals.join(" ")}"`);
+  const str = (flag: string, envName?: string): string | undefined => {
+    const v = values[flag];
+    if (typeof v === "string") return v;
+    return envName ? env[envName] : undefined;
+  };
+
+  const siteUrl = str("site", "SHOTGRID_URL")?.trim() || undefined;
+  const scriptName = str("script-name", "SHOTGRID_SCRIPT_NAME")?.trim() || undefined;
+  const scriptKey = str("script-key", "SHOTGRID_SCRIPT_KEY") || undefined;
+  let site: ServeConfig["site"];
+  if (siteUrl) {
+    let parsed: URL;
+    try {
+      parsed = new URL(siteUrl);
+    } catch {
+      throw new UsageError(`--site (SHOTGRID_URL) is not a URL: "${siteUrl}"`);
+    }
+    if (parsed.protocol !== "https:" && parsed.protocol !== "http:") {
+      throw new UsageError(`--site (SHOTGRID_URL) must be an http or https URL, got "${parsed.protocol}"`);
+    }
+    const missing = [!scriptName && "--script-name (SHOTGRID_SCRIPT_NAME)", !scriptKey && "--script-key (SHOTGRID_SCRIPT_KEY)"].filter(Boolean);
+    if (missing.length > 0) {
+      throw new UsageError(`a site is set (${parsed.origin}) but ${missing.join(" and ")} ${missing.length > 1 ? "are" : "is"} missing: the service cannot authenticate to ShotGrid`);
+    }
+    site = { url: parsed.origin + parsed.pathname.replace(/\/+$/, ""), scriptName: scriptName!, scriptKey: scriptKey! };
+  }
+
+  const preloadRaw = str("preload");
+  const preloadTypes = (preloadRaw ?? "Project,Sequence,Shot,Asset,Step")
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const t of preloadTypes) {
+    if (!/^[A-Za-z][A-Za-z0-9_]*$/.test(t)) throw new UsageError(`--preload: "${t}" is not an entity type name`);
+  }
+
+  const tlsCert = str("tls-cert");
+  const tlsKey = str("tls-key");
+  if (Boolean(tlsCert) !== Boolean(tlsKey)) throw new UsageError("--tls-cert and --tls-key go together");
+
+  const logLevel = (str("log-level", "LOG_LEVEL") ?? "info").toLowerCase();
+  if (!LOG_LEVELS.includes(logLevel)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(", ")}, got "${logLevel}"`);
+
+  return {
+    help: values.help === true,
+    port: parseIntOption("--port (PORT)", str("port", "PORT"), 8080, 0, 65535),
+    host: str("host", "HOST") ?? "0.0.0.0",
+    site,
+    demoSitePort: parseIntOption("--demo-site-port", str("demo-site-port"), 8090, 0, 65535),
+    preloadTypes,
+    cacheMaxBytes: parseIntOption("--cache-max-mb", str("cache-max-mb"), 512, 1, 1024 * 1024) * 1024 * 1024,
+    maxAgeMs: parseIntOption("--max-age-s", str("max-age-s"), 3600, 1, 365 * 86400) * 1000,
+    pollIntervalMs: parseIntOption("--poll-interval-ms", str("poll-interval-ms"), 1000, 10, 3_600_000),
+    heartbeatS: parseIntOption("--heartbeat-s", str("heartbeat-s"), 15, 1, 3600),
+    replayEvents: parseIntOption("--replay-events", str("replay-events"), 100_000, 0, 10_000_000),
+    maxRequestBytes: parseIntOption("--max-request-bytes", str("max-request-bytes"), 1024 * 1024, 1024, 256 * 1024 * 1024),
+    maxFields: parseIntOption("--max-fields", str("max-fields"), 200, 1, 10_000),
+    maxPageSize: parseIntOption("--max-page-size", str("max-page-size"), 5000, 1, 100_000),
+    deadlineMs: parseIntOption("--deadline-ms", str("deadline-ms"), 30_000, 100, 3_600_000),
+    upstreamConcurrency: parseIntOption("--upstream-concurrency", str("upstream-concurrency"), 8, 1, 1000),
+    tls: tlsCert && tlsKey ? { certFile: tlsCert, keyFile: tlsKey } : undefined,
+    logLevel,
+  };
+}

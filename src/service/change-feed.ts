@@ -1,0 +1,39 @@
+/**
+ * What a WatchChanges stream reads from: the change bus as the service sees it. The events
+ * folder's ChangeBus satisfies it; the service knows nothing of how changes are gathered.
+ */
+import type { EntityLink } from "../shotgrid/types.ts";
+
+/** One applied change to one entity. */
+export interface FeedChange {
+  eventId: number;
+  eventType: string;
+  kind: "new" | "change" | "retirement" | "revival";
+  entityType: string;
+  entityId: number;
+  /** 0 when the entity belongs to no project. */
+  projectId: number;
+  attributeName: string | null;
+  /** ISO 8601 time of the event. */
+  createdAt: string;
+  user: EntityLink | null;
+}
+
+export type FeedMessage =
+  | { kind: "change"; change: FeedChange }
+  /** The subscriber must drop its local copies; `closes` when the stream ends after it. */
+  | { kind: "resync"; reason: string; resumeEventId: number; closes: boolean };
+
+export interface FeedSubscription {
+  entityTypes: string[];
+  projectIds: number[];
+  /** Replay changes after this id first; 0: live only. */
+  sinceEventId: number;
+  signal: AbortSignal;
+}
+
+export interface ChangeFeed {
+  subscribe(options: FeedSubscription): AsyncIterable<FeedMessage>;
+  /** The newest event id applied. */
+  readonly lastEventId: number;
+}

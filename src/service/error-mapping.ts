@@ -1,0 +1,33 @@
+/**
+ * Every error a handler can meet funnels through `toConnectError` (connect-es's style): one place
+ * decides the Connect code and the message a client sees. Messages never carry secrets.
+ */
+import { Code, ConnectError } from "@connectrpc/connect";
+import { BackendError } from "../shotgrid/errors.ts";
+import { InvalidInputError } from "./invalid-input-error.ts";
+
+export function toConnectError(err: unknown): ConnectError {
+  if (err instanceof ConnectError) return err;
+  if (err instanceof InvalidInputError) return new ConnectError(err.message, Code.InvalidArgument);
+  if (err instanceof BackendError) {
+    const sg = err.shotgridCode !== undefined ? ` (ShotGrid code ${err.shotgridCode})` : "";
+    switch (err.code) {
+      case "SG_NOT_FOUND":
+        return new ConnectError(`${err.message}${sg}`, Code.NotFound);
+      case "SG_REQUEST_REJECTED":
+        return new ConnectError(`ShotGrid rejected the request: ${err.message}${sg}`, Code.InvalidArgument);
+      case "SG_AUTH_FAILED":
+        return new ConnectError(`the cache cannot authenticate to ShotGrid (check its script name and key): ${err.message}`, Code.Unavailable);
+      case "SG_UNAVAILABLE":
+        return new ConnectError(`ShotGrid is unavailable and this answer is not cached: ${err.message}`, Code.Unavailable);
+      case "SG_TIMEOUT":
+        return new ConnectError(`ShotGrid did not answer in time and this answer is not cached: ${err.message}`, Code.Unavailable);
+      case "SG_MALFORMED_RESPONSE":
+        return new ConnectError(`ShotGrid sent an answer the cache cannot read: ${err.message}`, Code.Unavailable);
+      case "SG_ABORTED":
+        return new ConnectError("the call was cancelled", Code.Canceled);
+    }
+  }
+  if (err instanceof Error && err.name === "AbortError") return new ConnectError("the call was cancelled or ran past its deadline", Code.DeadlineExceeded);
+  return new ConnectError("internal error", Code.Internal, undefined, undefined, err);
+}

@@ -1,0 +1,90 @@
+/**
+ * Validation of GetEntity and Query requests against the site's schema and the service's limits.
+ * Everything a handler passes to the cache has been through here (design invariant 7).
+ */
+import { toJson } from "@bufbuild/protobuf";
+import { ValueSchema } from "@bufbuild/protobuf/wkt";
+import type { GetEntityRequest, QueryRequest } from "../../gen/shotgrid/cache/v1/cache_pb.ts";
+import type { EntityQuery } from "../cache/types.ts";
+import type { SortSpec } from "../shotgrid/types.ts";
+import { validateFilters } from "./filter-validation.ts";
+import { InvalidInputError } from "./invalid-input-error.ts";
+import type { SchemaRegistry } from "./schema-registry.ts";
+
+export interface RequestLimits {
+  /** Most fields (and order clauses) one request may name. */
+  maxFields: number;
+  /** Largest Query page; also the limit of a Query that sets none. */
+  maxPageSize: number;
+  /** Most filter conditions in one Query, nested ones included. */
+  maxConditions: number;
+}
+
+const TYPE_NAME = /^[A-Za-z][A-Za-z0-9_]*$/;
+const FIELD_PATH = /^[A-Za-z0-9_.]+$/;
+
+export async function validateEntityType(entityType: string, schema: SchemaRegistry): Promise<void> {
+  if (entityType === "") throw new InvalidInputError("entityType", "is required, e.g. \"Shot\"");
+  if (!TYPE_NAME.test(entityType)) throw new InvalidInputError("entityType", `"${entityType}" is not an entity type name`);
+  if (!(await schema.hasType(entityType))) throw new InvalidInputError("entityType", `unknown entity type "${entityType}" on this site`);
+}
+
+export async function validateFields(fields: readonly string[], entityType: string, schema: SchemaRegistry, limits: RequestLimits): Promise<string[]> {
+  if (fields.length > limits.maxFields) throw new InvalidInputError("fields", `too many fields: ${fields.length} (at most ${limits.maxFields})`);
+  const out: string[] = [];
+  const seen = new Set<string>();
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i]!;
+    if (!FIELD_PATH.test(f)) throw new InvalidInputError(`fields[${i}]`, `"${f}" is not a field name`);
+    if (f === "id" || f === "type") continue; // always returned
+    const r = await schema.resolveField(entityType, f);
+    if (!r.ok) throw new InvalidInputError(`fields[${i}]`, r.reason);
+    if (!seen.has(f)) {
+      seen.add(f);
+      out.push(f);
+    }
+  }
+  return out;
+}
+
+export async function validateGetEntity(req: GetEntityRequest, schema: SchemaRegistry, limits: RequestLimits): Promise<{ entityType: string; id: number; fields: string[] }> {
+  await validateEntityType(req.entityType, schema);
+  if (!Number.isInteger(req.id) || req.id <= 0) throw new InvalidInputError("id", `must be a positive entity id, got ${req.id}`);
+  const fields = await validateFields(req.fields, req.entityType, schema, limits);
+  return { entityType: req.entityType, id: req.id, fields };
+}
+
+export async function validateQuery(req: QueryRequest, schema: SchemaRegistry, limits: RequestLimits): Promise<EntityQuery> {
+  await validateEntityType(req.entityType, schema);
+  const fields = await validateFields(req.fields, req.entityType, schema, limits);
+  const rawFilters = req.filters ? toJson(ValueSchema, req.filters) : undefined;
+  const filters = await validateFilters(rawFilters, req.entityType, schema, { maxConditions: limits.maxConditions });
+  if (req.order.length > limits.maxFields) throw new InvalidInputError("order", `too many sort clauses (at most ${limits.maxFields})`);
+  const order: SortSpec[] = [];
+  for (let i = 0; i < req.order.length; i++) {
+    const o = req.order[i]!;
+    if (o.field === "") throw new InvalidInputError(`order[${i}].field`, "is required");
+    if (o.field !== "id") {
+      const r = await schema.resolveField(req.entityType, o.field);
+      if (!r.ok) throw new InvalidInputError(`order[${i}].field`, r.reason);
+    }
+    const dir = o.direction.toLowerCase();
+    if (dir !== "" && dir !== "asc" && dir !== "desc") {
+      throw new InvalidInputError(`order[${i}].direction`, `must be "asc" or "desc", got "${o.direction}"`);
+    }
+    order.push({ field: o.field, direction: dir === "desc" ? "desc" : "asc" });
+  }
+  if (req.limit < 0) throw new InvalidInputError("limit", `must not be negative, got ${req.limit}`);
+  if (req.limit > limits.maxPageSize) throw new InvalidInputError("limit", `${req.limit} is over the largest page (${limits.maxPageSize}); page through with "page"`);
+  if (req.page < 0) throw new InvalidInputError("page", `must not be negative, got ${req.page}`);
+  return {
+    entityType: req.entityType,
+    filters,
+    fields,
+    order,
+    limit: req.limit === 0 ? limits.maxPageSize : req.limit,
+    page: req.page === 0 ? 1 : req.page,
+    includeArchivedProjects: req.includeArchivedProjects,
+    retired: req.retired,
+  };
+}

@@ -1,0 +1,91 @@
+/**
+ * The site's schema as the service validates requests against it: entity types and their fields,
+ * fetched from the Backend on first use and kept until told a type changed.
+ */
+import type { Backend, EntitySchema, FieldSchema } from "../shotgrid/types.ts";
+
+/** A field reached through a dotted path such as `sg_sequence.Sequence.code`. */
+export interface ResolvedField {
+  /** The entity type the last hop's field belongs to. */
+  entityType: string;
+  field: FieldSchema;
+  /** Entity types crossed by the path's links (empty for a plain field). */
+  via: string[];
+}
+
+export type FieldResolution = { ok: true; resolved: ResolvedField } | { ok: false; reason: string };
+
+export class SchemaRegistry {
+  private types: Promise<Set<string>> | undefined;
+  private readonly fields = new Map<string, Promise<EntitySchema>>();
+
+  constructor(private readonly backend: Backend) {}
+
+  /** True when the site knows the type. A miss refreshes the list once (the type may be new). */
+  async hasType(entityType: string): Promise<boolean> {
+    if ((await this.typeSet()).has(entityType)) return true;
+    this.types = undefined;
+    return (await this.typeSet()).has(entityType);
+  }
+
+  /** The fields of a known entity type. */
+  fieldsOf(entityType: string): Promise<EntitySchema> {
+    let p = this.fields.get(entityType);
+    if (!p) {
+      p = this.backend.schemaFields(entityType);
+      // A failed fetch must not stick: the next call asks again.
+      p.catch(() => this.fields.delete(entityType));
+      this.fields.set(entityType, p);
+    }
+    return p;
+  }
+
+  /** Forget what is known of one type (or all), after a schema change event. */
+  invalidate(entityType?: string): void {
+    if (entityType) this.fields.delete(entityType);
+    else this.fields.clear();
+    this.types = undefined;
+  }
+
+  /**
+   * Resolve a field name or a deep dotted path (`entity.Shot.sg_sequence.Sequence.code`): each hop
+   * is a single-entity link whose valid types include the named type.
+   */
+  async resolveField(entityType: string, path: string): Promise<FieldResolution> {
+    const parts = path.split(".");
+    if (parts.length % 2 === 0 || parts.some((p) => p === "")) {
+      return { ok: false, reason: `"${path}" is not a field name nor a dotted path of the form link.Type.field` };
+    }
+    let type = entityType;
+    const via: string[] = [];
+    for (let i = 0; i < parts.length; i += 2) {
+      const name = parts[i]!;
+      const schema = await this.fieldsOf(type);
+      const field = Object.hasOwn(schema, name) ? schema[name] : undefined;
+      if (!field) return { ok: false, reason: `${type} has no field "${name}"` };
+      if (i === parts.length - 1) return { ok: true, resolved: { entityType: type, field, via } };
+      const nextType = parts[i + 1]!;
+      if (field.dataType !== "entity") {
+        return { ok: false, reason: `"${name}" of ${type} is a ${field.dataType} field; a dotted path can only follow a single-entity link` };
+      }
+      if (field.validTypes && field.validTypes.length > 0 && !field.validTypes.includes(nextType)) {
+        return { ok: false, reason: `"${name}" of ${type} cannot link to ${nextType} (it links to ${field.validTypes.join(", ")})` };
+      }
+      if (!(await this.hasType(nextType))) return { ok: false, reason: `unknown entity type "${nextType}" in "${path}"` };
+      via.push(nextType);
+      type = nextType;
+    }
+    return { ok: false, reason: `"${path}" is incomplete` };
+  }
+
+  private typeSet(): Promise<Set<string>> {
+    if (!this.types) {
+      const p = this.backend.schemaEntityTypes().then((list) => new Set(list));
+      p.catch(() => {
+        if (this.types === p) this.types = undefined;
+      });
+      this.types = p;
+    }
+    return this.types;
+  }
+}
