@@ -17,7 +17,7 @@ export async function main(argv: string[]): Promise<void> {
   try {
     switch (command) {
       case "serve": {
-        const { runServe } = await import("./server/serve-command.ts");
+        const { runServe } = await import("./serve.ts");
         await runServe(rest);
         return;
       }

@@ -4,11 +4,12 @@
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import { BackendError } from "../shotgrid/errors.ts";
+import { InvalidCacheRequestError } from "../cache/errors.ts";
 import { InvalidInputError } from "./invalid-input-error.ts";
 
 export function toConnectError(err: unknown): ConnectError {
   if (err instanceof ConnectError) return err;
-  if (err instanceof InvalidInputError) return new ConnectError(err.message, Code.InvalidArgument);
+  if (err instanceof InvalidInputError || err instanceof InvalidCacheRequestError) return new ConnectError(err.message, Code.InvalidArgument);
   if (err instanceof BackendError) {
     const sg = err.shotgridCode !== undefined ? ` (ShotGrid code ${err.shotgridCode})` : "";
     switch (err.code) {

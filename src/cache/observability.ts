@@ -1,0 +1,49 @@
+/**
+ * What the cache reports, as small interfaces: the server's prom-client metrics and its pino logger
+ * satisfy them; tests and library users get silent defaults.
+ */
+
+/** Which kind of read an observation is about. */
+export type CacheReadKind = "entity" | "query";
+
+/** How one upstream call ended. */
+export type UpstreamOutcome = "ok" | "error" | "timeout";
+
+/** Shaped so the server's prom-client `Metrics` class satisfies it as is. */
+export interface CacheMetrics {
+  /** Answered from a valid cached entry (including "does not exist" known from a preloaded type). */
+  cacheHit(kind: CacheReadKind): void;
+  /** Not answered from the cache: fetched upstream, or joined an identical fetch in flight. */
+  cacheMiss(kind: CacheReadKind): void;
+  /** A miss that joined an identical fetch in flight instead of calling upstream. */
+  coalescedWait(): void;
+  /** One Backend call made by the cache: `operation` is the Backend method. */
+  upstreamCall(operation: string, outcome: UpstreamOutcome, seconds: number): void;
+  /** Current size of the store (a gauge pair), pushed after changes. */
+  setCacheSize(size: { bytes: number; entries: number }): void;
+  /** Served a cached entry marked stale because the Backend was unavailable. */
+  cacheStaleServed?(kind: CacheReadKind): void;
+}
+
+export const NOOP_CACHE_METRICS: CacheMetrics = {
+  cacheHit() {},
+  cacheMiss() {},
+  coalescedWait() {},
+  upstreamCall() {},
+  setCacheSize() {},
+};
+
+/** The subset of pino's Logger the cache uses: `(fields, message)`. */
+export interface CacheLogger {
+  debug(fields: object, message?: string): void;
+  info(fields: object, message?: string): void;
+  warn(fields: object, message?: string): void;
+  error(fields: object, message?: string): void;
+}
+
+export const SILENT_LOGGER: CacheLogger = {
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+};

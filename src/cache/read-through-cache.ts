@@ -1,0 +1,487 @@
+/**
+ * The read-through entity cache: answers GetEntity and Query from a store, fetches misses from the
+ * Backend (one fetch per set of identical concurrent misses), preloads whole entity types, and
+ * applies the event log precisely (see dependencies.ts for what each event invalidates).
+ */
+import type { Backend, Entity, EventLogEntry, SearchOptions } from "../shotgrid/types.ts";
+import { BackendError } from "../shotgrid/errors.ts";
+import type { CacheAnswer, EntityCache, EntityQuery, Freshness } from "./types.ts";
+import type { CacheStore, StoredEntry } from "./cache-store.ts";
+import { MemoryStore } from "./memory-store.ts";
+import { SingleFlight, abortable } from "./single-flight.ts";
+import {
+  canonicalFields,
+  canonicalQuery,
+  checkEntityType,
+  projectionKey,
+  queryKey,
+  recordKey,
+  type CanonicalQuery,
+} from "./query-key.ts";
+import { eventEffects, projectionDependencies, queryDependencies, typesOnPath } from "./dependencies.ts";
+import { projectRecord, recordAnswers } from "./entity-fields.ts";
+import { collectLinks } from "./links.ts";
+import { InvalidCacheRequestError } from "./errors.ts";
+import {
+  NOOP_CACHE_METRICS,
+  SILENT_LOGGER,
+  type CacheLogger,
+  type CacheMetrics,
+  type CacheReadKind,
+} from "./observability.ts";
+
+export const DEFAULT_PRELOAD_TYPES: readonly string[] = ["Project", "Sequence", "Shot", "Asset", "Step"];
+
+export interface ReadThroughCacheOptions {
+  /** Where misses are fetched from (the ShotGrid REST client, or any other source). */
+  backend: Backend;
+  /**
+   * Entity types loaded whole by `preload()`, every field of every active record. Once a type is
+   * loaded, GetEntity for it is answered without going upstream (until an event or the max age
+   * says otherwise). Default: Project, Sequence, Shot, Asset, Step.
+   */
+  preloadTypes?: readonly string[];
+  /** Bound on the estimated bytes of everything stored (memory store only). Default 256 MiB. */
+  maxBytes?: number;
+  /**
+   * Safety net against missed events: an entry older than this is fetched again on its next read.
+   * While the Backend is unavailable such an entry is still served, marked stale. Default one hour;
+   * `Infinity` turns the net off.
+   */
+  maxAgeMs?: number;
+  /** Where entries live. Default: a `MemoryStore` bounded by `maxBytes`. */
+  store?: CacheStore;
+  /** Milliseconds since the epoch; tests pass a controllable clock. Default `Date.now`. */
+  now?: () => number;
+  /** Counters and gauges (hits, misses, coalesced waits, upstream calls, size). Default: none. */
+  metrics?: CacheMetrics;
+  /** Structured logger (pino-compatible). Default: silent. */
+  logger?: CacheLogger;
+  /** Records per upstream page during preload. Default 500 (ShotGrid's own default). */
+  preloadPageSize?: number;
+  /** Preloaded records refetched after events are asked for this many at a time. Default 100. */
+  refreshBatchSize?: number;
+  /** The event id the cache is current with at start (the follower's cursor). Default 0. */
+  lastAppliedEventId?: number;
+}
+
+interface Fetched<T> {
+  value: T;
+  fetchedAt: number;
+  asOfEventId: number;
+}
+
+const MIB = 1024 * 1024;
+
+function isOutage(err: unknown): boolean {
+  return err instanceof BackendError && (err.code === "SG_UNAVAILABLE" || err.code === "SG_TIMEOUT");
+}
+
+function checkId(id: unknown): number {
+  if (typeof id !== "number" || !Number.isSafeInteger(id) || id <= 0) {
+    throw new InvalidCacheRequestError("id", `must be a positive integer, got ${JSON.stringify(id)}`);
+  }
+  return id;
+}
+
+function withoutFields(entity: Entity, drop: ReadonlySet<string>): Entity {
+  if (drop.size === 0) return entity;
+  const fields: Entity["fields"] = {};
+  for (const [k, v] of Object.entries(entity.fields)) if (!drop.has(k)) fields[k] = v;
+  return { type: entity.type, id: entity.id, fields };
+}
+
+export class ReadThroughCache implements EntityCache {
+  readonly backend: Backend;
+  readonly store: CacheStore;
+  readonly preloadTypes: readonly string[];
+  readonly #maxAgeMs: number;
+  readonly #now: () => number;
+  readonly #metrics: CacheMetrics;
+  readonly #log: CacheLogger;
+  readonly #preloadPageSize: number;
+  readonly #refreshBatchSize: number;
+  readonly #flights = new SingleFlight<Fetched<unknown>>();
+  /** Preloaded types fully loaded, and when. */
+  readonly #readyAt = new Map<string, number>();
+  /**
+   * For each preloaded type, every id that may exist (a superset: preload, New and Revival add;
+   * Retirement removes). An id outside it does not exist, so GetEntity answers null without asking.
+   */
+  readonly #knownIds = new Map<string, Set<number>>();
+  readonly #background = new Set<Promise<void>>();
+  #applying: Promise<void> = Promise.resolve();
+  #preloading: { type: string; records: number } | undefined;
+  #lastApplied: number;
+
+  constructor(options: ReadThroughCacheOptions) {
+    this.backend = options.backend;
+    this.store = options.store ?? new MemoryStore({ maxBytes: options.maxBytes ?? 256 * MIB });
+    this.preloadTypes = [...new Set(options.preloadTypes ?? DEFAULT_PRELOAD_TYPES)].map(checkEntityType);
+    this.#maxAgeMs = options.maxAgeMs ?? 3_600_000;
+    if (!(this.#maxAgeMs >= 0)) throw new RangeError(`maxAgeMs must be >= 0, got ${options.maxAgeMs}`);
+    this.#now = options.now ?? Date.now;
+    this.#metrics = options.metrics ?? NOOP_CACHE_METRICS;
+    this.#log = options.logger ?? SILENT_LOGGER;
+    this.#preloadPageSize = options.preloadPageSize ?? 500;
+    this.#refreshBatchSize = options.refreshBatchSize ?? 100;
+    this.#lastApplied = options.lastAppliedEventId ?? 0;
+  }
+
+  get lastAppliedEventId(): number {
+    return this.#lastApplied;
+  }
+
+  /**
+   * Say where the event log stood when the cache began loading (the follower's starting cursor):
+   * answers fetched from now on report at least this `asOfEventId`.
+   */
+  startFrom(eventId: number): void {
+    if (eventId > this.#lastApplied) this.#lastApplied = eventId;
+  }
+
+  /** True once every preload type is loaded. */
+  get ready(): boolean {
+    return this.preloadTypes.every((t) => this.#readyAt.has(t));
+  }
+
+  /** Where preload stands, for readiness checks: `{ready:false, reason:"preload of Shot in progress (1000 records)"}`. */
+  get preloadState(): { ready: boolean; reason: string } {
+    if (this.ready) return { ready: true, reason: "preload done" };
+    const p = this.#preloading;
+    if (p) return { ready: false, reason: `preload of ${p.type} in progress (${p.records} records)` };
+    return { ready: false, reason: "preload not started" };
+  }
+
+  /** Load every preload type whole, a page at a time, logging progress. Rejects on upstream failure. */
+  async preload(signal?: AbortSignal): Promise<void> {
+    for (const type of this.preloadTypes) if (!this.#knownIds.has(type)) this.#knownIds.set(type, new Set());
+    const started = this.#now();
+    for (const type of this.preloadTypes) await this.#preloadType(type, signal);
+    this.#log.info({ types: this.preloadTypes, ms: this.#now() - started, ...this.store.stats() }, "cache preload done");
+  }
+
+  async getEntity(entityType: string, id: number, fields: string[], signal?: AbortSignal): Promise<CacheAnswer<Entity | null>> {
+    checkEntityType(entityType);
+    checkId(id);
+    const wanted = canonicalFields(fields);
+    if (wanted.some((f) => f.includes("."))) return this.#getProjection(entityType, id, wanted, signal);
+    const key = recordKey(entityType, id);
+    const entry = await this.store.get(key);
+    if (entry) {
+      const record = entry.value as Entity | null;
+      if (record !== null && !recordAnswers(record, wanted)) return this.#getProjection(entityType, id, wanted, signal);
+      if (this.#fresh(entry)) {
+        this.#metrics.cacheHit("entity");
+        return { value: record && projectRecord(record, wanted), freshness: this.#cached(entry, false) };
+      }
+    } else if (this.#readyAt.has(entityType) && !this.#knownIds.get(entityType)?.has(id)) {
+      this.#metrics.cacheHit("entity");
+      const age = this.#now() - this.#readyAt.get(entityType)!;
+      return { value: null, freshness: { source: "cache", ageMs: age, asOfEventId: this.#lastApplied, stale: false } };
+    }
+    const { promise, joined } = this.#flights.run(key, [key, "nm:any"], () => this.#loadRecord(entityType, id));
+    this.#counted("entity", joined);
+    let fetched: Fetched<unknown>;
+    try {
+      fetched = await abortable(promise, signal);
+    } catch (err) {
+      return this.#staleOr(err, key, "entity", (v) => (v === null ? null : projectRecord(v as Entity, wanted)));
+    }
+    const record = fetched.value as Entity | null;
+    // A plain field that `*` does not return (or that does not exist): ask for it by name.
+    if (record !== null && !recordAnswers(record, wanted)) return this.#getProjection(entityType, id, wanted, signal);
+    return { value: record && projectRecord(record, wanted), freshness: this.#fetched(fetched) };
+  }
+
+  async query(query: EntityQuery, signal?: AbortSignal): Promise<CacheAnswer<Entity[]>> {
+    const q = canonicalQuery(query);
+    const key = queryKey(q);
+    const deps = queryDependencies(q);
+    const entry = await this.store.get(key);
+    if (entry && !deps.volatile && this.#fresh(entry)) {
+      this.#metrics.cacheHit("query");
+      return { value: entry.value as Entity[], freshness: this.#cached(entry, false) };
+    }
+    const { promise, joined } = this.#flights.run(key, [...deps.tags, "nm:any"], () => this.#loadQuery(q, key, deps.tags));
+    this.#counted("query", joined);
+    try {
+      const fetched = await abortable(promise, signal);
+      return { value: fetched.value as Entity[], freshness: this.#fetched(fetched) };
+    } catch (err) {
+      return this.#staleOr(err, key, "query", (v) => v as Entity[]);
+    }
+  }
+
+  /** Apply event log rows: invalidate exactly what they changed, refetch changed preloaded records. */
+  applyEvents(events: EventLogEntry[]): Promise<void> {
+    // One batch at a time, in order, even if a caller does not wait for the previous one.
+    const run = this.#applying.then(() => this.#apply(events));
+    this.#applying = run.catch(() => {});
+    return run;
+  }
+
+  /**
+   * Forget everything (the event cursor can no longer be trusted). Preloaded types stop being
+   * ready until `preload()` runs again.
+   */
+  async invalidateAll(): Promise<void> {
+    await this.store.clear();
+    this.#flights.detach([], true);
+    this.#readyAt.clear();
+    this.#knownIds.clear();
+    this.#reportSize();
+  }
+
+  /** Resolves when background refetches (after events) have settled; for tests and shutdown. */
+  async whenIdle(): Promise<void> {
+    while (this.#background.size > 0) await Promise.allSettled([...this.#background]);
+    await this.#applying;
+  }
+
+  async #apply(events: EventLogEntry[]): Promise<void> {
+    const refresh = new Map<string, Set<number>>();
+    const addRefresh = (type: string, id: number) => {
+      let ids = refresh.get(type);
+      if (!ids) refresh.set(type, (ids = new Set()));
+      ids.add(id);
+    };
+    for (const event of [...events].sort((a, b) => a.id - b.id)) {
+      const fx = eventEffects(event);
+      if (fx) {
+        await this.store.bump(fx.tags);
+        this.#flights.detach(fx.tags);
+        if (fx.rename) await this.store.patchLinkName(fx.rename.link, fx.rename.name);
+        if (fx.dropLinking) await this.store.patchLinkName(fx.dropLinking, undefined);
+        const known = this.#knownIds.get(fx.entityType);
+        if (fx.entityId === undefined) {
+          // Which record changed is unknown: the type's id set can no longer answer "does not exist".
+          this.#readyAt.delete(fx.entityType);
+          this.#log.warn({ eventId: event.id, eventType: event.event_type }, "cache: event names no record; dropped its whole type");
+        } else if (known) {
+          if (fx.kind === "Retirement") {
+            known.delete(fx.entityId);
+            refresh.get(fx.entityType)?.delete(fx.entityId);
+          } else {
+            known.add(fx.entityId);
+            addRefresh(fx.entityType, fx.entityId);
+          }
+        }
+        for (const r of fx.related) if (this.#knownIds.get(r.type)?.has(r.id)) addRefresh(r.type, r.id);
+        // (fx.entityId undefined: nothing to refetch; records come back on demand.)
+        this.#log.debug({ eventId: event.id, eventType: event.event_type, entityId: fx.entityId }, "cache applied event");
+      }
+      if (event.id > this.#lastApplied) this.#lastApplied = event.id;
+    }
+    this.#reportSize();
+    for (const [type, ids] of refresh) this.#track(this.#refreshRecords(type, [...ids]));
+  }
+
+  async #preloadType(type: string, signal?: AbortSignal): Promise<void> {
+    const known = this.#knownIds.get(type) ?? new Set<number>();
+    this.#knownIds.set(type, known);
+    const pages = this.backend
+      .searchPages(type, { fields: [], includeArchivedProjects: true, pageSize: this.#preloadPageSize, signal })
+      [Symbol.asyncIterator]();
+    let records = 0;
+    let stored = 0;
+    let page = 0;
+    this.#preloading = { type, records };
+    for (;;) {
+      // Taken before each page is asked for: a record changed meanwhile is not stored from it.
+      const seq = await this.store.currentSeq();
+      const fetchedAt = this.#now();
+      const asOf = this.#lastApplied;
+      const result = await this.#upstream("searchPages", () => pages.next());
+      if (result.done) break;
+      page++;
+      for (const record of result.value) {
+        known.add(record.id);
+        records++;
+        if (await this.#fillRecord(type, record.id, record, seq, fetchedAt, asOf)) stored++;
+      }
+      this.#preloading = { type, records };
+      this.#log.info({ entityType: type, page, records }, "cache preload progress");
+    }
+    this.#readyAt.set(type, this.#now());
+    this.#preloading = undefined;
+    this.#reportSize();
+    if (stored < records) {
+      this.#log.warn(
+        { entityType: type, records, stored, ...this.store.stats() },
+        "cache preload: not every record was kept (raise the cache size, or events arrived during preload)",
+      );
+    }
+    this.#log.info({ entityType: type, records, pages: page }, "cache preload of type done");
+  }
+
+  async #loadRecord(type: string, id: number): Promise<Fetched<Entity | null>> {
+    const seq = await this.store.currentSeq();
+    const fetchedAt = this.#now();
+    const asOf = this.#lastApplied;
+    const record = await this.#upstream("getEntity", () =>
+      this.backend.getEntity(type, id, { fields: [], includeArchivedProjects: true }),
+    );
+    await this.#fillRecord(type, id, record, seq, fetchedAt, asOf);
+    return { value: record, fetchedAt, asOfEventId: asOf };
+  }
+
+  /** Store a full record (or "does not exist") unless it was invalidated since `seq`. */
+  async #fillRecord(type: string, id: number, record: Entity | null, seq: number, fetchedAt: number, asOf: number): Promise<boolean> {
+    const key = recordKey(type, id);
+    const links = record ? [...collectLinks(record.fields)] : [];
+    const entry: StoredEntry = { value: record, seq, fetchedAt, asOfEventId: asOf, tags: [key, `ty:${type}`], links };
+    // Links are guards, not tags: a rename patches stored records instead of dropping them, but a
+    // record fetched before the rename must not be stored with the old name.
+    const ok = await this.store.setIfFresh(key, entry, links.map((l) => `ln:${l}`));
+    if (ok && record && this.#knownIds.has(type)) this.#knownIds.get(type)!.add(id);
+    return ok;
+  }
+
+  async #getProjection(type: string, id: number, fields: string[], signal?: AbortSignal): Promise<CacheAnswer<Entity | null>> {
+    const key = projectionKey(type, id, fields);
+    const deps = projectionDependencies(type, id, fields);
+    const entry = await this.store.get(key);
+    if (entry && this.#fresh(entry)) {
+      this.#metrics.cacheHit("entity");
+      return { value: entry.value as Entity | null, freshness: this.#cached(entry, false) };
+    }
+    const { promise, joined } = this.#flights.run(key, [...deps, "nm:any"], async () => {
+      const seq = await this.store.currentSeq();
+      const fetchedAt = this.#now();
+      const asOf = this.#lastApplied;
+      const record = await this.#upstream("getEntity", () =>
+        this.backend.getEntity(type, id, { fields, includeArchivedProjects: true }),
+      );
+      const links = record ? [...collectLinks(record.fields)].map((l) => `ln:${l}`) : [];
+      await this.store.setIfFresh(key, { value: record, seq, fetchedAt, asOfEventId: asOf, tags: [...deps, ...links] });
+      this.#reportSize();
+      return { value: record, fetchedAt, asOfEventId: asOf };
+    });
+    this.#counted("entity", joined);
+    try {
+      const fetched = await abortable(promise, signal);
+      return { value: fetched.value as Entity | null, freshness: this.#fetched(fetched) };
+    } catch (err) {
+      return this.#staleOr(err, key, "entity", (v) => v as Entity | null);
+    }
+  }
+
+  async #loadQuery(q: CanonicalQuery, key: string, tags: string[]): Promise<Fetched<Entity[]>> {
+    const seq = await this.store.currentSeq();
+    const fetchedAt = this.#now();
+    const asOf = this.#lastApplied;
+    // Sorting by a link field sorts by the linked names: fetch such fields too, to know which
+    // links the order depends on, then take them out again.
+    const extra = new Set<string>();
+    if (q.fields.length > 0) {
+      for (const s of q.order) if (!q.fields.includes(s.field) && typesOnPath(s.field).length === 0) extra.add(s.field);
+    }
+    const options: SearchOptions = {
+      filters: q.filters,
+      fields: q.fields.length === 0 ? [] : [...q.fields, ...extra],
+      sort: q.order,
+      returnOnly: q.retired ? "retired" : "active",
+      includeArchivedProjects: q.includeArchivedProjects,
+    };
+    if (q.limit > 0) options.limit = q.limit;
+    if (q.limit > 0 && q.page > 1) Object.assign(options, { pageSize: q.limit, page: q.page });
+    const found = await this.#upstream("search", () => this.backend.search(q.entityType, options));
+    const links = new Set<string>();
+    for (const e of found) collectLinks(e.fields, links);
+    const value = found.map((e) => (q.fields.length === 0 ? projectRecord(e, []) : withoutFields(e, extra)));
+    await this.store.setIfFresh(key, {
+      value,
+      seq,
+      fetchedAt,
+      asOfEventId: asOf,
+      tags: [...tags, ...[...links].map((l) => `ln:${l}`)],
+    });
+    this.#reportSize();
+    return { value, fetchedAt, asOfEventId: asOf };
+  }
+
+  /** Refetch changed preloaded records a batch at a time; each id is a flight GetEntity can join. */
+  async #refreshRecords(type: string, ids: number[]): Promise<void> {
+    for (let i = 0; i < ids.length; i += this.#refreshBatchSize) {
+      const chunk = ids.slice(i, i + this.#refreshBatchSize);
+      const seq = await this.store.currentSeq();
+      const fetchedAt = this.#now();
+      const asOf = this.#lastApplied;
+      const batch = this.#upstream("search", () =>
+        this.backend.search(type, { filters: [["id", "in", chunk]], fields: [], includeArchivedProjects: true }),
+      ).then((list) => new Map(list.map((e) => [e.id, e])));
+      const flights = chunk.map((id) => {
+        const key = recordKey(type, id);
+        return this.#flights.run(key, [key, "nm:any"], async () => {
+          const record = (await batch).get(id) ?? null;
+          await this.#fillRecord(type, id, record, seq, fetchedAt, asOf);
+          return { value: record, fetchedAt, asOfEventId: asOf };
+        }).promise;
+      });
+      try {
+        await batch;
+        await Promise.allSettled(flights);
+      } catch (err) {
+        this.#log.warn({ entityType: type, ids: chunk.length, err: String(err) }, "cache refresh after events failed; records will be fetched on demand");
+      }
+    }
+    this.#reportSize();
+  }
+
+  async #staleOr<T>(err: unknown, key: string, kind: CacheReadKind, shape: (value: unknown) => T): Promise<CacheAnswer<T>> {
+    if (!isOutage(err)) throw err;
+    // Only entries no event has invalidated are still in the store; those past max age may be served.
+    const entry = await this.store.get(key);
+    if (!entry) throw err;
+    this.#metrics.cacheStaleServed?.(kind);
+    return { value: shape(entry.value), freshness: this.#cached(entry, true) };
+  }
+
+  async #upstream<T>(operation: string, call: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    try {
+      const result = await call();
+      this.#metrics.upstreamCall(operation, "ok", (performance.now() - started) / 1000);
+      return result;
+    } catch (err) {
+      const outcome = err instanceof BackendError && err.code === "SG_TIMEOUT" ? "timeout" : "error";
+      this.#metrics.upstreamCall(operation, outcome, (performance.now() - started) / 1000);
+      throw err;
+    }
+  }
+
+  #fresh(entry: StoredEntry): boolean {
+    return this.#now() - entry.fetchedAt <= this.#maxAgeMs;
+  }
+
+  #cached(entry: StoredEntry, stale: boolean): Freshness {
+    return { source: "cache", ageMs: Math.max(0, this.#now() - entry.fetchedAt), asOfEventId: entry.asOfEventId, stale };
+  }
+
+  #fetched(f: Fetched<unknown>): Freshness {
+    return { source: "shotgrid", ageMs: Math.max(0, this.#now() - f.fetchedAt), asOfEventId: f.asOfEventId, stale: false };
+  }
+
+  #counted(kind: CacheReadKind, joined: boolean): void {
+    this.#metrics.cacheMiss(kind);
+    if (joined) this.#metrics.coalescedWait();
+  }
+
+  #reportSize(): void {
+    this.#metrics.setCacheSize(this.store.stats());
+  }
+
+  #track(work: Promise<void>): void {
+    const p = work.catch((err: unknown) => this.#log.warn({ err: String(err) }, "cache background work failed"));
+    this.#background.add(p);
+    void p.finally(() => this.#background.delete(p));
+  }
+}
+
+/** The embedded default: a read-through cache over a bounded in-memory LRU store. */
+export class MemoryEntityCache extends ReadThroughCache {
+  constructor(options: Omit<ReadThroughCacheOptions, "store">) {
+    super({ ...options, store: undefined });
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * The `serve` command: parse the configuration, start the service, say plainly where it listens
+ * (and, in demo mode, where the simulated site is and how to log in to it), stop on a signal.
+ */
+import { pino } from "pino";
+import { formatHelp } from "./args.ts";
+import { startService } from "./app.ts";
+import { loadServeConfig, SERVE_OPTIONS } from "./config.ts";
+import { VERSION } from "./version.ts";
+
+export async function runServe(argv: string[]): Promise<void> {
+  const config = loadServeConfig(argv);
+  if (config.help) {
+    process.stdout.write(formatHelp("usage: shotgrid-cache serve [options]", SERVE_OPTIONS));
+    return;
+  }
+  const logger = pino({ level: config.logLevel, base: { service: "shotgrid-cache" } });
+  const service = await startService(config, logger);
+  logger.info({ version: VERSION, url: service.url, mode: service.mode, preload: config.preloadTypes }, "shotgrid-cache listening");
+  if (service.demoSite) {
+    const site = service.demoSite;
+    // Said plainly on stderr as well as in the log: a user must not mistake the demo for their site.
+    process.stderr.write(
+      [
+        "",
+        "  shotgrid-cache is running in DEMO mode: no ShotGrid site is configured (--site / SHOTGRID_URL),",
+        "  so it serves a built-in simulated ShotGrid site with a small demo studio.",
+        `  cache service:       ${service.url}`,
+        `  simulated site:      ${site.url}  (REST API under /api/v1.1)`,
+        `  site script login:   script name "${site.scriptName}", script key "${site.scriptKey}" (demo only)`,
+        "  Change data on the simulated site and watch the cache follow.",
+        "",
+      ].join("\n") + "\n",
+    );
+  } else {
+    logger.info({ site: config.site!.url, scriptName: config.site!.scriptName }, "following ShotGrid site");
+  }
+  service.ready.then(
+    () => logger.info({ lastEventId: service.follower?.lastAppliedEventId }, "ready: preload done and event follower running"),
+    () => undefined,
+  );
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      logger.warn({ signal }, "second signal: exiting now");
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info({ signal }, "shutting down: finishing calls in flight, ending streams");
+    service.close(10_000).then(
+      () => {
+        logger.info("stopped");
+        logger.flush?.();
+        process.exit(0);
+      },
+      (err: unknown) => {
+        logger.error({ err: err instanceof Error ? err.message : String(err) }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.once("SIGTERM", () => stop("SIGTERM"));
+  process.once("SIGINT", () => stop("SIGINT"));
+}

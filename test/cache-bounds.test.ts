@@ -1,0 +1,56 @@
+import { describe, expect, it } from "vitest";
+import { MemoryEntityCache, MemoryStore } from "../src/cache/index.ts";
+import type { StoredEntry } from "../src/cache/index.ts";
+import { MiniSite, ObservedBackend, seedMiniSite } from "./cache-helpers.ts";
+
+const entry = (value: unknown, seq = 0): StoredEntry => ({ value, seq, fetchedAt: 0, asOfEventId: 0, tags: ["t"] });
+
+describe("cache byte bound", () => {
+  it("evicts least recently used entries to stay under maxBytes", async () => {
+    const store = new MemoryStore({ maxBytes: 3000 });
+    const big = "x".repeat(300);
+    for (const k of ["a", "b", "c"]) expect(await store.setIfFresh(k, entry(big))).toBe(true);
+    expect(store.stats().entries).toBe(3);
+    await store.get("a"); // a is now the most recently used
+    expect(await store.setIfFresh("d", entry(big))).toBe(true);
+    expect(store.stats().bytes).toBeLessThanOrEqual(3000);
+    expect(await store.get("b")).toBeUndefined();
+    expect(await store.get("a")).toBeDefined();
+    expect(await store.get("d")).toBeDefined();
+  });
+
+  it("does not store an entry larger than the whole bound, and keeps the others", async () => {
+    const store = new MemoryStore({ maxBytes: 2000 });
+    await store.setIfFresh("small", entry("s"));
+    expect(await store.setIfFresh("huge", entry("y".repeat(5000)))).toBe(false);
+    expect(await store.get("small")).toBeDefined();
+  });
+
+  it("frees the bytes of invalidated entries at once", async () => {
+    const store = new MemoryStore({ maxBytes: 10_000 });
+    await store.setIfFresh("k", entry("v"));
+    expect(store.stats().bytes).toBeGreaterThan(0);
+    await store.bump(["t"]);
+    expect(store.stats()).toEqual({ bytes: 0, entries: 0 });
+  });
+
+  it("a cache over a site stays within its bound and reports its size", async () => {
+    const site = new MiniSite();
+    seedMiniSite(site);
+    for (let i = 0; i < 200; i++) site.add("Asset", { code: `ASSET_${i}`, description: "d".repeat(200) });
+    const sizes: number[] = [];
+    const backend = new ObservedBackend(site);
+    const metrics = { cacheHit() {}, cacheMiss() {}, coalescedWait() {}, upstreamCall() {}, setCacheSize: (s: { bytes: number }) => void sizes.push(s.bytes) };
+    const cache = new MemoryEntityCache({ backend, preloadTypes: ["Asset"], maxBytes: 40_000, metrics });
+    await cache.preload();
+    const { bytes, entries } = cache.store.stats();
+    expect(bytes).toBeLessThanOrEqual(40_000);
+    expect(entries).toBeGreaterThan(0);
+    expect(entries).toBeLessThan(200);
+    expect(sizes.at(-1)).toBe(bytes);
+    // An evicted preloaded record is fetched again, not reported missing.
+    const first = await cache.getEntity("Asset", 1, ["code"]);
+    expect(first.value?.fields.code).toBe("ASSET_0");
+    expect(first.freshness.source).toBe("shotgrid");
+  });
+});
