@@ -1,0 +1,106 @@
+/**
+ * The plain HTTP routes served beside the RPCs: `/healthz`, `/readyz`, `/metrics`, and a JSON 404
+ * for everything else.
+ */
+import type http from "node:http";
+import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
+import type { Metrics } from "./metrics.ts";
+
+/** The adapter's request and response types: HTTP/1.1 or HTTP/2 compat. */
+type NodeHandler = NonNullable<ConnectNodeAdapterOptions["fallback"]>;
+type Req = Parameters<NodeHandler>[0];
+type Res = Parameters<NodeHandler>[1];
+
+/** Whether the service can take traffic; `reasons` say why not. */
+export interface Readiness {
+  ready: boolean;
+  /** Why the service is not ready, e.g. "preload of Shot in progress (1200/5400)". */
+  reasons?: string[];
+}
+
+export interface HttpRoutesOptions {
+  /** The product version reported by `/healthz`. */
+  version: string;
+  /** How the service runs, reported by `/healthz`, e.g. "demo" or "site". */
+  mode: string;
+  /** Answers `/readyz`. Default: always ready. A throw or rejection counts as not ready. */
+  readiness?: () => Readiness | Promise<Readiness>;
+  /** Serves `/metrics`; without it `/metrics` is a 404. */
+  metrics?: Metrics;
+  /** True while the server shuts down: `/readyz` then answers 503 so balancers move away. */
+  isDraining?: () => boolean;
+}
+
+/** Returns a function that serves the plain routes and returns true, or returns false for RPC paths. */
+export function createHttpRoutes(options: HttpRoutesOptions): (req: Req, res: Res, path: string) => boolean {
+  const startedAt = performance.now();
+  const readiness = options.readiness ?? (() => ({ ready: true }));
+
+  const readyz = async (res: Res, head: boolean) => {
+    if (options.isDraining?.()) return sendJson(res, 503, { status: "not_ready", reasons: ["server is shutting down"] }, head);
+    let report: Readiness;
+    try {
+      report = await readiness();
+    } catch (err) {
+      report = { ready: false, reasons: [`readiness check failed: ${err instanceof Error ? err.message : String(err)}`] };
+    }
+    if (report.ready) sendJson(res, 200, { status: "ready" }, head);
+    else sendJson(res, 503, { status: "not_ready", reasons: report.reasons?.length ? report.reasons : ["not ready"] }, head);
+  };
+
+  const metrics = async (res: Res, head: boolean) => {
+    try {
+      const text = await options.metrics!.text();
+      send(res, 200, options.metrics!.contentType, text, head);
+    } catch (err) {
+      sendJson(res, 500, { code: "internal", message: `metrics collection failed: ${err instanceof Error ? err.message : String(err)}` }, head);
+    }
+  };
+
+  return (req, res, path) => {
+    const method = req.method;
+    const head = method === "HEAD";
+    if (method !== "GET" && !head) return false;
+    switch (path) {
+      case "/healthz":
+        sendJson(
+          res,
+          200,
+          { status: "ok", version: options.version, mode: options.mode, uptimeSeconds: Math.round((performance.now() - startedAt) / 100) / 10 },
+          head,
+        );
+        return true;
+      case "/readyz":
+        void readyz(res, head);
+        return true;
+      case "/metrics":
+        if (!options.metrics) return false;
+        void metrics(res, head);
+        return true;
+      default:
+        return false;
+    }
+  };
+}
+
+/** The fallback for paths that are neither an RPC nor a plain route. */
+export function notFound(req: Req, res: Res): void {
+  const path = (req.url ?? "/").split("?", 1)[0];
+  sendJson(res, 404, { code: "not_found", message: `no route for ${req.method} ${path}` }, req.method === "HEAD");
+}
+
+function sendJson(res: Res, status: number, body: unknown, head: boolean): void {
+  send(res, status, "application/json", JSON.stringify(body), head);
+}
+
+function send(res: Res, status: number, contentType: string, body: string, head: boolean): void {
+  if (res.headersSent) return;
+  const bytes = Buffer.from(body);
+  // Both response types support writeHead/end; their TypeScript overloads differ.
+  (res as http.ServerResponse).writeHead(status, {
+    "content-type": contentType.includes("charset") ? contentType : `${contentType}; charset=utf-8`,
+    "content-length": bytes.length,
+    "cache-control": "no-store",
+  });
+  (res as http.ServerResponse).end(head ? undefined : bytes);
+}

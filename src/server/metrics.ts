@@ -1,0 +1,239 @@
+/**
+ * The service's Prometheus metrics. One `Metrics` owns one prom-client `Registry` (never the
+ * global one, so several servers can live in one process, as tests do); other modules call its
+ * typed methods and never touch prom-client themselves. It satisfies the cache's `CacheMetrics`
+ * and the event follower's `FollowerMetrics` as is: pass it to both.
+ *
+ * Label children are created once and kept, so the hot path (a cache hit, an RPC) is a counter
+ * increment with no label-object allocation.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+/** What a cache lookup was for. */
+export type CacheKind = "entity" | "query";
+
+/** How an upstream (ShotGrid) call ended. */
+export type UpstreamOutcome = "ok" | "error" | "timeout";
+
+/** A point-in-time size of the cache, read when /metrics is scraped. */
+export interface CacheSize {
+  bytes: number;
+  entries: number;
+}
+
+export interface MetricsOptions {
+  /**
+   * Also export Node.js process metrics (`shotgrid_cache_process_*`, `shotgrid_cache_nodejs_*`):
+   * memory, CPU, event loop lag. Default true.
+   */
+  processMetrics?: boolean;
+  /** Static labels added to every metric, e.g. `{ site: "studio" }`. */
+  defaultLabels?: Record<string, string>;
+}
+
+const PREFIX = "shotgrid_cache_";
+/** Seconds; RPCs served from memory take well under a millisecond, upstream calls up to tens of seconds. */
+const RPC_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+const UPSTREAM_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+type CounterChild = ReturnType<Counter<string>["labels"]>;
+type HistogramChild = ReturnType<Histogram<string>["labels"]>;
+
+interface RpcChildren {
+  calls: CounterChild;
+  duration: HistogramChild;
+}
+
+/** The metrics of one server. Create one per server and pass it to the parts that report. */
+export class Metrics {
+  /** The registry behind `/metrics`; register extra metrics here if needed. */
+  readonly registry: Registry;
+
+  readonly #hits: Record<CacheKind, CounterChild>;
+  readonly #misses: Record<CacheKind, CounterChild>;
+  readonly #staleServed: Record<CacheKind, CounterChild>;
+  readonly #coalesced: Counter<string>;
+  readonly #eventsApplied: Counter<string>;
+  readonly #polls: Counter<string>;
+  readonly #pollErrors: Counter<string>;
+  readonly #gapsDetected: Counter<string>;
+  readonly #gapsGivenUp: Counter<string>;
+  readonly #upstreamCalls: Counter<string>;
+  readonly #upstreamSeconds: Histogram<string>;
+  readonly #cacheBytes: Gauge<string>;
+  readonly #cacheEntries: Gauge<string>;
+  readonly #eventLag: Gauge<string>;
+  readonly #lastEventId: Gauge<string>;
+  readonly #openStreams: Gauge<string>;
+  readonly #rpcCalls: Counter<string>;
+  readonly #rpcSeconds: Histogram<string>;
+  /** method -> code -> children; both label sets are small and fixed. */
+  readonly #rpcChildren = new Map<string, Map<string, RpcChildren>>();
+  #cacheSizeSource: (() => CacheSize) | undefined;
+  #lastEventAppliedAt: number | undefined;
+
+  constructor(options: MetricsOptions = {}) {
+    const registers = [(this.registry = new Registry())];
+    if (options.defaultLabels) this.registry.setDefaultLabels(options.defaultLabels);
+    if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: PREFIX });
+
+    const hits = new Counter({ name: `${PREFIX}hits_total`, help: "Lookups answered from the cache.", labelNames: ["kind"], registers });
+    const misses = new Counter({ name: `${PREFIX}misses_total`, help: "Lookups the cache could not answer (fetched upstream or joined a fetch in flight).", labelNames: ["kind"], registers });
+    this.#hits = { entity: hits.labels("entity"), query: hits.labels("query") };
+    this.#misses = { entity: misses.labels("entity"), query: misses.labels("query") };
+    this.#coalesced = new Counter({ name: `${PREFIX}coalesced_waits_total`, help: "Misses that waited for an identical fetch already in flight instead of calling ShotGrid.", registers });
+    this.#upstreamCalls = new Counter({ name: `${PREFIX}upstream_requests_total`, help: "Calls to ShotGrid, by operation and outcome.", labelNames: ["operation", "outcome"], registers });
+    this.#upstreamSeconds = new Histogram({ name: `${PREFIX}upstream_duration_seconds`, help: "Latency of calls to ShotGrid.", labelNames: ["operation", "outcome"], buckets: UPSTREAM_BUCKETS, registers });
+
+    const self = this;
+    this.#cacheBytes = new Gauge({
+      name: `${PREFIX}cache_bytes`,
+      help: "Approximate memory held by cached records and query answers.",
+      registers,
+      collect() {
+        if (self.#cacheSizeSource) this.set(self.#cacheSizeSource().bytes);
+      },
+    });
+    this.#cacheEntries = new Gauge({
+      name: `${PREFIX}cache_entries`,
+      help: "Cached records and query answers.",
+      registers,
+      collect() {
+        if (self.#cacheSizeSource) this.set(self.#cacheSizeSource().entries);
+      },
+    });
+    const stale = new Counter({ name: `${PREFIX}stale_served_total`, help: "Cached answers served marked stale because ShotGrid was unreachable.", labelNames: ["kind"], registers });
+    this.#staleServed = { entity: stale.labels("entity"), query: stale.labels("query") };
+    this.#eventsApplied = new Counter({ name: `${PREFIX}events_applied_total`, help: "Event log entries applied to the cache.", registers });
+    this.#polls = new Counter({ name: `${PREFIX}event_polls_total`, help: "Polls of ShotGrid's event log.", registers });
+    this.#pollErrors = new Counter({ name: `${PREFIX}event_poll_errors_total`, help: "Failed polls of ShotGrid's event log.", registers });
+    this.#gapsDetected = new Counter({ name: `${PREFIX}event_gaps_detected_total`, help: "Skipped event ids seen (waited for, in case they appear late).", registers });
+    this.#gapsGivenUp = new Counter({ name: `${PREFIX}event_gaps_given_up_total`, help: "Skipped event ids no longer waited for.", registers });
+    this.#eventLag = new Gauge({ name: `${PREFIX}event_lag_seconds`, help: "How far the cache trails ShotGrid's event log, as last reported by the follower.", registers });
+    this.#lastEventId = new Gauge({ name: `${PREFIX}last_event_id`, help: "Id of the newest event log entry applied to the cache.", registers });
+    new Gauge({
+      name: `${PREFIX}seconds_since_last_event_applied`,
+      help: "Seconds since the follower last applied an event (grows while ShotGrid is idle or the follower is stuck).",
+      registers,
+      collect() {
+        if (self.#lastEventAppliedAt !== undefined) this.set((Date.now() - self.#lastEventAppliedAt) / 1000);
+      },
+    });
+    // Export zeros from the start, so rates and dashboards work before the first lookup.
+    for (const kinds of [this.#hits, this.#misses, this.#staleServed]) for (const child of Object.values(kinds)) child.inc(0);
+    this.#openStreams = new Gauge({ name: `${PREFIX}open_streams`, help: "Server streams (WatchChanges) currently open.", registers });
+    this.#rpcCalls = new Counter({ name: `${PREFIX}rpc_total`, help: "RPCs served, by method and Connect code.", labelNames: ["method", "code"], registers });
+    this.#rpcSeconds = new Histogram({ name: `${PREFIX}rpc_duration_seconds`, help: "Time to serve an RPC (for streams: how long the stream was open).", labelNames: ["method", "code"], buckets: RPC_BUCKETS, registers });
+  }
+
+  /** A lookup of `kind` was answered from the cache. */
+  cacheHit(kind: CacheKind): void {
+    this.#hits[kind].inc();
+  }
+
+  /** A lookup of `kind` missed the cache. */
+  cacheMiss(kind: CacheKind): void {
+    this.#misses[kind].inc();
+  }
+
+  /** A miss joined an identical fetch in flight instead of calling ShotGrid. */
+  coalescedWait(): void {
+    this.#coalesced.inc();
+  }
+
+  /** One call to ShotGrid finished. `operation` is e.g. "read", "find", "schema", "events". */
+  upstreamCall(operation: string, outcome: UpstreamOutcome, seconds: number): void {
+    this.#upstreamCalls.labels(operation, outcome).inc();
+    this.#upstreamSeconds.labels(operation, outcome).observe(seconds);
+  }
+
+  /** Set the cache size now (for stores that push their size). */
+  setCacheSize(size: CacheSize): void {
+    this.#cacheBytes.set(size.bytes);
+    this.#cacheEntries.set(size.entries);
+  }
+
+  /** Read the cache size from `source` at each scrape (for stores that can report it cheaply). */
+  observeCacheSize(source: () => CacheSize): void {
+    this.#cacheSizeSource = source;
+  }
+
+  /** A cached answer was served marked stale because ShotGrid was unreachable. */
+  cacheStaleServed(kind: CacheKind): void {
+    this.#staleServed[kind].inc();
+  }
+
+  // The event follower's reports (the shape of `FollowerMetrics` in src/events).
+
+  /** The follower applied `count` events. */
+  eventsApplied(count: number): void {
+    this.#eventsApplied.inc(count);
+  }
+
+  /** The newest event log id applied to the cache. */
+  lastEventId(id: number | bigint): void {
+    this.#lastEventId.set(Number(id));
+    this.#lastEventAppliedAt = Date.now();
+  }
+
+  /** How far the cache trails ShotGrid's event log, in seconds. */
+  lagSeconds(seconds: number): void {
+    this.#eventLag.set(Math.max(0, seconds));
+  }
+
+  /** The follower polled the event log. */
+  poll(): void {
+    this.#polls.inc();
+  }
+
+  /** A poll of the event log failed. */
+  pollError(): void {
+    this.#pollErrors.inc();
+  }
+
+  /** The follower saw `count` skipped event ids (gaps it will wait for). */
+  gapsDetected(count: number): void {
+    this.#gapsDetected.inc(count);
+  }
+
+  /** The follower stopped waiting for `count` skipped event ids. */
+  gapsGivenUp(count: number): void {
+    this.#gapsGivenUp.inc(count);
+  }
+
+  /** A server stream opened. Pair with `streamClosed`. */
+  streamOpened(): void {
+    this.#openStreams.inc();
+  }
+
+  /** A server stream closed. */
+  streamClosed(): void {
+    this.#openStreams.dec();
+  }
+
+  /**
+   * An RPC finished. `method` is "package.Service/Method"; `code` a Connect code name such as
+   * "ok" or "not_found".
+   */
+  rpcFinished(method: string, code: string, seconds: number): void {
+    let byCode = this.#rpcChildren.get(method);
+    if (!byCode) this.#rpcChildren.set(method, (byCode = new Map()));
+    let children = byCode.get(code);
+    if (!children) {
+      children = { calls: this.#rpcCalls.labels(method, code), duration: this.#rpcSeconds.labels(method, code) };
+      byCode.set(code, children);
+    }
+    children.calls.inc();
+    children.duration.observe(seconds);
+  }
+
+  /** The Prometheus text exposition of every metric. */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  /** The content type of `text()`. */
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}

@@ -1,0 +1,269 @@
+/**
+ * One TCP port for every client: HTTP/1.1 (Connect, gRPC-web, curl) and HTTP/2 (gRPC, Connect).
+ *
+ * Without TLS, Node's HTTP/2 server cannot fall back to HTTP/1.1 (`allowHTTP1` needs ALPN), so a
+ * plain `net.Server` accepts each connection, looks at its first bytes, and hands it to an
+ * `http2` server when they are the HTTP/2 prior-knowledge preface, else to an `http` server.
+ * With TLS, `http2.createSecureServer({ allowHTTP1: true })` negotiates per connection (ALPN);
+ * the `net.Server` still accepts, so shutdown tracks every socket in one place.
+ *
+ * Graceful close: stop accepting; tell streams to end (`onDrain`); answer new HTTP/1.1 requests
+ * with `Connection: close`; close idle keep-alive sockets; send GOAWAY on HTTP/2 sessions, which
+ * then close once their open streams finish; after the grace period, `onForce` and destroy
+ * whatever is left.
+ */
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+import type { TLSSocket } from "node:tls";
+
+/** A request handler for both HTTP/1.1 and HTTP/2 (compat API), e.g. from `connectNodeAdapter`. */
+export type RequestHandler = (
+  req: http.IncomingMessage | http2.Http2ServerRequest,
+  res: http.ServerResponse | http2.Http2ServerResponse,
+) => void;
+
+export interface TlsOptions {
+  /** PEM certificate chain. */
+  cert: string | Buffer;
+  /** PEM private key. */
+  key: string | Buffer;
+}
+
+export interface OnePortListenerOptions {
+  /** Serves every request, HTTP/1.1 and HTTP/2 alike. */
+  handler: RequestHandler;
+  /** Serve TLS, negotiating HTTP/2 or HTTP/1.1 by ALPN. Default: cleartext (h2c + HTTP/1.1). */
+  tls?: TlsOptions;
+  /** A connection that sends nothing for this long is closed. Default 30 000 ms. */
+  idleTimeoutMs?: number;
+  /** Keep-alive sockets (HTTP/1.1) idle between requests close after this long. Default 65 000 ms. */
+  keepAliveTimeoutMs?: number;
+  /** Called once when `close()` starts: end streams now, while unary calls run on. */
+  onDrain?: () => void;
+  /** Called when the grace period ends with calls still running, just before sockets are destroyed. */
+  onForce?: () => void;
+  /** Called for errors on client sockets and sessions (resets, TLS failures); never fatal. */
+  onClientError?: (err: Error) => void;
+}
+
+/** The address the listener is bound to. */
+export interface BoundAddress {
+  host: string;
+  port: number;
+  /** "http://host:port" or "https://host:port", IPv6 hosts in brackets. */
+  url: string;
+}
+
+/** How long forced-off calls get to answer before their connections are destroyed. */
+const FORCE_FLUSH_MS = 100;
+const BAD_REQUEST = "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
+
+/** Per HTTP/1.1 socket (the socket the HTTP layer sees: raw, or TLS on top of raw). */
+interface H1State {
+  listener: OnePortListener;
+  inflight: number;
+}
+const kH1 = Symbol("one-port-h1");
+type H1Socket = net.Socket & { [kH1]?: H1State };
+
+/** Accepts connections on one port and routes each to HTTP/1.1 or HTTP/2. */
+export class OnePortListener {
+  readonly #opts: OnePortListenerOptions;
+  readonly #tcp: net.Server;
+  readonly #h1: http.Server | undefined;
+  readonly #h2: http2.Http2Server | http2.Http2SecureServer;
+  /** Every accepted TCP connection, destroyed if still open when the grace period ends. */
+  readonly #all = new Set<net.Socket>();
+  /** Connections accepted and not yet known to be HTTP/1.1 or HTTP/2. */
+  readonly #pending = new Set<net.Socket>();
+  /** HTTP/1.1 sockets, with their requests in flight. */
+  readonly #h1Sockets = new Set<H1Socket>();
+  readonly #sessions = new Set<http2.Http2Session>();
+  #draining = false;
+  #closing: Promise<void> | undefined;
+  #address: BoundAddress | undefined;
+
+  constructor(options: OnePortListenerOptions) {
+    this.#opts = options;
+    const handler = this.#wrapHandler(options.handler);
+    const onClientError = (err: Error) => options.onClientError?.(err);
+
+    if (options.tls) {
+      const secure = http2.createSecureServer({ cert: options.tls.cert, key: options.tls.key, allowHTTP1: true }, handler);
+      secure.on("secureConnection", (socket: TLSSocket) => {
+        socket.on("error", onClientError);
+        if (socket.alpnProtocol !== "h2") this.#trackH1(socket);
+      });
+      secure.on("tlsClientError", (err, socket) => {
+        onClientError(err);
+        socket.destroy();
+      });
+      this.#h2 = secure;
+    } else {
+      this.#h2 = http2.createServer(handler);
+      this.#h1 = http.createServer({ keepAliveTimeout: options.keepAliveTimeoutMs ?? 65_000 }, handler);
+      this.#h1.on("clientError", (err: NodeJS.ErrnoException, socket) => {
+        onClientError(err);
+        // A malformed request gets a plain 400 (as Node's default does); a reset needs no answer.
+        if (err.code !== "ECONNRESET" && socket.writable) socket.end(BAD_REQUEST);
+        else socket.destroy();
+      });
+      // This server never listens itself, but Node starts its request/headers timeout checks
+      // (slow-client protection) on "listening"; `close()` stops them again.
+      this.#h1.emit("listening");
+    }
+    this.#h2.on("session", (session: http2.Http2Session) => {
+      this.#sessions.add(session);
+      session.once("close", () => this.#sessions.delete(session));
+      session.on("error", onClientError);
+      if (this.#draining) session.close();
+    });
+    this.#h2.on("sessionError", onClientError);
+
+    this.#tcp = net.createServer({ noDelay: true }, (socket) => this.#accept(socket));
+    this.#tcp.on("error", onClientError);
+  }
+
+  /** Start listening. Port 0 picks a free port; see `address` for the one chosen. */
+  listen(port: number, host = "127.0.0.1"): Promise<BoundAddress> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      this.#tcp.once("error", onError);
+      this.#tcp.listen(port, host, () => {
+        this.#tcp.off("error", onError);
+        const addr = this.#tcp.address() as net.AddressInfo;
+        const shownHost = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
+        this.#address = { host: addr.address, port: addr.port, url: `${this.#opts.tls ? "https" : "http"}://${shownHost}:${addr.port}` };
+        resolve(this.#address);
+      });
+    });
+  }
+
+  /** The bound address; throws before `listen` resolved. */
+  get address(): BoundAddress {
+    if (!this.#address) throw new Error("the listener is not listening yet");
+    return this.#address;
+  }
+
+  /** True once `close()` has been called. */
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /**
+   * Close gracefully: stop accepting, let calls in flight finish (streams are asked to end via
+   * `onDrain`), close idle connections; after `graceMs`, force the rest closed. Resolves when
+   * every connection is gone. Calling it again returns the same promise.
+   */
+  close(graceMs = 10_000): Promise<void> {
+    this.#closing ??= this.#close(graceMs);
+    return this.#closing;
+  }
+
+  async #close(graceMs: number): Promise<void> {
+    this.#draining = true;
+    const closed = new Promise<void>((resolve) => {
+      if (!this.#tcp.listening) return resolve();
+      // Resolves once every accepted connection has ended, not just when accepting stops.
+      this.#tcp.close(() => resolve());
+    });
+    this.#opts.onDrain?.();
+    // Only stops the h1 server's timers; it never listened (the callback gets ERR_SERVER_NOT_RUNNING).
+    this.#h1?.close(() => undefined);
+    for (const socket of this.#pending) socket.destroy();
+    for (const socket of this.#h1Sockets) if (socket[kH1]!.inflight === 0) socket.end();
+    for (const session of this.#sessions) session.close();
+
+    let timer: NodeJS.Timeout | undefined;
+    const graceOver = new Promise<"grace-over">((resolve) => {
+      timer = setTimeout(() => resolve("grace-over"), graceMs);
+    });
+    const first = await Promise.race([closed, graceOver]);
+    clearTimeout(timer);
+    if (first !== "grace-over") return;
+
+    this.#opts.onForce?.();
+    // A moment for handlers that honour their (now aborted) signal to send "unavailable"
+    // before their connections go.
+    await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, FORCE_FLUSH_MS))]);
+    for (const session of this.#sessions) session.destroy();
+    for (const socket of this.#all) socket.destroy();
+    await closed;
+  }
+
+  #accept(socket: net.Socket): void {
+    socket.on("error", (err) => this.#opts.onClientError?.(err));
+    if (this.#draining) return void socket.destroy();
+    this.#all.add(socket);
+    socket.once("close", () => this.#all.delete(socket));
+    if (this.#opts.tls) {
+      // The TLS server wraps the socket; HTTP/1.1 or HTTP/2 is chosen by ALPN.
+      this.#h2.emit("connection", socket);
+      return;
+    }
+    this.#pending.add(socket);
+    socket.setTimeout(this.#opts.idleTimeoutMs ?? 30_000, () => socket.destroy());
+    socket.once("close", () => this.#pending.delete(socket));
+    let seen: Buffer | undefined;
+    const onData = (chunk: Buffer) => {
+      seen = seen ? Buffer.concat([seen, chunk]) : chunk;
+      const verdict = classify(seen);
+      if (verdict === "need-more") return;
+      socket.off("data", onData);
+      socket.pause();
+      socket.setTimeout(0);
+      this.#pending.delete(socket);
+      // Give the bytes back so the HTTP server parses the stream from its start.
+      socket.unshift(seen);
+      if (verdict === "h2") {
+        // The HTTP/2 server reads the buffered bytes itself; resuming here would lose the preface.
+        this.#h2.emit("connection", socket);
+      } else {
+        this.#trackH1(socket);
+        this.#h1!.emit("connection", socket);
+        socket.resume();
+      }
+    };
+    socket.on("data", onData);
+  }
+
+  #trackH1(socket: H1Socket): void {
+    socket[kH1] = { listener: this, inflight: 0 };
+    this.#h1Sockets.add(socket);
+    socket.once("close", () => this.#h1Sockets.delete(socket));
+  }
+
+  #wrapHandler(handler: RequestHandler): RequestHandler {
+    return (req, res) => {
+      if (req.httpVersionMajor === 1) {
+        const state = (req.socket as H1Socket)[kH1];
+        if (state) {
+          state.inflight++;
+          res.once("close", h1ResponseClosed);
+        }
+        // Tell the client not to reuse this connection: the server is going away.
+        if (this.#draining) (res as http.ServerResponse).shouldKeepAlive = false;
+      }
+      handler(req, res);
+    };
+  }
+}
+
+/** Runs with `this` the HTTP/1.1 response, so no closure is allocated per request. */
+function h1ResponseClosed(this: http.ServerResponse): void {
+  const socket = this.req.socket as H1Socket;
+  const state = socket[kH1];
+  if (!state) return;
+  state.inflight--;
+  // end(), not destroy(): the response may still sit in the socket's write buffer.
+  if (state.inflight === 0 && state.listener.draining) socket.end();
+}
+
+/** HTTP/2 prior knowledge starts with the preface; anything that diverges from it is HTTP/1.1. */
+function classify(bytes: Buffer): "h2" | "h1" | "need-more" {
+  const n = Math.min(bytes.length, H2_PREFACE.length);
+  for (let i = 0; i < n; i++) if (bytes[i] !== H2_PREFACE[i]) return "h1";
+  return bytes.length >= H2_PREFACE.length ? "h2" : "need-more";
+}

@@ -1,0 +1,89 @@
+/**
+ * The one request handler behind both HTTP/1.1 and HTTP/2: plain routes first, then the RPCs
+ * (Connect, gRPC and gRPC-web from the same implementations), then a JSON 404.
+ */
+import type { DescService } from "@bufbuild/protobuf";
+import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { Logger } from "pino";
+import { createHttpRoutes, notFound, type HttpRoutesOptions } from "./http-routes.ts";
+import type { Metrics } from "./metrics.ts";
+import type { RequestHandler } from "./one-port-listener.ts";
+import { registerReflection } from "./reflection.ts";
+import { defaultDeadline, endStreamsOn, observeRpcs } from "./rpc-interceptors.ts";
+
+/** Size and time limits. Each violation answers a clear error code. */
+export interface RpcLimits {
+  /** Largest request message accepted, in bytes (after decompression). Over it: resource_exhausted. Default 1 MiB. */
+  readMaxBytes?: number;
+  /** Largest response message sent, in bytes. Over it: resource_exhausted. Default 16 MiB. */
+  writeMaxBytes?: number;
+  /** Largest deadline a client may ask for, in ms; more is invalid_argument. Default: no limit. */
+  maxTimeoutMs?: number;
+  /** Deadline for unary calls that arrive without one, in ms. Default: none. */
+  defaultTimeoutMs?: number;
+}
+
+export interface RequestHandlerOptions extends HttpRoutesOptions {
+  /** Registers the services, e.g. `(router) => router.service(CacheService, impl)`. */
+  routes: (router: ConnectRouter) => void;
+  limits?: RpcLimits;
+  /** Serve gRPC server reflection (v1 and v1alpha) for every registered service. Default true. */
+  reflection?: boolean;
+  /** RPC metrics (calls by method and code, latency, open streams); also served on `/metrics`. */
+  metrics?: Metrics;
+  /** Logs finished RPCs (see `observeRpcs`). */
+  logger?: Logger;
+  /** Run after the built-in interceptors (metrics, logging), closest to the handlers. */
+  interceptors?: Interceptor[];
+  /** When aborted, open server streams end cleanly with status OK. Unary calls run on. */
+  drainSignal?: AbortSignal;
+  /**
+   * When aborted, every handler's `ctx.signal` aborts (the last resort once the grace period is
+   * over). Abort it with a `ConnectError` to choose the code clients see.
+   */
+  shutdownSignal?: AbortSignal;
+}
+
+export const DEFAULT_READ_MAX_BYTES = 1024 * 1024;
+export const DEFAULT_WRITE_MAX_BYTES = 16 * 1024 * 1024;
+
+/** Build the handler to pass to `OnePortListener`. */
+export function createRequestHandler(options: RequestHandlerOptions): RequestHandler {
+  const limits = options.limits ?? {};
+  const interceptors: Interceptor[] = [];
+  if (options.metrics || options.logger) interceptors.push(observeRpcs({ metrics: options.metrics, logger: options.logger }));
+  if (options.drainSignal) interceptors.push(endStreamsOn(options.drainSignal));
+  if (limits.defaultTimeoutMs !== undefined) interceptors.push(defaultDeadline(limits.defaultTimeoutMs));
+  interceptors.push(...(options.interceptors ?? []));
+
+  const rpc = connectNodeAdapter({
+    routes(router) {
+      options.routes(router);
+      if (options.reflection ?? true) registerReflection(router, servicesOf(router));
+    },
+    connect: true,
+    grpc: true,
+    grpcWeb: true,
+    readMaxBytes: limits.readMaxBytes ?? DEFAULT_READ_MAX_BYTES,
+    writeMaxBytes: limits.writeMaxBytes ?? DEFAULT_WRITE_MAX_BYTES,
+    maxTimeoutMs: limits.maxTimeoutMs,
+    shutdownSignal: options.shutdownSignal,
+    interceptors,
+    fallback: notFound,
+  });
+  const plain = createHttpRoutes(options);
+
+  return (req, res) => {
+    const url = req.url ?? "/";
+    const q = url.indexOf("?");
+    if (plain(req, res, q === -1 ? url : url.slice(0, q))) return;
+    rpc(req, res);
+  };
+}
+
+function servicesOf(router: ConnectRouter): DescService[] {
+  const services = new Set<DescService>();
+  for (const handler of router.handlers) services.add(handler.service);
+  return [...services];
+}

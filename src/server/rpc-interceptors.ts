@@ -1,0 +1,161 @@
+/**
+ * Server interceptors: RPC metrics and logs, ending streams on shutdown, and a default deadline.
+ */
+import type { DescMethod } from "@bufbuild/protobuf";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
+import type { Logger } from "pino";
+import type { Metrics } from "./metrics.ts";
+
+/** Codes that mean the server (or ShotGrid behind it) failed, not the caller: logged as warnings. */
+const SERVER_FAULTS = new Set<Code>([Code.Unknown, Code.Internal, Code.Unavailable, Code.DataLoss, Code.Unimplemented]);
+
+export interface ObserveRpcsOptions {
+  /** Count RPCs by method and code, time them, and count open streams. */
+  metrics?: Metrics;
+  /**
+   * Log each finished RPC: debug when OK, info for caller errors, warn for server faults. Only
+   * method, protocol-independent code, duration and the error message are logged; never
+   * request bodies or headers (they may carry credentials).
+   */
+  logger?: Logger;
+}
+
+/** "package.Service/Method", computed once per method. */
+const methodNames = new WeakMap<DescMethod, string>();
+function methodName(method: DescMethod): string {
+  let name = methodNames.get(method);
+  if (name === undefined) methodNames.set(method, (name = `${method.parent.typeName}/${method.name}`));
+  return name;
+}
+
+/** Metrics and logs for every RPC, unary and streaming. */
+export function observeRpcs(options: ObserveRpcsOptions): Interceptor {
+  const { metrics, logger } = options;
+  const finish = (method: DescMethod, start: number, error: unknown, canceled: boolean) => {
+    const seconds = (performance.now() - start) / 1000;
+    const code = error !== undefined ? ConnectError.from(error).code : canceled ? Code.Canceled : undefined;
+    const codeName = code === undefined ? "ok" : codeToString(code);
+    const name = methodName(method);
+    metrics?.rpcFinished(name, codeName, seconds);
+    if (!logger) return;
+    const ms = Math.round(seconds * 1e4) / 10;
+    if (code === undefined) {
+      if (logger.isLevelEnabled("debug")) logger.debug({ rpc: name, code: codeName, ms }, "rpc");
+    } else {
+      const level = SERVER_FAULTS.has(code) ? "warn" : "info";
+      logger[level]({ rpc: name, code: codeName, ms, err: ConnectError.from(error ?? "canceled").rawMessage }, "rpc failed");
+    }
+  };
+  return (next) => async (req) => {
+    const start = performance.now();
+    let res;
+    try {
+      res = await next(req);
+    } catch (err) {
+      finish(req.method, start, err, false);
+      throw err;
+    }
+    if (!res.stream) {
+      finish(req.method, start, undefined, false);
+      return res;
+    }
+    metrics?.streamOpened();
+    const signal = req.signal;
+    const method = req.method;
+    return {
+      ...res,
+      message: observeStream(res.message, (error) => {
+        metrics?.streamClosed();
+        // Ended by the consumer with no error: the client went away or the deadline passed.
+        finish(method, start, error, error === undefined && signal.aborted);
+      }),
+    };
+  };
+}
+
+async function* observeStream<T>(source: AsyncIterable<T>, done: (error: unknown) => void): AsyncGenerator<T> {
+  let error: unknown;
+  try {
+    yield* source;
+  } catch (err) {
+    error = err;
+    throw err;
+  } finally {
+    done(error);
+  }
+}
+
+/**
+ * End every server stream cleanly (status OK) once `signal` aborts, even if the handler is
+ * parked waiting for its next message. The handler is told to stop via `return()` and, as the
+ * stream ends, its context signal aborts. Unary calls are untouched: they finish normally.
+ */
+export function endStreamsOn(signal: AbortSignal): Interceptor {
+  return (next) => async (req) => {
+    const res = await next(req);
+    if (!res.stream) return res;
+    return { ...res, message: untilAborted(res.message, signal) };
+  };
+}
+
+const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
+
+async function* untilAborted<T>(source: AsyncIterable<T>, signal: AbortSignal): AsyncGenerator<T> {
+  const it = source[Symbol.asyncIterator]();
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<IteratorReturnResult<undefined>>((resolve) => {
+    if (signal.aborted) return resolve(DONE);
+    onAbort = () => resolve(DONE);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+  let pending: Promise<IteratorResult<T>> | undefined;
+  let finished = false;
+  try {
+    for (;;) {
+      pending = it.next();
+      const result = await Promise.race([pending, aborted]);
+      if (result.done) {
+        finished = result !== DONE;
+        return;
+      }
+      pending = undefined;
+      yield result.value;
+    }
+  } finally {
+    if (onAbort) signal.removeEventListener("abort", onAbort);
+    if (!finished) {
+      // The losing next() may settle later; never let it become an unhandled rejection.
+      pending?.catch(() => undefined);
+      // Not awaited: a generator parked on an await only sees return() once it resumes.
+      it.return?.()?.catch(() => undefined);
+    }
+  }
+}
+
+/**
+ * Give unary calls that arrive without a deadline a default one: past it the client gets
+ * deadline_exceeded. (The handler is not interrupted; its result is dropped.) Streams are
+ * exempt: WatchChanges is meant to stay open.
+ */
+export function defaultDeadline(timeoutMs: number): Interceptor {
+  return (next) => (req) => {
+    if (req.stream || req.header.has("connect-timeout-ms") || req.header.has("grpc-timeout")) return next(req);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new ConnectError(`the call took longer than the server's default deadline of ${timeoutMs} ms`, Code.DeadlineExceeded)),
+        timeoutMs,
+      );
+      next(req).then(
+        (res) => {
+          clearTimeout(timer);
+          resolve(res);
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      );
+    });
+  };
+}
