@@ -1,0 +1,261 @@
+/**
+ * One request to the site, done properly: a shared keep-alive pool, the shared access token
+ * (fetched once, refreshed before expiry and once on 401), the cap on concurrent requests, a
+ * per-attempt timeout combined with the caller's signal, retries with backoff per retry.ts, and
+ * every failure mapped to a BackendError. Nothing here knows what the request means.
+ */
+import { Pool } from "undici";
+import {
+  AbortedError,
+  AuthError,
+  BackendError,
+  MalformedResponseError,
+  TimeoutError,
+  UnavailableError,
+} from "./errors.ts";
+import { ConcurrencyLimit } from "./concurrency-limit.ts";
+import { mapErrorResponse } from "./error-mapping.ts";
+import { SecretRedactor } from "./redaction.ts";
+import { backoffDelay, isConnectionError, isRetryable, sleep } from "./retry.ts";
+import { TokenManager, type FetchedToken } from "./token-manager.ts";
+import type { ResolvedClientOptions } from "./client-options.ts";
+
+export type HttpMethod = "GET" | "POST" | "PUT" | "DELETE";
+
+export interface SiteRequest {
+  method: HttpMethod;
+  /** Path after `/api/{version}`, with its query string, e.g. `/entity/Shot/5?fields=code`. */
+  path: string;
+  /** A JSON body (serialised here). */
+  json?: unknown;
+  /** Content type of a JSON body; default `application/json`. */
+  contentType?: string;
+  /** Safe to repeat (reads, `_search`): retried on every transient failure. Writes are not; see retry.ts. */
+  idempotent: boolean;
+  signal?: AbortSignal;
+}
+
+export interface SiteAnswer {
+  status: number;
+  /** The parsed JSON body; undefined for an empty body (204). */
+  body: unknown;
+}
+
+/** What one HTTP exchange gave: an answer, or a thrown error. */
+type Attempt = { status: number; text: string } | { error: unknown };
+
+export class SiteTransport {
+  readonly #pool: Pool;
+  readonly #limit: ConcurrencyLimit;
+  readonly #tokens: TokenManager;
+  readonly #secrets = new SecretRedactor();
+  readonly #apiPrefix: string;
+  #closed = false;
+
+  constructor(private readonly o: ResolvedClientOptions) {
+    this.#secrets.add(o.scriptKey);
+    this.#pool = new Pool(o.origin, {
+      connections: o.connections,
+      keepAliveTimeout: o.keepAliveTimeoutMs,
+      // The per-attempt AbortSignal is the one deadline; undici's own timers would only race it.
+      headersTimeout: 0,
+      bodyTimeout: 0,
+    });
+    this.#limit = new ConcurrencyLimit(o.maxConcurrent);
+    this.#apiPrefix = `${o.basePath}/api/${o.apiVersion}`;
+    this.#tokens = new TokenManager(() => this.#fetchToken(), { refreshMarginMs: o.tokenRefreshMarginMs, now: o.now });
+  }
+
+  /** Removes the script key and every token seen from a string. */
+  get redact(): (text: string) => string {
+    return this.#secrets.redact;
+  }
+
+  /** Token fetches so far (tests and metrics). */
+  get tokenFetches(): number {
+    return this.#tokens.fetchCount;
+  }
+
+  /** Upstream requests in flight and queued now. */
+  get load(): { active: number; waiting: number } {
+    return { active: this.#limit.active, waiting: this.#limit.waiting };
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#tokens.clear();
+    await this.#pool.close();
+  }
+
+  /** Send an authenticated request; resolves with a 2xx answer or throws a BackendError. */
+  async send(req: SiteRequest): Promise<SiteAnswer> {
+    const label = `${req.method} ${this.#apiPrefix}${req.path.split("?")[0]}`;
+    let refreshedAfter401 = false;
+    return this.#withRetries(label, req.idempotent, req.signal, async () => {
+      const token = await this.#token(req.signal);
+      const attempt = await this.#exchange(req, label, { authorization: `Bearer ${token}` });
+      if ("status" in attempt && attempt.status === 401 && !refreshedAfter401) {
+        // The token expired early or was revoked: drop it, fetch another once, try again once.
+        refreshedAfter401 = true;
+        this.#tokens.invalidate(token);
+        this.o.logger?.info({ request: label }, "shotgrid: access token refused (401), fetching a new one");
+        const fresh = await this.#token(req.signal);
+        return this.#exchange(req, label, { authorization: `Bearer ${fresh}` });
+      }
+      return attempt;
+    });
+  }
+
+  /** The shared token; a caller's abort while waiting for it becomes AbortedError. */
+  async #token(signal: AbortSignal | undefined): Promise<string> {
+    try {
+      return await this.#tokens.get(signal);
+    } catch (err) {
+      throw this.#callerAbort(signal) ?? err;
+    }
+  }
+
+  /** client_credentials grant; the key goes only in the form body, never in a URL or a log. */
+  async #fetchToken(): Promise<FetchedToken> {
+    const label = `POST ${this.#apiPrefix}/auth/access_token`;
+    const form = new URLSearchParams({
+      grant_type: "client_credentials",
+      client_id: this.o.scriptName,
+      client_secret: this.o.scriptKey,
+    }).toString();
+    this.o.logger?.debug({ request: label }, "shotgrid: fetching an access token");
+    const answer = await this.#withRetries(
+      label,
+      true,
+      undefined,
+      () => this.#exchange({ method: "POST", path: "/auth/access_token", idempotent: true }, label, {}, form),
+      true,
+    );
+    const body = answer.body as { access_token?: unknown; expires_in?: unknown } | undefined;
+    if (typeof body !== "object" || body === null || typeof body.access_token !== "string" || body.access_token === "") {
+      throw new MalformedResponseError(`${label}: the token answer has no access_token`, answer.status);
+    }
+    this.#secrets.add(body.access_token);
+    const refresh = (body as { refresh_token?: unknown }).refresh_token;
+    if (typeof refresh === "string") this.#secrets.add(refresh);
+    // A missing or odd expires_in: assume the recorded default (600 s) rather than failing.
+    const expiresInS = typeof body.expires_in === "number" && body.expires_in > 0 ? body.expires_in : 600;
+    return { accessToken: body.access_token, expiresInS };
+  }
+
+  /**
+   * Run attempts until one succeeds, a failure is not retryable, or the retry budget (count and
+   * total time) is spent. Maps the final failure to a BackendError.
+   */
+  async #withRetries(
+    label: string,
+    idempotent: boolean,
+    signal: AbortSignal | undefined,
+    attemptOnce: () => Promise<Attempt>,
+    isAuth = false,
+  ): Promise<SiteAnswer> {
+    const started = Date.now();
+    for (let retry = 0; ; retry++) {
+      if (this.#closed) throw new UnavailableError(`${label}: the ShotGrid client is closed`);
+      const attempt = await attemptOnce();
+      const failure = "error" in attempt ? { error: attempt.error } : attempt.status >= 300 ? { status: attempt.status } : undefined;
+      if (!failure) return this.#parse(label, attempt as { status: number; text: string });
+
+      const aborted = this.#callerAbort(signal);
+      if (aborted) throw aborted;
+      if (failure.error instanceof BackendError) throw failure.error;
+
+      const delay = backoffDelay(retry, { baseDelayMs: this.o.retryBaseDelayMs, maxDelayMs: this.o.retryMaxDelayMs });
+      const inBudget = retry < this.o.maxRetries && Date.now() - started + delay <= this.o.maxRetryTimeMs;
+      if (isRetryable(failure, idempotent) && inBudget) {
+        this.o.logger?.warn(
+          { request: label, status: failure.status, error: failure.error ? this.#errorCode(failure.error) : undefined, retry: retry + 1, delayMs: delay },
+          "shotgrid: transient failure, retrying",
+        );
+        try {
+          await sleep(delay, signal);
+        } catch {
+          throw new AbortedError();
+        }
+        continue;
+      }
+      throw this.#finalError(label, attempt, retry, isAuth);
+    }
+  }
+
+  #finalError(label: string, attempt: Attempt, retries: number, isAuth: boolean): BackendError {
+    const tries = retries > 0 ? ` after ${retries + 1} attempts` : "";
+    if ("error" in attempt) {
+      const code = this.#errorCode(attempt.error);
+      if (isConnectionError(attempt.error)) {
+        return new UnavailableError(`${label}: cannot reach ShotGrid (${code})${tries}`, undefined, { cause: attempt.error });
+      }
+      return new UnavailableError(`${label}: request failed (${code})${tries}`, undefined, { cause: attempt.error });
+    }
+    const err = mapErrorResponse(attempt.status, attempt.text, { request: label, redact: this.redact, auth: isAuth });
+    if (attempt.status === 401 && !isAuth) {
+      return new AuthError(`${label}: ShotGrid refused a freshly fetched access token (401)`, 401, err.details);
+    }
+    if (tries && err instanceof UnavailableError) return new UnavailableError(`${err.message}${tries}`, err.status);
+    return err;
+  }
+
+  #parse(label: string, attempt: { status: number; text: string }): SiteAnswer {
+    if (attempt.text.trim() === "") return { status: attempt.status, body: undefined };
+    try {
+      return { status: attempt.status, body: JSON.parse(attempt.text) };
+    } catch {
+      throw new MalformedResponseError(`${label}: ShotGrid answered ${attempt.status} with a body that is not JSON`, attempt.status);
+    }
+  }
+
+  /** One HTTP exchange under the concurrency cap and the per-attempt timeout. Never throws, except on caller abort or timeout. */
+  async #exchange(req: SiteRequest, label: string, headers: Record<string, string>, form?: string): Promise<Attempt> {
+    let release: () => void;
+    try {
+      release = await this.#limit.acquire(req.signal);
+    } catch {
+      return { error: new AbortedError() };
+    }
+    // The timeout starts once a slot is held: time queued behind our own cap is not the site's fault.
+    const timeout = AbortSignal.timeout(this.o.requestTimeoutMs);
+    const signal = req.signal ? AbortSignal.any([req.signal, timeout]) : timeout;
+    const t0 = Date.now();
+    try {
+      const body = form ?? (req.json === undefined ? undefined : JSON.stringify(req.json));
+      const contentType = form !== undefined ? "application/x-www-form-urlencoded" : req.json !== undefined ? (req.contentType ?? "application/json") : undefined;
+      const res = await this.#pool.request({
+        method: req.method,
+        path: this.#apiPrefix + req.path,
+        headers: { accept: "application/json", ...(contentType ? { "content-type": contentType } : {}), ...headers },
+        body,
+        signal,
+      });
+      const text = await res.body.text();
+      this.o.logger?.debug({ request: label, status: res.statusCode, ms: Date.now() - t0 }, "shotgrid: request");
+      return { status: res.statusCode, text };
+    } catch (error) {
+      if (req.signal?.aborted) return { error: new AbortedError() };
+      if (timeout.aborted) return { error: new TimeoutError(`${label}: no complete answer from ShotGrid within ${this.o.requestTimeoutMs} ms`) };
+      return { error };
+    } finally {
+      release();
+    }
+  }
+
+  #callerAbort(signal: AbortSignal | undefined): AbortedError | undefined {
+    return signal?.aborted ? new AbortedError() : undefined;
+  }
+
+  /** A short, secret-free name for a network error (its code, or its class). */
+  #errorCode(err: unknown): string {
+    let e: unknown = err;
+    for (let i = 0; e && typeof e === "object" && i < 5; i++) {
+      const code = (e as { code?: unknown }).code;
+      if (typeof code === "string") return code;
+      e = (e as { cause?: unknown }).cause;
+    }
+    return err instanceof Error ? this.redact(err.name) : "unknown error";
+  }
+}
