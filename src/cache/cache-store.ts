@@ -58,4 +58,27 @@ export interface CacheStore {
   /** Drop everything (tags stay bumped: nothing fetched before a clear may fill after it). */
   clear(): Promise<void>;
   stats(): CacheStoreStats;
+  /**
+   * False while the store knows it cannot answer (its server is unreachable): the cache then goes
+   * straight to the Backend without trying it. Absent means always healthy (the memory store).
+   */
+  readonly healthy?: boolean;
+}
+
+/**
+ * A store backed by a server (Redis) could not be reached or did not answer in time. The cache
+ * answers such reads from the Backend instead (marked source "shotgrid") and fills nothing.
+ * Messages never carry connection URLs or passwords.
+ */
+export class StoreUnavailableError extends Error {
+  override readonly name = "StoreUnavailableError";
+  readonly code = "CACHE_STORE_UNAVAILABLE";
+  constructor(
+    /** The store operation that failed (`get`, `setIfFresh`, `bump`, …). */
+    readonly operation: string,
+    reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`cache store unavailable during ${operation}: ${reason}`, options);
+  }
 }

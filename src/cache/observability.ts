@@ -23,6 +23,8 @@ export interface CacheMetrics {
   setCacheSize(size: { bytes: number; entries: number }): void;
   /** Served a cached entry marked stale because the Backend was unavailable. */
   cacheStaleServed?(kind: CacheReadKind): void;
+  /** A store operation failed because the store (Redis) was unreachable; the read went to the Backend. */
+  storeUnavailable?(operation: string): void;
 }
 
 export const NOOP_CACHE_METRICS: CacheMetrics = {
