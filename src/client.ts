@@ -2,6 +2,8 @@
  * A typed client for shotgrid-cache, for Node tools: `createCacheClient("http://cache:8080")`.
  * Generated types come from gen/; any Connect, gRPC or gRPC-web client works as well.
  */
+import { fromJson, type JsonValue } from "@bufbuild/protobuf";
+import { ValueSchema, type Value } from "@bufbuild/protobuf/wkt";
 import { createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { CacheService } from "../gen/shotgrid/cache/v1/cache_pb.ts";
@@ -25,4 +27,13 @@ export function createCacheClient(baseUrl: string, options: CacheClientOptions =
         ? createGrpcWebTransport({ baseUrl, httpVersion: "1.1", useBinaryFormat })
         : createConnectTransport({ baseUrl, httpVersion: "1.1", useBinaryFormat, useHttpGet: true });
   return createClient(CacheService, transport);
+}
+
+/**
+ * ShotGrid filters, written as plain JSON, as the `filters` of a typed Query request (the field is
+ * a `google.protobuf.Value`, so a plain array would not type-check):
+ * `cache.query({ entityType: "Shot", filters: shotgridFilters([["code", "is", "SH010"]]) })`.
+ */
+export function shotgridFilters(filters: JsonValue): Value {
+  return fromJson(ValueSchema, filters);
 }

@@ -20,7 +20,7 @@ import {
 import type { EntityCache, Freshness } from "../cache/types.ts";
 import type { Entity } from "../shotgrid/types.ts";
 import { toConnectError } from "./error-mapping.ts";
-import { validateGetEntity, validateQuery, type RequestLimits } from "./request-validation.ts";
+import { validateEntityType, validateGetEntity, validateQuery, type RequestLimits } from "./request-validation.ts";
 import type { SchemaRegistry } from "./schema-registry.ts";
 import type { ChangeFeed, FeedChange } from "./change-feed.ts";
 
@@ -33,6 +33,12 @@ export interface CacheServiceOptions {
   heartbeatS: number;
   /** Aborted when the server shuts down: open streams end cleanly. */
   shutdownSignal?: AbortSignal;
+  /**
+   * Why ShotGrid cannot be reached right now (the event follower's last poll failed), or
+   * undefined when it can. While it cannot, answers served from the cache are marked stale:
+   * changes made meanwhile are unknown to the cache.
+   */
+  siteUnreachable?: () => string | undefined;
 }
 
 const KIND: Record<FeedChange["kind"], ChangeKind> = {
@@ -44,13 +50,14 @@ const KIND: Record<FeedChange["kind"], ChangeKind> = {
 
 export function createCacheService(opts: CacheServiceOptions): ServiceImpl<typeof CacheService> {
   const { cache, schema, limits } = opts;
+  const freshness = (f: Freshness) => toFreshness(f.source === "cache" && !f.stale && opts.siteUnreachable?.() !== undefined ? { ...f, stale: true } : f);
   return {
     async getEntity(req, ctx) {
       try {
         const { entityType, id, fields } = await validateGetEntity(req, schema, limits);
         const answer = await cache.getEntity(entityType, id, fields, ctx.signal);
         if (answer.value === null) throw new ConnectError(`${entityType} ${id} not found`, Code.NotFound);
-        return create(GetEntityResponseSchema, { entity: toEntityMessage(answer.value), freshness: toFreshness(answer.freshness) });
+        return create(GetEntityResponseSchema, { entity: toEntityMessage(answer.value), freshness: freshness(answer.freshness) });
       } catch (err) {
         throw toConnectError(err);
       }
@@ -60,7 +67,7 @@ export function createCacheService(opts: CacheServiceOptions): ServiceImpl<typeo
       try {
         const query = await validateQuery(req, schema, limits);
         const answer = await cache.query(query, ctx.signal);
-        return create(QueryResponseSchema, { entities: answer.value.map(toEntityMessage), freshness: toFreshness(answer.freshness) });
+        return create(QueryResponseSchema, { entities: answer.value.map(toEntityMessage), freshness: freshness(answer.freshness) });
       } catch (err) {
         throw toConnectError(err);
       }
@@ -70,10 +77,11 @@ export function createCacheService(opts: CacheServiceOptions): ServiceImpl<typeo
       for (let i = 0; i < req.projectIds.length; i++) {
         if (req.projectIds[i]! <= 0) throw new ConnectError(`projectIds[${i}]: must be a positive project id`, Code.InvalidArgument);
       }
-      for (let i = 0; i < req.entityTypes.length; i++) {
-        if (!/^[A-Za-z][A-Za-z0-9_]*$/.test(req.entityTypes[i]!)) {
-          throw new ConnectError(`entityTypes[${i}]: "${req.entityTypes[i]}" is not an entity type name`, Code.InvalidArgument);
-        }
+      // A misspelled type would otherwise give a stream that silently never delivers anything.
+      try {
+        for (let i = 0; i < req.entityTypes.length; i++) await validateEntityType(req.entityTypes[i]!, schema, `entityTypes[${i}]`);
+      } catch (err) {
+        throw toConnectError(err);
       }
       if (req.sinceEventId < 0n) throw new ConnectError("sinceEventId: must not be negative", Code.InvalidArgument);
       const stop = AbortSignal.any([ctx.signal, ...(opts.shutdownSignal ? [opts.shutdownSignal] : [])]);

@@ -23,10 +23,11 @@ export interface RequestLimits {
 const TYPE_NAME = /^[A-Za-z][A-Za-z0-9_]*$/;
 const FIELD_PATH = /^[A-Za-z0-9_.]+$/;
 
-export async function validateEntityType(entityType: string, schema: SchemaRegistry): Promise<void> {
-  if (entityType === "") throw new InvalidInputError("entityType", "is required, e.g. \"Shot\"");
-  if (!TYPE_NAME.test(entityType)) throw new InvalidInputError("entityType", `"${entityType}" is not an entity type name`);
-  if (!(await schema.hasType(entityType))) throw new InvalidInputError("entityType", `unknown entity type "${entityType}" on this site`);
+/** `field` names where the type sits in the request (default `entityType`). */
+export async function validateEntityType(entityType: string, schema: SchemaRegistry, field = "entityType"): Promise<void> {
+  if (entityType === "") throw new InvalidInputError(field, "is required, e.g. \"Shot\"");
+  if (!TYPE_NAME.test(entityType)) throw new InvalidInputError(field, `"${entityType}" is not an entity type name`);
+  if (!(await schema.hasType(entityType))) throw new InvalidInputError(field, `unknown entity type "${entityType}" on this site`);
 }
 
 export async function validateFields(fields: readonly string[], entityType: string, schema: SchemaRegistry, limits: RequestLimits): Promise<string[]> {

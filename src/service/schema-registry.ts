@@ -40,6 +40,11 @@ export class SchemaRegistry {
     return p;
   }
 
+  /** Entity types whose fields are held (fetched, or being fetched); schema events look through them. */
+  cachedTypes(): string[] {
+    return [...this.fields.keys()];
+  }
+
   /** Forget what is known of one type (or all), after a schema change event. */
   invalidate(entityType?: string): void {
     if (entityType) this.fields.delete(entityType);
