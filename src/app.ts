@@ -4,16 +4,21 @@
  * and the one-port server — and starts them in the order that loses no event.
  */
 import { readFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { CacheService } from "../gen/shotgrid/cache/v1/cache_pb.ts";
 import { ReadThroughCache } from "./cache/index.ts";
 import type { ServeConfig } from "./config.ts";
-import { ChangeBus, EventFollower } from "./events/index.ts";
+import { ChangeBus, EventFollower, FileCursorStore, loadSavedCursor } from "./events/index.ts";
+import { Reconciler } from "./events/reconciler.ts";
+import { applySchemaChanges } from "./events/schema-change.ts";
+import { WEBHOOK_PATH, WebhookReceiver } from "./events/webhook-receiver.ts";
+import { ChangeSourceMetrics } from "./server/change-source-metrics.ts";
 import { createServer, Metrics, type Readiness, type Server } from "./server/index.ts";
 import { createCacheService } from "./service/cache-service.ts";
 import { SchemaRegistry } from "./service/schema-registry.ts";
 import { ShotGridClient } from "./shotgrid/index.ts";
-import type { Backend } from "./shotgrid/types.ts";
+import type { Backend, EventLogEntry } from "./shotgrid/types.ts";
 import { startSimulator, type SimulatorHandle } from "./simulator/index.ts";
 import { VERSION } from "./version.ts";
 
@@ -33,6 +38,10 @@ export interface RunningService {
   readonly server: Server;
   /** Resolves when preload is done and the follower has polled once. */
   readonly ready: Promise<void>;
+  /** The webhook receiver, when `webhookSecret` is set. */
+  readonly webhooks: WebhookReceiver | undefined;
+  /** The reconciler, unless `reconcileIntervalS` is 0. */
+  readonly reconciler: Reconciler | undefined;
   /** Graceful stop: streams end, in-flight calls finish, upstream connections close. */
   close(graceMs?: number): Promise<void>;
 }
@@ -42,7 +51,9 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
   let demoSite: RunningService["demoSite"];
   let site = config.site;
   if (!site) {
-    const sim = await startSimulator({ port: config.demoSitePort, host: "127.0.0.1", dataset: "demo" });
+    const sim = await startSimulator({ port: config.demoSitePort, host: "127.0.0.1", dataset: "demo" }).catch((err: unknown) => {
+      throw new Error(`the demo site cannot listen on 127.0.0.1:${config.demoSitePort} (--demo-site-port): ${describeListenError(err)}`);
+    });
     const scriptKey = "demo-key";
     demoSite = Object.assign(sim, { scriptKey });
     site = { url: sim.url, scriptName: sim.scriptName, scriptKey };
@@ -55,6 +66,7 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     scriptName: site.scriptName,
     scriptKey: site.scriptKey,
     maxConcurrent: config.upstreamConcurrency,
+    maxRetryTimeMs: config.upstreamRetryMs,
     logger: logger.child({ component: "shotgrid" }),
   });
   const cache = new ReadThroughCache({
@@ -68,23 +80,86 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
   metrics.observeCacheSize(() => cache.store.stats());
   const bus = new ChangeBus({ replayEvents: config.replayEvents });
   const schema = new SchemaRegistry(backend);
+  // Schema events (fields created, renamed, deleted) refresh the validation schema of the type
+  // concerned and drop cached answers holding a deleted field (events/schema-change.ts).
+  const schemaLog = logger.child({ component: "schema" });
+  const applySchema = (events: EventLogEntry[]) => applySchemaChanges(events, { schema, cache, logger: schemaLog });
+  const sourceMetrics = new ChangeSourceMetrics(metrics.registry);
+  // The saved event cursor (--state-dir): a restart resumes exactly where the last run stopped,
+  // and streams resuming from it replay what happened since instead of being told to resync.
+  const cursorStore = config.stateDir ? new FileCursorStore({ dir: config.stateDir, site: site.url }) : undefined;
+  const saved = await loadSavedCursor(cursorStore, logger.child({ component: "follower" }));
+  if (saved.state) bus.advance(saved.state.lastAppliedId);
+  const stopping = new AbortController();
+  /** After a flush: load the preloaded types again, retrying until it works or the service stops. */
+  const repreload = async (): Promise<void> => {
+    for (let attempt = 0; !stopping.signal.aborted; attempt++) {
+      try {
+        return await cache.preload(stopping.signal);
+      } catch (err) {
+        if (stopping.signal.aborted) return;
+        logger.warn({ err: err instanceof Error ? err.message : String(err), attempt }, "preload after a cache flush failed; retrying");
+        await new Promise((r) => setTimeout(r, Math.min(30_000, 1000 * 2 ** attempt)));
+      }
+    }
+  };
+  // One preload at a time: a second flush waits for the running reload, then loads again.
+  let repreloading: Promise<void> = Promise.resolve();
   let follower: EventFollower | undefined;
   const newFollower = (head: number) =>
     new EventFollower({
     backend,
     sink: {
       applyEvents: async (events) => {
-        // Schema changes (fields created, renamed, deleted) make the validation schema stale.
-        for (const e of events) if (e.event_type.startsWith("Shotgun_DisplayColumn_")) schema.invalidate();
+        await applySchema(events);
         await cache.applyEvents(events);
+      },
+      // The cursor cannot be trusted (the log was trimmed past it): drop everything, reload preloads.
+      reset: async () => {
+        await cache.invalidateAll();
+        schema.invalidate();
+        repreloading = repreloading.then(repreload);
       },
     },
     bus,
     pollIntervalMs: config.pollIntervalMs,
     logger: logger.child({ component: "follower" }),
     metrics,
-      initialCursor: { lastAppliedId: head, skipped: [] },
+      initialCursor: saved.state ?? { lastAppliedId: head, skipped: [] },
+      store: cursorStore,
+      gapWindowMs: config.gapWindowMs,
     });
+
+  // Webhook deliveries are hints: invalidate at once and make the follower poll now. They never
+  // move the cursor nor publish to streams; the event log does both when the rows arrive.
+  const pollNow = (): void => void follower?.pollNow().catch(() => undefined);
+  const webhooks = config.webhookSecret
+    ? new WebhookReceiver({
+        secret: config.webhookSecret,
+        sink: {
+          applyHints: async (events) => {
+            await applySchema(events);
+            await cache.applyHints(events);
+          },
+        },
+        pollNow,
+        maxBodyBytes: config.maxRequestBytes,
+        metrics: sourceMetrics,
+        logger: logger.child({ component: "webhooks" }),
+      })
+    : undefined;
+  // Reconcile catches changes made without events; constructed now, so its first window covers the preload.
+  const reconciler =
+    config.reconcileIntervalS > 0
+      ? new Reconciler({
+          backend,
+          cache,
+          intervalMs: config.reconcileIntervalS * 1000,
+          settle: async () => follower?.pollNow(),
+          metrics: sourceMetrics,
+          logger: logger.child({ component: "reconcile" }),
+        })
+      : undefined;
 
   let preloadError: string | undefined;
   const readiness = (): Readiness => {
@@ -93,7 +168,11 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     if (!preload.ready) reasons.push(preloadError ? `preload failed, retrying: ${preloadError}` : preload.reason);
     if (!follower?.running) reasons.push("event follower not started");
     else if (!follower.ready) reasons.push(follower.lastError ? `event follower cannot read the event log: ${follower.lastError}` : "event follower has not polled yet");
-    return { ready: reasons.length === 0, reasons };
+    // Lag never makes the service unready (cached answers stay useful); it is shown instead.
+    const details: Record<string, unknown> = {};
+    if (follower) details["eventFollow"] = follower.status;
+    if (reconciler?.lastRun) details["reconcile"] = reconciler.lastRun;
+    return { ready: reasons.length === 0, reasons, details: Object.keys(details).length > 0 ? details : undefined };
   };
 
   const server = createServer({
@@ -104,6 +183,7 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     readiness,
     tls: config.tls ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } : undefined,
     limits: { readMaxBytes: config.maxRequestBytes, defaultTimeoutMs: config.deadlineMs, maxTimeoutMs: 10 * config.deadlineMs },
+    extraRoutes: webhooks?.route,
     routes: (router, ctx) => {
       router.service(
         CacheService,
@@ -114,19 +194,37 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
           limits: { maxFields: config.maxFields, maxPageSize: config.maxPageSize, maxConditions: 500 },
           heartbeatS: config.heartbeatS,
           shutdownSignal: ctx.drainSignal,
+          // While the event log cannot be read, the cache cannot know what changed: say so.
+          siteUnreachable: () => follower?.lastError,
         }),
+        // JSON clients parse answers by hand: an empty result must still be `"entities":[]` and
+        // `stale` must be there when false, so every implicit field is written out. They also
+        // write requests by hand: a misspelled key ("feilds") is an error, not silently ignored.
+        { jsonOptions: { alwaysEmitImplicit: true, ignoreUnknownFields: false } },
       );
     },
   });
-  const bound = await server.listen(config.port, config.host);
+  let bound: Awaited<ReturnType<Server["listen"]>>;
+  try {
+    bound = await server.listen(config.port, config.host);
+  } catch (err) {
+    // Nothing else may keep the process alive: the demo site and the upstream pool close too.
+    await backend.close().catch(() => undefined);
+    await demoSite?.close();
+    throw new Error(`cannot listen on ${config.host}:${config.port} (--port): ${describeListenError(err)}`);
+  }
 
   // Order matters: take the event cursor BEFORE preloading, so an event that lands during the
   // preload is applied afterwards instead of being lost between the two.
-  const stopping = new AbortController();
   const ready = (async () => {
+    if (saved.lostReason) {
+      // Saved state existed but is unusable: trust nothing built on it.
+      await cache.invalidateAll();
+      bus.reset(`saved event cursor unusable: ${saved.lostReason}`);
+    }
     for (let attempt = 0; ; attempt++) {
       try {
-        const head = await backend.latestEventId(stopping.signal);
+        const head = saved.state?.lastAppliedId ?? (await backend.latestEventId(stopping.signal));
         cache.startFrom(head);
         await cache.preload(stopping.signal);
         follower = newFollower(head);
@@ -136,15 +234,23 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
         if (stopping.signal.aborted) throw err;
         preloadError = err instanceof Error ? err.message : String(err);
         logger.warn({ err: preloadError, attempt }, "preload failed; retrying");
-        await new Promise((r) => setTimeout(r, Math.min(30_000, 1000 * 2 ** attempt)));
+        // Abortable, so a close() during the back-off does not leave a timer holding the process.
+        await sleep(Math.min(30_000, 1000 * 2 ** attempt), undefined, { signal: stopping.signal });
       }
     }
+    // close() may have come while the last preload page was in flight: start nothing after it.
+    stopping.signal.throwIfAborted();
     follower!.start();
+    reconciler?.start();
     await follower!.whenReady(stopping.signal);
   })();
   ready.catch(() => undefined);
 
   const hostForUrl = bound.host === "0.0.0.0" || bound.host === "::" ? "127.0.0.1" : bound.host.includes(":") ? `[${bound.host}]` : bound.host;
+  // Demo mode with a webhook secret: the simulated site sends its webhooks to this service.
+  if (demoSite && config.webhookSecret && !config.tls) {
+    demoSite.webhooks.add({ url: `http://${hostForUrl}:${bound.port}${WEBHOOK_PATH}`, secret: config.webhookSecret });
+  }
   return {
     url: `${config.tls ? "https" : "http"}://${hostForUrl}:${bound.port}`,
     port: bound.port,
@@ -158,12 +264,24 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     backend,
     server,
     ready,
+    webhooks,
+    reconciler,
     async close(graceMs = 10_000) {
       stopping.abort();
       await server.close(graceMs);
+      await reconciler?.stop();
+      await webhooks?.whenIdle();
       await follower?.stop();
       await backend.close();
       await demoSite?.close();
     },
   };
+}
+
+function describeListenError(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code === "EADDRINUSE") return "the port is already in use";
+  if (code === "EACCES") return "permission denied (ports below 1024 need privileges)";
+  if (code === "EADDRNOTAVAIL") return "no such address on this machine";
+  return err instanceof Error ? err.message : String(err);
 }

@@ -25,6 +25,14 @@ export interface ServeConfig {
   heartbeatS: number;
   /** Changes kept for WatchChanges resume. */
   replayEvents: number;
+  /**
+   * Directory where the event cursor (last applied id and awaited skipped ids) is saved after
+   * every applied batch (`--state-dir`, `STATE_DIR`). Default `./.state` with a site; none in
+   * demo mode (its simulated site starts afresh each run). Undefined: nothing is saved.
+   */
+  stateDir?: string;
+  /** How long a skipped event id is awaited before it is given up (ms; `--gap-window-s`). */
+  gapWindowMs: number;
   /** Largest request body accepted (bytes). */
   maxRequestBytes: number;
   /** Most fields one request may ask for. */
@@ -35,8 +43,17 @@ export interface ServeConfig {
   deadlineMs: number;
   /** Concurrent requests to the site at most. */
   upstreamConcurrency: number;
+  /** How long a failed read to the site is retried before the call answers Unavailable (ms). */
+  upstreamRetryMs: number;
   tls?: { certFile: string; keyFile: string };
   logLevel: string;
+  /**
+   * The ShotGrid webhook's secret token (`--webhook-secret`, `SHOTGRID_WEBHOOK_SECRET`): serve
+   * `POST /webhooks/shotgrid`. Undefined: no webhook route (404). Never logged.
+   */
+  webhookSecret?: string;
+  /** Seconds between reconcile runs (`--reconcile-interval-s`); 0 turns reconcile off. */
+  reconcileIntervalS: number;
 }
 
 export const SERVE_OPTIONS: Record<string, OptionSpec> = {
@@ -52,13 +69,18 @@ export const SERVE_OPTIONS: Record<string, OptionSpec> = {
   "poll-interval-ms": { kind: "string", help: "event log poll interval (default 1000)" },
   "heartbeat-s": { kind: "string", help: "heartbeat interval on idle WatchChanges streams (default 15)" },
   "replay-events": { kind: "string", help: "changes kept for WatchChanges resume (default 100000)" },
+  "state-dir": { kind: "string", help: "where the event cursor is saved (env STATE_DIR; default ./.state with a site, none in demo mode; '' for none)" },
+  "gap-window-s": { kind: "string", help: "how long a skipped event id is awaited before it is given up (default 300)" },
   "max-request-bytes": { kind: "string", help: "largest request body (default 1048576)" },
   "max-fields": { kind: "string", help: "most fields per request (default 200)" },
   "max-page-size": { kind: "string", help: "largest Query page, and the default limit (default 5000)" },
   "deadline-ms": { kind: "string", help: "deadline of one unary call (default 30000)" },
   "upstream-concurrency": { kind: "string", help: "concurrent requests to the site at most (default 8)" },
+  "upstream-retry-ms": { kind: "string", help: "keep retrying a failed read to the site this long before answering unavailable (default 15000)" },
   "tls-cert": { kind: "string", help: "PEM certificate: serve TLS (HTTP/1.1 and HTTP/2 by ALPN)" },
   "tls-key": { kind: "string", help: "PEM private key for --tls-cert" },
+  "webhook-secret": { kind: "string", help: "secret token of a ShotGrid webhook: serve POST /webhooks/shotgrid (env SHOTGRID_WEBHOOK_SECRET); never logged" },
+  "reconcile-interval-s": { kind: "string", help: "seconds between checks for changes made without events (default 300; 0: off)" },
   "log-level": { kind: "string", help: "trace, debug, info, warn, error (env LOG_LEVEL; default info)" },
   help: { kind: "boolean", help: "show this help" },
 };
@@ -124,12 +146,32 @@ export function loadServeConfig(argv: string[], env: NodeJS.ProcessEnv = process
     pollIntervalMs: parseIntOption("--poll-interval-ms", str("poll-interval-ms"), 1000, 10, 3_600_000),
     heartbeatS: parseIntOption("--heartbeat-s", str("heartbeat-s"), 15, 1, 3600),
     replayEvents: parseIntOption("--replay-events", str("replay-events"), 100_000, 0, 10_000_000),
+    stateDir: stateDirOption(str("state-dir", "STATE_DIR"), site !== undefined),
+    gapWindowMs: parseIntOption("--gap-window-s", str("gap-window-s"), 300, 1, 86_400) * 1000,
     maxRequestBytes: parseIntOption("--max-request-bytes", str("max-request-bytes"), 1024 * 1024, 1024, 256 * 1024 * 1024),
     maxFields: parseIntOption("--max-fields", str("max-fields"), 200, 1, 10_000),
     maxPageSize: parseIntOption("--max-page-size", str("max-page-size"), 5000, 1, 100_000),
     deadlineMs: parseIntOption("--deadline-ms", str("deadline-ms"), 30_000, 100, 3_600_000),
     upstreamConcurrency: parseIntOption("--upstream-concurrency", str("upstream-concurrency"), 8, 1, 1000),
+    upstreamRetryMs: parseIntOption("--upstream-retry-ms", str("upstream-retry-ms"), 15_000, 0, 600_000),
     tls: tlsCert && tlsKey ? { certFile: tlsCert, keyFile: tlsKey } : undefined,
     logLevel,
+    webhookSecret: webhookSecretOption(str("webhook-secret", "SHOTGRID_WEBHOOK_SECRET")),
+    reconcileIntervalS: parseIntOption("--reconcile-interval-s", str("reconcile-interval-s"), 300, 0, 7 * 86_400),
   };
+}
+
+/** `--webhook-secret`: absent or empty → no webhook route; whitespace around it is a paste mistake. */
+function webhookSecretOption(raw: string | undefined): string | undefined {
+  if (raw === undefined || raw === "") return undefined;
+  if (raw.trim() !== raw) throw new UsageError("--webhook-secret (SHOTGRID_WEBHOOK_SECRET) has spaces around it; give the token exactly as entered on the site");
+  return raw;
+}
+
+/** `--state-dir`: absent → `./.state` with a site, none in demo mode; empty → none. */
+function stateDirOption(raw: string | undefined, hasSite: boolean): string | undefined {
+  if (raw === undefined) return hasSite ? "./.state" : undefined;
+  const dir = raw.trim();
+  if (dir.includes("\0")) throw new UsageError("--state-dir (STATE_DIR) must not contain a NUL character");
+  return dir === "" ? undefined : dir;
 }

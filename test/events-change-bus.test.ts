@@ -234,3 +234,60 @@ describe("change bus", () => {
     expect(bus.subscriberCount).toBe(0);
   });
 });
+
+describe("change bus: late ids", () => {
+  const change = (eventId: number): import("../src/events/change.ts").Change => ({
+    eventId,
+    eventType: "Shotgun_Shot_Change",
+    kind: "change",
+    entityType: "Shot",
+    entityId: 1,
+    projectId: 0,
+    attributeName: "code",
+    createdAt: "2024-01-01T00:00:00Z",
+    user: null,
+  });
+  const drain = async (sub: import("../src/events/change-bus.ts").ChangeSubscription, n: number) => {
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const r = await sub.next();
+      if (r.done || r.value.kind !== "change") throw new Error(`unexpected ${JSON.stringify(r)}`);
+      out.push(r.value.change.eventId);
+    }
+    return out;
+  };
+
+  it("replays a late id published after the resume point, and not one published before it", async () => {
+    const bus = new ChangeBus();
+    bus.advance(10);
+    bus.publish([change(12), change(13)], 13); // 11 skipped
+    bus.publish([change(11)], 13); // 11 arrives late
+    bus.publish([change(14)], 14);
+    const fromThirteen = bus.subscribe({ sinceEventId: 13 });
+    expect(await drain(fromThirteen, 2)).toEqual([11, 14]);
+    const fromFourteen = bus.subscribe({ sinceEventId: 14 });
+    bus.publish([change(15)], 15);
+    expect(await drain(fromFourteen, 1)).toEqual([15]);
+  });
+
+  it("raises the resumable floor past a late id's publication point when it is evicted", () => {
+    const bus = new ChangeBus({ replayEvents: 2 });
+    bus.advance(10);
+    bus.publish([change(12), change(13)], 13);
+    bus.publish([change(11)], 13); // evicts 12
+    bus.publish([change(14)], 14); // evicts 13
+    expect(bus.oldestResumableEventId).toBe(13);
+    bus.publish([change(15)], 15); // evicts the late 11, published at position 13: from 13 it would be missing
+    expect(bus.oldestResumableEventId).toBe(14);
+  });
+
+  it("delivers a late id to a subscriber ahead of the bus, while skipping in-order ids it saw", async () => {
+    const bus = new ChangeBus();
+    bus.advance(10);
+    const ahead = bus.subscribe({ sinceEventId: 12 });
+    bus.publish([change(12)], 12); // in order, seen already: skipped
+    bus.publish([change(11)], 12); // late: cannot have been seen
+    bus.publish([change(13)], 13);
+    expect(await drain(ahead, 2)).toEqual([11, 13]);
+  });
+});

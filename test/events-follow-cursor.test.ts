@@ -51,4 +51,24 @@ describe("follow cursor", () => {
   it("rejects a bad saved state with an error naming the field", () => {
     expect(() => new FollowCursor({ lastAppliedId: -1, skipped: [] })).toThrow(/lastAppliedId/);
   });
+
+  it("gives up an id whose neighbour is older than the window on the site's clock, at once", () => {
+    const cursor = new FollowCursor({ lastAppliedId: 10, skipped: [] });
+    cursor.advance([{ id: 12, createdAtMs: 1_000_000 }, { id: 14, createdAtMs: 1_100_000 }], 5);
+    // Site clock: the newest event is 100 s after id 12's; window 60 s (+1 s resolution).
+    expect(cursor.expire(6, 60_000, 1_100_000)).toEqual([11]);
+    expect(cursor.skipped()).toEqual([{ id: 13, firstSeenMs: 5, neighbourCreatedAtMs: 1_100_000 }]);
+  });
+
+  it("forgets every awaited id and moves forward on reset", () => {
+    const cursor = new FollowCursor({ lastAppliedId: 0, skipped: [] });
+    cursor.advance([3], 0);
+    expect(cursor.reset(50)).toEqual([1, 2]);
+    expect(cursor.toJSON()).toEqual({ lastAppliedId: 50, skipped: [] });
+  });
+
+  it("rejects a saved gap entry that is not an id with a time, naming it", () => {
+    expect(() => new FollowCursor({ lastAppliedId: 9, skipped: [{ id: 0, firstSeenMs: 1 }] })).toThrow(/skipped\[0\]/);
+    expect(() => new FollowCursor({ lastAppliedId: 9, skipped: "x" as never })).toThrow(/skipped/);
+  });
 });

@@ -151,11 +151,25 @@ function queryScopeTags(type: string, projectId: number | null, movesProject: bo
   return projectId === null || movesProject ? [`qt:${type}:all`] : [`qt:${type}:p:${projectId}`, `qt:${type}:any`];
 }
 
+/**
+ * A thumbnail upload logs two image Changes: the first (`meta.is_transient: true`) points at a
+ * placeholder while the site processes the file, the final one follows with the real image. Only
+ * the final one invalidates, so the record is refetched once, not twice; until it arrives the
+ * cache shows the previous thumbnail (if processing fails, the max-age net refreshes it).
+ */
+export function isTransientThumbnail(kind: string, event: EventLogEntry): boolean {
+  const meta = event.meta ?? {};
+  if (kind !== "Change" || meta.is_transient !== true) return false;
+  const attribute = event.attribute_name ?? meta.attribute_name;
+  return attribute === "image" || attribute === "filmstrip_image" || meta.field_data_type === "image";
+}
+
 /** The effects of one event, or undefined for rows that are not entity changes (logins, …). */
 export function eventEffects(event: EventLogEntry): EventEffects | undefined {
   const match = EVENT_TYPE.exec(event.event_type);
   if (!match) return undefined;
   const meta = event.meta ?? {};
+  if (isTransientThumbnail(match[2]!, event)) return undefined;
   const entityType = typeof meta.entity_type === "string" ? meta.entity_type : match[1]!;
   const entityId = event.entity?.id ?? (typeof meta.entity_id === "number" ? meta.entity_id : undefined);
   const kind = match[2] as EventKind;

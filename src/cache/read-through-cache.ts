@@ -6,7 +6,7 @@
 import type { Backend, Entity, EventLogEntry, SearchOptions } from "../shotgrid/types.ts";
 import { BackendError } from "../shotgrid/errors.ts";
 import type { CacheAnswer, EntityCache, EntityQuery, Freshness } from "./types.ts";
-import type { CacheStore, StoredEntry } from "./cache-store.ts";
+import { StoreUnavailableError, type CacheStore, type StoredEntry } from "./cache-store.ts";
 import { MemoryStore } from "./memory-store.ts";
 import { SingleFlight, abortable } from "./single-flight.ts";
 import {
@@ -63,6 +63,12 @@ export interface ReadThroughCacheOptions {
   refreshBatchSize?: number;
   /** The event id the cache is current with at start (the follower's cursor). Default 0. */
   lastAppliedEventId?: number;
+  /**
+   * After the store fails (`StoreUnavailableError`: Redis unreachable or too slow), reads skip it
+   * for this long and go straight to the Backend, so no request keeps paying a store timeout.
+   * Default 1000 ms.
+   */
+  storeRetryMs?: number;
 }
 
 interface Fetched<T> {
@@ -109,10 +115,26 @@ export class ReadThroughCache implements EntityCache {
    * Retirement removes). An id outside it does not exist, so GetEntity answers null without asking.
    */
   readonly #knownIds = new Map<string, Set<number>>();
+  /** Types asked for through getEntity or query (for reconcile); bounded by the site's type count. */
+  readonly #typesRead = new Set<string>();
   readonly #background = new Set<Promise<void>>();
   #applying: Promise<void> = Promise.resolve();
   #preloading: { type: string; records: number } | undefined;
   #lastApplied: number;
+  readonly #storeRetryMs: number;
+  /** Until then (wall-clock ms) the store is skipped: it failed recently. */
+  #storeDownUntil = 0;
+  /**
+   * An invalidation (bump, patch, clear) failed: the store may hold entries an applied event should
+   * have dropped. Reads skip it until a later batch of events is applied in full.
+   */
+  #invalidationPending = false;
+  /**
+   * The batch that must be applied in full to clear `#invalidationPending`: up to this event id
+   * (the failed event's), or `Infinity` when a clear failed (only a successful clear will do).
+   * Hint batches (id 0) never clear it.
+   */
+  #pendingUntilEventId = 0;
 
   constructor(options: ReadThroughCacheOptions) {
     this.backend = options.backend;
@@ -126,6 +148,16 @@ export class ReadThroughCache implements EntityCache {
     this.#preloadPageSize = options.preloadPageSize ?? 500;
     this.#refreshBatchSize = options.refreshBatchSize ?? 100;
     this.#lastApplied = options.lastAppliedEventId ?? 0;
+    this.#storeRetryMs = options.storeRetryMs ?? 1000;
+  }
+
+  /**
+   * False while answers bypass the store (it is unreachable, failed within `storeRetryMs`, or an
+   * invalidation could not be written): reads go to the Backend, marked source "shotgrid", and
+   * nothing is filled. For /readyz and metrics.
+   */
+  get storeHealthy(): boolean {
+    return this.store.healthy !== false && !this.#invalidationPending && Date.now() >= this.#storeDownUntil;
   }
 
   get lastAppliedEventId(): number {
@@ -163,11 +195,12 @@ export class ReadThroughCache implements EntityCache {
 
   async getEntity(entityType: string, id: number, fields: string[], signal?: AbortSignal): Promise<CacheAnswer<Entity | null>> {
     checkEntityType(entityType);
+    if (this.#typesRead.size < 10_000) this.#typesRead.add(entityType);
     checkId(id);
     const wanted = canonicalFields(fields);
     if (wanted.some((f) => f.includes("."))) return this.#getProjection(entityType, id, wanted, signal);
     const key = recordKey(entityType, id);
-    const entry = await this.store.get(key);
+    const entry = await this.#storeGet(key);
     if (entry) {
       const record = entry.value as Entity | null;
       if (record !== null && !recordAnswers(record, wanted)) return this.#getProjection(entityType, id, wanted, signal);
@@ -196,9 +229,10 @@ export class ReadThroughCache implements EntityCache {
 
   async query(query: EntityQuery, signal?: AbortSignal): Promise<CacheAnswer<Entity[]>> {
     const q = canonicalQuery(query);
+    if (this.#typesRead.size < 10_000) this.#typesRead.add(q.entityType);
     const key = queryKey(q);
     const deps = queryDependencies(q);
-    const entry = await this.store.get(key);
+    const entry = await this.#storeGet(key);
     if (entry && !deps.volatile && this.#fresh(entry)) {
       this.#metrics.cacheHit("query");
       return { value: entry.value as Entity[], freshness: this.#cached(entry, false) };
@@ -222,11 +256,52 @@ export class ReadThroughCache implements EntityCache {
   }
 
   /**
+   * Apply rows as hints (webhook deliveries, reconcile findings): the same invalidation as
+   * `applyEvents`, but they do not count as applied — `lastAppliedEventId` (the `asOfEventId`
+   * answers report) moves only with the event log, which stays the source of truth.
+   */
+  applyHints(events: EventLogEntry[]): Promise<void> {
+    // Id 0 is below every real event id: invalidated, never counted as applied.
+    return this.applyEvents(events.map((e) => ({ ...e, id: 0 })));
+  }
+
+  /** Entity types the cache may hold answers for: the preloaded ones and every type read since start. */
+  get cachedTypes(): string[] {
+    return [...new Set([...this.preloadTypes, ...this.#typesRead])];
+  }
+
+  /** The full record held for `type`/`id` (null: held as "does not exist"; undefined: not held). For reconcile. */
+  async heldRecord(type: string, id: number): Promise<Entity | null | undefined> {
+    const entry = await this.#storeGet(recordKey(type, id));
+    return entry ? (entry.value as Entity | null) : undefined;
+  }
+
+  /** For a preloaded type: whether the cache knows `id` may exist; undefined for other types. */
+  knowsId(type: string, id: number): boolean | undefined {
+    return this.#knownIds.get(type)?.has(id);
+  }
+
+  /**
+   * Drop every answer about `type` (its schema changed: a field was deleted or changed). A
+   * preloaded type is loaded again in the background.
+   */
+  async invalidateType(type: string): Promise<void> {
+    const tags = [`ty:${type}`, `qt:${type}:all`, `dt:${type}`, `dt:${type}:life`];
+    this.#flights.detach(tags);
+    await this.#invalidating("bump", () => this.store.bump(tags));
+    if (this.#readyAt.has(type)) this.#track(this.#preloadType(type));
+    this.#reportSize();
+  }
+
+  /**
    * Forget everything (the event cursor can no longer be trusted). Preloaded types stop being
    * ready until `preload()` runs again.
    */
   async invalidateAll(): Promise<void> {
-    await this.store.clear();
+    await this.#invalidating("clear", () => this.store.clear());
+    // Everything is gone, including whatever a failed invalidation should have dropped.
+    this.#invalidationPending = false;
+    this.#pendingUntilEventId = 0;
     this.#flights.detach([], true);
     this.#readyAt.clear();
     this.#knownIds.clear();
@@ -249,10 +324,12 @@ export class ReadThroughCache implements EntityCache {
     for (const event of [...events].sort((a, b) => a.id - b.id)) {
       const fx = eventEffects(event);
       if (fx) {
-        await this.store.bump(fx.tags);
+        // Detached first: even if the store fails below, no new caller joins a fetch from before the event.
         this.#flights.detach(fx.tags);
-        if (fx.rename) await this.store.patchLinkName(fx.rename.link, fx.rename.name);
-        if (fx.dropLinking) await this.store.patchLinkName(fx.dropLinking, undefined);
+        await this.#invalidating("bump", () => this.store.bump(fx.tags), event.id);
+        const { rename, dropLinking } = fx;
+        if (rename) await this.#invalidating("patchLinkName", () => this.store.patchLinkName(rename.link, rename.name), event.id);
+        if (dropLinking) await this.#invalidating("patchLinkName", () => this.store.patchLinkName(dropLinking, undefined), event.id);
         const known = this.#knownIds.get(fx.entityType);
         if (fx.entityId === undefined) {
           // Which record changed is unknown: the type's id set can no longer answer "does not exist".
@@ -273,6 +350,13 @@ export class ReadThroughCache implements EntityCache {
       }
       if (event.id > this.#lastApplied) this.#lastApplied = event.id;
     }
+    // Every invalidation of this batch reached the store (a failed batch is retried by the follower).
+    const newest = events.reduce((max, e) => Math.max(max, e.id), 0);
+    if (this.#invalidationPending && newest > 0 && newest >= this.#pendingUntilEventId) {
+      this.#invalidationPending = false;
+      this.#pendingUntilEventId = 0;
+      this.#log.info({ lastAppliedEventId: this.#lastApplied }, "cache store invalidations caught up; reading from the store again");
+    }
     this.#reportSize();
     for (const [type, ids] of refresh) this.#track(this.#refreshRecords(type, [...ids]));
   }
@@ -289,7 +373,7 @@ export class ReadThroughCache implements EntityCache {
     this.#preloading = { type, records };
     for (;;) {
       // Taken before each page is asked for: a record changed meanwhile is not stored from it.
-      const seq = await this.store.currentSeq();
+      const seq = await this.#storeSeq();
       const fetchedAt = this.#now();
       const asOf = this.#lastApplied;
       const result = await this.#upstream("searchPages", () => pages.next());
@@ -303,8 +387,14 @@ export class ReadThroughCache implements EntityCache {
       this.#preloading = { type, records };
       this.#log.info({ entityType: type, page, records }, "cache preload progress");
     }
-    this.#readyAt.set(type, this.#now());
     this.#preloading = undefined;
+    // A flush (invalidateAll) during this preload replaced the known-id set: what this pass saw is
+    // not the whole type any more, so it must not mark the type ready (ids would look missing).
+    if (this.#knownIds.get(type) !== known) {
+      this.#log.info({ entityType: type }, "cache preload of type superseded by a flush");
+      return;
+    }
+    this.#readyAt.set(type, this.#now());
     this.#reportSize();
     if (stored < records) {
       this.#log.warn(
@@ -316,7 +406,7 @@ export class ReadThroughCache implements EntityCache {
   }
 
   async #loadRecord(type: string, id: number): Promise<Fetched<Entity | null>> {
-    const seq = await this.store.currentSeq();
+    const seq = await this.#storeSeq();
     const fetchedAt = this.#now();
     const asOf = this.#lastApplied;
     const record = await this.#upstream("getEntity", () =>
@@ -327,13 +417,14 @@ export class ReadThroughCache implements EntityCache {
   }
 
   /** Store a full record (or "does not exist") unless it was invalidated since `seq`. */
-  async #fillRecord(type: string, id: number, record: Entity | null, seq: number, fetchedAt: number, asOf: number): Promise<boolean> {
+  async #fillRecord(type: string, id: number, record: Entity | null, seq: number | undefined, fetchedAt: number, asOf: number): Promise<boolean> {
+    if (seq === undefined) return false;
     const key = recordKey(type, id);
     const links = record ? [...collectLinks(record.fields)] : [];
     const entry: StoredEntry = { value: record, seq, fetchedAt, asOfEventId: asOf, tags: [key, `ty:${type}`], links };
     // Links are guards, not tags: a rename patches stored records instead of dropping them, but a
     // record fetched before the rename must not be stored with the old name.
-    const ok = await this.store.setIfFresh(key, entry, links.map((l) => `ln:${l}`));
+    const ok = await this.#storeSet(key, entry, links.map((l) => `ln:${l}`));
     if (ok && record && this.#knownIds.has(type)) this.#knownIds.get(type)!.add(id);
     return ok;
   }
@@ -341,20 +432,20 @@ export class ReadThroughCache implements EntityCache {
   async #getProjection(type: string, id: number, fields: string[], signal?: AbortSignal): Promise<CacheAnswer<Entity | null>> {
     const key = projectionKey(type, id, fields);
     const deps = projectionDependencies(type, id, fields);
-    const entry = await this.store.get(key);
+    const entry = await this.#storeGet(key);
     if (entry && this.#fresh(entry)) {
       this.#metrics.cacheHit("entity");
       return { value: entry.value as Entity | null, freshness: this.#cached(entry, false) };
     }
     const { promise, joined } = this.#flights.run(key, [...deps, "nm:any"], async () => {
-      const seq = await this.store.currentSeq();
+      const seq = await this.#storeSeq();
       const fetchedAt = this.#now();
       const asOf = this.#lastApplied;
       const record = await this.#upstream("getEntity", () =>
         this.backend.getEntity(type, id, { fields, includeArchivedProjects: true }),
       );
       const links = record ? [...collectLinks(record.fields)].map((l) => `ln:${l}`) : [];
-      await this.store.setIfFresh(key, { value: record, seq, fetchedAt, asOfEventId: asOf, tags: [...deps, ...links] });
+      if (seq !== undefined) await this.#storeSet(key, { value: record, seq, fetchedAt, asOfEventId: asOf, tags: [...deps, ...links] });
       this.#reportSize();
       return { value: record, fetchedAt, asOfEventId: asOf };
     });
@@ -368,7 +459,7 @@ export class ReadThroughCache implements EntityCache {
   }
 
   async #loadQuery(q: CanonicalQuery, key: string, tags: string[]): Promise<Fetched<Entity[]>> {
-    const seq = await this.store.currentSeq();
+    const seq = await this.#storeSeq();
     const fetchedAt = this.#now();
     const asOf = this.#lastApplied;
     // Sorting by a link field sorts by the linked names: fetch such fields too, to know which
@@ -390,13 +481,9 @@ export class ReadThroughCache implements EntityCache {
     const links = new Set<string>();
     for (const e of found) collectLinks(e.fields, links);
     const value = found.map((e) => (q.fields.length === 0 ? projectRecord(e, []) : withoutFields(e, extra)));
-    await this.store.setIfFresh(key, {
-      value,
-      seq,
-      fetchedAt,
-      asOfEventId: asOf,
-      tags: [...tags, ...[...links].map((l) => `ln:${l}`)],
-    });
+    if (seq !== undefined) {
+      await this.#storeSet(key, { value, seq, fetchedAt, asOfEventId: asOf, tags: [...tags, ...[...links].map((l) => `ln:${l}`)] });
+    }
     this.#reportSize();
     return { value, fetchedAt, asOfEventId: asOf };
   }
@@ -405,7 +492,7 @@ export class ReadThroughCache implements EntityCache {
   async #refreshRecords(type: string, ids: number[]): Promise<void> {
     for (let i = 0; i < ids.length; i += this.#refreshBatchSize) {
       const chunk = ids.slice(i, i + this.#refreshBatchSize);
-      const seq = await this.store.currentSeq();
+      const seq = await this.#storeSeq();
       const fetchedAt = this.#now();
       const asOf = this.#lastApplied;
       const batch = this.#upstream("search", () =>
@@ -432,10 +519,64 @@ export class ReadThroughCache implements EntityCache {
   async #staleOr<T>(err: unknown, key: string, kind: CacheReadKind, shape: (value: unknown) => T): Promise<CacheAnswer<T>> {
     if (!isOutage(err)) throw err;
     // Only entries no event has invalidated are still in the store; those past max age may be served.
-    const entry = await this.store.get(key);
+    const entry = await this.#storeGet(key);
     if (!entry) throw err;
     this.#metrics.cacheStaleServed?.(kind);
     return { value: shape(entry.value), freshness: this.#cached(entry, true) };
+  }
+
+  /** A stored entry, or undefined when the store is skipped or fails (the read goes upstream). */
+  async #storeGet(key: string): Promise<StoredEntry | undefined> {
+    if (!this.storeHealthy) return undefined;
+    try {
+      return await this.store.get(key);
+    } catch (err) {
+      this.#storeFailed("get", err);
+      return undefined;
+    }
+  }
+
+  /** The store's clock before a fetch, or undefined when the store is skipped (then nothing is filled). */
+  async #storeSeq(): Promise<number | undefined> {
+    if (!this.storeHealthy) return undefined;
+    try {
+      return await this.store.currentSeq();
+    } catch (err) {
+      this.#storeFailed("currentSeq", err);
+      return undefined;
+    }
+  }
+
+  async #storeSet(key: string, entry: StoredEntry, guardTags?: readonly string[]): Promise<boolean> {
+    try {
+      return await this.store.setIfFresh(key, entry, guardTags);
+    } catch (err) {
+      this.#storeFailed("setIfFresh", err);
+      return false;
+    }
+  }
+
+  /** An invalidation must reach the store: on failure reads skip the store until one succeeds, and the error propagates. */
+  async #invalidating<T>(operation: string, call: () => Promise<T>, failedEventId = this.#lastApplied + 1): Promise<T> {
+    try {
+      return await call();
+    } catch (err) {
+      if (err instanceof StoreUnavailableError) {
+        this.#invalidationPending = true;
+        this.#pendingUntilEventId = Math.max(this.#pendingUntilEventId, operation === "clear" ? Infinity : failedEventId);
+      }
+      this.#storeFailed(operation, err);
+      throw err;
+    }
+  }
+
+  /** Anything but a store outage is a bug and propagates; an outage is counted, logged on change, and skipped. */
+  #storeFailed(operation: string, err: unknown): void {
+    if (!(err instanceof StoreUnavailableError)) throw err;
+    const wasHealthy = Date.now() >= this.#storeDownUntil;
+    this.#storeDownUntil = Date.now() + this.#storeRetryMs;
+    this.#metrics.storeUnavailable?.(operation);
+    if (wasHealthy) this.#log.warn({ operation, err: err.message }, "cache store unavailable; answering from the Backend");
   }
 
   async #upstream<T>(operation: string, call: () => Promise<T>): Promise<T> {

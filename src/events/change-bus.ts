@@ -6,6 +6,14 @@
  *
  * Resuming (`sinceEventId`) is gapless because the history is read and the subscriber is
  * registered in the same synchronous step: no publish can fall between the two.
+ *
+ * Late ids: ShotGrid commits ids out of order, so the follower may publish N after N+1 (a
+ * filled gap). The history is therefore kept in publication order, each change with the bus
+ * position (newest event id) just before it was published, and a resume from X replays every
+ * change published after the bus first reached X: changes with an id above X, plus late
+ * changes below X published after that point. A client resumes from the highest event id it
+ * has seen (or the `resumeEventId` of a resync, or a heartbeat's last event id); a late change
+ * it has not seen is replayed, one it has seen is not.
  */
 import type { Change } from "./change.ts";
 import { ReplayBuffer } from "./replay-buffer.ts";
@@ -39,8 +47,10 @@ export interface SubscribeOptions {
   /** Only changes in these projects (0: entities with no project); empty or absent means all. */
   projectIds?: readonly number[];
   /**
-   * Replay buffered changes with a greater event id, then go live. 0 or absent: live only.
-   * Older than the bus can replay: a resync message first, then live.
+   * The highest event id the client has seen (or a resync's `resumeEventId`, or a heartbeat's
+   * last event id): replay every buffered change published after the bus reached it (ids above
+   * it, and late ids below it published later), then go live. 0 or absent: live only. Older
+   * than the bus can replay: a resync message first, then live.
    */
   sinceEventId?: number;
   /** Aborting ends the subscription (its iterator finishes). */
@@ -50,8 +60,19 @@ export interface SubscribeOptions {
 export const DEFAULT_REPLAY_EVENTS = 100_000;
 export const DEFAULT_SUBSCRIBER_QUEUE = 1000;
 
+/** A change in the replay history, with the bus position just before it was published. */
+interface Published {
+  change: Change;
+  positionBefore: number;
+}
+
+/** Was `p` published after the bus first reached `since` (so a client resuming from `since` has not seen it)? */
+function publishedAfter(p: Published, since: number): boolean {
+  return p.change.eventId > since || p.positionBefore >= since;
+}
+
 export class ChangeBus {
-  readonly #replay: ReplayBuffer<Change>;
+  readonly #replay: ReplayBuffer<Published>;
   readonly #queueLimit: number;
   readonly #subscribers = new Set<ChangeSubscription>();
   #lastEventId = 0;
@@ -67,7 +88,7 @@ export class ChangeBus {
     if (!Number.isSafeInteger(queue) || queue < 1) {
       throw new RangeError(`subscriberQueue must be a whole number >= 1, got ${queue}`);
     }
-    this.#replay = new ReplayBuffer<Change>(replayEvents);
+    this.#replay = new ReplayBuffer<Published>(replayEvents);
     this.#queueLimit = queue;
   }
 
@@ -102,10 +123,15 @@ export class ChangeBus {
   publish(changes: readonly Change[], throughEventId?: number): void {
     if (changes.length > 0) this.#floor ??= changes[0]!.eventId - 1;
     for (const change of changes) {
-      const evicted = this.#replay.push(change);
-      if (evicted && (this.#floor === undefined || evicted.eventId > this.#floor)) this.#floor = evicted.eventId;
+      const positionBefore = this.#lastEventId;
+      const evicted = this.#replay.push({ change, positionBefore });
+      if (evicted) {
+        // A resume from below this threshold would have replayed the evicted change.
+        const threshold = Math.max(evicted.change.eventId, evicted.positionBefore + 1);
+        if (this.#floor === undefined || threshold > this.#floor) this.#floor = threshold;
+      }
       if (change.eventId > this.#lastEventId) this.#lastEventId = change.eventId;
-      for (const subscriber of this.#subscribers) subscriber.offer(change);
+      for (const subscriber of this.#subscribers) subscriber.offer(change, positionBefore);
     }
     if (throughEventId !== undefined) this.advance(throughEventId);
   }
@@ -138,7 +164,9 @@ export class ChangeBus {
             : `cannot replay from event ${since}: the oldest resumable event id is ${this.#floor}`;
         subscription.start({ kind: "resync", reason, resumeEventId: this.#lastEventId, closes: false }, [], 0);
       } else {
-        const replay = this.#replay.filter((c) => c.eventId > since && subscription.matches(c));
+        const replay = this.#replay
+          .filter((p) => publishedAfter(p, since) && subscription.matches(p.change))
+          .map((p) => p.change);
         // A client ahead of the bus (it saw ids the follower has not applied yet) must not get them twice.
         subscription.start(undefined, replay, since > this.#lastEventId ? since : 0);
       }
@@ -235,9 +263,14 @@ export class ChangeSubscription implements AsyncIterableIterator<BusMessage, und
     return (!entityTypes || entityTypes.has(change.entityType)) && (!projectIds || projectIds.has(change.projectId));
   }
 
-  /** @internal Called by the bus for each published change. */
-  offer(change: Change): void {
-    if (this.#detached || !this.matches(change) || change.eventId <= this.#skipThrough) return;
+  /**
+   * @internal Called by the bus for each published change. A subscriber ahead of the bus
+   * skips in-order changes it already saw, but never a late one (an id below the position it
+   * was published at): that one it cannot have seen.
+   */
+  offer(change: Change, positionBefore = 0): void {
+    if (this.#detached || !this.matches(change)) return;
+    if (change.eventId <= this.#skipThrough && change.eventId > positionBefore) return;
     if (this.#queue.length >= this.#setup.queueLimit) {
       this.resync("subscriber too slow", true);
       return;

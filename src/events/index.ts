@@ -9,7 +9,15 @@ export {
   type ChangeBusOptions,
   type SubscribeOptions,
 } from "./change-bus.ts";
-export { FollowCursor, DEFAULT_MAX_SKIPPED, type CursorAdvance, type CursorState, type SkippedEventId } from "./follow-cursor.ts";
+export {
+  FollowCursor,
+  CREATED_AT_RESOLUTION_MS,
+  DEFAULT_MAX_SKIPPED,
+  type AppliedId,
+  type CursorAdvance,
+  type CursorState,
+  type SkippedEventId,
+} from "./follow-cursor.ts";
 export {
   EventFollower,
   type Clock,
@@ -17,6 +25,9 @@ export {
   type EventSink,
   type FollowerLogger,
   type FollowerMetrics,
+  type FollowerStatus,
   type PollOutcome,
 } from "./event-follower.ts";
 export { ReplayBuffer } from "./replay-buffer.ts";
+export { CursorStateError, loadSavedCursor, type CursorStore, type LoadedCursor } from "./cursor-store.ts";
+export { FileCursorStore, type FileCursorStoreOptions } from "./file-cursor-store.ts";

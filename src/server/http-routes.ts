@@ -16,6 +16,11 @@ export interface Readiness {
   ready: boolean;
   /** Why the service is not ready, e.g. "preload of Shot in progress (1200/5400)". */
   reasons?: string[];
+  /**
+   * Numbers shown in the `/readyz` JSON either way (ready or not), e.g. the event follower's
+   * lag: `{ eventFollow: { lagSeconds, eventsBehind, … } }`. They never change the status code.
+   */
+  details?: Record<string, unknown>;
 }
 
 export interface HttpRoutesOptions {
@@ -44,8 +49,9 @@ export function createHttpRoutes(options: HttpRoutesOptions): (req: Req, res: Re
     } catch (err) {
       report = { ready: false, reasons: [`readiness check failed: ${err instanceof Error ? err.message : String(err)}`] };
     }
-    if (report.ready) sendJson(res, 200, { status: "ready" }, head);
-    else sendJson(res, 503, { status: "not_ready", reasons: report.reasons?.length ? report.reasons : ["not ready"] }, head);
+    const details = report.details ? { details: report.details } : {};
+    if (report.ready) sendJson(res, 200, { status: "ready", ...details }, head);
+    else sendJson(res, 503, { status: "not_ready", reasons: report.reasons?.length ? report.reasons : ["not ready"], ...details }, head);
   };
 
   const metrics = async (res: Res, head: boolean) => {

@@ -65,6 +65,7 @@ export class Metrics {
   readonly #eventLag: Gauge<string>;
   readonly #lastEventId: Gauge<string>;
   readonly #openStreams: Gauge<string>;
+  readonly #follow: { behind: Gauge<string>; awaited: Gauge<string>; filled: Counter<string>; resets: Counter<string>; saveErrors: Counter<string> };
   readonly #rpcCalls: Counter<string>;
   readonly #rpcSeconds: Histogram<string>;
   /** method -> code -> children; both label sets are small and fixed. */
@@ -119,6 +120,13 @@ export class Metrics {
         if (self.#lastEventAppliedAt !== undefined) this.set((Date.now() - self.#lastEventAppliedAt) / 1000);
       },
     });
+    this.#follow = {
+      behind: new Gauge({ name: `${PREFIX}event_lag_events`, help: "Events known to exist on the site beyond the newest one applied.", registers }),
+      awaited: new Gauge({ name: `${PREFIX}event_gaps_awaited`, help: "Skipped event ids currently awaited (out-of-order commits).", registers }),
+      filled: new Counter({ name: `${PREFIX}event_gaps_filled_total`, help: "Skipped event ids that arrived late and were applied.", registers }),
+      resets: new Counter({ name: `${PREFIX}event_cursor_resets_total`, help: "Times the event cursor was older than the retained log: cache flushed, streams told to resync.", registers }),
+      saveErrors: new Counter({ name: `${PREFIX}event_cursor_save_errors_total`, help: "Failed saves of the event cursor state.", registers }),
+    };
     // Export zeros from the start, so rates and dashboards work before the first lookup.
     for (const kinds of [this.#hits, this.#misses, this.#staleServed]) for (const child of Object.values(kinds)) child.inc(0);
     this.#openStreams = new Gauge({ name: `${PREFIX}open_streams`, help: "Server streams (WatchChanges) currently open.", registers });
@@ -199,6 +207,31 @@ export class Metrics {
   /** The follower stopped waiting for `count` skipped event ids. */
   gapsGivenUp(count: number): void {
     this.#gapsGivenUp.inc(count);
+  }
+
+  /** Events known to exist beyond the cursor. */
+  eventsBehind(count: number): void {
+    this.#follow.behind.set(count);
+  }
+
+  /** Skipped event ids awaited now. */
+  gapsAwaited(count: number): void {
+    this.#follow.awaited.set(count);
+  }
+
+  /** Late event ids that arrived and were applied. */
+  gapsFilled(count: number): void {
+    this.#follow.filled.inc(count);
+  }
+
+  /** The event cursor was too old to resume: the cache was flushed. */
+  cursorReset(): void {
+    this.#follow.resets.inc();
+  }
+
+  /** Saving the event cursor failed. */
+  cursorSaveError(): void {
+    this.#follow.saveErrors.inc();
   }
 
   /** A server stream opened. Pair with `streamClosed`. */

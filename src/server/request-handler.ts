@@ -39,6 +39,11 @@ export interface RequestHandlerOptions extends HttpRoutesOptions {
   /** When aborted, open server streams end cleanly with status OK. Unary calls run on. */
   drainSignal?: AbortSignal;
   /**
+   * More plain routes, tried before the built-in ones and the RPCs (any method): return true when
+   * the request was handled. E.g. the webhook receiver's `POST /webhooks/shotgrid`.
+   */
+  extraRoutes?: (req: Parameters<RequestHandler>[0], res: Parameters<RequestHandler>[1], path: string) => boolean;
+  /**
    * When aborted, every handler's `ctx.signal` aborts (the last resort once the grace period is
    * over). Abort it with a `ConnectError` to choose the code clients see.
    */
@@ -77,7 +82,9 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
   return (req, res) => {
     const url = req.url ?? "/";
     const q = url.indexOf("?");
-    if (plain(req, res, q === -1 ? url : url.slice(0, q))) return;
+    const path = q === -1 ? url : url.slice(0, q);
+    if (options.extraRoutes?.(req, res, path)) return;
+    if (plain(req, res, path)) return;
     rpc(req, res);
   };
 }

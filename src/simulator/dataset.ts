@@ -230,7 +230,7 @@ export function seedDataset(store: SimStore, options: DatasetOptions): SeededIds
     store.insert("Playlist", only("Playlist", { code: "Dailies 2024-02-12", project: projects[0], versions, sg_date_and_time: at(24 * 35), created_at: tick(), created_by: by() }));
   }
   if (has("Note") && shots.length) {
-    for (let i = 0; i < 5; i++) {
+    for (let i = 0; i < Math.min(5, shots.length); i++) {
       const s = shots[i]!;
       store.insert("Note", only("Note", { subject: `Notes on ${displayOf(store, s.link)}`, content: "Please push the timing two frames earlier.", project: s.project, note_links: [s.link], user: by(), sg_status_list: "opn", created_at: tick(), created_by: by() }));
     }

@@ -17,6 +17,7 @@ import { Knobs, type KnobSettings } from "./knobs.ts";
 import { SchemaIndex, type Api3Schema } from "./schema.ts";
 import { SimStore } from "./store.ts";
 import type { Link } from "./values.ts";
+import { WebhookSender, type WebhookTarget } from "./webhooks.ts";
 
 export { SchemaIndex, pluralSnakeCase, snakeCase } from "./schema.ts";
 export type { Api3Field, Api3Schema, FieldInfo } from "./schema.ts";
@@ -27,6 +28,8 @@ export type { KnobSettings, MalformedKind, OutageMode, OutageWindow } from "./kn
 export type { SimulatorStats } from "./http-server.ts";
 export type { Link } from "./values.ts";
 export { demoSchema } from "./demo-schema.ts";
+export { WebhookSender, type WebhookSenderStats, type WebhookTarget } from "./webhooks.ts";
+export { addField, deleteField, renameField, type NewFieldSpec } from "./schema-changes.ts";
 
 /** The script credentials a simulator accepts when none are given. */
 export const DEFAULT_SCRIPT_NAME = "shotgrid-cache-demo";
@@ -67,6 +70,8 @@ export interface SimulatorOptions {
   knobs?: Partial<KnobSettings>;
   /** Clock (epoch ms) for records, events and token expiry; tests may pin it. */
   now?: () => number;
+  /** Send signed webhook deliveries for every event to these targets (more can be added later). */
+  webhooks?: WebhookTarget[];
 }
 
 export interface SimulatorHandle {
@@ -83,6 +88,8 @@ export interface SimulatorHandle {
   readonly schema: SchemaIndex;
   /** Request counters. */
   readonly stats: SimulatorStats;
+  /** Webhook deliveries: `webhooks.add({url, secret, batched})` registers a target; `webhooks.stats`. */
+  readonly webhooks: WebhookSender;
   /** Access tokens issued so far. */
   tokensIssued(): number;
   /** Expire every access token issued so far (the next request with one gets 401). */
@@ -138,6 +145,16 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   const port = await http.listen(options.port ?? 0, host);
   const urlHost = host.includes(":") ? `[${host}]` : host === "0.0.0.0" ? "127.0.0.1" : host;
   let closed = false;
+  const siteUrl = `http://${urlHost}:${port}`;
+  const webhooks = new WebhookSender(store, () => siteUrl);
+  try {
+    for (const target of options.webhooks ?? []) webhooks.add(target);
+  } catch (err) {
+    webhooks.close();
+    store.close();
+    await http.close();
+    throw err;
+  }
   return {
     url: `http://${urlHost}:${port}`,
     port,
@@ -147,11 +164,13 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     store,
     schema,
     stats: http.stats,
+    webhooks,
     tokensIssued: () => tokens.issuedCount,
     expireTokens: () => tokens.expireAll(),
     async close() {
       if (closed) return;
       closed = true;
+      webhooks.close();
       store.close();
       await http.close();
     },

@@ -70,21 +70,7 @@ export class SchemaIndex {
     for (const [type, fields] of Object.entries(raw)) {
       if (!fields || typeof fields !== "object") throw new Error(`schema: entity type ${type} has no fields object`);
       const map = new Map<string, FieldInfo>();
-      for (const [name, f] of Object.entries(fields)) {
-        const dataType = f?.data_type?.value;
-        if (typeof dataType !== "string") throw new Error(`schema: ${type}.${name} has no data_type.value`);
-        const props = f.properties ?? {};
-        const validTypes = props["valid_types"]?.value;
-        const validValues = props["valid_values"]?.value;
-        map.set(name, {
-          name,
-          dataType,
-          editable: f.editable?.value !== false,
-          validTypes: Array.isArray(validTypes) ? (validTypes as string[]) : [],
-          validValues: Array.isArray(validValues) && validValues.length > 0 ? (validValues as string[]) : null,
-          defaultValue: props["default_value"]?.value ?? null,
-        });
-      }
+      for (const [name, f] of Object.entries(fields)) map.set(name, fieldInfo(type, name, f));
       // Every entity has an id even when a hand-written schema forgets to list it.
       if (!map.has("id")) {
         map.set("id", { name: "id", dataType: "number", editable: false, validTypes: [], validValues: null, defaultValue: null });
@@ -150,6 +136,57 @@ export class SchemaIndex {
   entityFields(type: string): Record<string, Api3Field> | undefined {
     return this.raw[type];
   }
+
+  // ---- schema changes (the store's addField/renameField/deleteField log their events) ---------
+
+  /** Add a field to a type (a site admin creating it). */
+  addField(type: string, name: string, field: Api3Field): FieldInfo {
+    const map = this.fieldsByType.get(type);
+    if (!map) throw new Error(`schema: unknown entity type ${type}`);
+    if (map.has(name)) throw new Error(`schema: ${type}.${name} already exists`);
+    const info = fieldInfo(type, name, field);
+    this.raw[type]![name] = field;
+    map.set(name, info);
+    this.displayFieldByType.set(type, pickDisplayField(type, map));
+    return info;
+  }
+
+  /** Change a field's display name (ShotGrid never changes the API name). Returns the old one. */
+  setDisplayName(type: string, name: string, displayName: string): string | null {
+    const field = this.raw[type]?.[name];
+    if (!field) throw new Error(`schema: ${type}.${name} does not exist`);
+    const old = field.name?.value ?? null;
+    field.name = { value: displayName, editable: true };
+    return old;
+  }
+
+  /** Remove a field (deleted to the trash: gone from reads, filters and the schema). */
+  removeField(type: string, name: string): FieldInfo {
+    const map = this.fieldsByType.get(type);
+    const info = map?.get(name);
+    if (!map || !info) throw new Error(`schema: ${type}.${name} does not exist`);
+    if (name === "id") throw new Error("schema: the id field cannot be removed");
+    map.delete(name);
+    delete this.raw[type]![name];
+    this.displayFieldByType.set(type, pickDisplayField(type, map));
+    return info;
+  }
+}
+
+function fieldInfo(type: string, name: string, f: Api3Field): FieldInfo {
+  const dataType = f?.data_type?.value;
+  if (typeof dataType !== "string") throw new Error(`schema: ${type}.${name} has no data_type.value`);
+  const props = f.properties ?? {};
+  const validTypes = props["valid_types"]?.value;
+  const validValues = props["valid_values"]?.value;
+  return {
+    name,
+    dataType,
+    editable: f.editable?.value !== false,
+    validTypes: Array.isArray(validTypes) ? (validTypes as string[]) : [],
+    validValues: Array.isArray(validValues) && validValues.length > 0 ? (validValues as string[]) : null,
+    defaultValue: props["default_value"]?.value ?? null,
+  };
 }
 
 /** Entity types whose links are named by a field other than `code`. */

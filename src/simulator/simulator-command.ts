@@ -20,6 +20,9 @@ const SPEC: Record<string, OptionSpec> = {
   "error-rate": { kind: "string", help: "fraction 0-1 of requests answered with a 5xx (default 0)" },
   "max-concurrent": { kind: "string", help: "requests in flight beyond this get 503 (default 0: no limit)" },
   "event-commit-delay-ms": { kind: "string", help: "commit write events this late, so ids appear out of order (default 0)" },
+  "webhook-url": { kind: "string", help: "POST a signed webhook delivery for every event to this URL (e.g. http://127.0.0.1:8080/webhooks/shotgrid)" },
+  "webhook-secret": { kind: "string", help: "secret token the deliveries are signed with (env SHOTGRID_WEBHOOK_SECRET); never printed" },
+  "webhook-batched": { kind: "boolean", help: "send up to 50 deliveries per POST (ShotGrid's batched mode)" },
   help: { kind: "boolean", help: "show this help" },
 };
 
@@ -39,6 +42,11 @@ export async function runSimulator(argv: string[]): Promise<void> {
   const scriptKey = str("script-key") ?? DEFAULT_SCRIPT_KEY;
   if (!scriptName.trim()) throw new UsageError("--script-name must not be empty");
   if (!scriptKey) throw new UsageError("--script-key must not be empty");
+  const webhookUrl = str("webhook-url");
+  const webhookSecret = str("webhook-secret") ?? process.env["SHOTGRID_WEBHOOK_SECRET"];
+  if (webhookUrl !== undefined && !webhookSecret) throw new UsageError("--webhook-url needs --webhook-secret (or SHOTGRID_WEBHOOK_SECRET): deliveries are always signed");
+  if (webhookUrl === undefined && values["webhook-batched"]) throw new UsageError("--webhook-batched needs --webhook-url");
+  if (webhookUrl !== undefined && !/^https?:\/\/[^/]/.test(webhookUrl)) throw new UsageError(`--webhook-url must be an http or https URL, got "${webhookUrl}"`);
   const site = await startSimulator({
     port: parseIntOption("--port", str("port"), 9090, 0, 65535),
     host: str("host") ?? "127.0.0.1",
@@ -46,6 +54,7 @@ export async function runSimulator(argv: string[]): Promise<void> {
     scriptKey,
     tokenLifetimeS: parseIntOption("--token-lifetime-s", str("token-lifetime-s"), 600, 1, 365 * 24 * 3600),
     schema: str("schema"),
+    webhooks: webhookUrl !== undefined ? [{ url: webhookUrl, secret: webhookSecret!, batched: values["webhook-batched"] === true }] : [],
     dataset,
     shots: str("shots") === undefined ? undefined : parseIntOption("--shots", str("shots"), 60, 0, 10_000_000),
     assets: str("assets") === undefined ? undefined : parseIntOption("--assets", str("assets"), 40, 0, 10_000_000),
@@ -63,6 +72,7 @@ export async function runSimulator(argv: string[]): Promise<void> {
   process.stdout.write(
     `simulated ShotGrid site listening on ${site.url} (REST API at ${site.url}/api/v1.1)\n` +
       `  script name: ${scriptName}\n  script key:  ${keyShown}\n` +
+      (webhookUrl !== undefined ? `  webhooks:    ${webhookUrl}${values["webhook-batched"] ? " (batched)" : ""}\n` : "") +
       `  ${site.store.count("Project")} projects, ${site.store.count("Shot")} shots, ${site.store.count("Asset")} assets; latest event id ${site.store.latestEventId}\n`,
   );
   await new Promise<void>((resolve) => {

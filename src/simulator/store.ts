@@ -90,6 +90,10 @@ export class SimStore {
   private undo: Array<() => void> | null = null;
   /** Events of the running write/transaction, held until it succeeds. */
   private pending: Array<{ id: number; input: EventInput }> | null = null;
+  private readonly committedListeners = new Set<(row: SimRecord) => void>();
+  /** DisplayColumn ids by `Type.field`, and the field name each shows. */
+  private readonly columnIds = new Map<string, number>();
+  private readonly columnNames = new Map<number, string>();
 
   constructor(schema: SchemaIndex, options: StoreOptions = {}) {
     this.schema = schema;
@@ -132,6 +136,7 @@ export class SimStore {
 
   /** The name a link to this record shows (`code`, `name`, `content`…). */
   displayName(link: Link): string | null {
+    if (link.type === "DisplayColumn") return this.columnNames.get(link.id) ?? null;
     const rec = this.get(link.type, link.id);
     if (!rec) return null;
     if (link.type === "ApiUser") {
@@ -498,6 +503,37 @@ export class SimStore {
     this.table("EventLogEntry").set(id, rec);
     if (id > this.maxCommittedEventId) this.maxCommittedEventId = id;
     this.refreshDisplayName(rec);
+    for (const listener of this.committedListeners) {
+      try {
+        listener(rec);
+      } catch {
+        // A listener (the webhook sender) must never break a write.
+      }
+    }
+  }
+
+  /**
+   * Call `listener` with each event row as it is committed (the webhook sender). It runs inside
+   * the write: it must only queue work. Returns a function that removes it.
+   */
+  onEventCommitted(listener: (row: SimRecord) => void): () => void {
+    this.committedListeners.add(listener);
+    return () => this.committedListeners.delete(listener);
+  }
+
+  /**
+   * The id of the DisplayColumn entity describing `type`.`field` (schema events name it), given on
+   * first use. Links to it show the field's API name, as on a real site.
+   */
+  displayColumnId(type: string, field: string): number {
+    const key = `${type}.${field}`;
+    let id = this.columnIds.get(key);
+    if (id === undefined) {
+      id = this.columnIds.size + 1;
+      this.columnIds.set(key, id);
+      this.columnNames.set(id, field);
+    }
+    return id;
   }
 
   /** Append an event row directly (for tests and datasets), committed at once. Returns its id. */
@@ -528,6 +564,18 @@ export class SimStore {
   /** Ids reserved and not yet committed or dropped. */
   reservedEventIds(): number[] {
     return [...this.reserved].sort((a, b) => a - b);
+  }
+
+  /**
+   * Delete committed event rows with an id below `beforeId`, as a site trimming its old event
+   * log does (record data is untouched). Returns how many rows went.
+   */
+  trimEventsBefore(beforeId: number): number {
+    const log = this.tables.get("EventLogEntry");
+    if (!log) return 0;
+    let removed = 0;
+    for (const id of [...log.keys()]) if (id < beforeId && log.delete(id)) removed++;
+    return removed;
   }
 
   /** Committed event rows. */
