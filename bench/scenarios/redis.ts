@@ -1,0 +1,94 @@
+/**
+ * Scenario 8: the hit test again with two service instances sharing one private Redis (started
+ * here on a free port, never 6379). Runs once `serve` has a `--redis-url` option; until then it
+ * reports why it was skipped.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import net from "node:net";
+import { fileURLToPath } from "node:url";
+import { SERVE_OPTIONS } from "../../src/config.ts";
+import { fmt, fmtInt, sleep, type BenchContext, type ScenarioResult } from "../lib/context.ts";
+import type { LoadResult } from "../lib/load-types.ts";
+import { encodeRequest, getEntityJson } from "../lib/requests.ts";
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** A throwaway redis-server on 127.0.0.1:`port`, no persistence. */
+async function startRedis(port: number): Promise<ChildProcess> {
+  if (port === 6379) throw new Error("refusing to use port 6379");
+  const proc = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const sock = net.connect(port, "127.0.0.1", () => sock.end("PING\r\n"));
+      sock.once("data", (d) => resolve(d.toString().startsWith("+PONG")));
+      sock.once("error", () => resolve(false));
+    });
+    if (ok) return proc;
+    if (Date.now() > deadline || proc.exitCode !== null) {
+      proc.kill();
+      throw new Error("redis-server did not start");
+    }
+    await sleep(100);
+  }
+}
+
+function skipped(reason: string): ScenarioResult {
+  return { id: "redis", title: "8. With Redis", conditions: [], columns: [], rows: [], targets: [], notes: [reason], data: { skipped: true, reason } };
+}
+
+export async function redisScenario(ctx: BenchContext): Promise<ScenarioResult> {
+  const storeFile = fileURLToPath(new URL("../../src/cache/redis-store.ts", import.meta.url));
+  if (!existsSync(storeFile)) return skipped("skipped: no Redis store yet (src/cache/redis-store.ts does not exist in this checkout)");
+  if (!("redis-url" in SERVE_OPTIONS)) return skipped("skipped: src/cache/redis-store.ts exists but `serve` has no --redis-url option to use it yet");
+  const s = ctx.settings;
+  const port = await freePort();
+  let redis: ChildProcess | undefined;
+  try {
+    redis = await startRedis(port);
+  } catch (err) {
+    return skipped(`skipped: could not start a private redis-server (${err instanceof Error ? err.message : String(err)})`);
+  }
+  try {
+    const flags = ["--redis-url", `redis://127.0.0.1:${port}`];
+    const { info: site } = await ctx.site({ shots: s.shots });
+    const { info: a } = await ctx.server(site.url, flags);
+    const { info: b } = await ctx.server(site.url, flags);
+    const ids = Array.from({ length: 100 }, (_, i) => 1 + ((i * 7919) % s.shots));
+    const requests = ids.map((id) => encodeRequest("connect-json-post", "GetEntity", getEntityJson(id)));
+    const spec = (origin: string, connections: number) => ({ origin, transport: "h1", check: "http-200", connections, requests, warmupMs: s.warmupMs, durationMs: s.durationMs });
+    const timeout = s.warmupMs + s.durationMs + 60_000;
+    const loadA = await ctx.loadGenerator();
+    const loadB = await ctx.loadGenerator();
+    const onlyA = await loadA.call<LoadResult>("load", spec(a.url, 32), timeout);
+    const onlyB = await loadB.call<LoadResult>("load", spec(b.url, 32), timeout);
+    const [bothA, bothB] = await Promise.all([loadA.call<LoadResult>("load", spec(a.url, 16), timeout), loadB.call<LoadResult>("load", spec(b.url, 16), timeout)]);
+    await ctx.stopAll();
+    const row = (name: string, c: number, r: LoadResult) => [name, c, fmtInt(r.rps), fmt(r.latency.p50Ms, 2), fmt(r.latency.p99Ms, 2), r.errors];
+    return {
+      id: "redis",
+      title: "8. With Redis",
+      conditions: [
+        `two service instances, each --redis-url to one private redis-server on 127.0.0.1:${port} (no persistence), same simulated site (${site.shots} shots, latency 0)`,
+        `GetEntity hits, Connect JSON POST over HTTP/1.1, ${s.warmupMs / 1000} s warm-up then ${s.durationMs / 1000} s; "both" runs two load generators at once, 16 connections each`,
+      ],
+      columns: ["instance", "connections", "req/s", "p50 ms", "p99 ms", "errors"],
+      rows: [row("A alone", 32, onlyA), row("B alone", 32, onlyB), row("A (both at once)", 16, bothA), row("B (both at once)", 16, bothB), ["A + B", 32, fmtInt(bothA.rps + bothB.rps), "", "", bothA.errors + bothB.errors]],
+      targets: [],
+      notes: ["Compare with scenario 2's GetEntity Connect JSON POST at 32 connections (memory store, same run)."],
+      data: { port, onlyA, onlyB, bothA, bothB },
+    };
+  } finally {
+    redis.kill("SIGTERM");
+  }
+}
