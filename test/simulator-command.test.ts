@@ -41,4 +41,50 @@ describe("shotgrid-cache simulator command", () => {
     expect(code).toBe(2);
     expect(err).toContain("--error-rate must be between 0 and 1");
   });
+
+  it("starts an outage window from the command line and ends it", async () => {
+    const child = spawn(process.execPath, [BIN, "simulator", "--port", "0", "--shots", "3", "--outage-after-s", "0.3", "--outage-s", "0.6"], { stdio: ["ignore", "pipe", "pipe"] });
+    try {
+      let out = "";
+      const url = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no URL printed: ${out}`)), 15_000);
+        child.stdout.on("data", (c: Buffer) => {
+          out += c.toString();
+          const m = /listening on (http:\/\/\S+)/.exec(out);
+          if (m) {
+            clearTimeout(timer);
+            resolve(m[1]!);
+          }
+        });
+      });
+      const status = async () => (await fetch(`${url}/api/v1.1/entity/Shot`)).status;
+      // Before the outage: the site answers (401 without a token is an answer from a healthy site).
+      expect(await status()).toBe(401);
+      const deadline = Date.now() + 10_000;
+      let seen503 = false;
+      while (Date.now() < deadline && !seen503) {
+        seen503 = (await status()) === 503;
+        if (!seen503) await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(seen503).toBe(true);
+      expect(out).toContain("outage:");
+      let recovered = false;
+      while (Date.now() < deadline && !recovered) {
+        recovered = (await status()) === 401;
+        if (!recovered) await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(recovered).toBe(true);
+    } finally {
+      child.kill("SIGTERM");
+    }
+  });
+
+  it("refuses --outage-s without --outage-after-s", async () => {
+    const child = spawn(process.execPath, [BIN, "simulator", "--outage-s", "5"], { stdio: ["ignore", "pipe", "pipe"] });
+    let err = "";
+    child.stderr.on("data", (c: Buffer) => (err += c.toString()));
+    const code = await new Promise<number | null>((r) => child.on("exit", (c) => r(c)));
+    expect(code).toBe(2);
+    expect(err).toContain("--outage-after-s");
+  });
 });

@@ -19,6 +19,11 @@ const SPEC: Record<string, OptionSpec> = {
   "jitter-ms": { kind: "string", help: "up to this much more latency, at random (default 0)" },
   "error-rate": { kind: "string", help: "fraction 0-1 of requests answered with a 5xx (default 0)" },
   "max-concurrent": { kind: "string", help: "requests in flight beyond this get 503 (default 0: no limit)" },
+  "slow-rate": { kind: "string", help: "fraction 0-1 of requests that take --slow-ms longer (default 0)" },
+  "slow-ms": { kind: "string", help: "extra time of a slow answer (default 5000 when --slow-rate is set)" },
+  "outage-after-s": { kind: "string", help: "start an outage this many seconds after start (default: no outage)" },
+  "outage-s": { kind: "string", help: "length of that outage in seconds (default 60)" },
+  "outage-mode": { kind: "string", help: "how the site fails during the outage: 503, 502 (an HTML page) or reset (default 503)" },
   "event-commit-delay-ms": { kind: "string", help: "commit write events this late, so ids appear out of order (default 0)" },
   "webhook-url": { kind: "string", help: "POST a signed webhook delivery for every event to this URL (e.g. http://127.0.0.1:8080/webhooks/shotgrid)" },
   "webhook-secret": { kind: "string", help: "secret token the deliveries are signed with (env SHOTGRID_WEBHOOK_SECRET); never printed" },
@@ -47,6 +52,14 @@ export async function runSimulator(argv: string[]): Promise<void> {
   if (webhookUrl !== undefined && !webhookSecret) throw new UsageError("--webhook-url needs --webhook-secret (or SHOTGRID_WEBHOOK_SECRET): deliveries are always signed");
   if (webhookUrl === undefined && values["webhook-batched"]) throw new UsageError("--webhook-batched needs --webhook-url");
   if (webhookUrl !== undefined && !/^https?:\/\/[^/]/.test(webhookUrl)) throw new UsageError(`--webhook-url must be an http or https URL, got "${webhookUrl}"`);
+  const outageMode = str("outage-mode") ?? "503";
+  if (outageMode !== "503" && outageMode !== "502" && outageMode !== "reset") throw new UsageError(`--outage-mode must be 503, 502 or reset, got "${outageMode}"`);
+  const outageAfterS = str("outage-after-s") === undefined ? undefined : parseNumberOption("--outage-after-s", str("outage-after-s"), 0, 0, 30 * 86_400);
+  const outageS = parseNumberOption("--outage-s", str("outage-s"), 60, 0.001, 30 * 86_400);
+  if (outageAfterS === undefined && (str("outage-s") !== undefined || str("outage-mode") !== undefined)) {
+    throw new UsageError("--outage-s and --outage-mode need --outage-after-s");
+  }
+  const slowRate = parseNumberOption("--slow-rate", str("slow-rate"), 0, 0, 1);
   const site = await startSimulator({
     port: parseIntOption("--port", str("port"), 9090, 0, 65535),
     host: str("host") ?? "127.0.0.1",
@@ -63,10 +76,19 @@ export async function runSimulator(argv: string[]): Promise<void> {
       latencyMs: parseNumberOption("--latency-ms", str("latency-ms"), 0, 0, 600_000),
       jitterMs: parseNumberOption("--jitter-ms", str("jitter-ms"), 0, 0, 600_000),
       errorRate: parseNumberOption("--error-rate", str("error-rate"), 0, 0, 1),
+      slowRate,
+      slowMs: parseNumberOption("--slow-ms", str("slow-ms"), slowRate > 0 ? 5000 : 0, 0, 600_000),
       maxConcurrent: parseIntOption("--max-concurrent", str("max-concurrent"), 0, 0, 1_000_000),
       eventCommitDelayMs: parseNumberOption("--event-commit-delay-ms", str("event-commit-delay-ms"), 0, 0, 3_600_000),
     },
   });
+  let outageTimer: NodeJS.Timeout | undefined;
+  if (outageAfterS !== undefined) {
+    outageTimer = setTimeout(() => {
+      process.stdout.write(`outage: failing every request (${outageMode}) for ${outageS} s\n`);
+      site.knobs.setOutage(outageS * 1000, outageMode);
+    }, outageAfterS * 1000);
+  }
   // The key is printed only when it is the documented default: a real key never reaches a log.
   const keyShown = scriptKey === DEFAULT_SCRIPT_KEY ? scriptKey : "(as given with --script-key)";
   process.stdout.write(
@@ -78,6 +100,7 @@ export async function runSimulator(argv: string[]): Promise<void> {
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       process.stdout.write(`${signal}: stopping the simulated site\n`);
+      clearTimeout(outageTimer);
       process.off("SIGINT", onInt);
       process.off("SIGTERM", onTerm);
       site.close().then(resolve, resolve);
