@@ -21,7 +21,6 @@
  */
 import { BackendError } from "../shotgrid/errors.ts";
 import type { Backend, EventLogEntry } from "../shotgrid/types.ts";
-import type { ChangeBus } from "./change-bus.ts";
 import { changeFromEvent, type Change } from "./change.ts";
 import type { CursorStore } from "./cursor-store.ts";
 import { FollowCursor, type CursorState } from "./follow-cursor.ts";
@@ -35,6 +34,19 @@ export interface EventSink {
    * cursor). Absent: the follower logs an error and goes on, and the sink stays as it was.
    */
   reset?(reason: string): Promise<void>;
+}
+
+/**
+ * Where the follower publishes applied changes: the local `ChangeBus`, or in a cluster the shared
+ * change log (redis-change-log.ts), whose writes are asynchronous and awaited in order.
+ */
+export interface ChangePublisher {
+  /** Move the position without changes (the starting cursor, events that changed no entity). */
+  advance(eventId: number): void;
+  /** Publish a batch's changes in order; `throughEventId`: the batch covered events up to it. */
+  publish(changes: readonly Change[], throughEventId?: number): void | Promise<void>;
+  /** The history can no longer be trusted (the cursor was reset): subscribers must resync. */
+  reset(reason: string): void | Promise<void>;
 }
 
 /** What the follower reports; every method is optional (a no-op when absent). */
@@ -76,8 +88,8 @@ export interface EventFollowerOptions {
   backend: Pick<Backend, "readEvents" | "latestEventId">;
   /** Where events are applied, before they are published. */
   sink: EventSink;
-  /** Where changes are published after being applied. */
-  bus: ChangeBus;
+  /** Where changes are published after being applied (a `ChangeBus`, or a cluster's change log). */
+  bus: ChangePublisher;
   /** Sleep after a short page (the log is drained). Default 1000. */
   pollIntervalMs?: number;
   /** Events per poll; a full page is followed at once by another poll (catch-up). Default 500. */
@@ -144,7 +156,7 @@ function positiveOption(name: string, value: number | undefined, fallback: numbe
 export class EventFollower {
   readonly #backend: EventFollowerOptions["backend"];
   readonly #sink: EventSink;
-  readonly #bus: ChangeBus;
+  readonly #bus: ChangePublisher;
   readonly #store: CursorStore | undefined;
   readonly #pollIntervalMs: number;
   readonly #pageSize: number;
@@ -434,7 +446,7 @@ export class EventFollower {
     this.#metrics.cursorReset?.();
     // Move first, then reset: a client resuming from before the trim must be told to resync.
     this.#bus.advance(oldest.id - 1);
-    this.#bus.reset(reason);
+    await this.#bus.reset(reason);
   }
 
   /** Apply, record in the cursor, publish, in that order. */
@@ -465,7 +477,7 @@ export class EventFollower {
       this.#metrics.gapsFilled?.(advance.filled.length);
     }
     const changes = fresh.map(changeFromEvent).filter((c): c is Change => c !== null);
-    this.#bus.publish(changes, cursor.lastAppliedId);
+    await this.#bus.publish(changes, cursor.lastAppliedId);
     for (const e of fresh) {
       const created = Date.parse(e.created_at);
       if (Number.isFinite(created)) this.#newestAppliedCreatedAtMs = Math.max(this.#newestAppliedCreatedAtMs ?? created, created);

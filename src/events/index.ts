@@ -22,6 +22,7 @@ export {
   EventFollower,
   type Clock,
   type EventFollowerOptions,
+  type ChangePublisher,
   type EventSink,
   type FollowerLogger,
   type FollowerMetrics,
