@@ -10,6 +10,7 @@ import { CacheService } from "../gen/shotgrid/cache/v1/cache_pb.ts";
 import { ReadThroughCache } from "./cache/index.ts";
 import type { ServeConfig } from "./config.ts";
 import { ChangeBus, EventFollower, FileCursorStore, loadSavedCursor } from "./events/index.ts";
+import { applyEntryToCache, ClusterFollow, guardedSink, type TermFollowerSetup } from "./events/cluster-follow.ts";
 import { Reconciler } from "./events/reconciler.ts";
 import { applySchemaChanges } from "./events/schema-change.ts";
 import { WEBHOOK_PATH, WebhookReceiver } from "./events/webhook-receiver.ts";
@@ -17,6 +18,7 @@ import { ChangeSourceMetrics } from "./server/change-source-metrics.ts";
 import { createServer, Metrics, type Readiness, type Server } from "./server/index.ts";
 import { createCacheService } from "./service/cache-service.ts";
 import { SchemaRegistry } from "./service/schema-registry.ts";
+import { openSharedStore, type SharedStore } from "./shared-store.ts";
 import { ShotGridClient } from "./shotgrid/index.ts";
 import type { Backend, EventLogEntry } from "./shotgrid/types.ts";
 import { startSimulator, type SimulatorHandle } from "./simulator/index.ts";
@@ -42,6 +44,8 @@ export interface RunningService {
   readonly webhooks: WebhookReceiver | undefined;
   /** The reconciler, unless `reconcileIntervalS` is 0. */
   readonly reconciler: Reconciler | undefined;
+  /** The Redis store and coalescer, with `--redis`; undefined with the memory store. */
+  readonly shared: SharedStore | undefined;
   /** Graceful stop: streams end, in-flight calls finish, upstream connections close. */
   close(graceMs?: number): Promise<void>;
 }
@@ -69,8 +73,12 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     maxRetryTimeMs: config.upstreamRetryMs,
     logger: logger.child({ component: "shotgrid" }),
   });
+  // --redis: one cache shared by every instance (entries, invalidations, coalesced misses).
+  const shared = config.redis ? await openSharedStore(config.redis, site.url, logger.child({ component: "redis" })) : undefined;
   const cache = new ReadThroughCache({
     backend,
+    store: shared?.store,
+    coalescer: shared?.coalescer,
     preloadTypes: config.preloadTypes,
     maxBytes: config.cacheMaxBytes,
     maxAgeMs: config.maxAgeMs,
@@ -78,6 +86,7 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     logger: logger.child({ component: "cache" }),
   });
   metrics.observeCacheSize(() => cache.store.stats());
+  metrics.observeStoreHealth(() => cache.storeHealthy);
   const bus = new ChangeBus({ replayEvents: config.replayEvents });
   const schema = new SchemaRegistry(backend);
   // Schema events (fields created, renamed, deleted) refresh the validation schema of the type
@@ -87,7 +96,8 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
   const sourceMetrics = new ChangeSourceMetrics(metrics.registry);
   // The saved event cursor (--state-dir): a restart resumes exactly where the last run stopped,
   // and streams resuming from it replay what happened since instead of being told to resync.
-  const cursorStore = config.stateDir ? new FileCursorStore({ dir: config.stateDir, site: site.url }) : undefined;
+  // With --redis the cursor is the cluster's, in Redis (events/cluster-follow.ts), not a local file.
+  const cursorStore = config.stateDir && !config.redis ? new FileCursorStore({ dir: config.stateDir, site: site.url }) : undefined;
   const saved = await loadSavedCursor(cursorStore, logger.child({ component: "follower" }));
   if (saved.state) bus.advance(saved.state.lastAppliedId);
   const stopping = new AbortController();
@@ -106,10 +116,10 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
   // One preload at a time: a second flush waits for the running reload, then loads again.
   let repreloading: Promise<void> = Promise.resolve();
   let follower: EventFollower | undefined;
-  const newFollower = (head: number) =>
+  const newFollower = (head: number, term?: TermFollowerSetup) =>
     new EventFollower({
     backend,
-    sink: {
+    sink: guardedSink(term, {
       applyEvents: async (events) => {
         await applySchema(events);
         await cache.applyEvents(events);
@@ -120,19 +130,48 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
         schema.invalidate();
         repreloading = repreloading.then(repreload);
       },
-    },
-    bus,
+    }),
+    bus: term?.bus ?? bus,
     pollIntervalMs: config.pollIntervalMs,
     logger: logger.child({ component: "follower" }),
     metrics,
-      initialCursor: saved.state ?? { lastAppliedId: head, skipped: [] },
-      store: cursorStore,
+      initialCursor: term?.initialCursor ?? saved.state ?? { lastAppliedId: head, skipped: [] },
+      store: term?.store ?? cursorStore,
       gapWindowMs: config.gapWindowMs,
     });
+
+  // --redis: one follower per cluster, run by the holder of a lease; every instance tails the
+  // shared change log into its bus (docs/cluster.md). `clusterHead` (taken before the preload)
+  // is where a first leader starts when Redis holds no cursor.
+  let clusterHead = 0;
+  const cluster = config.redis
+    ? new ClusterFollow({
+        redisUrl: config.redis.url,
+        prefix: config.redis.prefix,
+        site: site.url,
+        bus,
+        replayEvents: config.replayEvents,
+        leaseTtlMs: config.leaderLeaseMs,
+        createFollower: (term) => newFollower(term.initialCursor.lastAppliedId, term),
+        onFollowerChange: (f) => (follower = f),
+        fallbackCursor: () => ({ lastAppliedId: clusterHead, skipped: [] }),
+        onCursorLost: async () => {
+          await cache.invalidateAll();
+          schema.invalidate();
+          repreloading = repreloading.then(repreload);
+        },
+        onEntry: (entry, leader) => applyEntryToCache(cache, entry, leader, logger),
+        registry: metrics.registry,
+        logger: logger.child({ component: "cluster" }),
+      })
+    : undefined;
 
   // Webhook deliveries are hints: invalidate at once and make the follower poll now. They never
   // move the cursor nor publish to streams; the event log does both when the rows arrive.
   const pollNow = (): void => void follower?.pollNow().catch(() => undefined);
+  // Redis is back: retry at once the event batch whose invalidation could not be written, so the
+  // store (bypassed until then) is used again without waiting for the follower's error backoff.
+  shared?.onReconnect(pollNow);
   const webhooks = config.webhookSecret
     ? new WebhookReceiver({
         secret: config.webhookSecret,
@@ -166,12 +205,19 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     const reasons: string[] = [];
     const preload = cache.preloadState;
     if (!preload.ready) reasons.push(preloadError ? `preload failed, retrying: ${preloadError}` : preload.reason);
-    if (!follower?.running) reasons.push("event follower not started");
-    else if (!follower.ready) reasons.push(follower.lastError ? `event follower cannot read the event log: ${follower.lastError}` : "event follower has not polled yet");
+    // A follower failing only because the store cannot take its invalidations is a store outage:
+    // answers still come (from ShotGrid), so it is shown under details.store, not made unready.
+    const storeOutage = shared !== undefined && !cache.storeHealthy && isStoreError(follower?.lastError);
+    if (!follower?.running) {
+      // A standby cluster instance runs no follower: it serves the shared store and tails the change log.
+      if (!cluster) reasons.push("event follower not started");
+    } else if (!follower.ready && !storeOutage) reasons.push(follower.lastError ? `event follower cannot read the event log: ${follower.lastError}` : "event follower has not polled yet");
     // Lag never makes the service unready (cached answers stay useful); it is shown instead.
     const details: Record<string, unknown> = {};
     if (follower) details["eventFollow"] = follower.status;
     if (reconciler?.lastRun) details["reconcile"] = reconciler.lastRun;
+    if (cluster) details["cluster"] = cluster.status;
+    if (shared) details["store"] = shared.status(cache);
     return { ready: reasons.length === 0, reasons, details: Object.keys(details).length > 0 ? details : undefined };
   };
 
@@ -210,6 +256,7 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
   } catch (err) {
     // Nothing else may keep the process alive: the demo site and the upstream pool close too.
     await backend.close().catch(() => undefined);
+    await shared?.close();
     await demoSite?.close();
     throw new Error(`cannot listen on ${config.host}:${config.port} (--port): ${describeListenError(err)}`);
   }
@@ -227,7 +274,8 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
         const head = saved.state?.lastAppliedId ?? (await backend.latestEventId(stopping.signal));
         cache.startFrom(head);
         await cache.preload(stopping.signal);
-        follower = newFollower(head);
+        if (cluster) clusterHead = head;
+        else follower = newFollower(head);
         preloadError = undefined;
         break;
       } catch (err) {
@@ -240,6 +288,16 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     }
     // close() may have come while the last preload page was in flight: start nothing after it.
     stopping.signal.throwIfAborted();
+    if (cluster) {
+      cluster.start();
+      reconciler?.start();
+      // Ready once the shared change log is read (this bus's replay ring is seeded from it).
+      await new Promise<void>((resolve, reject) => {
+        stopping.signal.addEventListener("abort", () => reject(stopping.signal.reason), { once: true });
+        void cluster.tail.whenCaughtUp().then(resolve);
+      });
+      return;
+    }
     follower!.start();
     reconciler?.start();
     await follower!.whenReady(stopping.signal);
@@ -266,16 +324,24 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     ready,
     webhooks,
     reconciler,
+    shared,
     async close(graceMs = 10_000) {
       stopping.abort();
       await server.close(graceMs);
       await reconciler?.stop();
       await webhooks?.whenIdle();
       await follower?.stop();
+      await cluster?.stop();
+      await shared?.close();
       await backend.close();
       await demoSite?.close();
     },
   };
+}
+
+/** The follower's last error came from the cache store (see `StoreUnavailableError`), not from the site. */
+function isStoreError(message: string | undefined): boolean {
+  return message?.startsWith("cache store unavailable") === true;
 }
 
 function describeListenError(err: unknown): string {

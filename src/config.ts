@@ -2,6 +2,7 @@
  * One validated configuration for `serve`, from command-line flags and environment variables
  * (flags win). Every problem is reported with the flag's name and the reason.
  */
+import { availableParallelism } from "node:os";
 import { parseArgs, parseIntOption, UsageError, type OptionSpec } from "./args.ts";
 
 export interface ServeConfig {
@@ -54,6 +55,22 @@ export interface ServeConfig {
   webhookSecret?: string;
   /** Seconds between reconcile runs (`--reconcile-interval-s`); 0 turns reconcile off. */
   reconcileIntervalS: number;
+  /**
+   * The shared Redis store (`--redis`, `REDIS_URL`; `--redis-prefix`, `REDIS_PREFIX`). Undefined:
+   * the in-process memory store. Keys are namespaced `<prefix>:{<site>}:`. The URL may hold a
+   * password: it is never logged nor put in an error message.
+   */
+  redis?: { url: string; prefix: string };
+  /**
+   * Processes serving the port on this machine (`--workers`; `0` or `auto`: one per core). Above 1
+   * it needs `redis` and a site (see workers.ts). Default 1 (this process serves).
+   */
+  workers: number;
+  /**
+   * With `redis`: lifetime of the leader lease (ms; `--leader-lease-ms`). One instance of the
+   * cluster follows the event log; if it dies another takes over within about 4/3 of this.
+   */
+  leaderLeaseMs: number;
 }
 
 export const SERVE_OPTIONS: Record<string, OptionSpec> = {
@@ -81,6 +98,10 @@ export const SERVE_OPTIONS: Record<string, OptionSpec> = {
   "tls-key": { kind: "string", help: "PEM private key for --tls-cert" },
   "webhook-secret": { kind: "string", help: "secret token of a ShotGrid webhook: serve POST /webhooks/shotgrid (env SHOTGRID_WEBHOOK_SECRET); never logged" },
   "reconcile-interval-s": { kind: "string", help: "seconds between checks for changes made without events (default 300; 0: off)" },
+  redis: { kind: "string", help: "share the cache through Redis: redis://[:password@]host:port[/db] or rediss://… (env REDIS_URL); none: memory cache" },
+  "redis-prefix": { kind: "string", help: "first part of every Redis key (env REDIS_PREFIX; default sgc)" },
+  workers: { kind: "string", help: "processes serving the port on this machine, N >= 1, or 0/auto for one per core (default 1; above 1 needs --redis and --site)" },
+  "leader-lease-ms": { kind: "string", help: "with --redis: lifetime of the event follower's leader lease; a dead leader is replaced within about 4/3 of it (default 5000)" },
   "log-level": { kind: "string", help: "trace, debug, info, warn, error (env LOG_LEVEL; default info)" },
   help: { kind: "boolean", help: "show this help" },
 };
@@ -131,6 +152,9 @@ export function loadServeConfig(argv: string[], env: NodeJS.ProcessEnv = process
   const tlsKey = str("tls-key");
   if (Boolean(tlsCert) !== Boolean(tlsKey)) throw new UsageError("--tls-cert and --tls-key go together");
 
+  const redis = redisOption(str("redis", "REDIS_URL"), str("redis-prefix", "REDIS_PREFIX"));
+  const workers = workersOption(str("workers"), redis !== undefined, site !== undefined);
+
   const logLevel = (str("log-level", "LOG_LEVEL") ?? "info").toLowerCase();
   if (!LOG_LEVELS.includes(logLevel)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(", ")}, got "${logLevel}"`);
 
@@ -158,7 +182,62 @@ export function loadServeConfig(argv: string[], env: NodeJS.ProcessEnv = process
     logLevel,
     webhookSecret: webhookSecretOption(str("webhook-secret", "SHOTGRID_WEBHOOK_SECRET")),
     reconcileIntervalS: parseIntOption("--reconcile-interval-s", str("reconcile-interval-s"), 300, 0, 7 * 86_400),
+    redis,
+    workers,
+    leaderLeaseMs: parseIntOption("--leader-lease-ms", str("leader-lease-ms"), 5000, 300, 600_000),
   };
+}
+
+/**
+ * `--redis` / `--redis-prefix`: absent or empty → memory store. The URL is checked here, so a typo
+ * is a usage error at start, not a cache that silently never connects. Errors never repeat the
+ * URL (it may hold a password).
+ */
+function redisOption(rawUrl: string | undefined, rawPrefix: string | undefined): ServeConfig["redis"] {
+  const url = rawUrl?.trim();
+  if (!url) {
+    if (rawPrefix) throw new UsageError("--redis-prefix (REDIS_PREFIX) is set but --redis (REDIS_URL) is not: the prefix only applies to a Redis store");
+    return undefined;
+  }
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new UsageError("--redis (REDIS_URL) is not a URL; expected redis://[:password@]host:port[/db] or rediss://…");
+  }
+  if (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:") {
+    throw new UsageError(`--redis (REDIS_URL) must be a redis:// or rediss:// URL, got "${parsed.protocol}//…"`);
+  }
+  if (!parsed.hostname) throw new UsageError("--redis (REDIS_URL) has no host; expected redis://host:port");
+  const db = parsed.pathname.replace(/^\/+/, "");
+  if (db !== "" && !/^\d{1,5}$/.test(db)) throw new UsageError(`--redis (REDIS_URL): the path must be a database number (/0, /1, …), got "/${db}"`);
+  const prefix = (rawPrefix ?? "sgc").trim();
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(prefix)) {
+    throw new UsageError(`--redis-prefix (REDIS_PREFIX) must be 1-64 letters, digits, "_", "." or "-", got "${prefix}"`);
+  }
+  return { url, prefix };
+}
+
+/**
+ * `--workers`: N >= 1, or 0/auto for one per core. Above 1 each worker is its own process: with
+ * memory caches they would each follow the event log and disagree, and in demo mode each would
+ * start its own simulated site. So more than one worker needs `--redis` and `--site`.
+ */
+function workersOption(raw: string | undefined, hasRedis: boolean, hasSite: boolean): number {
+  const text = raw?.trim().toLowerCase();
+  const asked = text === "auto" ? 0 : parseIntOption("--workers", text, 1, 0, 1024);
+  const n = asked === 0 ? availableParallelism() : asked;
+  if (n > 1 && !hasRedis) {
+    throw new UsageError(
+      `--workers ${raw} (${n} processes) needs --redis (REDIS_URL): with separate memory caches each worker would follow the event log on its own and their answers would disagree`,
+    );
+  }
+  if (n > 1 && !hasSite) {
+    throw new UsageError(
+      `--workers ${raw} (${n} processes) needs a ShotGrid site (--site): demo mode runs its simulated site inside the process. For a demo, run "shotgrid-cache simulator" and pass its URL with --site`,
+    );
+  }
+  return n;
 }
 
 /** `--webhook-secret`: absent or empty → no webhook route; whitespace around it is a paste mistake. */

@@ -7,6 +7,7 @@ import { formatHelp } from "./args.ts";
 import { startService } from "./app.ts";
 import { loadServeConfig, SERVE_OPTIONS } from "./config.ts";
 import { VERSION } from "./version.ts";
+import { isWorkerProcess, runWorkerPool, stopWhenPrimaryGone } from "./workers.ts";
 
 export async function runServe(argv: string[]): Promise<void> {
   const config = loadServeConfig(argv);
@@ -15,6 +16,12 @@ export async function runServe(argv: string[]): Promise<void> {
     return;
   }
   const logger = pino({ level: config.logLevel, base: { service: "shotgrid-cache" } });
+  // --workers N: this process only runs the pool; each worker re-runs this command and serves.
+  if (config.workers > 1 && !isWorkerProcess()) {
+    const code = await runWorkerPool({ workers: config.workers, logger: logger.child({ component: "workers" }) });
+    logger.flush?.();
+    process.exit(code);
+  }
   const service = await startService(config, logger);
   logger.info({ version: VERSION, url: service.url, mode: service.mode, preload: config.preloadTypes }, "shotgrid-cache listening");
   if (service.demoSite) {
@@ -43,6 +50,9 @@ export async function runServe(argv: string[]): Promise<void> {
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) {
+      // A worker gets a terminal's Ctrl-C and the primary's SIGTERM for one shutdown: the
+      // primary, not a repeated signal, decides when to force (it sends SIGKILL).
+      if (isWorkerProcess()) return;
       logger.warn({ signal }, "second signal: exiting now");
       process.exit(1);
     }
@@ -60,6 +70,7 @@ export async function runServe(argv: string[]): Promise<void> {
       },
     );
   };
-  process.once("SIGTERM", () => stop("SIGTERM"));
-  process.once("SIGINT", () => stop("SIGINT"));
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+  stopWhenPrimaryGone(stop);
 }

@@ -11,3 +11,5 @@ export { InvalidCacheRequestError } from "./errors.ts";
 export { DEFAULT_FIELDS, displayNameField } from "./entity-fields.ts";
 export { canonicalQuery, queryKey, canonicalJson, type CanonicalQuery } from "./query-key.ts";
 export { eventEffects, projectScope, type EventEffects } from "./dependencies.ts";
+export { RedisCoalescer, type RedisCoalescerOptions } from "./redis-coalescer.ts";
+export type { MissCoalescer, CoalescedResult } from "./miss-coalescer.ts";

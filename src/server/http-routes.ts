@@ -72,7 +72,8 @@ export function createHttpRoutes(options: HttpRoutesOptions): (req: Req, res: Re
         sendJson(
           res,
           200,
-          { status: "ok", version: options.version, mode: options.mode, uptimeSeconds: Math.round((performance.now() - startedAt) / 100) / 10 },
+          // pid: with `serve --workers N` it tells which process answered.
+          { status: "ok", version: options.version, mode: options.mode, pid: process.pid, uptimeSeconds: Math.round((performance.now() - startedAt) / 100) / 10 },
           head,
         );
         return true;

@@ -71,6 +71,8 @@ export class Metrics {
   /** method -> code -> children; both label sets are small and fixed. */
   readonly #rpcChildren = new Map<string, Map<string, RpcChildren>>();
   #cacheSizeSource: (() => CacheSize) | undefined;
+  readonly #storeUnavailable: Counter<string>;
+  #storeHealthSource: (() => boolean) | undefined;
   #lastEventAppliedAt: number | undefined;
 
   constructor(options: MetricsOptions = {}) {
@@ -105,6 +107,20 @@ export class Metrics {
     });
     const stale = new Counter({ name: `${PREFIX}stale_served_total`, help: "Cached answers served marked stale because ShotGrid was unreachable.", labelNames: ["kind"], registers });
     this.#staleServed = { entity: stale.labels("entity"), query: stale.labels("query") };
+    this.#storeUnavailable = new Counter({
+      name: `${PREFIX}store_unavailable_total`,
+      help: "Cache store (Redis) operations that failed, or reads that skipped it, because it was unavailable; the answer came from ShotGrid.",
+      labelNames: ["operation"],
+      registers,
+    });
+    new Gauge({
+      name: `${PREFIX}store_healthy`,
+      help: "1 while the cache store is in use, 0 while answers bypass it (Redis unreachable, or an invalidation not yet written).",
+      registers,
+      collect() {
+        this.set(self.#storeHealthSource ? (self.#storeHealthSource() ? 1 : 0) : 1);
+      },
+    });
     this.#eventsApplied = new Counter({ name: `${PREFIX}events_applied_total`, help: "Event log entries applied to the cache.", registers });
     this.#polls = new Counter({ name: `${PREFIX}event_polls_total`, help: "Polls of ShotGrid's event log.", registers });
     this.#pollErrors = new Counter({ name: `${PREFIX}event_poll_errors_total`, help: "Failed polls of ShotGrid's event log.", registers });
@@ -169,6 +185,16 @@ export class Metrics {
   /** A cached answer was served marked stale because ShotGrid was unreachable. */
   cacheStaleServed(kind: CacheKind): void {
     this.#staleServed[kind].inc();
+  }
+
+  /** A cache store operation failed because the store (Redis) was unreachable. */
+  storeUnavailable(operation: string): void {
+    this.#storeUnavailable.labels(operation).inc();
+  }
+
+  /** Read whether the cache store is in use from `source` at each scrape (`store_healthy`). */
+  observeStoreHealth(source: () => boolean): void {
+    this.#storeHealthSource = source;
   }
 
   // The event follower's reports (the shape of `FollowerMetrics` in src/events).
