@@ -2,6 +2,7 @@
  * The server as the `serve` command uses it: the request handler on the one-port listener, with
  * metrics, reflection and graceful shutdown wired together.
  */
+import { setMaxListeners } from "node:events";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Metrics } from "./metrics.ts";
@@ -52,6 +53,9 @@ export function createServer(options: ServerOptions): Server {
   const metrics = options.metrics ?? new Metrics();
   const drain = new AbortController();
   const shutdown = new AbortController();
+  // connect-node links every call's context signal to `shutdown`: one abort listener per call in
+  // flight, removed when the call ends. Thousands at once are normal load, not a leak.
+  setMaxListeners(0, shutdown.signal);
   const logger = options.logger;
   const context: RoutesContext = { drainSignal: drain.signal, metrics };
 

@@ -74,16 +74,42 @@ export function observeRpcs(options: ObserveRpcsOptions): Interceptor {
   };
 }
 
-async function* observeStream<T>(source: AsyncIterable<T>, done: (error: unknown) => void): AsyncGenerator<T> {
-  let error: unknown;
-  try {
-    yield* source;
-  } catch (err) {
-    error = err;
-    throw err;
-  } finally {
+/**
+ * `source`, calling `done` once when it ends: finished, failed, or returned early by the
+ * consumer. A plain iterator rather than an async generator: this sits on every message of
+ * every stream, and a generator layer costs several promises per message.
+ */
+function observeStream<T>(source: AsyncIterable<T>, done: (error: unknown) => void): AsyncIterable<T> {
+  let finished = false;
+  const finish = (error: unknown) => {
+    if (finished) return;
+    finished = true;
     done(error);
-  }
+  };
+  const onResult = (result: IteratorResult<T>) => {
+    if (result.done) finish(undefined);
+    return result;
+  };
+  const onError = (err: unknown): never => {
+    finish(err);
+    throw err;
+  };
+  return {
+    [Symbol.asyncIterator]() {
+      const it = source[Symbol.asyncIterator]();
+      return {
+        next: () => it.next().then(onResult, onError),
+        return: (value?: unknown) => {
+          finish(undefined);
+          return it.return ? it.return(value) : Promise.resolve({ done: true, value: value as T });
+        },
+        throw: (err?: unknown) => {
+          if (!it.throw) return onError(err) as never;
+          return it.throw(err).then(onResult, onError);
+        },
+      };
+    },
+  };
 }
 
 /**
@@ -92,29 +118,39 @@ async function* observeStream<T>(source: AsyncIterable<T>, done: (error: unknown
  * stream ends, its context signal aborts. Unary calls are untouched: they finish normally.
  */
 export function endStreamsOn(signal: AbortSignal): Interceptor {
+  // One listener for all streams: one per stream on this shared signal would pile up (and warn
+  // past ten), and each stream only needs waking if it is parked when the signal aborts.
+  const open = new Set<() => void>();
+  signal.addEventListener("abort", () => {
+    for (const end of open) end();
+  }, { once: true });
   return (next) => async (req) => {
     const res = await next(req);
     if (!res.stream) return res;
-    return { ...res, message: untilAborted(res.message, signal) };
+    return { ...res, message: untilAborted(res.message, signal, open) };
   };
 }
 
 const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
 
-async function* untilAborted<T>(source: AsyncIterable<T>, signal: AbortSignal): AsyncGenerator<T> {
+async function* untilAborted<T>(source: AsyncIterable<T>, signal: AbortSignal, open: Set<() => void>): AsyncGenerator<T> {
   const it = source[Symbol.asyncIterator]();
-  let onAbort: (() => void) | undefined;
-  const aborted = new Promise<IteratorReturnResult<undefined>>((resolve) => {
-    if (signal.aborted) return resolve(DONE);
-    onAbort = () => resolve(DONE);
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
+  // Each wait gets its own short-lived promise, settled by the next message or by the abort.
+  // Racing every message against one long-lived "aborted" promise instead would leave a
+  // reaction on it per message, holding every message sent until the stream ends.
+  let wake: ((result: IteratorResult<T>) => void) | undefined;
+  const end = () => wake?.(DONE);
   let pending: Promise<IteratorResult<T>> | undefined;
   let finished = false;
+  open.add(end);
   try {
-    for (;;) {
-      pending = it.next();
-      const result = await Promise.race([pending, aborted]);
+    while (!signal.aborted) {
+      const next = (pending = it.next());
+      const result = await new Promise<IteratorResult<T>>((resolve, reject) => {
+        wake = resolve;
+        next.then(resolve, reject);
+      });
+      wake = undefined;
       if (result.done) {
         finished = result !== DONE;
         return;
@@ -123,7 +159,7 @@ async function* untilAborted<T>(source: AsyncIterable<T>, signal: AbortSignal): 
       yield result.value;
     }
   } finally {
-    if (onAbort) signal.removeEventListener("abort", onAbort);
+    open.delete(end);
     if (!finished) {
       // The losing next() may settle later; never let it become an unhandled rejection.
       pending?.catch(() => undefined);

@@ -58,6 +58,18 @@ export function isConnectionError(err: unknown): boolean {
   return errorCodes(err).some((c) => CONNECT_ERROR_CODES.has(c) || BROKEN_CONNECTION_CODES.has(c));
 }
 
+/**
+ * Error codes of a connection the site closed or reset under the request: typically a pooled
+ * keep-alive socket the site's idle timeout closed just as the request was written ("other
+ * side closed"). Not UND_ERR_CLOSED: that is our own pool closing.
+ */
+const CLOSED_BY_SITE_CODES = new Set(["UND_ERR_SOCKET", "ECONNRESET", "EPIPE"]);
+
+/** True when the site closed or reset the connection before answering. */
+export function isClosedBySite(err: unknown): boolean {
+  return errorCodes(err).some((c) => CLOSED_BY_SITE_CODES.has(c));
+}
+
 /** May a failed attempt be repeated? `idempotent` is false for writes. */
 export function isRetryable(failure: { status?: number; error?: unknown }, idempotent: boolean): boolean {
   if (failure.status !== undefined) {

@@ -16,7 +16,7 @@ import {
 import { ConcurrencyLimit } from "./concurrency-limit.ts";
 import { mapErrorResponse } from "./error-mapping.ts";
 import { SecretRedactor } from "./redaction.ts";
-import { backoffDelay, isConnectionError, isRetryable, sleep } from "./retry.ts";
+import { backoffDelay, isClosedBySite, isConnectionError, isRetryable, sleep } from "./retry.ts";
 import { TokenManager, type FetchedToken } from "./token-manager.ts";
 import type { ResolvedClientOptions } from "./client-options.ts";
 
@@ -156,6 +156,7 @@ export class SiteTransport {
     isAuth = false,
   ): Promise<SiteAnswer> {
     const started = Date.now();
+    let reconnected = false;
     for (let retry = 0; ; retry++) {
       if (this.#closed) throw new UnavailableError(`${label}: the ShotGrid client is closed`);
       const attempt = await attemptOnce();
@@ -165,6 +166,16 @@ export class SiteTransport {
       const aborted = this.#callerAbort(signal);
       if (aborted) throw aborted;
       if (failure.error instanceof BackendError) throw failure.error;
+
+      if (idempotent && !reconnected && retry < this.o.maxRetries && isClosedBySite(failure.error)) {
+        // Most often a pooled keep-alive socket the site closed as we wrote to it: nothing is
+        // wrong with the site, so the read is sent again at once on a new connection, without
+        // backoff and whatever the retry time budget (time queued behind the concurrency cap or
+        // a busy event loop may have used it up). Once per request; it counts as a retry.
+        reconnected = true;
+        this.o.logger?.debug({ request: label, error: this.#errorCode(failure.error) }, "shotgrid: connection closed by the site, sending again");
+        continue;
+      }
 
       const delay = backoffDelay(retry, { baseDelayMs: this.o.retryBaseDelayMs, maxDelayMs: this.o.retryMaxDelayMs });
       const inBudget = retry < this.o.maxRetries && Date.now() - started + delay <= this.o.maxRetryTimeMs;
@@ -219,8 +230,18 @@ export class SiteTransport {
       return { error: new AbortedError() };
     }
     // The timeout starts once a slot is held: time queued behind our own cap is not the site's fault.
-    const timeout = AbortSignal.timeout(this.o.requestTimeoutMs);
-    const signal = req.signal ? AbortSignal.any([req.signal, timeout]) : timeout;
+    // One controller for the caller's abort and the timeout, its listener and timer removed when
+    // the exchange ends. (AbortSignal.any on a long-lived caller signal, such as the follower's,
+    // would leave one entry on it per request; AbortSignal.timeout one live timer per request.)
+    const controller = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort();
+    }, this.o.requestTimeoutMs);
+    const onCallerAbort = () => controller.abort();
+    req.signal?.addEventListener("abort", onCallerAbort, { once: true });
+    const signal = controller.signal;
     const t0 = Date.now();
     try {
       const body = form ?? (req.json === undefined ? undefined : JSON.stringify(req.json));
@@ -237,9 +258,11 @@ export class SiteTransport {
       return { status: res.statusCode, text };
     } catch (error) {
       if (req.signal?.aborted) return { error: new AbortedError() };
-      if (timeout.aborted) return { error: new TimeoutError(`${label}: no complete answer from ShotGrid within ${this.o.requestTimeoutMs} ms`) };
+      if (timedOut) return { error: new TimeoutError(`${label}: no complete answer from ShotGrid within ${this.o.requestTimeoutMs} ms`) };
       return { error };
     } finally {
+      clearTimeout(timer);
+      req.signal?.removeEventListener("abort", onCallerAbort);
       release();
     }
   }

@@ -71,10 +71,82 @@ interface Ctx {
  * `{"path","relation","values"}`.
  */
 export function compileFilters(store: SimStore, type: string, filters: unknown, now = Date.now(), call = "read"): Predicate {
-  const ctx: Ctx = { store, type, now, call };
-  if (filters === undefined || filters === null) return () => true;
-  if (Array.isArray(filters)) return allOf(filters.map((c) => compileNode(ctx, c)));
-  return compileNode(ctx, filters);
+  return compileFiltersAt(store, type, filters, now, call).predicate;
+}
+
+/** As `compileFilters`, also telling whether the predicate depends on `now` (relative dates). */
+export function compileFiltersAt(store: SimStore, type: string, filters: unknown, now: number, call = "read"): { predicate: Predicate; usesNow: boolean } {
+  let usesNow = false;
+  const ctx: Ctx = {
+    store,
+    type,
+    get now() {
+      usesNow = true;
+      return now;
+    },
+    call,
+  };
+  let predicate: Predicate;
+  if (filters === undefined || filters === null) predicate = () => true;
+  else if (Array.isArray(filters)) predicate = allOf(filters.map((c) => compileNode(ctx, c)));
+  else predicate = compileNode(ctx, filters);
+  return { predicate, usesNow };
+}
+
+/** What a search asks for, as far as which records match and in which order. */
+export interface SearchKey {
+  type: string;
+  filters: unknown;
+  sort: unknown;
+  returnOnly: string;
+  includeArchived: boolean;
+}
+
+/** How long a sorted result is kept after its last use, and how many are kept per store. */
+const RESULT_TTL_MS = 30_000;
+const RESULTS_KEPT = 16;
+
+interface CachedResult {
+  version: number;
+  usedAt: number;
+  records: readonly SimRecord[];
+}
+
+const resultsByStore = new WeakMap<SimStore, Map<string, CachedResult>>();
+
+/**
+ * The matching records of a search in their final order, for slicing into a page. A paged read
+ * asks the same search once per page: filtering and sorting every record each time made reading
+ * N records cost N²/pageSize. The sorted list is therefore kept per (search, store version) for
+ * a short while and later pages only slice it; any write changes the version, so a page never
+ * reflects an older state than a fresh search would. Searches whose filters depend on the time
+ * (relative dates: `usesNow` from `compileFiltersAt`) are not kept. `compute` returns the
+ * matching records sorted.
+ */
+export function sortedSearch(store: SimStore, key: SearchKey, usesNow: boolean, compute: () => SimRecord[]): readonly SimRecord[] {
+  let results = resultsByStore.get(store);
+  if (!results) resultsByStore.set(store, (results = new Map()));
+  const id = JSON.stringify([key.type, key.filters ?? null, key.sort ?? null, key.returnOnly, key.includeArchived]);
+  const clock = performance.now();
+  const hit = results.get(id);
+  if (hit && hit.version === store.version && clock - hit.usedAt <= RESULT_TTL_MS) {
+    hit.usedAt = clock;
+    // Most recently used last, so the oldest is the first to go.
+    results.delete(id);
+    results.set(id, hit);
+    return hit.records;
+  }
+  results.delete(id);
+  const version = store.version;
+  const records = compute();
+  if (!usesNow && store.version === version) {
+    results.set(id, { version, usedAt: clock, records });
+    for (const [k, v] of results) {
+      if (results.size <= RESULTS_KEPT && clock - v.usedAt <= RESULT_TTL_MS) break;
+      results.delete(k);
+    }
+  }
+  return records;
 }
 
 function allOf(preds: Predicate[]): Predicate {

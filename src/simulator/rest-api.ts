@@ -5,7 +5,7 @@
  */
 import type { Principal } from "./auth.ts";
 import type { SchemaIndex } from "./schema.ts";
-import { compileFilters, parseSort, sortRecords } from "./query.ts";
+import { compileFilters, compileFiltersAt, parseSort, sortedSearch, sortRecords } from "./query.ts";
 import { createAnswerFields, renderRecord, selectFields, type RenderContext } from "./render.ts";
 import { SimError, badRequest, readNotFound, writeNotFound } from "./sim-error.ts";
 import type { SimRecord, SimStore, WriteContext } from "./store.ts";
@@ -203,11 +203,17 @@ function search(ctx: ApiContext, req: ApiRequest, type: string, p: SearchParams)
   const { store } = ctx;
   const pageSize = positiveInt("page[size]", p.pageSize, DEFAULT_PAGE_SIZE);
   const pageNumber = positiveInt("page[number]", p.pageNumber, 1);
-  const predicate = compileFilters(store, type, p.filters, ctx.now());
+  const { predicate, usesNow } = compileFiltersAt(store, type, p.filters, ctx.now());
   const sort = parseSort(store.schema, type, p.sort);
   const fields = selectFields(store.schema, type, p.fields);
-  const records = visible(store, type, parseReturnOnly(p.returnOnly), parseBool("options[include_archived_projects]", p.includeArchived, true)).filter(predicate);
-  sortRecords(store, records, sort);
+  const returnOnly = parseReturnOnly(p.returnOnly);
+  const includeArchived = parseBool("options[include_archived_projects]", p.includeArchived, true);
+  // Later pages of the same search slice the sorted list the first page computed (query.ts).
+  const records = sortedSearch(store, { type, filters: p.filters, sort: p.sort, returnOnly, includeArchived }, usesNow, () => {
+    const matching = visible(store, type, returnOnly, includeArchived).filter(predicate);
+    sortRecords(store, matching, sort);
+    return matching;
+  });
   const start = (pageNumber - 1) * pageSize;
   const page = records.slice(start, start + pageSize);
   const rc = render(ctx, req);

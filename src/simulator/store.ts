@@ -94,6 +94,8 @@ export class SimStore {
   /** DisplayColumn ids by `Type.field`, and the field name each shows. */
   private readonly columnIds = new Map<string, number>();
   private readonly columnNames = new Map<number, string>();
+  /** Bumped by every write: what was read at one version is still true while it stays the same. */
+  private writes = 0;
 
   constructor(schema: SchemaIndex, options: StoreOptions = {}) {
     this.schema = schema;
@@ -102,6 +104,11 @@ export class SimStore {
   }
 
   // ---- reading ------------------------------------------------------------------------------
+
+  /** Changes whenever any record, retirement or event changes (for caches of search results). */
+  get version(): number {
+    return this.writes;
+  }
 
   private table(type: string): Map<number, SimRecord> {
     let t = this.tables.get(type);
@@ -161,6 +168,7 @@ export class SimStore {
    * `created_at`/`updated_at` default to now.
    */
   insert(type: string, fields: Record<string, unknown> & { id?: number }, options: { retired?: boolean } = {}): SimRecord {
+    this.writes++;
     if (!this.schema.hasType(type)) throw new Error(`store.insert: unknown entity type ${type}`);
     const table = this.table(type);
     const id = fields.id ?? this.allocateId(type);
@@ -214,6 +222,7 @@ export class SimStore {
       this.flushEvents(events);
       return result;
     } catch (err) {
+      this.writes++;
       for (let i = undo.length - 1; i >= 0; i--) undo[i]!();
       this.nextIds.clear();
       for (const [k, v] of savedIds) this.nextIds.set(k, v);
@@ -236,6 +245,7 @@ export class SimStore {
 
   /** Create a record as a REST create does; returns it and the names of the fields it set. */
   create(type: string, data: Record<string, unknown>, ctx: WriteContext = {}): SimRecord {
+    this.writes++;
     return this.transaction(() => {
       this.requireType(type);
       const values = this.normalizeAll(type, data, "create");
@@ -286,6 +296,7 @@ export class SimStore {
 
   /** Update a record as a REST update does (one Change event per field that changed). */
   update(type: string, id: number, data: Record<string, unknown>, ctx: WriteContext = {}): SimRecord {
+    this.writes++;
     return this.transaction(() => {
       this.requireType(type);
       const rec = this.getActive(type, id);
@@ -317,6 +328,7 @@ export class SimStore {
 
   /** Retire (REST DELETE). Returns false when there is no active record with that id. */
   retire(type: string, id: number, ctx: WriteContext = {}): boolean {
+    this.writes++;
     return this.transaction(() => {
       const rec = this.getActive(type, id);
       if (!rec) return false;
@@ -337,6 +349,7 @@ export class SimStore {
 
   /** Revive a retired record. Returns undefined when the id never existed, false when it was not retired. */
   revive(type: string, id: number, ctx: WriteContext = {}): boolean | undefined {
+    this.writes++;
     return this.transaction(() => {
       const rec = this.get(type, id);
       if (!rec) return undefined;
@@ -358,6 +371,7 @@ export class SimStore {
 
   /** An update that makes no event (scripts with events disabled); `updated_at` still moves. */
   writeWithoutEvents(type: string, id: number, data: Record<string, unknown>, ctx: WriteContext = {}): SimRecord {
+    this.writes++;
     return this.update(type, id, data, { ...ctx, noEvents: true });
   }
 
@@ -400,11 +414,13 @@ export class SimStore {
   }
 
   private touch(rec: SimRecord, ctx: WriteContext): void {
+    this.writes++;
     if (this.schema.field(rec.type, "updated_at")) rec.fields["updated_at"] = Math.max(this.now(), Number(rec.fields["updated_at"] ?? 0));
     if (ctx.user && this.schema.field(rec.type, "updated_by")) rec.fields["updated_by"] = ctx.user;
   }
 
   private refreshDisplayName(rec: SimRecord): void {
+    this.writes++;
     if (!this.schema.field(rec.type, "cached_display_name")) return;
     const name = this.displayName(rec);
     if (name === null) delete rec.fields["cached_display_name"];
@@ -486,6 +502,7 @@ export class SimStore {
   }
 
   private commitEvent(id: number, input: EventInput): void {
+    this.writes++;
     const fields: Record<string, unknown> = {
       event_type: input.event_type,
       attribute_name: input.attribute_name ?? null,
@@ -571,6 +588,7 @@ export class SimStore {
    * log does (record data is untouched). Returns how many rows went.
    */
   trimEventsBefore(beforeId: number): number {
+    this.writes++;
     const log = this.tables.get("EventLogEntry");
     if (!log) return 0;
     let removed = 0;
