@@ -1,9 +1,14 @@
 /**
  * The embedded store: a Map in LRU order, bounded by an estimate of bytes, with eager drops on
  * invalidation (an invalidated entry frees its memory at once and can never be served).
+ *
+ * Values are kept as their JSON text, not as objects: a shot record parsed into objects takes
+ * ~2.2 KB of heap, its text ~0.4–0.7 KB. Each read parses the text (microseconds), so a reader
+ * always gets its own copy and nothing it does can change what is stored. Tag and link names
+ * shared by many entries (`ty:Shot`, `Project:70`) are stored once.
  */
 import type { CacheStore, CacheStoreStats, StoredEntry } from "./cache-store.ts";
-import { deepFreeze, renameLink } from "./links.ts";
+import { renameLink } from "./links.ts";
 
 export interface MemoryStoreOptions {
   /** Upper bound on the estimated bytes of all entries; least recently used entries go first. */
@@ -18,9 +23,22 @@ export interface MemoryStoreOptions {
   onEvict?: (key: string) => void;
 }
 
+/** One stored entry, compact: the value as JSON text, the rest as `StoredEntry` has it. */
 interface Slot {
-  entry: StoredEntry;
+  text: string;
+  seq: number;
+  fetchedAt: number;
+  asOfEventId: number;
+  tags: string[];
+  links: string[] | undefined;
   bytes: number;
+}
+
+/** A stored value as the hit path sees it: its text (the same text while the value is unchanged). */
+export interface RawEntry {
+  text: string;
+  fetchedAt: number;
+  asOfEventId: number;
 }
 
 /** Fixed cost per entry: Map slot, entry object, index sets (a rough figure, not measured). */
@@ -28,9 +46,15 @@ const ENTRY_OVERHEAD_BYTES = 256;
 
 /** Estimated memory of one entry: its JSON text, key and tags, plus fixed bookkeeping. */
 export function estimateEntryBytes(key: string, entry: StoredEntry): number {
-  let bytes = ENTRY_OVERHEAD_BYTES + key.length * 2 + JSON.stringify(entry.value ?? null).length * 2;
-  for (const tag of entry.tags) bytes += tag.length * 2 + 16;
-  for (const link of entry.links ?? []) bytes += link.length * 2 + 16;
+  return estimateBytes(key, JSON.stringify(entry.value ?? null), entry.tags, entry.links);
+}
+
+function estimateBytes(key: string, text: string, tags: readonly string[], links: readonly string[] | undefined): number {
+  // Two bytes per character: exact for text with characters past U+00FF, twice the truth for
+  // plain Latin-1 text (most records): the bound errs on the safe side.
+  let bytes = ENTRY_OVERHEAD_BYTES + key.length * 2 + text.length * 2;
+  for (const tag of tags) bytes += tag.length * 2 + 16;
+  for (const link of links ?? []) bytes += link.length * 2 + 16;
   return bytes;
 }
 
@@ -42,6 +66,8 @@ export class MemoryStore implements CacheStore {
   readonly #slots = new Map<string, Slot>();
   readonly #byTag = new Map<string, Set<string>>();
   readonly #byLink = new Map<string, Set<string>>();
+  /** One copy of each tag and link name in use (entries share them). */
+  readonly #names = new Map<string, string>();
   /** tag → clock value of its last bump, oldest first. */
   readonly #lastBump = new Map<string, number>();
   /** Every tag reads as bumped at least at this clock value (forgotten records, clear). */
@@ -57,25 +83,57 @@ export class MemoryStore implements CacheStore {
   }
 
   async get(key: string): Promise<StoredEntry | undefined> {
+    return this.peek(key);
+  }
+
+  /** `get` without a promise: the entry (its value a fresh copy), marked recently used. */
+  peek(key: string): StoredEntry | undefined {
+    const slot = this.#touch(key);
+    if (!slot) return undefined;
+    const entry: StoredEntry = { value: JSON.parse(slot.text), seq: slot.seq, fetchedAt: slot.fetchedAt, asOfEventId: slot.asOfEventId, tags: slot.tags.slice() };
+    if (slot.links) entry.links = slot.links.slice();
+    return entry;
+  }
+
+  /**
+   * The stored text of an entry and its times, marked recently used, without parsing it: the hit
+   * path keeps answers encoded per text and parses only when it has none for this text.
+   */
+  peekRaw(key: string): Readonly<RawEntry> | undefined {
+    return this.#touch(key);
+  }
+
+  #touch(key: string): Slot | undefined {
     const slot = this.#slots.get(key);
     if (!slot) return undefined;
     this.#slots.delete(key);
     this.#slots.set(key, slot);
-    return slot.entry;
+    return slot;
   }
 
   async setIfFresh(key: string, entry: StoredEntry, guardTags: readonly string[] = []): Promise<boolean> {
     if (this.#bumpedSince(entry.tags, entry.seq) || this.#bumpedSince(guardTags, entry.seq)) return false;
     const existing = this.#slots.get(key);
-    if (existing && existing.entry.seq > entry.seq) return false;
-    const bytes = estimateEntryBytes(key, entry);
+    if (existing && existing.seq > entry.seq) return false;
+    const text = JSON.stringify(entry.value ?? null);
+    const bytes = estimateBytes(key, text, entry.tags, entry.links);
     if (bytes > this.#maxBytes) return false;
     if (existing) this.#remove(key, existing);
-    const stored: StoredEntry = { ...entry, value: deepFreeze(entry.value) };
-    this.#slots.set(key, { entry: stored, bytes });
+    const slot: Slot = {
+      text,
+      seq: entry.seq,
+      fetchedAt: entry.fetchedAt,
+      asOfEventId: entry.asOfEventId,
+      // The entry's own key as a tag (a record's usual first tag) is the key string itself.
+      tags: entry.tags.map((t) => (t === key ? key : this.#name(t))),
+      links: entry.links?.map((l) => this.#name(l)),
+      bytes,
+    };
+    this.#slots.set(key, slot);
     this.#bytes += bytes;
-    for (const tag of stored.tags) addTo(this.#byTag, tag, key);
-    for (const link of stored.links ?? []) addTo(this.#byLink, link, key);
+    // A tag naming the entry's own key needs no index: `bump` finds that entry by key.
+    for (const tag of slot.tags) if (tag !== key) addTo(this.#byTag, tag, key);
+    for (const link of slot.links ?? []) addTo(this.#byLink, link, key);
     this.#evictOver();
     return true;
   }
@@ -94,6 +152,8 @@ export class MemoryStore implements CacheStore {
     for (const tag of tags) {
       this.#lastBump.delete(tag);
       this.#lastBump.set(tag, seq);
+      const own = this.#slots.get(tag);
+      if (own && own.tags.includes(tag)) this.#remove(tag, own);
       const keys = this.#byTag.get(tag);
       if (!keys) continue;
       for (const key of [...keys]) {
@@ -120,12 +180,13 @@ export class MemoryStore implements CacheStore {
         this.#remove(key, slot);
         continue;
       }
-      const value = renameLink(slot.entry.value, type, id, name);
-      if (value === slot.entry.value) continue;
-      const entry: StoredEntry = { ...slot.entry, value: deepFreeze(value) };
-      const bytes = estimateEntryBytes(key, entry);
+      const value = JSON.parse(slot.text) as unknown;
+      const renamed = renameLink(value, type, id, name);
+      if (renamed === value) continue;
+      // A new text (never an edit of the old one): readers holding the old text keep a consistent value.
+      slot.text = JSON.stringify(renamed);
+      const bytes = estimateBytes(key, slot.text, slot.tags, slot.links);
       this.#bytes += bytes - slot.bytes;
-      slot.entry = entry;
       slot.bytes = bytes;
     }
     this.#evictOver();
@@ -138,6 +199,7 @@ export class MemoryStore implements CacheStore {
     this.#slots.clear();
     this.#byTag.clear();
     this.#byLink.clear();
+    this.#names.clear();
     this.#bytes = 0;
   }
 
@@ -154,8 +216,21 @@ export class MemoryStore implements CacheStore {
   #remove(key: string, slot: Slot): void {
     this.#slots.delete(key);
     this.#bytes -= slot.bytes;
-    for (const tag of slot.entry.tags) removeFrom(this.#byTag, tag, key);
-    for (const link of slot.entry.links ?? []) removeFrom(this.#byLink, link, key);
+    for (const tag of slot.tags) if (tag !== key && removeFrom(this.#byTag, tag, key)) this.#forgetName(tag);
+    for (const link of slot.links ?? []) if (removeFrom(this.#byLink, link, key)) this.#forgetName(link);
+  }
+
+  /** The shared copy of a tag or link name. */
+  #name(name: string): string {
+    const known = this.#names.get(name);
+    if (known !== undefined) return known;
+    this.#names.set(name, name);
+    return name;
+  }
+
+  /** A name no index uses any more is not kept. */
+  #forgetName(name: string): void {
+    if (!this.#byTag.has(name) && !this.#byLink.has(name)) this.#names.delete(name);
   }
 
   #evictOver(): void {
@@ -185,9 +260,12 @@ function addTo(index: Map<string, Set<string>>, name: string, key: string): void
   keys.add(key);
 }
 
-function removeFrom(index: Map<string, Set<string>>, name: string, key: string): void {
+/** Returns true when `name` has no keys left (and was dropped from `index`). */
+function removeFrom(index: Map<string, Set<string>>, name: string, key: string): boolean {
   const keys = index.get(name);
-  if (!keys) return;
+  if (!keys) return false;
   keys.delete(key);
-  if (keys.size === 0) index.delete(name);
+  if (keys.size > 0) return false;
+  index.delete(name);
+  return true;
 }

@@ -9,6 +9,7 @@ import type { CacheAnswer, EntityCache, EntityQuery, Freshness } from "./types.t
 import { StoreUnavailableError, type CacheStore, type StoredEntry } from "./cache-store.ts";
 import { MemoryStore } from "./memory-store.ts";
 import { SingleFlight, abortable } from "./single-flight.ts";
+import type { MissCoalescer } from "./miss-coalescer.ts";
 import {
   canonicalFields,
   canonicalQuery,
@@ -69,12 +70,20 @@ export interface ReadThroughCacheOptions {
    * Default 1000 ms.
    */
   storeRetryMs?: number;
+  /**
+   * Coalesces expensive misses across instances sharing the store (a `RedisCoalescer`): query
+   * misses and GetEntity misses of types that are not preloaded make one upstream call across all
+   * instances, the others read its fill. Default: none (single-flight within this process only).
+   */
+  coalescer?: MissCoalescer;
 }
 
 interface Fetched<T> {
   value: T;
   fetchedAt: number;
   asOfEventId: number;
+  /** "cache": read from the shared store, filled there by another instance's fetch. Default "shotgrid". */
+  source?: "cache";
 }
 
 const MIB = 1024 * 1024;
@@ -122,6 +131,7 @@ export class ReadThroughCache implements EntityCache {
   #preloading: { type: string; records: number } | undefined;
   #lastApplied: number;
   readonly #storeRetryMs: number;
+  readonly #coalescer: MissCoalescer | undefined;
   /** Until then (wall-clock ms) the store is skipped: it failed recently. */
   #storeDownUntil = 0;
   /**
@@ -149,6 +159,7 @@ export class ReadThroughCache implements EntityCache {
     this.#refreshBatchSize = options.refreshBatchSize ?? 100;
     this.#lastApplied = options.lastAppliedEventId ?? 0;
     this.#storeRetryMs = options.storeRetryMs ?? 1000;
+    this.#coalescer = options.coalescer;
   }
 
   /**
@@ -158,6 +169,14 @@ export class ReadThroughCache implements EntityCache {
    */
   get storeHealthy(): boolean {
     return this.store.healthy !== false && !this.#invalidationPending && Date.now() >= this.#storeDownUntil;
+  }
+
+  /** Why answers bypass the store now, for /readyz; undefined while the store is in use. */
+  get storeBypassReason(): string | undefined {
+    if (this.store.healthy === false) return "the cache store is unreachable";
+    if (this.#invalidationPending) return "an event's invalidation could not be written to the cache store; it is bypassed until the event is applied again";
+    if (Date.now() < this.#storeDownUntil) return "a cache store operation failed moments ago";
+    return undefined;
   }
 
   get lastAppliedEventId(): number {
@@ -213,7 +232,10 @@ export class ReadThroughCache implements EntityCache {
       const age = this.#now() - this.#readyAt.get(entityType)!;
       return { value: null, freshness: { source: "cache", ageMs: age, asOfEventId: this.#lastApplied, stale: false } };
     }
-    const { promise, joined } = this.#flights.run(key, [key, "nm:any"], () => this.#loadRecord(entityType, id));
+    // A record of a preloaded type is cheap (one by id, refreshed by events): only others are coalesced across instances.
+    const load = () => this.#loadRecord(entityType, id);
+    const shared = !this.preloadTypes.includes(entityType);
+    const { promise, joined } = this.#flights.run(key, [key, "nm:any"], () => (shared ? this.#acrossInstances(key, load) : load()));
     this.#counted("entity", joined);
     let fetched: Fetched<unknown>;
     try {
@@ -227,6 +249,36 @@ export class ReadThroughCache implements EntityCache {
     return { value: record && projectRecord(record, wanted), freshness: this.#fetched(fetched) };
   }
 
+  /**
+   * A GetEntity hit decided without waiting, for the server's hit path: the held full record of
+   * `entityType`/`id` as stored text (the same text while the record is unchanged: answers
+   * encoded from it can be kept and reused), with the freshness `getEntity` would report.
+   * Undefined whenever `getEntity` would do anything else that can be told without parsing
+   * (miss, dotted fields, "does not exist", past max age, store bypassed or not in memory); the
+   * caller then takes `getEntity`. `fields` must be validated and canonical (`canonicalFields`);
+   * whether the record holds them all is `heldRecordAnswering`'s to say. Counts nothing: call
+   * `countEntityHit` once the answer is actually given.
+   */
+  peekEntity(entityType: string, id: number, fields: readonly string[]): { text: string; freshness: Freshness } | undefined {
+    if (!(this.store instanceof MemoryStore) || !this.storeHealthy) return undefined;
+    for (const f of fields) if (f.includes(".")) return undefined;
+    const raw = this.store.peekRaw(recordKey(entityType, id));
+    if (!raw || raw.text === "null" || this.#now() - raw.fetchedAt > this.#maxAgeMs) return undefined;
+    return { text: raw.text, freshness: { source: "cache", ageMs: Math.max(0, this.#now() - raw.fetchedAt), asOfEventId: raw.asOfEventId, stale: false } };
+  }
+
+  /** The record `peekEntity` gave as `text`, or undefined when it lacks one of `fields` (`getEntity` would fetch them). */
+  heldRecordAnswering(text: string, fields: readonly string[]): Entity | undefined {
+    const record = JSON.parse(text) as Entity;
+    return recordAnswers(record, fields) ? record : undefined;
+  }
+
+  /** What `getEntity` records for a hit: the metric, and the type as read (for reconcile). */
+  countEntityHit(entityType: string): void {
+    if (this.#typesRead.size < 10_000) this.#typesRead.add(entityType);
+    this.#metrics.cacheHit("entity");
+  }
+
   async query(query: EntityQuery, signal?: AbortSignal): Promise<CacheAnswer<Entity[]>> {
     const q = canonicalQuery(query);
     if (this.#typesRead.size < 10_000) this.#typesRead.add(q.entityType);
@@ -237,7 +289,9 @@ export class ReadThroughCache implements EntityCache {
       this.#metrics.cacheHit("query");
       return { value: entry.value as Entity[], freshness: this.#cached(entry, false) };
     }
-    const { promise, joined } = this.#flights.run(key, [...deps.tags, "nm:any"], () => this.#loadQuery(q, key, deps.tags));
+    const load = () => this.#loadQuery(q, key, deps.tags);
+    // A volatile query is never answered from the store, so there is no fill to wait for.
+    const { promise, joined } = this.#flights.run(key, [...deps.tags, "nm:any"], () => (deps.volatile ? load() : this.#acrossInstances(key, load)));
     this.#counted("query", joined);
     try {
       const fetched = await abortable(promise, signal);
@@ -516,6 +570,23 @@ export class ReadThroughCache implements EntityCache {
     this.#reportSize();
   }
 
+  /** Through the cross-instance coalescer, when there is one and the store is in use. */
+  async #acrossInstances(key: string, load: () => Promise<Fetched<unknown>>): Promise<Fetched<unknown>> {
+    if (!this.#coalescer || !this.storeHealthy) return load();
+    const { value, waited } = await this.#coalescer.coalesce(key, load, () => this.#filled(key));
+    if (waited) this.#metrics.coalescedWait();
+    return value;
+  }
+
+  /** Another instance's fill of `key`, if there is a fresh one; rejects when the store must not be used. */
+  async #filled(key: string): Promise<Fetched<unknown> | undefined> {
+    if (!this.storeHealthy) throw new StoreUnavailableError("get", "the store is being bypassed");
+    const entry = await this.#storeGet(key);
+    if (!this.storeHealthy) throw new StoreUnavailableError("get", "the store is being bypassed");
+    if (!entry || !this.#fresh(entry)) return undefined;
+    return { value: entry.value, fetchedAt: entry.fetchedAt, asOfEventId: entry.asOfEventId, source: "cache" };
+  }
+
   async #staleOr<T>(err: unknown, key: string, kind: CacheReadKind, shape: (value: unknown) => T): Promise<CacheAnswer<T>> {
     if (!isOutage(err)) throw err;
     // Only entries no event has invalidated are still in the store; those past max age may be served.
@@ -527,7 +598,11 @@ export class ReadThroughCache implements EntityCache {
 
   /** A stored entry, or undefined when the store is skipped or fails (the read goes upstream). */
   async #storeGet(key: string): Promise<StoredEntry | undefined> {
-    if (!this.storeHealthy) return undefined;
+    if (!this.storeHealthy) {
+      // Counted like a failure: a read that could not use the store because it is unavailable.
+      this.#metrics.storeUnavailable?.("get");
+      return undefined;
+    }
     try {
       return await this.store.get(key);
     } catch (err) {
@@ -601,7 +676,7 @@ export class ReadThroughCache implements EntityCache {
   }
 
   #fetched(f: Fetched<unknown>): Freshness {
-    return { source: "shotgrid", ageMs: Math.max(0, this.#now() - f.fetchedAt), asOfEventId: f.asOfEventId, stale: false };
+    return { source: f.source ?? "shotgrid", ageMs: Math.max(0, this.#now() - f.fetchedAt), asOfEventId: f.asOfEventId, stale: false };
   }
 
   #counted(kind: CacheReadKind, joined: boolean): void {

@@ -10,6 +10,8 @@ import { createHttpRoutes, notFound, type HttpRoutesOptions } from "./http-route
 import type { Metrics } from "./metrics.ts";
 import type { RequestHandler } from "./one-port-listener.ts";
 import { registerReflection } from "./reflection.ts";
+import { createFastPath, type FastPath } from "./fast-path.ts";
+import { hitPathOf } from "../service/hit-path.ts";
 import { defaultDeadline, endStreamsOn, observeRpcs } from "./rpc-interceptors.ts";
 
 /** Size and time limits. Each violation answers a clear error code. */
@@ -48,6 +50,13 @@ export interface RequestHandlerOptions extends HttpRoutesOptions {
    * over). Abort it with a `ConnectError` to choose the code clients see.
    */
   shutdownSignal?: AbortSignal;
+  /**
+   * Answer plain GetEntity cache hits over Connect on HTTP/1.1 on a fast path, byte for byte as
+   * the normal handler would (see fast-path.ts). Only for services that offer a hit path, and
+   * never when `interceptors` are given (they may hold rules the fast path does not know).
+   * Default true.
+   */
+  fastPath?: boolean;
 }
 
 export const DEFAULT_READ_MAX_BYTES = 1024 * 1024;
@@ -62,16 +71,29 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
   if (limits.defaultTimeoutMs !== undefined) interceptors.push(defaultDeadline(limits.defaultTimeoutMs));
   interceptors.push(...(options.interceptors ?? []));
 
+  let fast: FastPath | undefined;
+  const readMaxBytes = limits.readMaxBytes ?? DEFAULT_READ_MAX_BYTES;
+  const writeMaxBytes = limits.writeMaxBytes ?? DEFAULT_WRITE_MAX_BYTES;
+  const fastAllowed = (options.fastPath ?? true) && (options.interceptors ?? []).length === 0;
   const rpc = connectNodeAdapter({
     routes(router) {
-      options.routes(router);
+      options.routes(
+        fastAllowed
+          ? watchRegistrations(router, (impl, serviceOptions) => {
+              const hits = hitPathOf(impl);
+              // Service-level options other than JSON ones (interceptors, limits) would change answers.
+              if (!hits || Object.keys(serviceOptions ?? {}).some((k) => k !== "jsonOptions")) return;
+              fast = createFastPath({ hits, jsonOptions: serviceOptions?.jsonOptions, readMaxBytes, writeMaxBytes, metrics: options.metrics, logger: options.logger });
+            })
+          : router,
+      );
       if (options.reflection ?? true) registerReflection(router, servicesOf(router));
     },
     connect: true,
     grpc: true,
     grpcWeb: true,
-    readMaxBytes: limits.readMaxBytes ?? DEFAULT_READ_MAX_BYTES,
-    writeMaxBytes: limits.writeMaxBytes ?? DEFAULT_WRITE_MAX_BYTES,
+    readMaxBytes,
+    writeMaxBytes,
     maxTimeoutMs: limits.maxTimeoutMs,
     shutdownSignal: options.shutdownSignal,
     interceptors,
@@ -85,8 +107,29 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
     const path = q === -1 ? url : url.slice(0, q);
     if (options.extraRoutes?.(req, res, path)) return;
     if (plain(req, res, path)) return;
+    if (fast?.(req, res, path, () => rpc(req, res))) return;
     rpc(req, res);
   };
+}
+
+type ServiceOptions = Parameters<ConnectRouter["service"]>[2];
+
+/** `router`, telling `seen` of each service implementation registered through it. */
+function watchRegistrations(router: ConnectRouter, seen: (impl: object, options: ServiceOptions) => void): ConnectRouter {
+  return {
+    get handlers() {
+      return router.handlers;
+    },
+    service(service, implementation, serviceOptions) {
+      router.service(service, implementation, serviceOptions);
+      seen(implementation, serviceOptions);
+      return this;
+    },
+    rpc(...args: Parameters<ConnectRouter["rpc"]>) {
+      router.rpc(...args);
+      return this;
+    },
+  } as ConnectRouter;
 }
 
 function servicesOf(router: ConnectRouter): DescService[] {

@@ -3,26 +3,23 @@
  * cache decides hits and misses, the change feed decides what a stream receives.
  */
 import { create } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { JsonObject } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import {
   CacheService,
-  ChangeKind,
-  ChangeSchema,
   EntitySchema,
   FreshnessSchema,
   GetEntityResponseSchema,
   QueryResponseSchema,
-  WatchChangesResponseSchema,
-  type WatchChangesResponse,
 } from "../../gen/shotgrid/cache/v1/cache_pb.ts";
 import type { EntityCache, Freshness } from "../cache/types.ts";
 import type { Entity } from "../shotgrid/types.ts";
 import { toConnectError } from "./error-mapping.ts";
-import { validateEntityType, validateGetEntity, validateQuery, type RequestLimits } from "./request-validation.ts";
+import { validateGetEntity, validateQuery, type RequestLimits } from "./request-validation.ts";
 import type { SchemaRegistry } from "./schema-registry.ts";
-import type { ChangeFeed, FeedChange } from "./change-feed.ts";
+import type { ChangeFeed } from "./change-feed.ts";
+import { createWatchChanges } from "./watch-changes.ts";
+import { createHitPath, offerHitPath } from "./hit-path.ts";
 
 export interface CacheServiceOptions {
   cache: EntityCache;
@@ -41,17 +38,10 @@ export interface CacheServiceOptions {
   siteUnreachable?: () => string | undefined;
 }
 
-const KIND: Record<FeedChange["kind"], ChangeKind> = {
-  new: ChangeKind.NEW,
-  change: ChangeKind.CHANGE,
-  retirement: ChangeKind.RETIREMENT,
-  revival: ChangeKind.REVIVAL,
-};
-
 export function createCacheService(opts: CacheServiceOptions): ServiceImpl<typeof CacheService> {
   const { cache, schema, limits } = opts;
   const freshness = (f: Freshness) => toFreshness(f.source === "cache" && !f.stale && opts.siteUnreachable?.() !== undefined ? { ...f, stale: true } : f);
-  return {
+  const impl: ServiceImpl<typeof CacheService> = {
     async getEntity(req, ctx) {
       try {
         const { entityType, id, fields } = await validateGetEntity(req, schema, limits);
@@ -73,89 +63,12 @@ export function createCacheService(opts: CacheServiceOptions): ServiceImpl<typeo
       }
     },
 
-    async *watchChanges(req, ctx) {
-      for (let i = 0; i < req.projectIds.length; i++) {
-        if (req.projectIds[i]! <= 0) throw new ConnectError(`projectIds[${i}]: must be a positive project id`, Code.InvalidArgument);
-      }
-      // A misspelled type would otherwise give a stream that silently never delivers anything.
-      try {
-        for (let i = 0; i < req.entityTypes.length; i++) await validateEntityType(req.entityTypes[i]!, schema, `entityTypes[${i}]`);
-      } catch (err) {
-        throw toConnectError(err);
-      }
-      if (req.sinceEventId < 0n) throw new ConnectError("sinceEventId: must not be negative", Code.InvalidArgument);
-      const stop = AbortSignal.any([ctx.signal, ...(opts.shutdownSignal ? [opts.shutdownSignal] : [])]);
-      const messages = opts.feed.subscribe({
-        entityTypes: req.entityTypes,
-        projectIds: req.projectIds,
-        sinceEventId: Number(req.sinceEventId),
-        signal: stop,
-      });
-      // The first message goes out at once, so the client knows the stream is open.
-      yield heartbeat(opts.feed.lastEventId);
-      const it = messages[Symbol.asyncIterator]();
-      let pending: Promise<IteratorResult<unknown>> | undefined;
-      const stopped = new Promise<"stop">((resolve) => {
-        if (stop.aborted) resolve("stop");
-        else stop.addEventListener("abort", () => resolve("stop"), { once: true });
-      });
-      try {
-        while (!stop.aborted) {
-          pending ??= it.next();
-          let timer: NodeJS.Timeout | undefined;
-          const tick = new Promise<"tick">((resolve) => {
-            timer = setTimeout(() => resolve("tick"), opts.heartbeatS * 1000);
-          });
-          const winner = await Promise.race([pending, tick, stopped]);
-          clearTimeout(timer);
-          if (winner === "stop") return;
-          if (winner === "tick") {
-            yield heartbeat(opts.feed.lastEventId);
-            continue;
-          }
-          pending = undefined;
-          const result = winner as IteratorResult<Awaited<ReturnType<typeof it.next>>["value"]>;
-          if (result.done) return;
-          const msg = result.value;
-          if (msg.kind === "resync") {
-            yield create(WatchChangesResponseSchema, {
-              message: { case: "resync", value: { reason: msg.reason, resumeEventId: BigInt(msg.resumeEventId) } },
-            });
-            if (msg.closes) return;
-            continue;
-          }
-          yield toChangeMessage(msg.change);
-        }
-      } finally {
-        await it.return?.();
-      }
-    },
+    watchChanges: createWatchChanges({ feed: opts.feed, schema, heartbeatS: opts.heartbeatS, shutdownSignal: opts.shutdownSignal }),
   };
-}
-
-function heartbeat(lastEventId: number): WatchChangesResponse {
-  return create(WatchChangesResponseSchema, {
-    message: { case: "heartbeat", value: { lastEventId: BigInt(lastEventId), time: timestampFromDate(new Date()) } },
-  });
-}
-
-function toChangeMessage(c: FeedChange): WatchChangesResponse {
-  return create(WatchChangesResponseSchema, {
-    message: {
-      case: "change",
-      value: create(ChangeSchema, {
-        eventId: BigInt(c.eventId),
-        eventType: c.eventType,
-        kind: KIND[c.kind],
-        entityType: c.entityType,
-        entityId: c.entityId,
-        projectId: c.projectId,
-        attributeName: c.attributeName ?? "",
-        createdAt: timestampFromDate(new Date(c.createdAt)),
-        user: c.user ? { type: c.user.type, id: c.user.id, name: c.user.name ?? "" } : undefined,
-      }),
-    },
-  });
+  // Plain GetEntity hits can be answered by the server's fast path without this handler: it
+  // decides them exactly as `getEntity` above would (see hit-path.ts).
+  offerHitPath(impl, createHitPath(opts));
+  return impl;
 }
 
 export function toEntityMessage(e: Entity) {

@@ -48,7 +48,84 @@ export async function validateFields(fields: readonly string[], entityType: stri
   return out;
 }
 
-export async function validateGetEntity(req: GetEntityRequest, schema: SchemaRegistry, limits: RequestLimits): Promise<{ entityType: string; id: number; fields: string[] }> {
+/** A GetEntity request after validation. */
+export interface ValidGetEntity {
+  entityType: string;
+  id: number;
+  fields: string[];
+}
+
+/**
+ * `validateEntityType` without waiting: throws the same errors, returns true when the type is
+ * known, undefined when deciding needs the site's type list fetched (then use the async form).
+ */
+export function validateEntityTypeNow(entityType: string, schema: SchemaRegistry, field = "entityType"): true | undefined {
+  if (entityType === "") throw new InvalidInputError(field, "is required, e.g. \"Shot\"");
+  if (!TYPE_NAME.test(entityType)) throw new InvalidInputError(field, `"${entityType}" is not an entity type name`);
+  return schema.hasTypeNow(entityType);
+}
+
+/** Validated field lists, per schema generation: a hit re-validates nothing it saw before. */
+interface FieldsMemo {
+  generation: number;
+  lists: Map<string, { input: readonly string[]; fields: string[] }>;
+}
+const fieldsMemos = new WeakMap<SchemaRegistry, FieldsMemo>();
+/** Distinct (type, field list) pairs remembered per registry before starting over. */
+const FIELDS_MEMO_MAX = 4096;
+
+/**
+ * `validateFields` without waiting: throws the same errors, returns the same list, or undefined
+ * when a schema on the way is not loaded yet. Successful lists are memoised per (type, list).
+ */
+export function validateFieldsNow(fields: readonly string[], entityType: string, schema: SchemaRegistry, limits: RequestLimits): string[] | undefined {
+  if (fields.length > limits.maxFields) throw new InvalidInputError("fields", `too many fields: ${fields.length} (at most ${limits.maxFields})`);
+  let memo = fieldsMemos.get(schema);
+  if (!memo || memo.generation !== schema.generation) fieldsMemos.set(schema, (memo = { generation: schema.generation, lists: new Map() }));
+  const key = `${entityType}|${fields.join(",")}`;
+  const known = memo.lists.get(key);
+  // The key alone could collide ("a,b" as one name): the list itself must match.
+  if (known && sameList(known.input, fields)) return known.fields.slice();
+  const out: string[] = [];
+  const seen = new Set<string>();
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i]!;
+    if (!FIELD_PATH.test(f)) throw new InvalidInputError(`fields[${i}]`, `"${f}" is not a field name`);
+    if (f === "id" || f === "type") continue; // always returned
+    const r = schema.resolveFieldNow(entityType, f);
+    if (r === undefined) return undefined;
+    if (!r.ok) throw new InvalidInputError(`fields[${i}]`, r.reason);
+    if (!seen.has(f)) {
+      seen.add(f);
+      out.push(f);
+    }
+  }
+  if (memo.lists.size >= FIELDS_MEMO_MAX) memo.lists.clear();
+  memo.lists.set(key, { input: fields.slice(), fields: out.slice() });
+  return out;
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * `validateGetEntity` without waiting, for the hit path: the same errors and result, or
+ * undefined when a schema it needs is not loaded yet.
+ */
+export function validateGetEntityNow(req: GetEntityRequest, schema: SchemaRegistry, limits: RequestLimits): ValidGetEntity | undefined {
+  if (validateEntityTypeNow(req.entityType, schema) === undefined) return undefined;
+  if (!Number.isInteger(req.id) || req.id <= 0) throw new InvalidInputError("id", `must be a positive entity id, got ${req.id}`);
+  const fields = validateFieldsNow(req.fields, req.entityType, schema, limits);
+  return fields && { entityType: req.entityType, id: req.id, fields };
+}
+
+export async function validateGetEntity(req: GetEntityRequest, schema: SchemaRegistry, limits: RequestLimits): Promise<ValidGetEntity> {
+  // Once the schema is loaded (nearly always), validation takes no await at all.
+  const now = validateGetEntityNow(req, schema, limits);
+  if (now) return now;
   await validateEntityType(req.entityType, schema);
   if (!Number.isInteger(req.id) || req.id <= 0) throw new InvalidInputError("id", `must be a positive entity id, got ${req.id}`);
   const fields = await validateFields(req.fields, req.entityType, schema, limits);

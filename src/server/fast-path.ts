@@ -1,0 +1,341 @@
+/**
+ * The GetEntity hit path: Connect unary calls over HTTP/1.1 (POST `application/json` or
+ * `application/proto`, and GET `?encoding=json|proto&message=…`) that are plain cache hits are
+ * answered here, without connect-node's generic machinery (URL and Headers objects, abort
+ * controllers, async iterables, interceptors), from bytes encoded once per (record, fields,
+ * encoding); only the freshness part is written per request (its `ageMs` changes every call).
+ *
+ * It answers byte for byte what the normal handler would (test/fast-path-equivalence.test.ts).
+ * Anything that is not a simple hit goes to the normal handler unchanged: a miss, an invalid
+ * request, a schema not loaded yet, a timeout header, request compression, a response the
+ * normal path would compress, an unusual content type or query, HTTP/2. A POST body already read
+ * is handed on intact. The hit keeps the normal path's rules: request size limit, validation,
+ * freshness (including "site unreachable, so stale"), cache and RPC metrics, the debug log line.
+ */
+import type http from "node:http";
+import type http2 from "node:http2";
+import { fromBinary, fromJsonString, toBinary, toJsonString, type JsonWriteOptions } from "@bufbuild/protobuf";
+import { base64Decode } from "@bufbuild/protobuf/wire";
+import type { Logger } from "pino";
+import { CacheService, EntitySchema, GetEntityRequestSchema, type GetEntityRequest } from "../../gen/shotgrid/cache/v1/cache_pb.ts";
+import { toEntityMessage } from "../service/cache-service.ts";
+import type { EntityHit, HitPath } from "../service/hit-path.ts";
+import type { Metrics } from "./metrics.ts";
+
+export interface FastPathOptions {
+  hits: HitPath;
+  /** The JSON options the service was registered with (they shape the normal answers). */
+  jsonOptions?: Partial<JsonWriteOptions> & { ignoreUnknownFields?: boolean };
+  /** As given to the Connect adapter. */
+  readMaxBytes: number;
+  writeMaxBytes: number;
+  metrics?: Metrics;
+  logger?: Logger;
+  /** Bound on the bytes of kept encodings (least recently made go first). Default 8 MiB. */
+  maxEncodedBytes?: number;
+}
+
+/**
+ * Handles the request and returns true (answering it, or passing it to `fallback` itself once
+ * its body is read), or returns false having touched nothing: the caller runs the normal handler.
+ */
+export type FastPath = (
+  req: http.IncomingMessage | http2.Http2ServerRequest,
+  res: http.ServerResponse | http2.Http2ServerResponse,
+  path: string,
+  fallback: () => void,
+) => boolean;
+
+const METHOD_NAME = `${CacheService.typeName}/${CacheService.method.getEntity.name}`;
+export const GET_ENTITY_PATH = `/${METHOD_NAME}`;
+/** connect-es compresses unary answers from this size when the client accepts it (its default). */
+const COMPRESS_MIN_BYTES = 1024;
+/** Requests up to this size are parsed once per distinct bytes; at most this many kept. */
+const PARSE_MEMO_MAX_BYTES = 1024;
+const PARSE_MEMO_ENTRIES = 10_000;
+/** JSON options whose effect on the answer this path reproduces; any other makes it stand aside. */
+const KNOWN_JSON_OPTIONS = new Set(["alwaysEmitImplicit", "ignoreUnknownFields"]);
+
+/** The entity part of one answer, encoded once. */
+interface Encoded {
+  /** The held record's text it was made from. */
+  source: string;
+  /** `{"entity":…,"freshness":{` */
+  jsonHead?: string;
+  jsonHeadBytes?: number;
+  /** Field 1 (the entity) in full, then field 2's tag: the freshness length and bytes follow. */
+  protoHead?: Buffer;
+  bytes: number;
+}
+
+/** A fast path for `options`, or undefined when the service's options leave nothing it can answer alike. */
+export function createFastPath(options: FastPathOptions): FastPath | undefined {
+  const jsonOptions = options.jsonOptions ?? {};
+  if (Object.keys(jsonOptions).some((k) => !KNOWN_JSON_OPTIONS.has(k))) return undefined;
+  const emitImplicit = jsonOptions.alwaysEmitImplicit === true;
+  // As connect-es reads JSON: unknown fields ignored unless the service says otherwise.
+  const readJson = { ignoreUnknownFields: jsonOptions.ignoreUnknownFields ?? true };
+  const writeJson = { alwaysEmitImplicit: emitImplicit };
+  const { hits, metrics, logger, readMaxBytes, writeMaxBytes } = options;
+  const encodings = new EncodingCache(options.maxEncodedBytes ?? 8 * 1024 * 1024);
+  const decoder = new TextDecoder();
+
+  /**
+   * Answer a hit; false (nothing sent, nothing counted) when the normal path must answer. A fault
+   * here is a bug, but it must cost one request its fast path, not the process: the normal path
+   * then answers.
+   */
+  const answer = (req: http.IncomingMessage, res: http.ServerResponse, message: GetEntityRequest, binary: boolean, started: number): boolean => {
+    try {
+      return answerHit(req, res, message, binary, started);
+    } catch (err) {
+      logger?.warn({ rpc: METHOD_NAME, err: err instanceof Error ? err.message : String(err) }, "GetEntity fast path failed; answering on the normal path");
+      return res.headersSent;
+    }
+  };
+  const answerHit = (req: http.IncomingMessage, res: http.ServerResponse, message: GetEntityRequest, binary: boolean, started: number): boolean => {
+    const hit = hits.getEntity(message);
+    if (!hit) return false;
+    const enc = encodings.get(hit);
+    const body = binary ? protoBody(encodings, enc, hits, hit) : jsonBody(encodings, enc, hits, hit, emitImplicit, writeJson);
+    if (body === undefined) return false;
+    const length = typeof body === "string" ? Buffer.byteLength(body) : body.length;
+    if (length > writeMaxBytes) return false;
+    // The normal path would compress this answer: leave it to the normal path.
+    if (length >= COMPRESS_MIN_BYTES && req.headers["accept-encoding"]) return false;
+    hits.commit(hit);
+    res.writeHead(200, { "content-length": String(length), "content-type": binary ? "application/proto" : "application/json" });
+    res.end(body);
+    const seconds = (performance.now() - started) / 1000;
+    metrics?.rpcFinished(METHOD_NAME, "ok", seconds);
+    if (logger?.isLevelEnabled("debug")) logger.debug({ rpc: METHOD_NAME, code: "ok", ms: Math.round(seconds * 1e4) / 10 }, "rpc");
+    return true;
+  };
+
+  // Clients repeat the same requests: the same bytes parse to the same message, so keep it (and
+  // the hit path keeps its validation per message). Small requests only, a bounded number.
+  const parsed = new Map<string, GetEntityRequest>();
+  /** GET query strings (`connect=v1&encoding=…&message=…`), parsed. */
+  const getQueries = new Map<string, { message: GetEntityRequest; binary: boolean }>();
+  /** A query the normal path would read as a plain (uncompressed) message, parsed; else undefined. */
+  const parseGetQuery = (query: string): { message: GetEntityRequest; binary: boolean } | undefined => {
+    // connect-es reads the query through a URL, which drops a fragment: leave such oddities to it.
+    if (query.includes("#")) return undefined;
+    const params = new URLSearchParams(query);
+    const compression = params.get("compression");
+    if (compression !== null && compression !== "identity") return undefined;
+    const encoding = params.get("encoding");
+    if (encoding !== "json" && encoding !== "proto") return undefined;
+    const text = params.get("message") ?? "";
+    let bytes: Uint8Array;
+    try {
+      bytes = params.get("base64") === "1" ? base64Decode(text) : Buffer.from(text);
+    } catch {
+      return undefined;
+    }
+    // Over the limit the normal path answers resource_exhausted.
+    if (bytes.length > readMaxBytes) return undefined;
+    const message = parse(bytes, encoding === "proto");
+    return message && { message, binary: encoding === "proto" };
+  };
+  const parse = (bytes: Uint8Array, binary: boolean): GetEntityRequest | undefined => {
+    const memo = bytes.length <= PARSE_MEMO_MAX_BYTES;
+    const key = memo ? (binary ? "p" : "j") + Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1") : "";
+    const known = memo ? parsed.get(key) : undefined;
+    if (known) return known;
+    let message: GetEntityRequest;
+    try {
+      message = binary ? fromBinary(GetEntityRequestSchema, bytes) : fromJsonString(GetEntityRequestSchema, decoder.decode(bytes), readJson);
+    } catch {
+      return undefined; // the normal path answers the error
+    }
+    if (memo) {
+      if (parsed.size >= PARSE_MEMO_ENTRIES) parsed.clear();
+      parsed.set(key, message);
+    }
+    return message;
+  };
+
+  return (anyReq, anyRes, path, fallback) => {
+    if (path !== GET_ENTITY_PATH || anyReq.httpVersionMajor !== 1) return false;
+    const req = anyReq as http.IncomingMessage;
+    const res = anyRes as http.ServerResponse;
+    const h = req.headers;
+    if (h["connect-timeout-ms"] !== undefined) return false;
+    const started = performance.now();
+    if (req.method === "GET") {
+      const url = req.url ?? "";
+      const q = url.indexOf("?");
+      if (q === -1) return false;
+      const query = url.slice(q + 1);
+      let get = getQueries.get(query);
+      if (!get) {
+        get = parseGetQuery(query);
+        if (!get) return false;
+        if (query.length <= PARSE_MEMO_MAX_BYTES) {
+          if (getQueries.size >= PARSE_MEMO_ENTRIES) getQueries.clear();
+          getQueries.set(query, get);
+        }
+      }
+      return answer(req, res, get.message, get.binary, started);
+    }
+    if (req.method !== "POST") return false;
+    const type = h["content-type"];
+    if (type !== "application/json" && type !== "application/proto") return false;
+    const encodingHeader = h["content-encoding"];
+    if (encodingHeader !== undefined && encodingHeader !== "identity") return false;
+    // Without a declared length the body could be any size: the normal path reads it with its limit.
+    const declared = Number(h["content-length"]);
+    if (!(declared >= 0 && declared <= readMaxBytes)) return false;
+    const chunks: Buffer[] = [];
+    req.on("data", (chunk: Buffer) => chunks.push(chunk));
+    req.once("end", () => {
+      const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      const message = parse(body, type === "application/proto");
+      if (message !== undefined && answer(req, res, message, type === "application/proto", started)) return;
+      replayBody(req, body);
+      fallback();
+    });
+    // The client went away mid-body: there is nobody to answer.
+    req.once("error", () => res.destroy());
+    return true;
+  };
+}
+
+/** Let the normal handler read `body` again from a request whose stream was consumed here. */
+function replayBody(req: http.IncomingMessage, body: Buffer): void {
+  Object.defineProperty(req, Symbol.asyncIterator, {
+    configurable: true,
+    value: async function* () {
+      if (body.length > 0) yield body;
+    },
+  });
+}
+
+/** The JSON answer, or undefined when the held record cannot answer after all. */
+function jsonBody(cache: EncodingCache, enc: Encoded, hits: HitPath, hit: EntityHit, emitImplicit: boolean, writeJson: Partial<JsonWriteOptions>): string | undefined {
+  if (enc.jsonHead === undefined) {
+    const answer = hits.entityOf(hit);
+    if (!answer) return undefined;
+    // `{"entity":E,"freshness":F}` is how JSON.stringify writes the message (fields in number
+    // order, no spaces), so E can be written once and F appended per call.
+    const entity = toJsonString(EntitySchema, toEntityMessage(answer), writeJson);
+    enc.jsonHead = `{"entity":${entity},"freshness":{`;
+    enc.jsonHeadBytes = Buffer.byteLength(enc.jsonHead);
+    cache.grow(enc, enc.jsonHeadBytes);
+  }
+  const f = hit.freshness;
+  let tail = `"source":${JSON.stringify(f.source)}`;
+  const age = Math.max(0, Math.round(f.ageMs));
+  // int64 is a JSON string; defaults are left out unless the service writes them all.
+  if (age !== 0 || emitImplicit) tail += `,"ageMs":"${BigInt(age)}"`;
+  if (f.asOfEventId !== 0 || emitImplicit) tail += `,"asOfEventId":"${BigInt(f.asOfEventId)}"`;
+  if (f.stale || emitImplicit) tail += `,"stale":${f.stale}`;
+  return `${enc.jsonHead}${tail}}}`;
+}
+
+/** The binary answer, or undefined when the held record cannot answer after all. */
+function protoBody(cache: EncodingCache, enc: Encoded, hits: HitPath, hit: EntityHit): Buffer | undefined {
+  if (enc.protoHead === undefined) {
+    const answer = hits.entityOf(hit);
+    if (!answer) return undefined;
+    const entity = toBinary(EntitySchema, toEntityMessage(answer));
+    const head = Buffer.allocUnsafe(1 + varintLength(entity.length) + entity.length + 1);
+    let at = 0;
+    head[at++] = 0x0a; // field 1, length-delimited
+    at = writeVarint(head, at, entity.length);
+    head.set(entity, at);
+    head[at + entity.length] = 0x12; // field 2, length-delimited
+    enc.protoHead = head;
+    cache.grow(enc, head.length);
+  }
+  const f = hit.freshness;
+  const age = Math.max(0, Math.round(f.ageMs));
+  const source = Buffer.from(f.source);
+  // Freshness: source (1, string), age_ms (2, int64), as_of_event_id (3, int64), stale (4, bool);
+  // proto3 leaves out fields at their default.
+  let n = source.length > 0 ? 1 + varintLength(source.length) + source.length : 0;
+  if (age !== 0) n += 1 + varintLength(age);
+  if (f.asOfEventId !== 0) n += 1 + varintLength(f.asOfEventId);
+  if (f.stale) n += 2;
+  const head = enc.protoHead;
+  const out = Buffer.allocUnsafe(head.length + varintLength(n) + n);
+  head.copy(out, 0);
+  let at = writeVarint(out, head.length, n);
+  if (source.length > 0) {
+    out[at++] = 0x0a;
+    at = writeVarint(out, at, source.length);
+    at += source.copy(out, at);
+  }
+  if (age !== 0) {
+    out[at++] = 0x10;
+    at = writeVarint(out, at, age);
+  }
+  if (f.asOfEventId !== 0) {
+    out[at++] = 0x18;
+    at = writeVarint(out, at, f.asOfEventId);
+  }
+  if (f.stale) {
+    out[at++] = 0x20;
+    out[at++] = 1;
+  }
+  return out;
+}
+
+/** Bytes of a non-negative integer (below 2^53) as a protobuf varint. */
+function varintLength(value: number): number {
+  let n = 1;
+  while (value >= 0x80) {
+    value = Math.floor(value / 0x80);
+    n++;
+  }
+  return n;
+}
+
+function writeVarint(buf: Buffer, at: number, value: number): number {
+  while (value >= 0x80) {
+    buf[at++] = (value % 0x80) | 0x80;
+    value = Math.floor(value / 0x80);
+  }
+  buf[at++] = value;
+  return at;
+}
+
+/**
+ * Encodings by request key, each valid only for the record text it was made from (a changed
+ * record is a new text: its old encoding is replaced on the next hit). Bounded by bytes; the
+ * least recently made go first.
+ */
+class EncodingCache {
+  readonly #entries = new Map<string, Encoded>();
+  #bytes = 0;
+
+  constructor(readonly maxBytes: number) {}
+
+  get(hit: EntityHit): Encoded {
+    const known = this.#entries.get(hit.key);
+    // Usually the very same string; equal text (a record refetched unchanged) is as good.
+    if (known && known.source === hit.source) return known;
+    if (known) this.#drop(hit.key, known);
+    // The text is shared with the store while it holds it; counted here as if it were not.
+    const fresh: Encoded = { source: hit.source, bytes: hit.key.length + hit.source.length + 64 };
+    this.#entries.set(hit.key, fresh);
+    this.#bytes += fresh.bytes;
+    return fresh;
+  }
+
+  /** `enc` now holds `bytes` more; the oldest encodings go if that passes the bound (never `enc` itself). */
+  grow(enc: Encoded, bytes: number): void {
+    enc.bytes += bytes;
+    this.#bytes += bytes;
+    for (const [key, old] of this.#entries) {
+      if (this.#bytes <= this.maxBytes || old === enc) break;
+      this.#drop(key, old);
+    }
+  }
+
+  #drop(key: string, enc: Encoded): void {
+    this.#entries.delete(key);
+    this.#bytes -= enc.bytes;
+  }
+}
