@@ -328,13 +328,17 @@ export class EventFollower {
   async #run(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
       const pollNumber = ++this.#pollsStarted;
+      const pollStartedAt = this.#clock.now();
       let outcome: PollOutcome;
       let delayMs: number;
       try {
         outcome = await this.#pollOnce(signal);
         this.#consecutiveErrors = 0;
         this.#lastError = undefined;
-        delayMs = outcome.fullPage ? 0 : this.#pollIntervalMs;
+        // Fixed rate: the interval runs from the start of one poll to the start of the next, so
+        // the time a poll takes (site latency, applying the page) does not stretch the cycle and
+        // a change waits on average half the interval, not half of interval plus poll time.
+        delayMs = outcome.fullPage ? 0 : Math.max(0, this.#pollIntervalMs - (this.#clock.now() - pollStartedAt));
       } catch (err) {
         if (signal.aborted) break;
         const message = err instanceof Error ? err.message : String(err);
