@@ -106,6 +106,13 @@ function withoutFields(entity: Entity, drop: ReadonlySet<string>): Entity {
   return { type: entity.type, id: entity.id, fields };
 }
 
+/** A query made ready once for `queryPrepared` (see `prepareQuery`). */
+export interface PreparedQuery {
+  readonly q: CanonicalQuery;
+  readonly key: string;
+  readonly deps: ReturnType<typeof queryDependencies>;
+}
+
 export class ReadThroughCache implements EntityCache {
   readonly backend: Backend;
   readonly store: CacheStore;
@@ -280,10 +287,23 @@ export class ReadThroughCache implements EntityCache {
   }
 
   async query(query: EntityQuery, signal?: AbortSignal): Promise<CacheAnswer<Entity[]>> {
+    return this.queryPrepared(this.prepareQuery(query), signal);
+  }
+
+  /**
+   * `query` in two halves: the canonical form, key and dependencies of `query` (pure: the same
+   * query always gives the same), made once and kept by a caller that sees the same query many
+   * times (the server's fast path in a farm burst), then `queryPrepared`, which answers exactly
+   * as `query` does. Throws `InvalidCacheRequestError` as `query` rejects with it.
+   */
+  prepareQuery(query: EntityQuery): PreparedQuery {
     const q = canonicalQuery(query);
+    return { q, key: queryKey(q), deps: queryDependencies(q) };
+  }
+
+  async queryPrepared(prepared: PreparedQuery, signal?: AbortSignal): Promise<CacheAnswer<Entity[]>> {
+    const { q, key, deps } = prepared;
     if (this.#typesRead.size < 10_000) this.#typesRead.add(q.entityType);
-    const key = queryKey(q);
-    const deps = queryDependencies(q);
     const entry = await this.#storeGet(key);
     if (entry && !deps.volatile && this.#fresh(entry)) {
       this.#metrics.cacheHit("query");

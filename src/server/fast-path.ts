@@ -5,7 +5,14 @@
  * controllers, async iterables, interceptors), from bytes encoded once per (record, fields,
  * encoding); only the freshness part is written per request (its `ageMs` changes every call).
  *
- * It answers byte for byte what the normal handler would (test/fast-path-equivalence.test.ts).
+ * Query (same transports) takes this path too, hit or miss: validated once per distinct request
+ * bytes, asked of the cache as the handler would (so hits, misses and coalesced waits count the
+ * same), and a flight's shared answer is encoded once per (answer, encoding): each waiter only
+ * appends its freshness. Its errors are written as connect-node writes them. A client that
+ * accepts compression goes to the normal path (it may compress the answer).
+ *
+ * It answers byte for byte what the normal handler would (test/fast-path-equivalence.test.ts,
+ * test/fast-path-query-equivalence.test.ts).
  * Anything that is not a simple hit goes to the normal handler unchanged: a miss, an invalid
  * request, a schema not loaded yet, a timeout header, request compression, a response the
  * normal path would compress, an unusual content type or query, HTTP/2. A POST body already read
@@ -14,11 +21,24 @@
  */
 import type http from "node:http";
 import type http2 from "node:http2";
-import { fromBinary, fromJsonString, toBinary, toJsonString, type JsonWriteOptions } from "@bufbuild/protobuf";
+import { create, fromBinary, fromJsonString, toBinary, toJsonString, type DescMessage, type JsonWriteOptions, type MessageShape } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { codeToHttpStatus, codeToString, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { base64Decode } from "@bufbuild/protobuf/wire";
 import type { Logger } from "pino";
-import { CacheService, EntitySchema, GetEntityRequestSchema, type GetEntityRequest } from "../../gen/shotgrid/cache/v1/cache_pb.ts";
+import {
+  CacheService,
+  EntitySchema,
+  GetEntityRequestSchema,
+  QueryRequestSchema,
+  QueryResponseSchema,
+  type GetEntityRequest,
+  type QueryRequest,
+} from "../../gen/shotgrid/cache/v1/cache_pb.ts";
 import { toEntityMessage } from "../service/cache-service.ts";
+import { toConnectError } from "../service/error-mapping.ts";
+import type { CacheAnswer, Freshness } from "../cache/types.ts";
+import type { Entity } from "../shotgrid/types.ts";
 import type { EntityHit, HitPath } from "../service/hit-path.ts";
 import type { Metrics } from "./metrics.ts";
 
@@ -48,6 +68,10 @@ export type FastPath = (
 
 const METHOD_NAME = `${CacheService.typeName}/${CacheService.method.getEntity.name}`;
 export const GET_ENTITY_PATH = `/${METHOD_NAME}`;
+const QUERY_METHOD_NAME = `${CacheService.typeName}/${CacheService.method.query.name}`;
+export const QUERY_PATH = `/${QUERY_METHOD_NAME}`;
+/** Codes the normal path logs as warnings (server faults), as rpc-interceptors.ts does. */
+const SERVER_FAULT_CODES = new Set(["unknown", "internal", "unavailable", "data_loss", "unimplemented"]);
 /** connect-es compresses unary answers from this size when the client accepts it (its default). */
 const COMPRESS_MIN_BYTES = 1024;
 /** Requests up to this size are parsed once per distinct bytes; at most this many kept. */
@@ -114,11 +138,11 @@ export function createFastPath(options: FastPathOptions): FastPath | undefined {
 
   // Clients repeat the same requests: the same bytes parse to the same message, so keep it (and
   // the hit path keeps its validation per message). Small requests only, a bounded number.
-  const parsed = new Map<string, GetEntityRequest>();
-  /** GET query strings (`connect=v1&encoding=…&message=…`), parsed. */
-  const getQueries = new Map<string, { message: GetEntityRequest; binary: boolean }>();
+  const parsed = new Map<string, object>();
+  /** GET query strings (`connect=v1&encoding=…&message=…`), parsed, per method path. */
+  const getQueries = new Map<string, { message: object; binary: boolean }>();
   /** A query the normal path would read as a plain (uncompressed) message, parsed; else undefined. */
-  const parseGetQuery = (query: string): { message: GetEntityRequest; binary: boolean } | undefined => {
+  const parseGetQuery = <T extends DescMessage>(schema: T, query: string): { message: MessageShape<T>; binary: boolean } | undefined => {
     // connect-es reads the query through a URL, which drops a fragment: leave such oddities to it.
     if (query.includes("#")) return undefined;
     const params = new URLSearchParams(query);
@@ -135,17 +159,17 @@ export function createFastPath(options: FastPathOptions): FastPath | undefined {
     }
     // Over the limit the normal path answers resource_exhausted.
     if (bytes.length > readMaxBytes) return undefined;
-    const message = parse(bytes, encoding === "proto");
+    const message = parse(schema, bytes, encoding === "proto");
     return message && { message, binary: encoding === "proto" };
   };
-  const parse = (bytes: Uint8Array, binary: boolean): GetEntityRequest | undefined => {
+  const parse = <T extends DescMessage>(schema: T, bytes: Uint8Array, binary: boolean): MessageShape<T> | undefined => {
     const memo = bytes.length <= PARSE_MEMO_MAX_BYTES;
-    const key = memo ? (binary ? "p" : "j") + Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1") : "";
-    const known = memo ? parsed.get(key) : undefined;
+    const key = memo ? (binary ? "p" : "j") + schema.typeName + " " + Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1") : "";
+    const known = memo ? (parsed.get(key) as MessageShape<T> | undefined) : undefined;
     if (known) return known;
-    let message: GetEntityRequest;
+    let message: MessageShape<T>;
     try {
-      message = binary ? fromBinary(GetEntityRequestSchema, bytes) : fromJsonString(GetEntityRequestSchema, decoder.decode(bytes), readJson);
+      message = binary ? fromBinary(schema, bytes) : fromJsonString(schema, decoder.decode(bytes), readJson);
     } catch {
       return undefined; // the normal path answers the error
     }
@@ -156,28 +180,105 @@ export function createFastPath(options: FastPathOptions): FastPath | undefined {
     return message;
   };
 
+  /** Encodings of Query answers, per answer array: coalesced waiters share one array, so one encoding. */
+  const queryEncodings = new WeakMap<readonly Entity[], { json?: string; proto?: Buffer }>();
+  const queryBody = (answer: CacheAnswer<Entity[]>, binary: boolean): string | Buffer => {
+    let enc = queryEncodings.get(answer.value);
+    if (!enc) queryEncodings.set(answer.value, (enc = {}));
+    if (binary) {
+      if (enc.proto === undefined) {
+        const entities = toBinary(QueryResponseSchema, create(QueryResponseSchema, { entities: answer.value.map(toEntityMessage) }));
+        const head = Buffer.allocUnsafe(entities.length + 1);
+        head.set(entities, 0);
+        head[entities.length] = 0x12; // field 2 (freshness), length-delimited
+        enc.proto = head;
+      }
+      return withFreshnessProto(enc.proto, answer.freshness);
+    }
+    if (enc.json === undefined) {
+      // `{"entities":[…]}` (or `{}`) as the normal path writes it; the freshness goes last (field 2).
+      const whole = toJsonString(QueryResponseSchema, create(QueryResponseSchema, { entities: answer.value.map(toEntityMessage) }), writeJson);
+      enc.json = `${whole.slice(0, -1)}${whole === "{}" ? "" : ","}"freshness":{`;
+    }
+    return `${enc.json}${freshnessJson(answer.freshness, emitImplicit)}}}`;
+  };
+  /** Counted and logged as observeRpcs (rpc-interceptors.ts) does on the normal path. */
+  const finished = (name: string, code: string, started: number, err?: ConnectError): void => {
+    const seconds = (performance.now() - started) / 1000;
+    metrics?.rpcFinished(name, code, seconds);
+    if (!logger) return;
+    const ms = Math.round(seconds * 1e4) / 10;
+    if (!err) {
+      if (logger.isLevelEnabled("debug")) logger.debug({ rpc: name, code, ms }, "rpc");
+    } else logger[SERVER_FAULT_CODES.has(code) ? "warn" : "info"]({ rpc: name, code, ms, err: err.rawMessage }, "rpc failed");
+  };
+  /** A Connect unary error, as connect-node writes it. */
+  const writeError = (res: http.ServerResponse, name: string, error: ConnectError, started: number): void => {
+    const body = errorToJsonBytes(error, jsonOptions);
+    // connect-node's headers come out in name order: content-length, content-type, then metadata.
+    const headers: Array<[string, string]> = [["content-type", "application/json"]];
+    error.metadata.forEach((value, key) => void headers.push([key, value]));
+    headers.push(["content-length", String(body.byteLength)]);
+    headers.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    res.writeHead(codeToHttpStatus(error.code), headers.flat());
+    res.end(body);
+    finished(name, codeToString(error.code), started, error);
+  };
+  /** Answer a Query: always answered here (no fallback once the cache is asked: it has counted). */
+  const answerQuery = (res: http.ServerResponse, message: QueryRequest, binary: boolean, started: number): void => {
+    hits.query(message).then(
+      (answer) => {
+        let body: string | Buffer;
+        try {
+          body = queryBody(answer, binary);
+        } catch (err) {
+          writeError(res, QUERY_METHOD_NAME, toConnectError(err), started);
+          return;
+        }
+        const length = typeof body === "string" ? Buffer.byteLength(body) : body.length;
+        if (length > writeMaxBytes) {
+          writeError(res, QUERY_METHOD_NAME, new ConnectError(`message size ${length} is larger than configured writeMaxBytes ${writeMaxBytes}`, Code.ResourceExhausted), started);
+          return;
+        }
+        res.writeHead(200, { "content-length": String(length), "content-type": binary ? "application/proto" : "application/json" });
+        res.end(body);
+        finished(QUERY_METHOD_NAME, "ok", started);
+      },
+      (err: unknown) => writeError(res, QUERY_METHOD_NAME, toConnectError(err), started),
+    );
+  };
+
   return (anyReq, anyRes, path, fallback) => {
-    if (path !== GET_ENTITY_PATH || anyReq.httpVersionMajor !== 1) return false;
+    const isQuery = path === QUERY_PATH;
+    if ((!isQuery && path !== GET_ENTITY_PATH) || anyReq.httpVersionMajor !== 1) return false;
     const req = anyReq as http.IncomingMessage;
     const res = anyRes as http.ServerResponse;
     const h = req.headers;
     if (h["connect-timeout-ms"] !== undefined) return false;
+    // A Query answer is often large enough to be compressed, which this path leaves to the normal one.
+    if (isQuery && h["accept-encoding"] !== undefined) return false;
+    const schema = isQuery ? QueryRequestSchema : GetEntityRequestSchema;
     const started = performance.now();
     if (req.method === "GET") {
       const url = req.url ?? "";
       const q = url.indexOf("?");
       if (q === -1) return false;
       const query = url.slice(q + 1);
-      let get = getQueries.get(query);
+      const memoKey = `${path}?${query}`;
+      let get = getQueries.get(memoKey);
       if (!get) {
-        get = parseGetQuery(query);
+        get = parseGetQuery(schema, query);
         if (!get) return false;
         if (query.length <= PARSE_MEMO_MAX_BYTES) {
           if (getQueries.size >= PARSE_MEMO_ENTRIES) getQueries.clear();
-          getQueries.set(query, get);
+          getQueries.set(memoKey, get);
         }
       }
-      return answer(req, res, get.message, get.binary, started);
+      if (isQuery) {
+        answerQuery(res, get.message as QueryRequest, get.binary, started);
+        return true;
+      }
+      return answer(req, res, get.message as GetEntityRequest, get.binary, started);
     }
     if (req.method !== "POST") return false;
     const type = h["content-type"];
@@ -191,8 +292,12 @@ export function createFastPath(options: FastPathOptions): FastPath | undefined {
     req.on("data", (chunk: Buffer) => chunks.push(chunk));
     req.once("end", () => {
       const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-      const message = parse(body, type === "application/proto");
-      if (message !== undefined && answer(req, res, message, type === "application/proto", started)) return;
+      const binary = type === "application/proto";
+      const message = parse(schema, body, binary);
+      if (message !== undefined) {
+        if (isQuery) return answerQuery(res, message as QueryRequest, binary, started);
+        if (answer(req, res, message as GetEntityRequest, binary, started)) return;
+      }
       replayBody(req, body);
       fallback();
     });
@@ -200,6 +305,17 @@ export function createFastPath(options: FastPathOptions): FastPath | undefined {
     req.once("error", () => res.destroy());
     return true;
   };
+}
+
+/** The freshness members of a JSON answer (after `"freshness":{`), as the normal path writes them. */
+function freshnessJson(f: Freshness, emitImplicit: boolean): string {
+  let tail = `"source":${JSON.stringify(f.source)}`;
+  const age = Math.max(0, Math.round(f.ageMs));
+  // int64 is a JSON string; defaults are left out unless the service writes them all.
+  if (age !== 0 || emitImplicit) tail += `,"ageMs":"${BigInt(age)}"`;
+  if (f.asOfEventId !== 0 || emitImplicit) tail += `,"asOfEventId":"${BigInt(f.asOfEventId)}"`;
+  if (f.stale || emitImplicit) tail += `,"stale":${f.stale}`;
+  return tail;
 }
 
 /** Let the normal handler read `body` again from a request whose stream was consumed here. */
@@ -224,14 +340,7 @@ function jsonBody(cache: EncodingCache, enc: Encoded, hits: HitPath, hit: Entity
     enc.jsonHeadBytes = Buffer.byteLength(enc.jsonHead);
     cache.grow(enc, enc.jsonHeadBytes);
   }
-  const f = hit.freshness;
-  let tail = `"source":${JSON.stringify(f.source)}`;
-  const age = Math.max(0, Math.round(f.ageMs));
-  // int64 is a JSON string; defaults are left out unless the service writes them all.
-  if (age !== 0 || emitImplicit) tail += `,"ageMs":"${BigInt(age)}"`;
-  if (f.asOfEventId !== 0 || emitImplicit) tail += `,"asOfEventId":"${BigInt(f.asOfEventId)}"`;
-  if (f.stale || emitImplicit) tail += `,"stale":${f.stale}`;
-  return `${enc.jsonHead}${tail}}}`;
+  return `${enc.jsonHead}${freshnessJson(hit.freshness, emitImplicit)}}}`;
 }
 
 /** The binary answer, or undefined when the held record cannot answer after all. */
@@ -249,7 +358,11 @@ function protoBody(cache: EncodingCache, enc: Encoded, hits: HitPath, hit: Entit
     enc.protoHead = head;
     cache.grow(enc, head.length);
   }
-  const f = hit.freshness;
+  return withFreshnessProto(enc.protoHead, hit.freshness);
+}
+
+/** `head` (ending with field 2's tag), then the freshness' length and bytes. */
+function withFreshnessProto(head: Buffer, f: Freshness): Buffer {
   const age = Math.max(0, Math.round(f.ageMs));
   const source = Buffer.from(f.source);
   // Freshness: source (1, string), age_ms (2, int64), as_of_event_id (3, int64), stale (4, bool);
@@ -258,7 +371,6 @@ function protoBody(cache: EncodingCache, enc: Encoded, hits: HitPath, hit: Entit
   if (age !== 0) n += 1 + varintLength(age);
   if (f.asOfEventId !== 0) n += 1 + varintLength(f.asOfEventId);
   if (f.stale) n += 2;
-  const head = enc.protoHead;
   const out = Buffer.allocUnsafe(head.length + varintLength(n) + n);
   head.copy(out, 0);
   let at = writeVarint(out, head.length, n);

@@ -7,16 +7,19 @@
  * The server half (server/fast-path.ts) owns the wire: it parses, encodes and writes. It finds
  * this half through `hitPathOf(impl)` on the implementation passed to `router.service`.
  */
-import type { GetEntityRequest } from "../../gen/shotgrid/cache/v1/cache_pb.ts";
+import type { GetEntityRequest, QueryRequest } from "../../gen/shotgrid/cache/v1/cache_pb.ts";
 import { canonicalFields, recordKey } from "../cache/query-key.ts";
 import { projectRecord } from "../cache/entity-fields.ts";
-import type { EntityCache, Freshness } from "../cache/types.ts";
+import type { PreparedQuery } from "../cache/read-through-cache.ts";
+import type { CacheAnswer, EntityCache, EntityQuery, Freshness } from "../cache/types.ts";
 import type { Entity } from "../shotgrid/types.ts";
-import { validateGetEntityNow, type RequestLimits } from "./request-validation.ts";
+import { validateGetEntityNow, validateQuery, type RequestLimits } from "./request-validation.ts";
 import type { SchemaRegistry } from "./schema-registry.ts";
 
 /** A cache that can tell a GetEntity hit without waiting (the read-through cache over memory). */
 export interface PeekableEntityCache extends EntityCache {
+  prepareQuery(query: EntityQuery): PreparedQuery;
+  queryPrepared(prepared: PreparedQuery): Promise<CacheAnswer<Entity[]>>;
   peekEntity(entityType: string, id: number, fields: readonly string[]): { text: string; freshness: Freshness } | undefined;
   heldRecordAnswering(text: string, fields: readonly string[]): Entity | undefined;
   countEntityHit(entityType: string): void;
@@ -49,6 +52,15 @@ export interface HitPath {
   entityOf(hit: EntityHit): Entity | undefined;
   /** Record the hit as `getEntity` would (cache metrics): call once, when the answer is sent. */
   commit(hit: EntityHit): void;
+  /**
+   * What the `query` handler would answer `req` with: validated as it does (once per parsed
+   * message and schema generation, so identical requests share one validation), asked of the
+   * cache (which counts hits, misses and coalesced waits, and shares one flight among identical
+   * misses), freshness with the "site unreachable, so stale" rule applied. Rejects with what the
+   * handler would turn into its error (through `toConnectError`). Coalesced waiters get the very
+   * same `value` array: encode it once per array.
+   */
+  query(req: QueryRequest): Promise<CacheAnswer<Entity[]>>;
 }
 
 export interface HitPathOptions {
@@ -90,7 +102,26 @@ export function createHitPath(options: HitPathOptions): HitPath | undefined {
     plans.set(req, plan);
     return plan;
   };
+  const queries = new WeakMap<QueryRequest, { generation: number; valid: Promise<PreparedQuery> }>();
+  const validQuery = (req: QueryRequest): Promise<PreparedQuery> => {
+    const known = queries.get(req);
+    if (known && known.generation === schema.generation) return known.valid;
+    const memo = { generation: schema.generation, valid: validateQuery(req, schema, limits).then((q) => cache.prepareQuery(q)) };
+    queries.set(req, memo);
+    // A failure may be passing (the site's schema could not be fetched): ask again next time.
+    memo.valid.catch(() => {
+      if (queries.get(req) === memo) queries.delete(req);
+    });
+    return memo.valid;
+  };
   return {
+    async query(req) {
+      const answer = await cache.queryPrepared(await validQuery(req));
+      const f = answer.freshness;
+      // As the service's handler does: a cached answer while the site is unreachable is stale.
+      if (f.source === "cache" && !f.stale && siteUnreachable?.() !== undefined) return { value: answer.value, freshness: { ...f, stale: true } };
+      return answer;
+    },
     getEntity(req) {
       const plan = planOf(req);
       if (!plan) return undefined;
@@ -117,7 +148,7 @@ export function createHitPath(options: HitPathOptions): HitPath | undefined {
 
 function isPeekable(cache: EntityCache): cache is PeekableEntityCache {
   const c = cache as Partial<PeekableEntityCache>;
-  return typeof c.peekEntity === "function" && typeof c.heldRecordAnswering === "function" && typeof c.countEntityHit === "function";
+  return typeof c.peekEntity === "function" && typeof c.prepareQuery === "function" && typeof c.queryPrepared === "function" && typeof c.heldRecordAnswering === "function" && typeof c.countEntityHit === "function";
 }
 
 /** Service implementations that offer a hit path, and theirs. */

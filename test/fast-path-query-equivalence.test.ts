@@ -1,0 +1,265 @@
+/**
+ * The Query fast path answers byte for byte what the normal Connect handler answers: two servers
+ * over the same cache, one with the fast path and one without, get the same requests; status,
+ * headers (all but Date) and body bytes must be identical. Covered: hits, misses coalesced on one
+ * flight (the flight held open by a gate in front of the real client), validation errors and an
+ * upstream failure, in Connect JSON and binary, POST and GET, with filters in both forms, order,
+ * limit and page.
+ */
+import http from "node:http";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { fromJson, toBinary, type JsonObject } from "@bufbuild/protobuf";
+import { base64Encode } from "@bufbuild/protobuf/wire";
+import { CacheService, QueryRequestSchema } from "../gen/shotgrid/cache/v1/cache_pb.ts";
+import { ReadThroughCache } from "../src/cache/index.ts";
+import { ChangeBus } from "../src/events/index.ts";
+import { createServer, Metrics, type Server } from "../src/server/index.ts";
+import { createCacheService } from "../src/service/cache-service.ts";
+import { SchemaRegistry } from "../src/service/schema-registry.ts";
+import { BackendError } from "../src/shotgrid/errors.ts";
+import { ShotGridClient } from "../src/shotgrid/index.ts";
+import type { Backend } from "../src/shotgrid/types.ts";
+import { DEFAULT_SCRIPT_KEY, startSimulator, type SimulatorHandle } from "../src/simulator/index.ts";
+
+const PATH = "/shotgrid.cache.v1.CacheService/Query";
+
+interface Side {
+  server: Server;
+  port: number;
+  metrics: Metrics;
+  /** Calls that reached the normal query handler. */
+  handlerCalls: number;
+}
+
+let site: SimulatorHandle;
+let client: ShotGridClient;
+let clock = 1_700_000_000_000;
+let unreachable: string | undefined;
+let cache: ReadThroughCache;
+let fast: Side;
+let slow: Side;
+const cacheMetrics = new Metrics({ processMetrics: false });
+/** Upstream searches made (through the gate). */
+let searches = 0;
+/** While set, searches wait for it; `fail` makes the next searches fail as an unreachable site would. */
+let gate: Promise<void> | undefined;
+let fail = false;
+
+/** The real client, with its searches counted and, while `gate` is set, held. */
+function gatedBackend(real: ShotGridClient): Backend {
+  return new Proxy(real, {
+    get(target, prop) {
+      if (prop === "search") {
+        return async (...args: Parameters<Backend["search"]>) => {
+          searches++;
+          if (gate) await gate;
+          if (fail) throw new BackendError("SG_UNAVAILABLE", "the site did not answer (test)");
+          return target.search(...args);
+        };
+      }
+      const v = Reflect.get(target, prop, target) as unknown;
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
+}
+
+async function side(fastPath: boolean, schema: SchemaRegistry): Promise<Side> {
+  const metrics = new Metrics({ processMetrics: false });
+  const s: Side = { server: undefined as unknown as Server, port: 0, metrics, handlerCalls: 0 };
+  s.server = createServer({
+    version: "test",
+    mode: "site",
+    metrics,
+    fastPath,
+    readiness: () => ({ ready: true, reasons: [] }),
+    routes: (router) => {
+      const impl = createCacheService({
+        cache,
+        schema,
+        feed: new ChangeBus({ replayEvents: 10 }),
+        limits: { maxFields: 20, maxPageSize: 500, maxConditions: 50 },
+        heartbeatS: 30,
+        siteUnreachable: () => unreachable,
+      });
+      const normal = impl.query.bind(impl);
+      impl.query = (req, ctx) => {
+        s.handlerCalls++;
+        return normal(req, ctx);
+      };
+      router.service(CacheService, impl, { jsonOptions: { alwaysEmitImplicit: true, ignoreUnknownFields: false } });
+    },
+  });
+  s.port = (await s.server.listen(0, "127.0.0.1")).port;
+  return s;
+}
+
+beforeAll(async () => {
+  site = await startSimulator({ shots: 30, assets: 2 });
+  site.store.update("Shot", 2, { description: 'Plan séquence — "dernière" prise 🎬\n日本語', sg_cut_in: null }, { user: site.scriptUser });
+  client = new ShotGridClient({ siteUrl: site.url, scriptName: site.scriptName, scriptKey: DEFAULT_SCRIPT_KEY });
+  cache = new ReadThroughCache({ backend: gatedBackend(client), preloadTypes: [], now: () => clock, metrics: cacheMetrics });
+  cache.startFrom(5_000_000_123);
+  const schema = new SchemaRegistry(client);
+  fast = await side(true, schema);
+  slow = await side(false, schema);
+  // Load the schema (the first request of a type waits for it) through the normal path.
+  await exchange(slow.port, "POST", PATH, JSON.stringify({ entityType: "Shot", limit: 1 }), { "content-type": "application/json" });
+  clock += 1234.6;
+});
+
+afterAll(async () => {
+  await fast?.server.close(500);
+  await slow?.server.close(500);
+  await client?.close();
+  await site?.close();
+});
+
+interface Exchange {
+  status: number;
+  headers: string[];
+  body: Buffer;
+}
+
+function exchange(port: number, method: string, path: string, body?: Buffer | string, headers: Record<string, string> = {}): Promise<Exchange> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: "127.0.0.1", port, method, path, headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => {
+        const raw: string[] = [];
+        for (let i = 0; i < res.rawHeaders.length; i += 2) {
+          if (res.rawHeaders[i]!.toLowerCase() !== "date") raw.push(`${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}`);
+        }
+        resolve({ status: res.statusCode ?? 0, headers: raw, body: Buffer.concat(chunks) });
+      });
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+type Shape = { method: string; path: string; body?: Buffer | string; headers?: Record<string, string> };
+
+const jsonPost = (msg: JsonObject): Shape => ({ method: "POST", path: PATH, body: JSON.stringify(msg), headers: { "content-type": "application/json" } });
+const jsonGet = (msg: JsonObject): Shape => ({ method: "GET", path: `${PATH}?connect=v1&encoding=json&message=${encodeURIComponent(JSON.stringify(msg))}` });
+const binary = (msg: JsonObject) => toBinary(QueryRequestSchema, fromJson(QueryRequestSchema, msg));
+const protoPost = (msg: JsonObject): Shape => ({ method: "POST", path: PATH, body: Buffer.from(binary(msg)), headers: { "content-type": "application/proto" } });
+const protoGet = (msg: JsonObject): Shape => ({
+  method: "GET",
+  path: `${PATH}?connect=v1&encoding=proto&base64=1&message=${encodeURIComponent(base64Encode(binary(msg), "url"))}`,
+});
+const shapes = (msg: JsonObject): Shape[] => [jsonPost(msg), jsonGet(msg), protoPost(msg), protoGet(msg)];
+
+const send = (s: Side, shape: Shape) => exchange(s.port, shape.method, shape.path, shape.body, shape.headers);
+
+function expectSame(a: Exchange, b: Exchange, what: string): void {
+  expect(a.body.equals(b.body), `${what}\nfast: ${a.body.toString("latin1")}\nnormal: ${b.body.toString("latin1")}`).toBe(true);
+  expect({ status: a.status, headers: a.headers }, what).toEqual({ status: b.status, headers: b.headers });
+}
+
+/** Send `shape` to both servers one after the other; their answers must be identical. */
+async function same(shape: Shape): Promise<Exchange> {
+  const a = await send(fast, shape);
+  const b = await send(slow, shape);
+  expectSame(a, b, `${shape.method} ${shape.path}`);
+  return a;
+}
+
+const metricValue = async (m: Metrics, name: string, labels: string) => {
+  const text = await m.registry.metrics();
+  const line = text.split("\n").find((l) => l.startsWith(`${name}{${labels}}`));
+  return line === undefined ? 0 : Number(line.split(" ").pop());
+};
+
+const queries: JsonObject[] = [
+  { entityType: "Shot", filters: [["sg_sequence", "is", { type: "Sequence", id: 1 }]], fields: ["code", "description", "sg_cut_in"], order: [{ field: "code", direction: "desc" }], limit: 5 },
+  { entityType: "Shot", filters: { logical_operator: "or", conditions: [["id", "is", 2], ["code", "contains", "0"]] }, fields: ["code", "description"], order: [{ field: "id" }], limit: 4, page: 2 },
+  { entityType: "Shot", filters: [["id", "in", [1, 2, 3]]], fields: ["code", "project", "sg_sequence"] },
+  // Nothing matches: the answer carries no entities.
+  { entityType: "Shot", filters: [["code", "is", "no such shot"]] },
+];
+
+describe("Query fast path", () => {
+  it("answers hits from its own path, identical to the normal handler, in every encoding", async () => {
+    for (const msg of queries) await send(slow, jsonPost(msg)); // fills the cache
+    clock += 10.2;
+    const before = fast.handlerCalls;
+    let ok = 0;
+    for (const msg of queries) {
+      for (const shape of shapes(msg)) if ((await same(shape)).status === 200) ok++;
+    }
+    expect(ok).toBe(queries.length * 4);
+    expect(fast.handlerCalls - before).toBe(0);
+    const body = JSON.parse((await same(jsonPost(queries[0]!))).body.toString("utf8"));
+    expect(body.entities.length).toBeGreaterThan(0);
+    expect(body.freshness).toEqual({ source: "cache", ageMs: "10", asOfEventId: "5000000123", stale: false });
+    // While the site is unreachable a cached answer is stale, on both paths.
+    unreachable = "test: site down";
+    try {
+      await same(protoGet(queries[1]!));
+      const stale = JSON.parse((await same(jsonGet(queries[1]!))).body.toString("utf8"));
+      expect(stale.freshness.stale).toBe(true);
+    } finally {
+      unreachable = undefined;
+    }
+  });
+
+  it("coalesces identical cold misses into one upstream call and answers each waiter as the normal path would", async () => {
+    const msg: JsonObject = { entityType: "Shot", filters: [["sg_sequence", "is", { type: "Sequence", id: 2 }]], fields: ["code", "description"], order: [{ field: "code" }], limit: 50 };
+    let open!: () => void;
+    gate = new Promise((r) => (open = r));
+    const searches0 = searches;
+    const rpcOk = () => Promise.all([fast, slow].map((s) => metricValue(s.metrics, "shotgrid_cache_rpc_total", 'method="shotgrid.cache.v1.CacheService/Query",code="ok"')));
+    const ok0 = await rpcOk();
+    const before = fast.handlerCalls;
+    const pending: Array<Promise<[Exchange, Exchange]>> = [];
+    for (let round = 0; round < 3; round++) {
+      for (const shape of shapes(msg)) pending.push(Promise.all([send(fast, shape), send(slow, shape)]));
+    }
+    // Everyone is waiting on the one held flight; then the site answers.
+    await new Promise((r) => setTimeout(r, 200));
+    clock += 7.4;
+    gate = undefined;
+    open();
+    for (const [a, b] of await Promise.all(pending)) expectSame(a, b, "coalesced miss");
+    expect(searches - searches0).toBe(1);
+    expect(fast.handlerCalls - before).toBe(0);
+    const ok1 = await rpcOk();
+    expect([ok1[0]! - ok0[0]!, ok1[1]! - ok0[1]!]).toEqual([12, 12]);
+    const first = JSON.parse((await pending[0]!)[0].body.toString("utf8"));
+    expect(first.freshness.source).toBe("shotgrid");
+    expect(first.entities.length).toBeGreaterThan(0);
+  });
+
+  it("gives the normal path's errors: invalid requests and an unreachable site", async () => {
+    const invalid: JsonObject[] = [
+      { entityType: "Shot", filters: [["no_such_field", "is", 1]] },
+      { entityType: "Shot", limit: 100000 },
+      { entityType: "Shot", order: [{ field: "code", direction: "sideways" }] },
+      { entityType: "NoSuchType" },
+    ];
+    const before = fast.handlerCalls;
+    for (const msg of invalid) {
+      for (const shape of shapes(msg)) expect((await same(shape)).status).toBe(400);
+    }
+    fail = true;
+    try {
+      const msg: JsonObject = { entityType: "Shot", filters: [["sg_sequence", "is", { type: "Sequence", id: 3 }]], fields: ["code"] };
+      for (const shape of shapes(msg)) expect((await same(shape)).status).toBe(503);
+    } finally {
+      fail = false;
+    }
+    // Every error above was written by the fast path itself.
+    expect(fast.handlerCalls - before).toBe(0);
+  });
+
+  it("leaves what it does not handle to the normal handler", async () => {
+    const before = fast.handlerCalls;
+    // A timeout header, a client that accepts compression, a body the parser rejects.
+    const msg = queries[0]!;
+    await same({ ...jsonPost(msg), headers: { "content-type": "application/json", "connect-timeout-ms": "5000" } });
+    await same({ ...jsonPost(msg), headers: { "content-type": "application/json", "accept-encoding": "gzip" } });
+    await same({ method: "POST", path: PATH, body: "{not json", headers: { "content-type": "application/json" } });
+    expect(fast.handlerCalls - before).toBe(2);
+  });
+});
