@@ -1,7 +1,6 @@
 /**
  * Scenario 8: the hit test again with two service instances sharing one private Redis (started
- * here on a free port, never 6379). Runs once `serve` has a `--redis-url` option; until then it
- * reports why it was skipped.
+ * here on a free port, never 6379), each started with `--redis`.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -50,7 +49,7 @@ function skipped(reason: string): ScenarioResult {
 export async function redisScenario(ctx: BenchContext): Promise<ScenarioResult> {
   const storeFile = fileURLToPath(new URL("../../src/cache/redis-store.ts", import.meta.url));
   if (!existsSync(storeFile)) return skipped("skipped: no Redis store yet (src/cache/redis-store.ts does not exist in this checkout)");
-  if (!("redis-url" in SERVE_OPTIONS)) return skipped("skipped: src/cache/redis-store.ts exists but `serve` has no --redis-url option to use it yet");
+  if (!("redis" in SERVE_OPTIONS)) return skipped("skipped: `serve` has no --redis option in this checkout");
   const s = ctx.settings;
   const port = await freePort();
   let redis: ChildProcess | undefined;
@@ -60,7 +59,7 @@ export async function redisScenario(ctx: BenchContext): Promise<ScenarioResult> 
     return skipped(`skipped: could not start a private redis-server (${err instanceof Error ? err.message : String(err)})`);
   }
   try {
-    const flags = ["--redis-url", `redis://127.0.0.1:${port}`];
+    const flags = ["--redis", `redis://127.0.0.1:${port}`, "--redis-prefix", `bench${process.pid}`];
     const { info: site } = await ctx.site({ shots: s.shots });
     const { info: a } = await ctx.server(site.url, flags);
     const { info: b } = await ctx.server(site.url, flags);
@@ -79,7 +78,7 @@ export async function redisScenario(ctx: BenchContext): Promise<ScenarioResult> 
       id: "redis",
       title: "8. With Redis",
       conditions: [
-        `two service instances, each --redis-url to one private redis-server on 127.0.0.1:${port} (no persistence), same simulated site (${site.shots} shots, latency 0)`,
+        `two service instances, each --redis to one private redis-server on 127.0.0.1:${port} (no persistence), same simulated site (${site.shots} shots, latency 0)`,
         `GetEntity hits, Connect JSON POST over HTTP/1.1, ${s.warmupMs / 1000} s warm-up then ${s.durationMs / 1000} s; "both" runs two load generators at once, 16 connections each`,
       ],
       columns: ["instance", "connections", "req/s", "p50 ms", "p99 ms", "errors"],
