@@ -59,7 +59,8 @@ async function measure(ctx: BenchContext, site: BenchChild, serviceUrl: string, 
 
 export async function propagationScenario(ctx: BenchContext): Promise<ScenarioResult> {
   const s = ctx.settings;
-  const changes = s.quick ? 5 : 20;
+  // Enough samples that the median of a uniform phase is not at the mercy of a few draws.
+  const changes = s.quick ? 5 : 60;
   const pollMs = s.quick ? 250 : 1000;
   const { proc: siteProc, info: site } = await ctx.site({ shots: s.shots });
   const { info: server } = await ctx.server(site.url, ["--poll-interval-ms", String(pollMs)]);
