@@ -16,7 +16,7 @@ import { applySchemaChanges } from "./events/schema-change.ts";
 import { WEBHOOK_PATH, WebhookReceiver } from "./events/webhook-receiver.ts";
 import { ChangeSourceMetrics } from "./server/change-source-metrics.ts";
 import { createServer, Metrics, type Readiness, type Server } from "./server/index.ts";
-import { createCacheService } from "./service/cache-service.ts";
+import { CACHE_SERVICE_OPTIONS, createCacheService } from "./service/cache-service.ts";
 import { SchemaRegistry } from "./service/schema-registry.ts";
 import { openSharedStore, type SharedStore } from "./shared-store.ts";
 import { ShotGridClient } from "./shotgrid/index.ts";
@@ -243,10 +243,7 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
           // While the event log cannot be read, the cache cannot know what changed: say so.
           siteUnreachable: () => follower?.lastError,
         }),
-        // JSON clients parse answers by hand: an empty result must still be `"entities":[]` and
-        // `stale` must be there when false, so every implicit field is written out. They also
-        // write requests by hand: a misspelled key ("feilds") is an error, not silently ignored.
-        { jsonOptions: { alwaysEmitImplicit: true, ignoreUnknownFields: false } },
+        CACHE_SERVICE_OPTIONS,
       );
     },
   });

@@ -8,25 +8,17 @@ import http from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fromJson, toBinary, type JsonObject } from "@bufbuild/protobuf";
 import { base64Encode } from "@bufbuild/protobuf/wire";
-import { CacheService, GetEntityRequestSchema } from "../gen/shotgrid/cache/v1/cache_pb.ts";
+import { GetEntityRequestSchema } from "../gen/shotgrid/cache/v1/cache_pb.ts";
 import { ReadThroughCache } from "../src/cache/index.ts";
-import { ChangeBus } from "../src/events/index.ts";
-import { createServer, Metrics, type Server } from "../src/server/index.ts";
-import { createCacheService } from "../src/service/cache-service.ts";
+import { Metrics } from "../src/server/index.ts";
 import { SchemaRegistry } from "../src/service/schema-registry.ts";
+import { startSide, type Side } from "./fast-path-sides.ts";
 import { ShotGridClient } from "../src/shotgrid/index.ts";
 import { DEFAULT_SCRIPT_KEY, startSimulator, type SimulatorHandle } from "../src/simulator/index.ts";
 
 const PATH = "/shotgrid.cache.v1.CacheService/GetEntity";
 const SHOT_FIELDS = ["code", "description", "sg_status_list", "sg_sequence", "project", "sg_cut_in", "sg_cut_out"];
 
-interface Side {
-  server: Server;
-  port: number;
-  metrics: Metrics;
-  /** Calls that reached the normal getEntity handler. */
-  handlerCalls: number;
-}
 
 let site: SimulatorHandle;
 let backend: ShotGridClient;
@@ -39,33 +31,7 @@ const cacheMetrics = new Metrics({ processMetrics: false });
 let slow: Side;
 
 async function side(fastPath: boolean, cache: ReadThroughCache, schema: SchemaRegistry): Promise<Side> {
-  const metrics = new Metrics({ processMetrics: false });
-  const s: Side = { server: undefined as unknown as Server, port: 0, metrics, handlerCalls: 0 };
-  s.server = createServer({
-    version: "test",
-    mode: "site",
-    metrics,
-    fastPath,
-    readiness: () => ({ ready: true, reasons: [] }),
-    routes: (router) => {
-      const impl = createCacheService({
-        cache,
-        schema,
-        feed: new ChangeBus({ replayEvents: 10 }),
-        limits: { maxFields: 20, maxPageSize: 500, maxConditions: 50 },
-        heartbeatS: 30,
-        siteUnreachable: () => unreachable,
-      });
-      const normal = impl.getEntity.bind(impl);
-      impl.getEntity = (req, ctx) => {
-        s.handlerCalls++;
-        return normal(req, ctx);
-      };
-      router.service(CacheService, impl, { jsonOptions: { alwaysEmitImplicit: true, ignoreUnknownFields: false } });
-    },
-  });
-  s.port = (await s.server.listen(0, "127.0.0.1")).port;
-  return s;
+  return startSide({ fastPath, cache, schema, unreachable: () => unreachable, count: "getEntity" });
 }
 
 beforeAll(async () => {

@@ -10,12 +10,11 @@ import http from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fromJson, toBinary, type JsonObject } from "@bufbuild/protobuf";
 import { base64Encode } from "@bufbuild/protobuf/wire";
-import { CacheService, QueryRequestSchema } from "../gen/shotgrid/cache/v1/cache_pb.ts";
+import { QueryRequestSchema } from "../gen/shotgrid/cache/v1/cache_pb.ts";
 import { ReadThroughCache } from "../src/cache/index.ts";
-import { ChangeBus } from "../src/events/index.ts";
-import { createServer, Metrics, type Server } from "../src/server/index.ts";
-import { createCacheService } from "../src/service/cache-service.ts";
+import { Metrics } from "../src/server/index.ts";
 import { SchemaRegistry } from "../src/service/schema-registry.ts";
+import { startSide, type Side } from "./fast-path-sides.ts";
 import { BackendError } from "../src/shotgrid/errors.ts";
 import { ShotGridClient } from "../src/shotgrid/index.ts";
 import type { Backend } from "../src/shotgrid/types.ts";
@@ -23,13 +22,6 @@ import { DEFAULT_SCRIPT_KEY, startSimulator, type SimulatorHandle } from "../src
 
 const PATH = "/shotgrid.cache.v1.CacheService/Query";
 
-interface Side {
-  server: Server;
-  port: number;
-  metrics: Metrics;
-  /** Calls that reached the normal query handler. */
-  handlerCalls: number;
-}
 
 let site: SimulatorHandle;
 let client: ShotGridClient;
@@ -64,33 +56,7 @@ function gatedBackend(real: ShotGridClient): Backend {
 }
 
 async function side(fastPath: boolean, schema: SchemaRegistry): Promise<Side> {
-  const metrics = new Metrics({ processMetrics: false });
-  const s: Side = { server: undefined as unknown as Server, port: 0, metrics, handlerCalls: 0 };
-  s.server = createServer({
-    version: "test",
-    mode: "site",
-    metrics,
-    fastPath,
-    readiness: () => ({ ready: true, reasons: [] }),
-    routes: (router) => {
-      const impl = createCacheService({
-        cache,
-        schema,
-        feed: new ChangeBus({ replayEvents: 10 }),
-        limits: { maxFields: 20, maxPageSize: 500, maxConditions: 50 },
-        heartbeatS: 30,
-        siteUnreachable: () => unreachable,
-      });
-      const normal = impl.query.bind(impl);
-      impl.query = (req, ctx) => {
-        s.handlerCalls++;
-        return normal(req, ctx);
-      };
-      router.service(CacheService, impl, { jsonOptions: { alwaysEmitImplicit: true, ignoreUnknownFields: false } });
-    },
-  });
-  s.port = (await s.server.listen(0, "127.0.0.1")).port;
-  return s;
+  return startSide({ fastPath, cache, schema, unreachable: () => unreachable, count: "query" });
 }
 
 beforeAll(async () => {

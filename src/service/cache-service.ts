@@ -38,6 +38,14 @@ export interface CacheServiceOptions {
   siteUnreachable?: () => string | undefined;
 }
 
+/**
+ * How the CacheService is registered on the router. JSON clients parse answers by hand: an empty
+ * result must still be `"entities":[]` and `stale` must be there when false, so every implicit
+ * field is written out. They also write requests by hand: a misspelled key ("feilds") is an
+ * error, not silently ignored.
+ */
+export const CACHE_SERVICE_OPTIONS = { jsonOptions: { alwaysEmitImplicit: true, ignoreUnknownFields: false } } as const;
+
 export function createCacheService(opts: CacheServiceOptions): ServiceImpl<typeof CacheService> {
   const { cache, schema, limits } = opts;
   const freshness = (f: Freshness) => toFreshness(f.source === "cache" && !f.stale && opts.siteUnreachable?.() !== undefined ? { ...f, stale: true } : f);
