@@ -219,6 +219,65 @@ describe("Query fast path", () => {
     expect(fast.handlerCalls - before).toBe(0);
   });
 
+  it("answers repeated hits from one kept encoding, and a changed answer (never the old encoding) after an invalidation", async () => {
+    const msg: JsonObject = { entityType: "Shot", filters: [["id", "in", [4, 5, 6]]], fields: ["code", "description"], order: [{ field: "id" }] };
+    await send(slow, jsonPost(msg)); // fills the cache
+    clock += 3.3;
+    // Count what reaches the cache's asynchronous read (the normal handler's and the fast path's fallback).
+    let asyncReads = 0;
+    const queryPrepared = cache.queryPrepared.bind(cache);
+    cache.queryPrepared = (...args) => {
+      asyncReads++;
+      return queryPrepared(...args);
+    };
+    const hitsOf = () => metricValue(cacheMetrics, "shotgrid_cache_hits_total", 'kind="query"');
+    try {
+      const before = fast.handlerCalls;
+      // Warm: the first request of each shape is validated through the asynchronous path.
+      for (const shape of shapes(msg)) await same(shape);
+      const hits0 = await hitsOf();
+      const reads0 = asyncReads;
+      for (let round = 0; round < 5; round++) {
+        clock += 1.7; // only the freshness changes between rounds
+        for (const shape of shapes(msg)) await send(fast, shape).then((a) => send(slow, shape).then((b) => expectSame(a, b, `round ${round} ${shape.method}`)));
+      }
+      // Every repeated hit was counted once per answer on both sides, and the fast side never
+      // asked the cache's asynchronous read (the slow side did, once per request).
+      expect((await hitsOf()) - hits0).toBe(5 * 4 * 2);
+      expect(asyncReads - reads0).toBe(5 * 4);
+      expect(fast.handlerCalls - before).toBe(0);
+
+      // The site changes and an event invalidates: the normal side refills the entry first, so the
+      // fast side finds a new stored text under a key it holds an encoding for.
+      site.store.update("Shot", 5, { code: "renamed after the event" }, { user: site.scriptUser });
+      await cache.invalidateType("Shot");
+      await send(slow, jsonPost(msg));
+      for (const shape of shapes(msg)) {
+        const a = await same(shape);
+        if (shape.headers?.["content-type"] !== "application/proto" && !shape.path.includes("encoding=proto")) {
+          expect(a.body.toString("utf8")).toContain("renamed after the event");
+        }
+      }
+      // And when the fast side itself meets the miss after an invalidation.
+      site.store.update("Shot", 5, { code: "renamed again" }, { user: site.scriptUser });
+      await cache.invalidateType("Shot");
+      const fresh = await send(fast, jsonPost(msg));
+      expect(fresh.body.toString("utf8")).toContain("renamed again");
+      for (let round = 0; round < 2; round++) {
+        for (const shape of shapes(msg)) {
+          const a = await same(shape);
+          expect(a.body.includes(Buffer.from("renamed again"))).toBe(true);
+          expect(a.body.includes(Buffer.from("renamed after the event"))).toBe(false);
+        }
+      }
+      expect(fast.handlerCalls - before).toBe(0);
+    } finally {
+      cache.queryPrepared = queryPrepared;
+    }
+    // The invalidations dropped the other tests' entries: hold them again.
+    for (const m of queries) await send(slow, jsonPost(m));
+  });
+
   it("leaves what it does not handle to the normal handler", async () => {
     const before = fast.handlerCalls;
     // A timeout header, a client that accepts compression, a body the parser rejects.

@@ -301,6 +301,32 @@ export class ReadThroughCache implements EntityCache {
     return { q, key: queryKey(q), deps: queryDependencies(q) };
   }
 
+  /**
+   * A Query hit decided without waiting, for the server's hit path: the stored answer of
+   * `prepared` as text (the same text while the entry is unchanged: encodings made from it can be
+   * kept), with the freshness `queryPrepared` would report. Undefined whenever `queryPrepared`
+   * would do anything else (miss, volatile query, past max age, store bypassed or not in memory);
+   * the caller then takes `queryPrepared`. Counts nothing: call `countQueryHit` once the answer is
+   * actually given; `queryAnswerOf` gives the entities.
+   */
+  peekQuery(prepared: PreparedQuery): { text: string; freshness: Freshness } | undefined {
+    if (!(this.store instanceof MemoryStore) || !this.storeHealthy || prepared.deps.volatile) return undefined;
+    const raw = this.store.peekRaw(prepared.key);
+    if (!raw || this.#now() - raw.fetchedAt > this.#maxAgeMs) return undefined;
+    return { text: raw.text, freshness: { source: "cache", ageMs: Math.max(0, this.#now() - raw.fetchedAt), asOfEventId: raw.asOfEventId, stale: false } };
+  }
+
+  /** The entities of a Query answer `peekQuery` gave as `text` (a fresh copy on each call). */
+  queryAnswerOf(text: string): Entity[] {
+    return JSON.parse(text) as Entity[];
+  }
+
+  /** What `queryPrepared` records for a hit: the metric, and the type as read (for reconcile). */
+  countQueryHit(entityType: string): void {
+    if (this.#typesRead.size < 10_000) this.#typesRead.add(entityType);
+    this.#metrics.cacheHit("query");
+  }
+
   async queryPrepared(prepared: PreparedQuery, signal?: AbortSignal): Promise<CacheAnswer<Entity[]>> {
     const { q, key, deps } = prepared;
     if (this.#typesRead.size < 10_000) this.#typesRead.add(q.entityType);

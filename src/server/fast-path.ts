@@ -8,7 +8,10 @@
  * Query (same transports) takes this path too, hit or miss: validated once per distinct request
  * bytes, asked of the cache as the handler would (so hits, misses and coalesced waits count the
  * same), and a flight's shared answer is encoded once per (answer, encoding): each waiter only
- * appends its freshness. Its errors are written as connect-node writes them. A client that
+ * appends its freshness. A repeated Query whose answer the cache holds is answered synchronously
+ * from the stored text's encoding (kept per (query key, stored text, encoding) with GetEntity's,
+ * so a changed entry is encoded anew), counted as a hit once sent. Its errors are written as
+ * connect-node writes them. A client that
  * accepts compression goes to the normal path (it may compress the answer).
  *
  * It answers byte for byte what the normal handler would (test/fast-path-equivalence.test.ts,
@@ -39,7 +42,7 @@ import { toEntityMessage } from "../service/cache-service.ts";
 import { toConnectError } from "../service/error-mapping.ts";
 import type { CacheAnswer, Freshness } from "../cache/types.ts";
 import type { Entity } from "../shotgrid/types.ts";
-import type { EntityHit, HitPath } from "../service/hit-path.ts";
+import type { EntityHit, HitPath, QueryHit } from "../service/hit-path.ts";
 import type { Metrics } from "./metrics.ts";
 
 export interface FastPathOptions {
@@ -80,14 +83,14 @@ const PARSE_MEMO_ENTRIES = 10_000;
 /** JSON options whose effect on the answer this path reproduces; any other makes it stand aside. */
 const KNOWN_JSON_OPTIONS = new Set(["alwaysEmitImplicit", "ignoreUnknownFields"]);
 
-/** The entity part of one answer, encoded once. */
+/** The entity (GetEntity) or entities (Query) part of one answer, encoded once. */
 interface Encoded {
-  /** The held record's text it was made from. */
+  /** The held record's (or stored Query answer's) text it was made from. */
   source: string;
-  /** `{"entity":…,"freshness":{` */
+  /** `{"entity":…,"freshness":{` (Query: `{"entities":[…],"freshness":{`) */
   jsonHead?: string;
   jsonHeadBytes?: number;
-  /** Field 1 (the entity) in full, then field 2's tag: the freshness length and bytes follow. */
+  /** Field 1 (the entity; Query: each entity) in full, then field 2's tag: the freshness length and bytes follow. */
   protoHead?: Buffer;
   bytes: number;
 }
@@ -185,22 +188,43 @@ export function createFastPath(options: FastPathOptions): FastPath | undefined {
   const queryBody = (answer: CacheAnswer<Entity[]>, binary: boolean): string | Buffer => {
     let enc = queryEncodings.get(answer.value);
     if (!enc) queryEncodings.set(answer.value, (enc = {}));
-    if (binary) {
-      if (enc.proto === undefined) {
-        const entities = toBinary(QueryResponseSchema, create(QueryResponseSchema, { entities: answer.value.map(toEntityMessage) }));
-        const head = Buffer.allocUnsafe(entities.length + 1);
-        head.set(entities, 0);
-        head[entities.length] = 0x12; // field 2 (freshness), length-delimited
-        enc.proto = head;
+    if (binary) return withFreshnessProto((enc.proto ??= queryProtoHead(answer.value)), answer.freshness);
+    return `${(enc.json ??= queryJsonHead(answer.value, writeJson))}${freshnessJson(answer.freshness, emitImplicit)}}}`;
+  };
+  /**
+   * Answer a Query hit from the encoding kept for its stored text (made on the first hit of that
+   * text); false (nothing sent, nothing counted) when the asynchronous path must answer.
+   */
+  const answerQueryHit = (res: http.ServerResponse, hit: QueryHit, binary: boolean, started: number): boolean => {
+    try {
+      const enc = encodings.get(hit);
+      let body: string | Buffer;
+      if (binary) {
+        if (enc.protoHead === undefined) {
+          enc.protoHead = queryProtoHead(hits.entitiesOf(hit));
+          encodings.grow(enc, enc.protoHead.length);
+        }
+        body = withFreshnessProto(enc.protoHead, hit.freshness);
+      } else {
+        if (enc.jsonHead === undefined) {
+          const head = queryJsonHead(hits.entitiesOf(hit), writeJson);
+          enc.jsonHead = head;
+          encodings.grow(enc, Buffer.byteLength(head));
+        }
+        body = `${enc.jsonHead}${freshnessJson(hit.freshness, emitImplicit)}}}`;
       }
-      return withFreshnessProto(enc.proto, answer.freshness);
+      const length = typeof body === "string" ? Buffer.byteLength(body) : body.length;
+      // Too large: the asynchronous path writes the normal path's error (and counts as it does).
+      if (length > writeMaxBytes) return false;
+      hits.commitQuery(hit);
+      res.writeHead(200, { "content-length": String(length), "content-type": binary ? "application/proto" : "application/json" });
+      res.end(body);
+      finished(QUERY_METHOD_NAME, "ok", started);
+      return true;
+    } catch (err) {
+      logger?.warn({ rpc: QUERY_METHOD_NAME, err: err instanceof Error ? err.message : String(err) }, "Query fast path failed; answering on its asynchronous path");
+      return res.headersSent;
     }
-    if (enc.json === undefined) {
-      // `{"entities":[…]}` (or `{}`) as the normal path writes it; the freshness goes last (field 2).
-      const whole = toJsonString(QueryResponseSchema, create(QueryResponseSchema, { entities: answer.value.map(toEntityMessage) }), writeJson);
-      enc.json = `${whole.slice(0, -1)}${whole === "{}" ? "" : ","}"freshness":{`;
-    }
-    return `${enc.json}${freshnessJson(answer.freshness, emitImplicit)}}}`;
   };
   /** Counted and logged as observeRpcs (rpc-interceptors.ts) does on the normal path. */
   const finished = (name: string, code: string, started: number, err?: ConnectError): void => {
@@ -226,6 +250,9 @@ export function createFastPath(options: FastPathOptions): FastPath | undefined {
   };
   /** Answer a Query: always answered here (no fallback once the cache is asked: it has counted). */
   const answerQuery = (res: http.ServerResponse, message: QueryRequest, binary: boolean, started: number): void => {
+    // A repeated request whose answer the cache holds: no promise, no parse, no re-encoding.
+    const hit = hits.peekQuery(message);
+    if (hit && answerQueryHit(res, hit, binary, started)) return;
     hits.query(message).then(
       (answer) => {
         let body: string | Buffer;
@@ -328,6 +355,21 @@ function replayBody(req: http.IncomingMessage, body: Buffer): void {
   });
 }
 
+/** `{"entities":[…],"freshness":{` (`{"freshness":{` when none) as the normal path writes it: the freshness goes last (field 2). */
+function queryJsonHead(entities: readonly Entity[], writeJson: Partial<JsonWriteOptions>): string {
+  const whole = toJsonString(QueryResponseSchema, create(QueryResponseSchema, { entities: entities.map(toEntityMessage) }), writeJson);
+  return `${whole.slice(0, -1)}${whole === "{}" ? "" : ","}"freshness":{`;
+}
+
+/** The entities (field 1, repeated) in full, then field 2's tag (freshness, length-delimited). */
+function queryProtoHead(entities: readonly Entity[]): Buffer {
+  const encoded = toBinary(QueryResponseSchema, create(QueryResponseSchema, { entities: entities.map(toEntityMessage) }));
+  const head = Buffer.allocUnsafe(encoded.length + 1);
+  head.set(encoded, 0);
+  head[encoded.length] = 0x12;
+  return head;
+}
+
 /** The JSON answer, or undefined when the held record cannot answer after all. */
 function jsonBody(cache: EncodingCache, enc: Encoded, hits: HitPath, hit: EntityHit, emitImplicit: boolean, writeJson: Partial<JsonWriteOptions>): string | undefined {
   if (enc.jsonHead === undefined) {
@@ -424,7 +466,7 @@ class EncodingCache {
 
   constructor(readonly maxBytes: number) {}
 
-  get(hit: EntityHit): Encoded {
+  get(hit: { readonly key: string; readonly source: string }): Encoded {
     const known = this.#entries.get(hit.key);
     // Usually the very same string; equal text (a record refetched unchanged) is as good.
     if (known && known.source === hit.source) return known;

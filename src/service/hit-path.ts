@@ -23,6 +23,9 @@ export interface PeekableEntityCache extends EntityCache {
   peekEntity(entityType: string, id: number, fields: readonly string[]): { text: string; freshness: Freshness } | undefined;
   heldRecordAnswering(text: string, fields: readonly string[]): Entity | undefined;
   countEntityHit(entityType: string): void;
+  peekQuery(prepared: PreparedQuery): { text: string; freshness: Freshness } | undefined;
+  queryAnswerOf(text: string): Entity[];
+  countQueryHit(entityType: string): void;
 }
 
 /** One GetEntity hit, ready to be encoded. Plain data: a hit allocates nothing it does not need. */
@@ -37,6 +40,17 @@ export interface EntityHit {
   readonly entityType: string;
   /** Canonical fields (`canonicalFields`) the answer carries. */
   readonly fields: readonly string[];
+  /** The answer's freshness, the "site unreachable, so stale" rule applied. */
+  readonly freshness: Freshness;
+}
+
+/** One Query hit, ready to be encoded. */
+export interface QueryHit {
+  /** The stored answer's text: an encoding made from it stays right while the cache holds this same text. */
+  readonly source: string;
+  /** The query's cache key: with `source`, names one encoding. */
+  readonly key: string;
+  readonly entityType: string;
   /** The answer's freshness, the "site unreachable, so stale" rule applied. */
   readonly freshness: Freshness;
 }
@@ -61,6 +75,16 @@ export interface HitPath {
    * same `value` array: encode it once per array.
    */
   query(req: QueryRequest): Promise<CacheAnswer<Entity[]>>;
+  /**
+   * The hit `query` would answer `req` with, decided synchronously, or undefined when it would do
+   * anything else or cannot tell yet (`req` not validated by an earlier `query` under this schema
+   * generation): then take `query`. Counts nothing: `commitQuery` once the answer is sent.
+   */
+  peekQuery(req: QueryRequest): QueryHit | undefined;
+  /** The entities of `hit` (parsed on each call: encode them once and keep that). */
+  entitiesOf(hit: QueryHit): Entity[];
+  /** Record the hit as `query` would (cache metrics): call once, when the answer is sent. */
+  commitQuery(hit: QueryHit): void;
 }
 
 export interface HitPathOptions {
@@ -102,11 +126,15 @@ export function createHitPath(options: HitPathOptions): HitPath | undefined {
     plans.set(req, plan);
     return plan;
   };
-  const queries = new WeakMap<QueryRequest, { generation: number; valid: Promise<PreparedQuery> }>();
+  /** `prepared` is set once `valid` resolves, so a repeated request can be peeked without waiting. */
+  const queries = new WeakMap<QueryRequest, { generation: number; valid: Promise<PreparedQuery>; prepared?: PreparedQuery }>();
   const validQuery = (req: QueryRequest): Promise<PreparedQuery> => {
     const known = queries.get(req);
     if (known && known.generation === schema.generation) return known.valid;
-    const memo = { generation: schema.generation, valid: validateQuery(req, schema, limits).then((q) => cache.prepareQuery(q)) };
+    const memo: { generation: number; valid: Promise<PreparedQuery>; prepared?: PreparedQuery } = {
+      generation: schema.generation,
+      valid: validateQuery(req, schema, limits).then((q) => (memo.prepared = cache.prepareQuery(q))),
+    };
     queries.set(req, memo);
     // A failure may be passing (the site's schema could not be fetched): ask again next time.
     memo.valid.catch(() => {
@@ -121,6 +149,22 @@ export function createHitPath(options: HitPathOptions): HitPath | undefined {
       // As the service's handler does: a cached answer while the site is unreachable is stale.
       if (f.source === "cache" && !f.stale && siteUnreachable?.() !== undefined) return { value: answer.value, freshness: { ...f, stale: true } };
       return answer;
+    },
+    peekQuery(req) {
+      const known = queries.get(req);
+      const prepared = known && known.generation === schema.generation ? known.prepared : undefined;
+      if (!prepared) return undefined;
+      const hit = cache.peekQuery(prepared);
+      if (!hit) return undefined;
+      // As `query` (and the service's handler) does: a cached answer while the site is unreachable is stale.
+      const stale = !hit.freshness.stale && siteUnreachable?.() !== undefined;
+      return { source: hit.text, key: prepared.key, entityType: prepared.q.entityType, freshness: stale ? { ...hit.freshness, stale: true } : hit.freshness };
+    },
+    entitiesOf(hit) {
+      return cache.queryAnswerOf(hit.source);
+    },
+    commitQuery(hit) {
+      cache.countQueryHit(hit.entityType);
     },
     getEntity(req) {
       const plan = planOf(req);
@@ -148,7 +192,7 @@ export function createHitPath(options: HitPathOptions): HitPath | undefined {
 
 function isPeekable(cache: EntityCache): cache is PeekableEntityCache {
   const c = cache as Partial<PeekableEntityCache>;
-  return typeof c.peekEntity === "function" && typeof c.prepareQuery === "function" && typeof c.queryPrepared === "function" && typeof c.heldRecordAnswering === "function" && typeof c.countEntityHit === "function";
+  return typeof c.peekEntity === "function" && typeof c.prepareQuery === "function" && typeof c.queryPrepared === "function" && typeof c.heldRecordAnswering === "function" && typeof c.countEntityHit === "function" && typeof c.peekQuery === "function" && typeof c.queryAnswerOf === "function" && typeof c.countQueryHit === "function";
 }
 
 /** Service implementations that offer a hit path, and theirs. */
