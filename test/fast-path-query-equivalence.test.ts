@@ -6,7 +6,6 @@
  * upstream failure, in Connect JSON and binary, POST and GET, with filters in both forms, order,
  * limit and page.
  */
-import http from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fromJson, toBinary, type JsonObject } from "@bufbuild/protobuf";
 import { base64Encode } from "@bufbuild/protobuf/wire";
@@ -14,7 +13,7 @@ import { QueryRequestSchema } from "../gen/shotgrid/cache/v1/cache_pb.ts";
 import { ReadThroughCache } from "../src/cache/index.ts";
 import { Metrics } from "../src/server/index.ts";
 import { SchemaRegistry } from "../src/service/schema-registry.ts";
-import { startSide, type Side } from "./fast-path-sides.ts";
+import { exchange, startSide, type Exchange, type Side } from "./fast-path-sides.ts";
 import { BackendError } from "../src/shotgrid/errors.ts";
 import { ShotGridClient } from "../src/shotgrid/index.ts";
 import type { Backend } from "../src/shotgrid/types.ts";
@@ -80,29 +79,6 @@ afterAll(async () => {
   await site?.close();
 });
 
-interface Exchange {
-  status: number;
-  headers: string[];
-  body: Buffer;
-}
-
-function exchange(port: number, method: string, path: string, body?: Buffer | string, headers: Record<string, string> = {}): Promise<Exchange> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: "127.0.0.1", port, method, path, headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => {
-        const raw: string[] = [];
-        for (let i = 0; i < res.rawHeaders.length; i += 2) {
-          if (res.rawHeaders[i]!.toLowerCase() !== "date") raw.push(`${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}`);
-        }
-        resolve({ status: res.statusCode ?? 0, headers: raw, body: Buffer.concat(chunks) });
-      });
-    });
-    req.on("error", reject);
-    req.end(body);
-  });
-}
 
 type Shape = { method: string; path: string; body?: Buffer | string; headers?: Record<string, string> };
 

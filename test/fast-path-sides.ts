@@ -2,6 +2,7 @@
  * The two servers the fast-path equivalence tests compare: the same CacheService over the same
  * cache, registered as the service registers it, one with the fast path and one without.
  */
+import http from "node:http";
 import { CacheService } from "../gen/shotgrid/cache/v1/cache_pb.ts";
 import type { ReadThroughCache } from "../src/cache/index.ts";
 import { ChangeBus } from "../src/events/index.ts";
@@ -63,4 +64,29 @@ export async function startSide(o: SideOptions): Promise<Side> {
   });
   s.port = (await s.server.listen(0, "127.0.0.1")).port;
   return s;
+}
+
+/** One raw HTTP/1.1 exchange: status, headers as sent (Date left out), body bytes. */
+export interface Exchange {
+  status: number;
+  headers: string[];
+  body: Buffer;
+}
+
+export function exchange(port: number, method: string, path: string, body?: Buffer | string, headers: Record<string, string> = {}): Promise<Exchange> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: "127.0.0.1", port, method, path, headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => {
+        const raw: string[] = [];
+        for (let i = 0; i < res.rawHeaders.length; i += 2) {
+          if (res.rawHeaders[i]!.toLowerCase() !== "date") raw.push(`${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}`);
+        }
+        resolve({ status: res.statusCode ?? 0, headers: raw, body: Buffer.concat(chunks) });
+      });
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
 }

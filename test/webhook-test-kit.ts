@@ -3,7 +3,7 @@
  * service in front of it over real sockets, signed webhook POSTs, Connect JSON calls, metrics.
  */
 import { createHmac } from "node:crypto";
-import http from "node:http";
+import { rawRequest, type RawAnswer } from "./e2e-helpers.ts";
 import { pino } from "pino";
 import { startService, type RunningService } from "../src/app.ts";
 import { loadServeConfig, type ServeConfig } from "../src/config.ts";
@@ -60,34 +60,10 @@ export async function startStack(options: { site?: SimulatorOptions; config?: Pa
   };
 }
 
-export interface Answer {
-  status: number;
-  body: string;
-  json: any;
-}
+export type Answer = RawAnswer;
 
-/** One HTTP/1.1 request on a fresh connection. */
-export function request(port: number, method: string, path: string, body?: string | Buffer, headers: Record<string, string> = {}): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: "127.0.0.1", port, method, path, headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => {
-        const text = Buffer.concat(chunks).toString("utf8");
-        let json: unknown;
-        try {
-          json = JSON.parse(text);
-        } catch {
-          json = undefined;
-        }
-        resolve({ status: res.statusCode!, body: text, json });
-      });
-      res.on("error", reject);
-    });
-    req.on("error", reject);
-    req.end(body);
-  });
-}
+/** One HTTP/1.1 request on a fresh connection (the e2e tests' raw client). */
+export const request = rawRequest;
 
 export function sign(body: string | Buffer, secret = SECRET): string {
   return `sha1=${createHmac("sha1", secret).update(body).digest("hex")}`;
