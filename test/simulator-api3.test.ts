@@ -108,6 +108,20 @@ describe("api3 info and credentials", () => {
     }
   });
 
+  it("sudo_as_login writes as that user; an unknown login is refused with 102", async () => {
+    const rec = await call("create", { type: "Asset", fields: [{ field_name: "code", value: "api3-sudo-asset" }], return_fields: ["created_by"] }, { ...SCRIPT, sudo_as_login: "ana" });
+    expect(rec.created_by).toMatchObject({ type: "HumanUser", name: "Ana Lima" });
+    expect(await fault("read", { type: "Shot" }, { ...SCRIPT, sudo_as_login: "nobody" })).toMatchObject({ error_code: 102, message: expect.stringContaining("sudo_as_login") });
+  });
+
+  it("the realism knobs apply to api3 calls as to REST ones", async () => {
+    site.sim.knobs.injectMalformed("html-502", 1);
+    const a = await fetch(`${site.sim.url}/api3/json`, { method: "POST", body: JSON.stringify({ method_name: "info", params: [] }), signal: AbortSignal.timeout(10_000) });
+    expect(a.status).toBe(502);
+    await a.text();
+    expect((await rpc("info", [])).status).toBe(200);
+  });
+
   it("refuses an expired session token with 102", async () => {
     // A site of its own: expiring tokens on the shared one would end the REST token too.
     const other = await openSite({ dataset: "empty", users: [{ login: "ana", password: "ana-pw" }] });
