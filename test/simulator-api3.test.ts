@@ -307,6 +307,8 @@ describe("api3 writes", () => {
     expect(site.sim.store.get("Shot", target.id)!.fields["code"]).toBe("api3-rollback-target");
     expect(site.sim.store.nextEventIdValue).toBe(nextEvent);
     expect((await call("read", { type: "Shot", filters: api3Filters([["code", "is", "api3-rollback-new"]]) })).entities).toEqual([]);
+    // The index is named even when the value at fault spells "batch".
+    expect((await fault("batch", [{ request_type: "update", type: "Shot", id: target.id, fields: [{ field_name: "sg_cut_in", value: "batch" }] }])).message).toMatch(/^API batch\(\) request 0 \(update\): API write Shot.sg_cut_in/);
     expect((await fault("batch", [{ request_type: "upsert", type: "Shot" }])).message).toContain("request_type");
     expect((await fault("batch", [])).message).toContain("non-empty list");
   });

@@ -246,7 +246,7 @@ function batch(deps: Api3Deps, c: Caller, rawArgs: unknown): unknown[] {
         if (kind === "delete") return retire(deps, c, r, m);
         throw fault(`API batch() request ${i}: request_type must be create, update or delete, got ${short(kind)}`);
       } catch (err) {
-        if (err instanceof SimError && !err.title.includes(`batch`)) {
+        if (err instanceof SimError && !err.title.startsWith("API batch")) {
           throw new SimError(err.status, err.code, `API batch() request ${i} (${String(kind)}): ${err.title}`, err.detail, err.source);
         }
         throw err;
