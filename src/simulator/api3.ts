@@ -84,11 +84,10 @@ function fault(message: string, code: number = SG_CODES.badRequest): SimError {
 
 /** A SimError as api3 reports it: one message naming the field and the reason. */
 function toFault(err: SimError): Api3Fault {
-  const parts = [err.title];
-  if (err.detail) parts.push(err.detail);
+  let message = err.detail ? `${err.title}: ${err.detail}` : err.title;
   const source = describeSource(err.source);
-  if (source && !err.title.includes(source)) parts.push(`(${source})`);
-  return { exception: true, message: parts.join(" "), error_code: err.code };
+  if (source && !message.includes(source)) message += ` (${source})`;
+  return { exception: true, message, error_code: err.code };
 }
 
 function describeSource(source: unknown): string {
