@@ -1,11 +1,12 @@
 /**
  * The transport of the simulated site: a node:http server that reads requests, checks tokens,
  * applies the realism knobs (concurrency limit, outage, injected 5xx, latency, malformed
- * answers), and hands the request to the REST endpoints.
+ * answers), and hands the request to the REST endpoints or to the api3 protocol (`/api3/json`).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { TokenIssuer, type Principal } from "./auth.ts";
+import { handleApi3 } from "./api3.ts";
 import type { Knobs, MalformedKind } from "./knobs.ts";
 import { handleApi, serverInfo, type ApiAnswer } from "./rest-api.ts";
 import { SimError, badRequest } from "./sim-error.ts";
@@ -119,6 +120,14 @@ export class SimHttpServer {
       const route = /^\/api\/(v1(?:\.1)?)(\/.*)?$/.exec(url.pathname);
       const method = (req.method ?? "GET").toUpperCase();
       if (url.pathname === "/" && method === "GET") return sendJson(res, 200, serverInfo("v1.1"));
+      // The Python api3 protocol; a base URL with a path prefix posts to `/prefix/api3/json`.
+      if (method === "POST" && /(^|\/)api3\/json$/.test(url.pathname)) {
+        const { store, tokens, credentials, now } = this.deps;
+        const answer: ApiAnswer = { status: 200, body: handleApi3({ store, tokens, credentials, now }, body.toString("utf8")) };
+        const malformed = knobs.takeMalformed();
+        if (malformed) return sendMalformed(res, malformed, answer);
+        return sendJson(res, 200, answer.body);
+      }
       if (!route) return sendJson(res, 404, new SimError(404, 104, "Not Found", `No route for ${method} ${url.pathname}`).envelope());
       const version = route[1]!;
       const rest = (route[2] ?? "").replace(/\/+$/, "");

@@ -1,5 +1,6 @@
 /**
- * A simulated ShotGrid site over real HTTP, speaking the REST API subset shotgrid-cache uses.
+ * A simulated ShotGrid site over real HTTP, speaking the REST API subset shotgrid-cache uses and
+ * the Python api3 protocol (`POST /api3/json`, see api3.ts).
  *
  * ```ts
  * const site = await startSimulator({ scriptName: "s", scriptKey: "k" });

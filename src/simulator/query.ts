@@ -149,6 +149,42 @@ export function sortedSearch(store: SimStore, key: SearchKey, usesNow: boolean, 
   return records;
 }
 
+/** The records of a type visible with these options, unfiltered. */
+export function visible(store: SimStore, type: string, returnOnly: "active" | "retired", includeArchived: boolean): SimRecord[] {
+  const out: SimRecord[] = [];
+  for (const r of store.records(type)) {
+    if (r.retired !== (returnOnly === "retired")) continue;
+    if (!includeArchived && inArchivedProject(store, r)) continue;
+    out.push(r);
+  }
+  return out;
+}
+
+export function inArchivedProject(store: SimStore, r: SimRecord): boolean {
+  const p = r.type === "Project" ? r : isLink(r.fields["project"]) ? store.get("Project", (r.fields["project"] as Link).id) : undefined;
+  return p?.fields["archived"] === true;
+}
+
+/** A search whose options are already checked: `returnOnly` and `includeArchived` parsed. */
+export interface SearchQuery extends SearchKey {
+  returnOnly: "active" | "retired";
+}
+
+/**
+ * The matching records of a search in their final order: the one home of "which records does
+ * this question match", shared by REST `_search` and api3 `read` so both answer alike.
+ */
+export function findRecords(store: SimStore, now: number, q: SearchQuery): readonly SimRecord[] {
+  const { predicate, usesNow } = compileFiltersAt(store, q.type, q.filters, now);
+  const sort = parseSort(store.schema, q.type, q.sort);
+  // Later pages of the same search slice the sorted list the first page computed.
+  return sortedSearch(store, q, usesNow, () => {
+    const matching = visible(store, q.type, q.returnOnly, q.includeArchived).filter(predicate);
+    sortRecords(store, matching, sort);
+    return matching;
+  });
+}
+
 function allOf(preds: Predicate[]): Predicate {
   return (r) => preds.every((p) => p(r));
 }

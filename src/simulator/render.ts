@@ -66,18 +66,33 @@ export function renderRecord(ctx: RenderContext, rec: SimRecord, fields: FieldPa
     const value = readPath(store, rec, fp);
     if (LINK_TYPES.has(fp.info.dataType)) {
       const links: Record<string, string> = { self: `${self}/relationships/${fp.path}` };
-      if (fp.info.dataType === "entity") {
-        const data = isLink(value) ? namedLink(store, value) : null;
-        if (isLink(value)) links["related"] = entityUrl(schema, ctx.version, value);
-        relationships[fp.path] = { data, links };
-      } else {
-        relationships[fp.path] = { data: (value as Link[]).map((l) => namedLink(store, l)), links };
-      }
+      if (isLink(value)) links["related"] = entityUrl(schema, ctx.version, value);
+      relationships[fp.path] = { data: linkData(store, fp, value), links };
       continue;
     }
     attributes[fp.path] = attributeValue(ctx, fp, value);
   }
   return { type: rec.type, attributes, relationships, id: rec.id, links: { self } };
+}
+
+/**
+ * A record in the api3 (`/api3/json`) shape: `{"type","id", field: value…}` with links as
+ * `{"id","name","type"}` and date-times in the read spelling, in creates too.
+ */
+export function renderApi3Record(store: SimStore, rec: SimRecord, fields: FieldPath[]): Record<string, unknown> {
+  const out: Record<string, unknown> = { type: rec.type, id: rec.id };
+  const ctx: RenderContext = { store, version: "v1.1", dates: "read" };
+  for (const fp of fields) {
+    const value = readPath(store, rec, fp);
+    out[fp.path] = LINK_TYPES.has(fp.info.dataType) ? linkData(store, fp, value) : attributeValue(ctx, fp, value);
+  }
+  return out;
+}
+
+/** A link field's value as both APIs show it: a named link (or null), or a list of them. */
+function linkData(store: SimStore, fp: FieldPath, value: unknown): unknown {
+  if (fp.info.dataType === "entity") return isLink(value) ? namedLink(store, value) : null;
+  return (value as Link[]).map((l) => namedLink(store, l));
 }
 
 function attributeValue(ctx: RenderContext, fp: FieldPath, value: unknown): unknown {

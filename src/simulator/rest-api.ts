@@ -5,7 +5,8 @@
  */
 import type { Principal } from "./auth.ts";
 import type { SchemaIndex } from "./schema.ts";
-import { compileFilters, compileFiltersAt, parseSort, sortedSearch, sortRecords } from "./query.ts";
+import { findRecords, inArchivedProject } from "./query.ts";
+import { summarize } from "./summarize.ts";
 import { createAnswerFields, renderRecord, selectFields, type RenderContext } from "./render.ts";
 import { SimError, badRequest, readNotFound, writeNotFound } from "./sim-error.ts";
 import type { SimRecord, SimStore, WriteContext } from "./store.ts";
@@ -55,7 +56,7 @@ export function handleApi(ctx: ApiContext, req: ApiRequest): ApiAnswer {
   } else if (b === "_search" && m === "POST" && !c) {
     return search(ctx, req, type, fromBody(req));
   } else if (b === "_summarize" && m === "POST" && !c) {
-    return summarize(ctx, req, type);
+    return summarizeRoute(ctx, req, type);
   } else {
     const id = parseId(b);
     if (!c) {
@@ -183,37 +184,14 @@ function parseBool(name: string, v: unknown, fallback: boolean): boolean {
   throw badRequest("Request Parameters invalid.", { [name]: [`must be true or false, got ${short(v)}`] });
 }
 
-/** The records of a type visible with these options, unfiltered. */
-function visible(store: SimStore, type: string, returnOnly: "active" | "retired", includeArchived: boolean): SimRecord[] {
-  const out: SimRecord[] = [];
-  for (const r of store.records(type)) {
-    if (r.retired !== (returnOnly === "retired")) continue;
-    if (!includeArchived && inArchivedProject(store, r)) continue;
-    out.push(r);
-  }
-  return out;
-}
-
-function inArchivedProject(store: SimStore, r: SimRecord): boolean {
-  const p = r.type === "Project" ? r : isLink(r.fields["project"]) ? store.get("Project", (r.fields["project"] as Link).id) : undefined;
-  return p?.fields["archived"] === true;
-}
-
 function search(ctx: ApiContext, req: ApiRequest, type: string, p: SearchParams): ApiAnswer {
   const { store } = ctx;
   const pageSize = positiveInt("page[size]", p.pageSize, DEFAULT_PAGE_SIZE);
   const pageNumber = positiveInt("page[number]", p.pageNumber, 1);
-  const { predicate, usesNow } = compileFiltersAt(store, type, p.filters, ctx.now());
-  const sort = parseSort(store.schema, type, p.sort);
-  const fields = selectFields(store.schema, type, p.fields);
   const returnOnly = parseReturnOnly(p.returnOnly);
   const includeArchived = parseBool("options[include_archived_projects]", p.includeArchived, true);
-  // Later pages of the same search slice the sorted list the first page computed (query.ts).
-  const records = sortedSearch(store, { type, filters: p.filters, sort: p.sort, returnOnly, includeArchived }, usesNow, () => {
-    const matching = visible(store, type, returnOnly, includeArchived).filter(predicate);
-    sortRecords(store, matching, sort);
-    return matching;
-  });
+  const records = findRecords(store, ctx.now(), { type, filters: p.filters, sort: p.sort, returnOnly, includeArchived });
+  const fields = selectFields(store.schema, type, p.fields);
   const start = (pageNumber - 1) * pageSize;
   const page = records.slice(start, start + pageSize);
   const rc = render(ctx, req);
@@ -355,60 +333,20 @@ function batch(ctx: ApiContext, req: ApiRequest): ApiAnswer {
 
 // ---- summaries -----------------------------------------------------------------------------
 
-const SUMMARY_TYPES = ["record_count", "count", "sum", "maximum", "minimum", "average", "earliest", "latest", "percentage", "status_percentage", "status_list", "checked", "unchecked"];
-
-function summarize(ctx: ApiContext, req: ApiRequest, type: string): ApiAnswer {
+/** `POST /entity/{type}/_summarize`: summary_fields, filters, grouping, options[include_archived_projects]. */
+function summarizeRoute(ctx: ApiContext, req: ApiRequest, type: string): ApiAnswer {
   const body = bodyObject(req);
-  const specs = body["summary_fields"];
-  if (!Array.isArray(specs)) throw badRequest("Request Parameters invalid.", { summary_fields: ["must be a list"] });
-  specs.forEach((s, i) => {
-    const t = (s as Record<string, unknown>)?.["type"];
-    if (typeof t !== "string" || !SUMMARY_TYPES.includes(t)) {
-      throw badRequest("Request Parameters invalid.", { summary_fields: { [String(i)]: { type: [`type must be one of: ${SUMMARY_TYPES.join(", ")}`] } } });
-    }
+  const options = (body["options"] ?? {}) as Record<string, unknown>;
+  const includeArchived = parseBool("options[include_archived_projects]", options["include_archived_projects"], true);
+  const data = summarize(ctx.store, ctx.now(), {
+    type,
+    summaryFields: body["summary_fields"],
+    filters: body["filters"],
+    grouping: body["grouping"],
+    includeArchived,
+    summaryParam: "summary_fields",
   });
-  const predicate = compileFilters(ctx.store, type, body["filters"], ctx.now(), "summarize");
-  const records = visible(ctx.store, type, "active", true).filter(predicate);
-  const summaries: Record<string, unknown> = {};
-  for (const s of specs as Array<Record<string, unknown>>) {
-    const field = String(s["field"]);
-    const info = ctx.store.schema.field(type, field);
-    if (!info) throw badRequest(`API summarize() ${type}.${field} doesn't exist.`, { summary_fields: [`${field} is not a field of ${type}`] });
-    const values = records.map((r) => (field === "id" ? r.id : ctx.store.current(r, info)));
-    const present = values.filter((v) => v !== null && !(Array.isArray(v) && v.length === 0));
-    const nums = present.filter((v): v is number => typeof v === "number");
-    switch (s["type"]) {
-      case "record_count":
-        summaries[field] = records.length;
-        break;
-      case "count":
-        summaries[field] = present.length;
-        break;
-      case "sum":
-        summaries[field] = nums.reduce((a, b) => a + b, 0);
-        break;
-      case "maximum":
-      case "latest":
-        summaries[field] = nums.length ? Math.max(...nums) : null;
-        break;
-      case "minimum":
-      case "earliest":
-        summaries[field] = nums.length ? Math.min(...nums) : null;
-        break;
-      case "average":
-        summaries[field] = nums.length ? nums.reduce((a, b) => a + b, 0) / nums.length : null;
-        break;
-      case "checked":
-        summaries[field] = values.filter((v) => v === true).length;
-        break;
-      case "unchecked":
-        summaries[field] = values.filter((v) => v !== true).length;
-        break;
-      default:
-        summaries[field] = present.length;
-    }
-  }
-  return { status: 200, body: { data: { summaries, groups: [] } } };
+  return { status: 200, body: { data } };
 }
 
 // ---- schema and site info ------------------------------------------------------------------
@@ -436,7 +374,7 @@ function schemaRoute(ctx: ApiContext, req: ApiRequest): ApiAnswer {
   return { status: 200, body: { data, links: self } };
 }
 
-function entitySchema(type: string): Record<string, unknown> {
+export function entitySchema(type: string): Record<string, unknown> {
   return { name: { value: type, editable: false }, visible: { value: true, editable: false } };
 }
 
@@ -461,29 +399,28 @@ function restField(type: string, f: Record<string, unknown>): Record<string, unk
 }
 
 function preferences(req: ApiRequest): ApiAnswer {
+  return { status: 200, body: { data: sitePreferences(), links: { self: req.path } } };
+}
+
+/** The site preferences both APIs serve (REST `GET /preferences`, api3 `preferences_read`). */
+export function sitePreferences(): Record<string, unknown> {
   return {
-    status: 200,
-    body: {
-      data: {
-        format_date_fields: "08/04/22 OR 04/08/22 (depending on the Month order preference)",
-        date_component_order: "month_day",
-        format_time_hour_fields: "12 hour",
-        format_currency_fields_display_dollar_sign: false,
-        format_currency_fields_decimal_options: "$1,000.99",
-        format_currency_fields_negative_options: "- $1,000",
-        format_number_fields: "1,000",
-        format_float_fields: "9,999.99",
-        format_float_fields_rounding: "9.999999",
-        format_footage_fields: "10-05",
-        support_local_storage: true,
-        view_master_settings: JSON.stringify({ status_groups: [] }),
-        duration_units: "days",
-        hours_per_day: 8.0,
-        enable_rv_integration: true,
-        enable_shotgun_review_for_rv: false,
-      },
-      links: { self: req.path },
-    },
+    format_date_fields: "08/04/22 OR 04/08/22 (depending on the Month order preference)",
+    date_component_order: "month_day",
+    format_time_hour_fields: "12 hour",
+    format_currency_fields_display_dollar_sign: false,
+    format_currency_fields_decimal_options: "$1,000.99",
+    format_currency_fields_negative_options: "- $1,000",
+    format_number_fields: "1,000",
+    format_float_fields: "9,999.99",
+    format_float_fields_rounding: "9.999999",
+    format_footage_fields: "10-05",
+    support_local_storage: true,
+    view_master_settings: JSON.stringify({ status_groups: [] }),
+    duration_units: "days",
+    hours_per_day: 8.0,
+    enable_rv_integration: true,
+    enable_shotgun_review_for_rv: false,
   };
 }
 
