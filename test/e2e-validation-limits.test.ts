@@ -5,6 +5,10 @@
  * nesting limit is the documented one.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { Metrics } from "../src/server/metrics.ts";
+import { SchemaRegistry } from "../src/service/schema-registry.ts";
+import { ShotGridClient } from "../src/shotgrid/index.ts";
+import { DEFAULT_SCRIPT_KEY, startSimulator, type SimulatorHandle } from "../src/simulator/index.ts";
 import { GET_ENTITY, QUERY, metricSum, postJson, startE2E, type E2E } from "./e2e-helpers.ts";
 
 /** Site calls other than token fetches so far. */
@@ -39,6 +43,41 @@ describe("unknown entity types", () => {
     // decided from it: within the refresh interval a missing type is not asked again.
     expect(siteCalls(e2e) - calls).toBe(1);
     expect((await schemaMetric(e2e)) - counted).toBe(1);
+  });
+});
+
+describe("the type list's refresh interval", () => {
+  let site: SimulatorHandle;
+  let backend: ShotGridClient;
+  beforeAll(async () => {
+    site = await startSimulator({ shots: 1, assets: 0 });
+    backend = new ShotGridClient({ siteUrl: site.url, scriptName: site.scriptName, scriptKey: DEFAULT_SCRIPT_KEY });
+  });
+  afterAll(async () => {
+    await backend?.close();
+    await site?.close();
+  });
+
+  it("asks again once the interval has passed, and at once after a schema change", async () => {
+    let clock = 0;
+    const metrics = new Metrics({ processMetrics: false });
+    const schema = new SchemaRegistry(backend, { metrics, typeRefreshMs: 30_000, now: () => clock });
+    const calls = () => site.stats.requests - site.stats.authRequests;
+    const before = calls();
+    expect(await schema.hasType("Shot")).toBe(true);
+    expect(await schema.hasType("Nope")).toBe(false);
+    expect(calls() - before).toBe(1);
+    clock += 29_999;
+    expect(await schema.hasType("Nope")).toBe(false);
+    expect(calls() - before).toBe(1);
+    clock += 2;
+    expect(await schema.hasType("Nope")).toBe(false);
+    expect(calls() - before).toBe(2);
+    // A schema change event (events/schema-change.ts) invalidates: the next check asks at once.
+    schema.invalidate();
+    expect(await schema.hasType("Nope")).toBe(false);
+    expect(calls() - before).toBe(3);
+    expect(await metrics.text()).toContain('shotgrid_cache_upstream_requests_total{operation="schema",outcome="ok"} 3');
   });
 });
 
