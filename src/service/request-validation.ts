@@ -136,7 +136,10 @@ export function validateEntityType(entityType: string, schema: SchemaRegistry, f
 
 /** Throws the same errors as `validateEntityType`; true when the type is known, undefined when deciding needs the type list fetched. */
 export function validateEntityTypeNow(entityType: string, schema: SchemaRegistry, field = "entityType"): true | undefined {
-  return schema.now(() => (checkEntityType(entityType, schema, field), true as const));
+  return schema.now(() => {
+    checkEntityType(entityType, schema, field);
+    return true as const;
+  });
 }
 
 export function validateFields(fields: readonly string[], entityType: string, schema: SchemaRegistry, limits: RequestLimits, signal?: AbortSignal): Promise<string[]> {
