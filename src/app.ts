@@ -88,7 +88,7 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
   metrics.observeCacheSize(() => cache.store.stats());
   metrics.observeStoreHealth(() => cache.storeHealthy);
   const bus = new ChangeBus({ replayEvents: config.replayEvents });
-  const schema = new SchemaRegistry(backend);
+  const schema = new SchemaRegistry(backend, { metrics });
   // Schema events (fields created, renamed, deleted) refresh the validation schema of the type
   // concerned and drop cached answers holding a deleted field (events/schema-change.ts).
   const schemaLog = logger.child({ component: "schema" });

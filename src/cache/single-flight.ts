@@ -4,7 +4,7 @@
  * keep it, new callers start a fresh fetch (so nobody arriving after an event gets data from before it).
  * A caller's abort only stops that caller's wait; the shared fetch goes on for the others.
  */
-import { AbortedError } from "../shotgrid/errors.ts";
+import { abortedBy } from "../shotgrid/errors.ts";
 
 interface Flight<T> {
   promise: Promise<T>;
@@ -42,12 +42,12 @@ export class SingleFlight<T> {
   }
 }
 
-/** `promise`, or an AbortedError as soon as `signal` aborts (the promise itself keeps running). */
+/** `promise`, or an AbortedError (carrying the signal's reason: a deadline or a cancel) as soon as `signal` aborts (the promise itself keeps running). */
 export function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (!signal) return promise;
-  if (signal.aborted) return Promise.reject(new AbortedError());
+  if (signal.aborted) return Promise.reject(abortedBy(signal));
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new AbortedError());
+    const onAbort = () => reject(abortedBy(signal));
     signal.addEventListener("abort", onAbort, { once: true });
     promise.then(
       (v) => {

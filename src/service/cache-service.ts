@@ -52,7 +52,7 @@ export function createCacheService(opts: CacheServiceOptions): ServiceImpl<typeo
   const impl: ServiceImpl<typeof CacheService> = {
     async getEntity(req, ctx) {
       try {
-        const { entityType, id, fields } = await validateGetEntity(req, schema, limits);
+        const { entityType, id, fields } = await validateGetEntity(req, schema, limits, ctx.signal);
         const answer = await cache.getEntity(entityType, id, fields, ctx.signal);
         if (answer.value === null) throw new ConnectError(`${entityType} ${id} not found`, Code.NotFound);
         return create(GetEntityResponseSchema, { entity: toEntityMessage(answer.value), freshness: freshness(answer.freshness) });
@@ -63,7 +63,7 @@ export function createCacheService(opts: CacheServiceOptions): ServiceImpl<typeo
 
     async query(req, ctx) {
       try {
-        const query = await validateQuery(req, schema, limits);
+        const query = await validateQuery(req, schema, limits, ctx.signal);
         const answer = await cache.query(query, ctx.signal);
         return create(QueryResponseSchema, { entities: answer.value.map(toEntityMessage), freshness: freshness(answer.freshness) });
       } catch (err) {

@@ -26,9 +26,20 @@ export function toConnectError(err: unknown): ConnectError {
       case "SG_MALFORMED_RESPONSE":
         return new ConnectError(`ShotGrid sent an answer the cache cannot read: ${err.message}`, Code.Unavailable);
       case "SG_ABORTED":
-        return new ConnectError("the call was cancelled", Code.Canceled);
+        // The call's signal aborts both when the client goes away and when its deadline passes.
+        return abortedByDeadline(err.cause) ? new ConnectError("the call ran past its deadline", Code.DeadlineExceeded) : new ConnectError("the call was cancelled", Code.Canceled);
     }
   }
   if (err instanceof Error && err.name === "AbortError") return new ConnectError("the call was cancelled or ran past its deadline", Code.DeadlineExceeded);
   return new ConnectError("internal error", Code.Internal, undefined, undefined, err);
+}
+
+/**
+ * True when an abort reason is a deadline: connect-node aborts a call's signal with a
+ * deadline_exceeded ConnectError when `connect-timeout-ms` passes (the server's default deadline
+ * does the same), `AbortSignal.timeout` with a "TimeoutError".
+ */
+function abortedByDeadline(reason: unknown): boolean {
+  if (reason instanceof ConnectError) return reason.code === Code.DeadlineExceeded;
+  return reason instanceof Error && reason.name === "TimeoutError";
 }

@@ -5,7 +5,7 @@
  */
 import { FILTER_OPERATORS, type FilterCondition, type FilterGroup, type Filters } from "../shotgrid/types.ts";
 import type { SchemaRegistry } from "./schema-registry.ts";
-import { InvalidInputError } from "./invalid-input-error.ts";
+import { InvalidInputError, quote } from "./invalid-input-error.ts";
 
 const OPERATORS = new Set<string>(FILTER_OPERATORS);
 
@@ -45,7 +45,8 @@ const OPERATORS_BY_TYPE: Record<string, readonly string[]> = {
 };
 
 const TIME_UNITS = new Set(["HOUR", "DAY", "WEEK", "MONTH", "YEAR"]);
-const MAX_DEPTH = 16;
+/** Levels of groups one filter may have: the outermost group is level 1. */
+export const MAX_FILTER_DEPTH = 16;
 
 export interface FilterLimits {
   /** Conditions allowed in one request, counting nested ones. */
@@ -53,16 +54,16 @@ export interface FilterLimits {
 }
 
 /**
- * Validate filters given as decoded JSON (`undefined`/null/empty list means no filter).
- * `field` names where the filters came from in error messages, e.g. "filters".
+ * Validate filters given as decoded JSON (`undefined`/null/empty list means no filter), loading
+ * the schema they need first (no longer than `signal` allows). `field` names where the filters
+ * came from in error messages, e.g. "filters".
  */
-export async function validateFilters(
-  raw: unknown,
-  entityType: string,
-  schema: SchemaRegistry,
-  limits: FilterLimits,
-  field = "filters",
-): Promise<Filters> {
+export function validateFilters(raw: unknown, entityType: string, schema: SchemaRegistry, limits: FilterLimits, field = "filters", signal?: AbortSignal): Promise<Filters> {
+  return schema.settle(() => checkFilters(raw, entityType, schema, limits, field), signal);
+}
+
+/** The rule behind `validateFilters`, against the loaded schema (throws SchemaNotLoaded when it needs more). */
+export function checkFilters(raw: unknown, entityType: string, schema: SchemaRegistry, limits: FilterLimits, field = "filters"): Filters {
   if (raw === undefined || raw === null) return [];
   const counter = { n: 0 };
   if (Array.isArray(raw)) {
@@ -72,17 +73,18 @@ export async function validateFilters(
       if (!Array.isArray(item)) {
         throw new InvalidInputError(`${field}[${i}]`, "in the array form every item is a condition like [\"code\", \"is\", \"SH010\"]; use the logical form {\"logical_operator\", \"conditions\"} to nest groups");
       }
-      out.push(await validateCondition(item, `${field}[${i}]`, entityType, schema, limits, counter));
+      out.push(checkCondition(item, `${field}[${i}]`, entityType, schema, limits, counter));
     }
     return out;
   }
   if (typeof raw === "object") {
-    return validateGroup(raw as Record<string, unknown>, field, entityType, schema, limits, counter, 0);
+    return checkGroup(raw as Record<string, unknown>, field, entityType, schema, limits, counter, 1);
   }
   throw new InvalidInputError(field, `must be a list of conditions or a {"logical_operator", "conditions"} object, got ${describe(raw)}`);
 }
 
-async function validateGroup(
+/** `depth`: the group's level, 1 for the outermost. */
+function checkGroup(
   raw: Record<string, unknown>,
   where: string,
   entityType: string,
@@ -90,11 +92,11 @@ async function validateGroup(
   limits: FilterLimits,
   counter: { n: number },
   depth: number,
-): Promise<FilterGroup> {
-  if (depth > MAX_DEPTH) throw new InvalidInputError(where, `groups are nested deeper than ${MAX_DEPTH} levels`);
+): FilterGroup {
+  if (depth > MAX_FILTER_DEPTH) throw new InvalidInputError(where, `groups are nested more than ${MAX_FILTER_DEPTH} levels deep (at most ${MAX_FILTER_DEPTH})`);
   for (const key of Object.keys(raw)) {
     if (key !== "logical_operator" && key !== "conditions" && key !== "filter_operator") {
-      throw new InvalidInputError(`${where}.${key}`, `unknown key; a group has "logical_operator" and "conditions"`);
+      throw new InvalidInputError(where, `unknown key ${quote(key)}; a group has "logical_operator" and "conditions"`);
     }
   }
   const op = raw.logical_operator ?? raw.filter_operator ?? "and";
@@ -107,35 +109,35 @@ async function validateGroup(
   for (let i = 0; i < conditions.length; i++) {
     const item: unknown = conditions[i];
     const at = `${where}.conditions[${i}]`;
-    if (Array.isArray(item)) out.conditions.push(await validateCondition(item, at, entityType, schema, limits, counter));
+    if (Array.isArray(item)) out.conditions.push(checkCondition(item, at, entityType, schema, limits, counter));
     else if (item && typeof item === "object") {
-      out.conditions.push(await validateGroup(item as Record<string, unknown>, at, entityType, schema, limits, counter, depth + 1));
+      out.conditions.push(checkGroup(item as Record<string, unknown>, at, entityType, schema, limits, counter, depth + 1));
     } else throw new InvalidInputError(at, `must be a condition list or a nested group, got ${describe(item)}`);
   }
   return out;
 }
 
-async function validateCondition(
+function checkCondition(
   item: unknown[],
   where: string,
   entityType: string,
   schema: SchemaRegistry,
   limits: FilterLimits,
   counter: { n: number },
-): Promise<FilterCondition> {
+): FilterCondition {
   if (++counter.n > limits.maxConditions) {
     throw new InvalidInputError(where, `too many conditions (at most ${limits.maxConditions} per request)`);
   }
   const [path, operator, ...values] = item;
   if (typeof path !== "string" || path === "") throw new InvalidInputError(`${where}[0]`, `must be a field name, got ${describe(path)}`);
   if (typeof operator !== "string") throw new InvalidInputError(`${where}[1]`, `must be an operator name, got ${describe(operator)}`);
-  if (!OPERATORS.has(operator)) throw new InvalidInputError(`${where}[1]`, `unknown operator "${operator}"`);
-  const resolution = await schema.resolveField(entityType, path);
+  if (!OPERATORS.has(operator)) throw new InvalidInputError(`${where}[1]`, `unknown operator ${quote(operator)}`);
+  const resolution = schema.resolve(entityType, path);
   if (!resolution.ok) throw new InvalidInputError(`${where}[0]`, resolution.reason);
   const { field } = resolution.resolved;
   const allowed = OPERATORS_BY_TYPE[field.dataType];
   if (allowed && !allowed.includes(operator)) {
-    const why = allowed.length === 0 ? `${field.dataType} fields cannot be filtered` : `operator "${operator}" does not apply to ${field.dataType} field "${path}" (it takes ${allowed.join(", ")})`;
+    const why = allowed.length === 0 ? `${field.dataType} fields cannot be filtered` : `operator "${operator}" does not apply to ${field.dataType} field ${quote(path)} (it takes ${allowed.join(", ")})`;
     throw new InvalidInputError(`${where}[1]`, why);
   }
   const normalised = checkValues(operator, values, field.dataType, `${where}`, path);
@@ -145,7 +147,7 @@ async function validateCondition(
 /** Check the value count and types an operator takes; returns the values as sent upstream. */
 function checkValues(operator: string, values: unknown[], dataType: string, where: string, path: string): unknown[] {
   const needCount = (n: number, what: string) => {
-    if (values.length !== n) throw new InvalidInputError(where, `"${operator}" on "${path}" takes ${what}, got ${values.length} value(s)`);
+    if (values.length !== n) throw new InvalidInputError(where, `"${operator}" on ${quote(path)} takes ${what}, got ${values.length} value(s)`);
   };
   switch (operator) {
     case "in":
@@ -158,7 +160,7 @@ function checkValues(operator: string, values: unknown[], dataType: string, wher
     case "between":
     case "not_between": {
       const pair = values.length === 1 && Array.isArray(values[0]) ? (values[0] as unknown[]) : values;
-      if (pair.length !== 2) throw new InvalidInputError(where, `"${operator}" on "${path}" takes two values (low, high), got ${pair.length}`);
+      if (pair.length !== 2) throw new InvalidInputError(where, `"${operator}" on ${quote(path)} takes two values (low, high), got ${pair.length}`);
       pair.forEach((v, i) => checkScalar(v, dataType, `${where}[${2 + i}]`, path));
       return pair;
     }
@@ -169,7 +171,7 @@ function checkValues(operator: string, values: unknown[], dataType: string, wher
       const pair = values.length === 1 && Array.isArray(values[0]) ? (values[0] as unknown[]) : values;
       const [count, unit] = pair;
       if (pair.length !== 2 || !Number.isInteger(count) || typeof unit !== "string" || !TIME_UNITS.has(unit.toUpperCase())) {
-        throw new InvalidInputError(where, `"${operator}" on "${path}" takes a whole number and a unit (HOUR, DAY, WEEK, MONTH, YEAR), e.g. 1, "DAY"`);
+        throw new InvalidInputError(where, `"${operator}" on ${quote(path)} takes a whole number and a unit (HOUR, DAY, WEEK, MONTH, YEAR), e.g. 1, "DAY"`);
       }
       return [count, unit.toUpperCase()];
     }
@@ -207,7 +209,7 @@ function checkValues(operator: string, values: unknown[], dataType: string, wher
     default: {
       // is, is_not, less_than, greater_than
       needCount(1, "one value");
-      if (dataType === "image" && values[0] !== null) throw new InvalidInputError(`${where}[2]`, `image field "${path}" can only be compared with null`);
+      if (dataType === "image" && values[0] !== null) throw new InvalidInputError(`${where}[2]`, `image field ${quote(path)} can only be compared with null`);
       checkScalar(values[0], dataType, `${where}[2]`, path);
       return values;
     }
@@ -217,7 +219,7 @@ function checkValues(operator: string, values: unknown[], dataType: string, wher
 function checkScalar(v: unknown, dataType: string, where: string, path: string): void {
   if (v === null) return;
   const fail = (expected: string) => {
-    throw new InvalidInputError(where, `${dataType} field "${path}" takes ${expected}, got ${describe(v)}`);
+    throw new InvalidInputError(where, `${dataType} field ${quote(path)} takes ${expected}, got ${describe(v)}`);
   };
   switch (dataType) {
     case "number":
@@ -264,7 +266,7 @@ function checkScalar(v: unknown, dataType: string, where: string, path: string):
 function describe(v: unknown): string {
   if (v === null) return "null";
   if (Array.isArray(v)) return "a list";
-  if (typeof v === "string") return `"${v.length > 40 ? v.slice(0, 40) + "…" : v}"`;
+  if (typeof v === "string") return quote(v);
   if (typeof v === "object") return "an object";
   return `${typeof v} ${String(v)}`;
 }

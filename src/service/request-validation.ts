@@ -1,14 +1,20 @@
 /**
  * Validation of GetEntity and Query requests against the site's schema and the service's limits.
  * Everything a handler passes to the cache has been through here (design invariant 7).
+ *
+ * Each rule is written once, synchronously, against the loaded schema (the `check*` functions:
+ * they throw SchemaNotLoaded when a part of the schema they need is not loaded). The `…Now`
+ * entries run a rule without waiting (undefined when the schema is not loaded far enough); the
+ * async entries have the registry load what the rule needs, no longer than the call's signal
+ * allows, and run it again (`SchemaRegistry.settle`).
  */
 import { toJson } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import type { GetEntityRequest, QueryRequest } from "../../gen/shotgrid/cache/v1/cache_pb.ts";
 import type { EntityQuery } from "../cache/types.ts";
 import type { SortSpec } from "../shotgrid/types.ts";
-import { validateFilters } from "./filter-validation.ts";
-import { InvalidInputError } from "./invalid-input-error.ts";
+import { checkFilters } from "./filter-validation.ts";
+import { InvalidInputError, quote } from "./invalid-input-error.ts";
 import type { SchemaRegistry } from "./schema-registry.ts";
 
 export interface RequestLimits {
@@ -23,31 +29,6 @@ export interface RequestLimits {
 const TYPE_NAME = /^[A-Za-z][A-Za-z0-9_]*$/;
 const FIELD_PATH = /^[A-Za-z0-9_.]+$/;
 
-/** `field` names where the type sits in the request (default `entityType`). */
-export async function validateEntityType(entityType: string, schema: SchemaRegistry, field = "entityType"): Promise<void> {
-  if (entityType === "") throw new InvalidInputError(field, "is required, e.g. \"Shot\"");
-  if (!TYPE_NAME.test(entityType)) throw new InvalidInputError(field, `"${entityType}" is not an entity type name`);
-  if (!(await schema.hasType(entityType))) throw new InvalidInputError(field, `unknown entity type "${entityType}" on this site`);
-}
-
-export async function validateFields(fields: readonly string[], entityType: string, schema: SchemaRegistry, limits: RequestLimits): Promise<string[]> {
-  if (fields.length > limits.maxFields) throw new InvalidInputError("fields", `too many fields: ${fields.length} (at most ${limits.maxFields})`);
-  const out: string[] = [];
-  const seen = new Set<string>();
-  for (let i = 0; i < fields.length; i++) {
-    const f = fields[i]!;
-    if (!FIELD_PATH.test(f)) throw new InvalidInputError(`fields[${i}]`, `"${f}" is not a field name`);
-    if (f === "id" || f === "type") continue; // always returned
-    const r = await schema.resolveField(entityType, f);
-    if (!r.ok) throw new InvalidInputError(`fields[${i}]`, r.reason);
-    if (!seen.has(f)) {
-      seen.add(f);
-      out.push(f);
-    }
-  }
-  return out;
-}
-
 /** A GetEntity request after validation. */
 export interface ValidGetEntity {
   entityType: string;
@@ -55,14 +36,13 @@ export interface ValidGetEntity {
   fields: string[];
 }
 
-/**
- * `validateEntityType` without waiting: throws the same errors, returns true when the type is
- * known, undefined when deciding needs the site's type list fetched (then use the async form).
- */
-export function validateEntityTypeNow(entityType: string, schema: SchemaRegistry, field = "entityType"): true | undefined {
+// ---- the rules ----
+
+/** `field` names where the type sits in the request (default `entityType`). */
+function checkEntityType(entityType: string, schema: SchemaRegistry, field = "entityType"): void {
   if (entityType === "") throw new InvalidInputError(field, "is required, e.g. \"Shot\"");
-  if (!TYPE_NAME.test(entityType)) throw new InvalidInputError(field, `"${entityType}" is not an entity type name`);
-  return schema.hasTypeNow(entityType);
+  if (!TYPE_NAME.test(entityType)) throw new InvalidInputError(field, `${quote(entityType)} is not an entity type name`);
+  if (!schema.typeKnown(entityType)) throw new InvalidInputError(field, `unknown entity type ${quote(entityType)} on this site`);
 }
 
 /** Validated field lists, per schema generation: a hit re-validates nothing it saw before. */
@@ -74,11 +54,8 @@ const fieldsMemos = new WeakMap<SchemaRegistry, FieldsMemo>();
 /** Distinct (type, field list) pairs remembered per registry before starting over. */
 const FIELDS_MEMO_MAX = 4096;
 
-/**
- * `validateFields` without waiting: throws the same errors, returns the same list, or undefined
- * when a schema on the way is not loaded yet. Successful lists are memoised per (type, list).
- */
-export function validateFieldsNow(fields: readonly string[], entityType: string, schema: SchemaRegistry, limits: RequestLimits): string[] | undefined {
+/** The requested fields, checked, without `id`/`type` (always returned) and duplicates. Successful lists are memoised per (type, list). */
+function checkFields(fields: readonly string[], entityType: string, schema: SchemaRegistry, limits: RequestLimits): string[] {
   if (fields.length > limits.maxFields) throw new InvalidInputError("fields", `too many fields: ${fields.length} (at most ${limits.maxFields})`);
   let memo = fieldsMemos.get(schema);
   if (!memo || memo.generation !== schema.generation) fieldsMemos.set(schema, (memo = { generation: schema.generation, lists: new Map() }));
@@ -90,10 +67,9 @@ export function validateFieldsNow(fields: readonly string[], entityType: string,
   const seen = new Set<string>();
   for (let i = 0; i < fields.length; i++) {
     const f = fields[i]!;
-    if (!FIELD_PATH.test(f)) throw new InvalidInputError(`fields[${i}]`, `"${f}" is not a field name`);
+    if (!FIELD_PATH.test(f)) throw new InvalidInputError(`fields[${i}]`, `${quote(f)} is not a field name`);
     if (f === "id" || f === "type") continue; // always returned
-    const r = schema.resolveFieldNow(entityType, f);
-    if (r === undefined) return undefined;
+    const r = schema.resolve(entityType, f);
     if (!r.ok) throw new InvalidInputError(`fields[${i}]`, r.reason);
     if (!seen.has(f)) {
       seen.add(f);
@@ -111,44 +87,29 @@ function sameList(a: readonly string[], b: readonly string[]): boolean {
   return true;
 }
 
-/**
- * `validateGetEntity` without waiting, for the hit path: the same errors and result, or
- * undefined when a schema it needs is not loaded yet.
- */
-export function validateGetEntityNow(req: GetEntityRequest, schema: SchemaRegistry, limits: RequestLimits): ValidGetEntity | undefined {
-  if (validateEntityTypeNow(req.entityType, schema) === undefined) return undefined;
+function checkGetEntity(req: GetEntityRequest, schema: SchemaRegistry, limits: RequestLimits): ValidGetEntity {
+  checkEntityType(req.entityType, schema);
   if (!Number.isInteger(req.id) || req.id <= 0) throw new InvalidInputError("id", `must be a positive entity id, got ${req.id}`);
-  const fields = validateFieldsNow(req.fields, req.entityType, schema, limits);
-  return fields && { entityType: req.entityType, id: req.id, fields };
+  return { entityType: req.entityType, id: req.id, fields: checkFields(req.fields, req.entityType, schema, limits) };
 }
 
-export async function validateGetEntity(req: GetEntityRequest, schema: SchemaRegistry, limits: RequestLimits): Promise<ValidGetEntity> {
-  // Once the schema is loaded (nearly always), validation takes no await at all.
-  const now = validateGetEntityNow(req, schema, limits);
-  if (now) return now;
-  await validateEntityType(req.entityType, schema);
-  if (!Number.isInteger(req.id) || req.id <= 0) throw new InvalidInputError("id", `must be a positive entity id, got ${req.id}`);
-  const fields = await validateFields(req.fields, req.entityType, schema, limits);
-  return { entityType: req.entityType, id: req.id, fields };
-}
-
-export async function validateQuery(req: QueryRequest, schema: SchemaRegistry, limits: RequestLimits): Promise<EntityQuery> {
-  await validateEntityType(req.entityType, schema);
-  const fields = await validateFields(req.fields, req.entityType, schema, limits);
+function checkQuery(req: QueryRequest, schema: SchemaRegistry, limits: RequestLimits): EntityQuery {
+  checkEntityType(req.entityType, schema);
+  const fields = checkFields(req.fields, req.entityType, schema, limits);
   const rawFilters = req.filters ? toJson(ValueSchema, req.filters) : undefined;
-  const filters = await validateFilters(rawFilters, req.entityType, schema, { maxConditions: limits.maxConditions });
+  const filters = checkFilters(rawFilters, req.entityType, schema, { maxConditions: limits.maxConditions });
   if (req.order.length > limits.maxFields) throw new InvalidInputError("order", `too many sort clauses (at most ${limits.maxFields})`);
   const order: SortSpec[] = [];
   for (let i = 0; i < req.order.length; i++) {
     const o = req.order[i]!;
     if (o.field === "") throw new InvalidInputError(`order[${i}].field`, "is required");
     if (o.field !== "id") {
-      const r = await schema.resolveField(req.entityType, o.field);
+      const r = schema.resolve(req.entityType, o.field);
       if (!r.ok) throw new InvalidInputError(`order[${i}].field`, r.reason);
     }
     const dir = o.direction.toLowerCase();
     if (dir !== "" && dir !== "asc" && dir !== "desc") {
-      throw new InvalidInputError(`order[${i}].direction`, `must be "asc" or "desc", got "${o.direction}"`);
+      throw new InvalidInputError(`order[${i}].direction`, `must be "asc" or "desc", got ${quote(o.direction)}`);
     }
     order.push({ field: o.field, direction: dir === "desc" ? "desc" : "asc" });
   }
@@ -165,4 +126,44 @@ export async function validateQuery(req: QueryRequest, schema: SchemaRegistry, l
     includeArchivedProjects: req.includeArchivedProjects,
     retired: req.retired,
   };
+}
+
+// ---- the entries: without waiting (…Now: undefined when the schema is not loaded far enough), or loading what is needed ----
+
+export function validateEntityType(entityType: string, schema: SchemaRegistry, field = "entityType", signal?: AbortSignal): Promise<void> {
+  return schema.settle(() => checkEntityType(entityType, schema, field), signal);
+}
+
+/** Throws the same errors as `validateEntityType`; true when the type is known, undefined when deciding needs the type list fetched. */
+export function validateEntityTypeNow(entityType: string, schema: SchemaRegistry, field = "entityType"): true | undefined {
+  return schema.now(() => {
+    checkEntityType(entityType, schema, field);
+    return true as const;
+  });
+}
+
+export function validateFields(fields: readonly string[], entityType: string, schema: SchemaRegistry, limits: RequestLimits, signal?: AbortSignal): Promise<string[]> {
+  return schema.settle(() => checkFields(fields, entityType, schema, limits), signal);
+}
+
+export function validateFieldsNow(fields: readonly string[], entityType: string, schema: SchemaRegistry, limits: RequestLimits): string[] | undefined {
+  return schema.now(() => checkFields(fields, entityType, schema, limits));
+}
+
+/** For the hit path: the same errors and result as `validateGetEntity`, or undefined when a schema it needs is not loaded yet. */
+export function validateGetEntityNow(req: GetEntityRequest, schema: SchemaRegistry, limits: RequestLimits): ValidGetEntity | undefined {
+  return schema.now(() => checkGetEntity(req, schema, limits));
+}
+
+/** Once the schema is loaded (nearly always) this takes no fetch; `signal` bounds the wait for one. */
+export function validateGetEntity(req: GetEntityRequest, schema: SchemaRegistry, limits: RequestLimits, signal?: AbortSignal): Promise<ValidGetEntity> {
+  return schema.settle(() => checkGetEntity(req, schema, limits), signal);
+}
+
+export function validateQueryNow(req: QueryRequest, schema: SchemaRegistry, limits: RequestLimits): EntityQuery | undefined {
+  return schema.now(() => checkQuery(req, schema, limits));
+}
+
+export function validateQuery(req: QueryRequest, schema: SchemaRegistry, limits: RequestLimits, signal?: AbortSignal): Promise<EntityQuery> {
+  return schema.settle(() => checkQuery(req, schema, limits), signal);
 }

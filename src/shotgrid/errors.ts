@@ -95,7 +95,16 @@ export class MalformedResponseError extends BackendError {
 
 export class AbortedError extends BackendError {
   override readonly name = "AbortedError";
-  constructor(message = "request aborted by the caller") {
-    super("SG_ABORTED", message);
+  /**
+   * `reason` is the caller's signal's reason (kept as `cause`): it tells a deadline that passed
+   * (deadline_exceeded for the client) from a client that went away (canceled).
+   */
+  constructor(message = "request aborted by the caller", reason?: unknown) {
+    super("SG_ABORTED", message, undefined, [], reason === undefined ? undefined : { cause: reason });
   }
+}
+
+/** The error for a wait that `signal` (aborted) ended, carrying its reason. */
+export function abortedBy(signal: AbortSignal): AbortedError {
+  return new AbortedError(undefined, signal.reason);
 }

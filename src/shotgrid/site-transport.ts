@@ -7,6 +7,7 @@
 import { Pool } from "undici";
 import {
   AbortedError,
+  abortedBy,
   AuthError,
   BackendError,
   MalformedResponseError,
@@ -187,7 +188,7 @@ export class SiteTransport {
         try {
           await sleep(delay, signal);
         } catch {
-          throw new AbortedError();
+          throw signal ? abortedBy(signal) : new AbortedError();
         }
         continue;
       }
@@ -227,7 +228,7 @@ export class SiteTransport {
     try {
       release = await this.#limit.acquire(req.signal);
     } catch {
-      return { error: new AbortedError() };
+      return { error: req.signal ? abortedBy(req.signal) : new AbortedError() };
     }
     // The timeout starts once a slot is held: time queued behind our own cap is not the site's fault.
     // One controller for the caller's abort and the timeout, its listener and timer removed when
@@ -257,7 +258,7 @@ export class SiteTransport {
       this.o.logger?.debug({ request: label, status: res.statusCode, ms: Date.now() - t0 }, "shotgrid: request");
       return { status: res.statusCode, text };
     } catch (error) {
-      if (req.signal?.aborted) return { error: new AbortedError() };
+      if (req.signal?.aborted) return { error: abortedBy(req.signal) };
       if (timedOut) return { error: new TimeoutError(`${label}: no complete answer from ShotGrid within ${this.o.requestTimeoutMs} ms`) };
       return { error };
     } finally {
@@ -268,7 +269,7 @@ export class SiteTransport {
   }
 
   #callerAbort(signal: AbortSignal | undefined): AbortedError | undefined {
-    return signal?.aborted ? new AbortedError() : undefined;
+    return signal?.aborted ? abortedBy(signal) : undefined;
   }
 
   /** A short, secret-free name for a network error (its code, or its class). */
