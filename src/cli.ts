@@ -9,6 +9,7 @@ const USAGE = `usage: shotgrid-cache <command> [options]
 Commands:
   serve       run the cache service (Connect, gRPC and gRPC-web on one port)
   simulator   run a simulated ShotGrid site (REST API v1.1 subset) for demos and tests
+  auth        access control: "auth new-token" makes a client token and its auth file entry
 
 Run "shotgrid-cache <command> --help" for a command's options.`;
 
@@ -24,6 +25,11 @@ export async function main(argv: string[]): Promise<void> {
       case "simulator": {
         const { runSimulator } = await import("./simulator/simulator-command.ts");
         await runSimulator(rest);
+        return;
+      }
+      case "auth": {
+        const { runAuth } = await import("./auth/auth-command.ts");
+        await runAuth(rest);
         return;
       }
       case undefined:
