@@ -92,6 +92,8 @@ describe("bad write options", () => {
       [() => client.batch([{ requestType: "update", entityType: "Shot", id: 1, data: {}, multiEntityUpdateModes: { assets: "set" } }]), /requests\[0\]\.multiEntityUpdateModes\.assets: requests\[0\]\.data does not set/],
       [() => client.batch([{ requestType: "create", entityType: "Shot", data: {}, fields: "code" as never }]), /requests\[0\]\.fields must be a list of field names/],
       [() => client.update("Shot", 1, { code: "x" }, { fields: ["bad field"] }), /options\.fields\[0\] must be a field name/],
+      [() => client.delete("Shot", 1, null as never), /options must be an object, got null/],
+      [() => client.create("Shot", { code: "x" }, "code" as never), /options must be an object, got "code"/],
     ];
     for (const [call, message] of cases) await expect(call()).rejects.toThrow(message);
     expect(site.stats.requests).toBe(before);

@@ -62,12 +62,16 @@ function readOptionsBody(o: ReadOptions): Record<string, unknown> | undefined {
   return Object.keys(opts).length > 0 ? opts : undefined;
 }
 
+/** The options of a delete, revive or batch (an object, or nothing). */
+function actingOptions(options: unknown): ActingOptions {
+  if (options === undefined) return {};
+  if (typeof options !== "object" || options === null || Array.isArray(options)) throw new TypeError(`options must be an object, got ${describe(options)}`);
+  return options as ActingOptions;
+}
+
 /** The write options; a bare list is the older form of `{ fields }`. */
 function writeOptions(options: WriteOptions | string[] | undefined): WriteOptions {
-  if (options === undefined) return {};
-  if (Array.isArray(options)) return { fields: options };
-  if (typeof options !== "object" || options === null) throw new TypeError(`options must be an object, got ${describe(options)}`);
-  return options;
+  return Array.isArray(options) ? { fields: options } : (actingOptions(options) as WriteOptions);
 }
 
 /** `?options[fields]=…` of a create or update, when the caller named fields. */
@@ -264,26 +268,29 @@ export class ShotGridClient implements Backend {
     return decodeSingleRecord(answer.body);
   }
 
-  async delete(entityType: string, id: number, options: ActingOptions = {}): Promise<void> {
+  async delete(entityType: string, id: number, options?: ActingOptions): Promise<void> {
+    const o = actingOptions(options);
     checkEntityType(entityType);
     checkId(id);
-    const as = this.#site.identity(options);
-    await this.#site.send({ method: "DELETE", path: `/entity/${entityType}/${id}`, idempotent: false, as, signal: options.signal });
+    const as = this.#site.identity(o);
+    await this.#site.send({ method: "DELETE", path: `/entity/${entityType}/${id}`, idempotent: false, as, signal: o.signal });
   }
 
-  async revive(entityType: string, id: number, options: ActingOptions = {}): Promise<boolean> {
+  async revive(entityType: string, id: number, options?: ActingOptions): Promise<boolean> {
+    const o = actingOptions(options);
     checkEntityType(entityType);
     checkId(id);
-    const as = this.#site.identity(options);
-    const answer = await this.#site.send({ method: "POST", path: `/entity/${entityType}/${id}?revive=true`, idempotent: false, as, signal: options.signal });
+    const as = this.#site.identity(o);
+    const answer = await this.#site.send({ method: "POST", path: `/entity/${entityType}/${id}?revive=true`, idempotent: false, as, signal: o.signal });
     return decodeReviveResult(answer.body);
   }
 
   /** All or nothing: ShotGrid runs the requests in one transaction. */
-  async batch(requests: BatchRequest[], options: ActingOptions = {}): Promise<BatchResult[]> {
+  async batch(requests: BatchRequest[], options?: ActingOptions): Promise<BatchResult[]> {
+    const o = actingOptions(options);
     const body = encodeBatch(requests);
-    const as = this.#site.identity(options);
-    const answer = await this.#site.send({ method: "POST", path: `/entity/_batch`, json: body, idempotent: false, as, signal: options.signal });
+    const as = this.#site.identity(o);
+    const answer = await this.#site.send({ method: "POST", path: `/entity/_batch`, json: body, idempotent: false, as, signal: o.signal });
     return decodeBatchResults(answer.body, requests);
   }
 

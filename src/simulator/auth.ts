@@ -26,7 +26,7 @@ export interface Principal {
  * site refuses it, at the token endpoint with 400 code 102: an unknown or retired login, an
  * inactive account (`sg_status_list` not `act`). (Real sites also refuse accounts whose
  * `can_impersonate_this_user` an administrator turned off; the simulated site has no such flag.)
- * Other scopes are ignored.
+ * Any grant may ask (the simulated site has no permission rules). Other scopes are ignored.
  */
 export function scopedPrincipal(store: SimStore, principal: Principal, scope: string | null): Principal {
   const m = /(?:^|\s)sudo_as_login:(\S+)/.exec(scope ?? "");
