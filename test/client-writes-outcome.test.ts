@@ -26,6 +26,8 @@ interface RawSite {
   mode: Mode;
   /** Requests received per `METHOD /path` (query left out), token requests included. */
   counts: Map<string, number>;
+  /** Every token request as received: its URL and form body. */
+  grants: Array<{ url: string; form: URLSearchParams }>;
   listen(): Promise<void>;
   /** Stop listening and drop every open connection: the port now refuses. */
   shut(): Promise<void>;
@@ -47,6 +49,7 @@ async function rawSite(): Promise<RawSite> {
         res.writeHead(status, { "content-type": "application/json" });
         res.end(JSON.stringify(body));
       };
+      if (key.endsWith("/auth/access_token")) site.grants.push({ url: req.url ?? "", form: new URLSearchParams(Buffer.concat(chunks).toString("utf8")) });
       if (key.endsWith("/auth/access_token")) return json(200, { token_type: "Bearer", access_token: "raw-token-0123456789", expires_in: 600 });
       switch (site.mode) {
         case "ok":
@@ -75,6 +78,7 @@ async function rawSite(): Promise<RawSite> {
     port: 0,
     mode: "ok",
     counts: new Map(),
+    grants: [],
     listen: () =>
       new Promise<void>((resolve, reject) => {
         server.once("error", reject);
@@ -245,5 +249,28 @@ describe("one classification for reads and writes", () => {
     for (const [failure, cls, read, write, unknown] of cases) {
       expect([classifyFailure(failure), isRetryable(failure, true), isRetryable(failure, false), writeOutcomeUnknown(failure)]).toEqual([cls, read, write, unknown]);
     }
+  });
+});
+
+describe("the token request of each identity", () => {
+  it("carries the grant and the sudo scope in the form body only", async () => {
+    const { c } = await client();
+    site.grants.length = 0;
+    await c.delete("Shot", 7, { asLogin: "jane.doe" });
+    await c.delete("Shot", 7, { credentials: { scriptName: "tool", scriptKey: "tool-key-0123456789" } });
+    await c.delete("Shot", 7, { credentials: { login: "sam", password: "sam-password-0123" }, asLogin: "jane.doe" });
+    await c.delete("Shot", 7, { credentials: { sessionToken: "session-0123456789" } });
+    const forms = site.grants.map((g) => Object.fromEntries(g.form));
+    expect(forms).toEqual([
+      { grant_type: "client_credentials", client_id: "raw", client_secret: "raw-key-0123456789", scope: "sudo_as_login:jane.doe" },
+      { grant_type: "client_credentials", client_id: "tool", client_secret: "tool-key-0123456789" },
+      { grant_type: "password", username: "sam", password: "sam-password-0123", scope: "sudo_as_login:jane.doe" },
+      { grant_type: "session_token", session_token: "session-0123456789" },
+    ]);
+    expect(site.grants.every((g) => g.url === "/api/v1.1/auth/access_token")).toBe(true);
+    // Each identity's token is reused: a second round fetches none.
+    await c.delete("Shot", 7, { asLogin: "jane.doe" });
+    await c.delete("Shot", 7, { credentials: { sessionToken: "session-0123456789" } });
+    expect(site.grants).toHaveLength(4);
   });
 });
