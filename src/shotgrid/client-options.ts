@@ -40,6 +40,11 @@ export interface ShotGridClientOptions {
   pageSize?: number;
   /** Replace the access token this long before it expires (ms); capped at half the token's lifetime. Default 60 000. */
   tokenRefreshMarginMs?: number;
+  /**
+   * Writes made as callers (sudo logins, callers' own credentials) each use a token of their own;
+   * this many are kept, the least recently used dropped beyond it. Default 256.
+   */
+  maxActingTokens?: number;
   /** Where to log requests, retries and token refreshes. Default: nowhere. */
   logger?: ShotGridLogger;
   /** Clock (epoch ms) that token lifetimes are measured with; tests pin it. Default `Date.now`. */
@@ -95,6 +100,7 @@ export function resolveClientOptions(o: ShotGridClientOptions): ResolvedClientOp
     maxConcurrent: int("maxConcurrent", o.maxConcurrent, 8, 1, 10_000),
     pageSize: int("pageSize", o.pageSize, 500, 1, 100_000),
     tokenRefreshMarginMs: int("tokenRefreshMarginMs", o.tokenRefreshMarginMs, 60_000, 0, 86_400_000),
+    maxActingTokens: int("maxActingTokens", o.maxActingTokens, 256, 1, 100_000),
     logger: o.logger,
     now: typeof o.now === "function" ? o.now : Date.now,
   };

@@ -22,8 +22,20 @@ export type BackendErrorCode =
   | "SG_NOT_FOUND"
   /** Authentication failed (bad credentials, or 401 after one token refresh). */
   | "SG_AUTH_FAILED"
+  /**
+   * ShotGrid would not act as the caller: sudo as an unknown, retired, inactive or
+   * non-impersonable login, or the caller's own credentials were refused. The service's own
+   * script credentials may be fine.
+   */
+  | "SG_CALLER_AUTH_FAILED"
   /** The site is down, overloaded (5xx, 503 at its concurrency limit) or unreachable, after retries. */
   | "SG_UNAVAILABLE"
+  /**
+   * A write may or may not have been made: the request may have reached the site, but no answer
+   * came back (a reset or closed connection after sending, a timeout, a 502/504 from a gateway).
+   * Never retried blindly; a kind of SG_UNAVAILABLE.
+   */
+  | "SG_WRITE_OUTCOME_UNKNOWN"
   /** A request took longer than its timeout. */
   | "SG_TIMEOUT"
   /** The site's answer could not be understood (not JSON, wrong shape). */
@@ -66,16 +78,43 @@ export class RequestRejectedError extends BackendError {
 }
 
 export class AuthError extends BackendError {
-  override readonly name = "AuthError";
+  override readonly name: string = "AuthError";
+  constructor(message: string, status?: number, details: ShotGridErrorDetail[] = [], code: "SG_AUTH_FAILED" | "SG_CALLER_AUTH_FAILED" = "SG_AUTH_FAILED") {
+    super(code, message, status, details);
+  }
+}
+
+/**
+ * ShotGrid refused to act as the caller (see SG_CALLER_AUTH_FAILED): the caller's problem, not the
+ * service's configuration, so it is told apart from AuthError's own-credentials failures.
+ */
+export class CallerAuthError extends AuthError {
+  override readonly name = "CallerAuthError";
   constructor(message: string, status?: number, details: ShotGridErrorDetail[] = []) {
-    super("SG_AUTH_FAILED", message, status, details);
+    super(message, status, details, "SG_CALLER_AUTH_FAILED");
   }
 }
 
 export class UnavailableError extends BackendError {
-  override readonly name = "UnavailableError";
-  constructor(message: string, status?: number, options?: { cause?: unknown }) {
-    super("SG_UNAVAILABLE", message, status, [], options);
+  override readonly name: string = "UnavailableError";
+  constructor(message: string, status?: number, options?: { cause?: unknown; code?: "SG_UNAVAILABLE" | "SG_WRITE_OUTCOME_UNKNOWN" }) {
+    super(options?.code ?? "SG_UNAVAILABLE", message, status, [], options);
+  }
+}
+
+/** What every outcome-unknown message ends with, so a caller (or a person) knows what to do. */
+export const WRITE_MAY_HAVE_HAPPENED = "the write may have happened; check before retrying";
+
+/**
+ * A write whose outcome is unknown (SG_WRITE_OUTCOME_UNKNOWN): the request may have reached the
+ * site and no answer says what became of it. Repeating it could make the change twice (two
+ * records from one create), so it is never retried here; the caller must look first.
+ */
+export class WriteOutcomeUnknownError extends UnavailableError {
+  override readonly name = "WriteOutcomeUnknownError";
+  /** `reason` says what happened, e.g. `the connection broke after the request was sent (ECONNRESET)`. */
+  constructor(request: string, reason: string, status?: number, options?: { cause?: unknown }) {
+    super(`${request}: ${reason}; ${WRITE_MAY_HAVE_HAPPENED}`, status, { cause: options?.cause, code: "SG_WRITE_OUTCOME_UNKNOWN" });
   }
 }
 

@@ -1,17 +1,21 @@
 /**
  * The retry policy: which failures are worth another attempt, and how long to wait before it.
+ * One classification (`classifyFailure`) serves reads and writes; they differ only in which
+ * classes they repeat.
  *
- * The rule for writes (create, update, delete, revive, batch): a write is retried only when the
- * site certainly did not process it —
- *  - the connection could not be opened (ECONNREFUSED, connect timeout, DNS failure): nothing
- *    was sent;
- *  - HTTP 503: ShotGrid (and the load balancer in front of it) answer 503 when the site is down
- *    or over its concurrency limit, before the request is handled.
+ * Writes (create, update, delete, revive, batch) are retried only when the site certainly did
+ * not process them —
+ *  - "not-sent": the connection could not be opened (ECONNREFUSED, connect timeout before a
+ *    socket, DNS failure): no byte of the request left;
+ *  - "refused": HTTP 503: ShotGrid (and the load balancer in front of it) answer 503 when the
+ *    site is down or over its concurrency limit, before the request is handled.
  * A write is never retried after a 502 or 504 (the gateway may have handed the request to the
  * site, which may have committed it), after a reset or closed socket once the request may have
- * been written, or after a timeout: retrying those could create a record twice.
+ * been written, or after a timeout: retrying those could create a record twice. Those end in
+ * WriteOutcomeUnknownError ("the write may have happened; check before retrying").
  * Reads (GET, `_search`, schema, token fetch) are safe to repeat and are retried on every
- * transient failure: 502, 503, 504 and connection errors. 4xx answers are never retried.
+ * transient failure: 502, 503, 504 and connection errors; not after a timeout (the attempt already
+ * spent the whole time budget of one request). 4xx answers are never retried.
  */
 
 /** HTTP statuses that mean "try again later". */
@@ -36,6 +40,9 @@ const BROKEN_CONNECTION_CODES = new Set([
   "UND_ERR_CLOSED",
 ]);
 
+/** The code TimeoutError carries (errors.ts): no complete answer within the request timeout. */
+const TIMEOUT_CODE = "SG_TIMEOUT";
+
 /** The `code` of an error or of any error in its `cause` chain. */
 function errorCodes(err: unknown): string[] {
   const codes: string[] = [];
@@ -48,14 +55,40 @@ function errorCodes(err: unknown): string[] {
   return codes;
 }
 
+/**
+ * What a failed attempt tells about the request:
+ *  - "not-sent": it never left (connect refused, DNS failure, connect timeout);
+ *  - "refused": the site answered 503, refusing it before handling it;
+ *  - "broken": it may have reached the site, and the connection broke or a gateway answered
+ *    502/504 instead of the site;
+ *  - "timed-out": no complete answer within the request timeout;
+ *  - "answered": the site gave an answer that another attempt would not change (4xx, 500…);
+ *  - "unknown": an error this policy does not recognise.
+ */
+export type FailureClass = "not-sent" | "refused" | "broken" | "timed-out" | "answered" | "unknown";
+
+export function classifyFailure(failure: { status?: number; error?: unknown }): FailureClass {
+  if (failure.status !== undefined) {
+    if (failure.status === 503) return "refused";
+    return RETRYABLE_STATUSES.has(failure.status) ? "broken" : "answered";
+  }
+  const codes = errorCodes(failure.error);
+  // A connect error anywhere in the chain wins: undici wraps it, and nothing was sent.
+  if (codes.some((c) => CONNECT_ERROR_CODES.has(c))) return "not-sent";
+  if (codes.includes(TIMEOUT_CODE)) return "timed-out";
+  if (codes.some((c) => BROKEN_CONNECTION_CODES.has(c))) return "broken";
+  return "unknown";
+}
+
 /** True when the request never reached the site (safe to retry even a write). */
 export function isConnectError(err: unknown): boolean {
-  return errorCodes(err).some((c) => CONNECT_ERROR_CODES.has(c));
+  return classifyFailure({ error: err }) === "not-sent";
 }
 
 /** True for a connection-level failure of any kind (connect, reset, closed socket). */
 export function isConnectionError(err: unknown): boolean {
-  return errorCodes(err).some((c) => CONNECT_ERROR_CODES.has(c) || BROKEN_CONNECTION_CODES.has(c));
+  const c = classifyFailure({ error: err });
+  return c === "not-sent" || c === "broken";
 }
 
 /**
@@ -72,12 +105,18 @@ export function isClosedBySite(err: unknown): boolean {
 
 /** May a failed attempt be repeated? `idempotent` is false for writes. */
 export function isRetryable(failure: { status?: number; error?: unknown }, idempotent: boolean): boolean {
-  if (failure.status !== undefined) {
-    if (!RETRYABLE_STATUSES.has(failure.status)) return false;
-    return idempotent || failure.status === 503;
-  }
-  if (failure.error === undefined) return false;
-  return idempotent ? isConnectionError(failure.error) : isConnectError(failure.error);
+  const c = classifyFailure(failure);
+  if (c === "not-sent" || c === "refused") return true;
+  return idempotent && c === "broken";
+}
+
+/**
+ * After a write failed this way (and was not retried), is its outcome unknown? True unless the
+ * request provably was not processed ("not-sent", "refused") or the site answered ("answered").
+ */
+export function writeOutcomeUnknown(failure: { status?: number; error?: unknown }): boolean {
+  const c = classifyFailure(failure);
+  return c === "broken" || c === "timed-out" || c === "unknown";
 }
 
 export interface BackoffPolicy {

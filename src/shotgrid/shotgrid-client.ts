@@ -35,7 +35,9 @@ import type {
   FilterCondition,
   ReadOptions,
   SearchOptions,
+  ActingOptions,
   WriteFields,
+  WriteOptions,
 } from "./types.ts";
 
 function checkPositiveInt(value: unknown, where: string, min = 1): number | undefined {
@@ -58,6 +60,23 @@ function readOptionsBody(o: ReadOptions): Record<string, unknown> | undefined {
     opts.include_archived_projects = o.includeArchivedProjects;
   }
   return Object.keys(opts).length > 0 ? opts : undefined;
+}
+
+/** The options of a delete, revive or batch (an object, or nothing). */
+function actingOptions(options: unknown): ActingOptions {
+  if (options === undefined) return {};
+  if (typeof options !== "object" || options === null || Array.isArray(options)) throw new TypeError(`options must be an object, got ${describe(options)}`);
+  return options as ActingOptions;
+}
+
+/** The write options; a bare list is the older form of `{ fields }`. */
+function writeOptions(options: WriteOptions | string[] | undefined): WriteOptions {
+  return Array.isArray(options) ? { fields: options } : (actingOptions(options) as WriteOptions);
+}
+
+/** `?options[fields]=…` of a create or update, when the caller named fields. */
+function answerFields(fields: string[] | undefined): string {
+  return query({ "options[fields]": fields && fields.length > 0 ? encodeFields(fields, "options.fields") : undefined });
 }
 
 function query(params: Record<string, string | undefined>): string {
@@ -87,6 +106,11 @@ export class ShotGridClient implements Backend {
   /** Access-token fetches so far: one per token lifetime, not one per request. */
   get tokenFetches(): number {
     return this.#site.tokenFetches;
+  }
+
+  /** Token fetches for sudo logins and callers' own credentials, and identities holding a token now. */
+  get actingTokens(): { fetches: number; held: number } {
+    return this.#site.actingTokens;
   }
 
   /** Upstream requests in flight and queued behind the concurrency cap now. */
@@ -217,39 +241,56 @@ export class ShotGridClient implements Backend {
     return records[0]?.id ?? 0;
   }
 
-  async create(entityType: string, data: WriteFields, fields?: string[]): Promise<Entity> {
+  /*
+   * Writes. Each is made as the identity its options name (the service's script by default; a
+   * sudo login with `asLogin`; the caller's own `credentials`), is sent once unless the site
+   * provably did not process it (retry.ts), and ends in WriteOutcomeUnknownError when nobody can
+   * say whether it happened.
+   */
+
+  async create(entityType: string, data: WriteFields, options?: WriteOptions | string[]): Promise<Entity> {
     checkEntityType(entityType);
+    const o = writeOptions(options);
+    if (o.multiEntityUpdateModes !== undefined) throw new TypeError("multiEntityUpdateModes applies to update only; a create sets the whole list");
     const body = encodeWriteData(data);
-    const q = query({ "options[fields]": fields && fields.length > 0 ? encodeFields(fields) : undefined });
-    const answer = await this.#site.send({ method: "POST", path: `/entity/${entityType}${q}`, json: body, idempotent: false });
+    const as = this.#site.identity(o);
+    const answer = await this.#site.send({ method: "POST", path: `/entity/${entityType}${answerFields(o.fields)}`, json: body, idempotent: false, as, signal: o.signal });
     return decodeSingleRecord(answer.body);
   }
 
-  async update(entityType: string, id: number, data: WriteFields, fields?: string[]): Promise<Entity> {
+  async update(entityType: string, id: number, data: WriteFields, options?: WriteOptions | string[]): Promise<Entity> {
     checkEntityType(entityType);
     checkId(id);
-    const body = encodeWriteData(data);
-    const q = query({ "options[fields]": fields && fields.length > 0 ? encodeFields(fields) : undefined });
-    const answer = await this.#site.send({ method: "PUT", path: `/entity/${entityType}/${id}${q}`, json: body, idempotent: false });
+    const o = writeOptions(options);
+    const body = encodeWriteData(data, "data", o.multiEntityUpdateModes);
+    const as = this.#site.identity(o);
+    const answer = await this.#site.send({ method: "PUT", path: `/entity/${entityType}/${id}${answerFields(o.fields)}`, json: body, idempotent: false, as, signal: o.signal });
     return decodeSingleRecord(answer.body);
   }
 
-  async delete(entityType: string, id: number): Promise<void> {
+  async delete(entityType: string, id: number, options?: ActingOptions): Promise<void> {
+    const o = actingOptions(options);
     checkEntityType(entityType);
     checkId(id);
-    await this.#site.send({ method: "DELETE", path: `/entity/${entityType}/${id}`, idempotent: false });
+    const as = this.#site.identity(o);
+    await this.#site.send({ method: "DELETE", path: `/entity/${entityType}/${id}`, idempotent: false, as, signal: o.signal });
   }
 
-  async revive(entityType: string, id: number): Promise<boolean> {
+  async revive(entityType: string, id: number, options?: ActingOptions): Promise<boolean> {
+    const o = actingOptions(options);
     checkEntityType(entityType);
     checkId(id);
-    const answer = await this.#site.send({ method: "POST", path: `/entity/${entityType}/${id}?revive=true`, idempotent: false });
+    const as = this.#site.identity(o);
+    const answer = await this.#site.send({ method: "POST", path: `/entity/${entityType}/${id}?revive=true`, idempotent: false, as, signal: o.signal });
     return decodeReviveResult(answer.body);
   }
 
-  async batch(requests: BatchRequest[]): Promise<BatchResult[]> {
+  /** All or nothing: ShotGrid runs the requests in one transaction. */
+  async batch(requests: BatchRequest[], options?: ActingOptions): Promise<BatchResult[]> {
+    const o = actingOptions(options);
     const body = encodeBatch(requests);
-    const answer = await this.#site.send({ method: "POST", path: `/entity/_batch`, json: body, idempotent: false });
+    const as = this.#site.identity(o);
+    const answer = await this.#site.send({ method: "POST", path: `/entity/_batch`, json: body, idempotent: false, as, signal: o.signal });
     return decodeBatchResults(answer.body, requests);
   }
 

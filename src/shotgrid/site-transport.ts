@@ -1,8 +1,10 @@
 /**
- * One request to the site, done properly: a shared keep-alive pool, the shared access token
- * (fetched once, refreshed before expiry and once on 401), the cap on concurrent requests, a
- * per-attempt timeout combined with the caller's signal, retries with backoff per retry.ts, and
- * every failure mapped to a BackendError. Nothing here knows what the request means.
+ * One request to the site, done properly: a shared keep-alive pool, the access token of the
+ * identity the request acts as (the service's script, a sudo login, or a caller's credentials;
+ * each fetched once, refreshed before expiry and once on 401), the cap on concurrent requests, a
+ * per-attempt timeout combined with the caller's signal, retries with backoff per retry.ts (a
+ * write only when it provably was not processed), and every failure mapped to a BackendError.
+ * Nothing here knows what the request means.
  */
 import { Pool } from "undici";
 import {
@@ -10,14 +12,19 @@ import {
   abortedBy,
   AuthError,
   BackendError,
+  CallerAuthError,
   MalformedResponseError,
   TimeoutError,
   UnavailableError,
+  WRITE_MAY_HAVE_HAPPENED,
+  WriteOutcomeUnknownError,
 } from "./errors.ts";
+import { actingIdentity, type ActingIdentity } from "./acting-identity.ts";
+import { IdentityTokens } from "./identity-tokens.ts";
 import { ConcurrencyLimit } from "./concurrency-limit.ts";
 import { mapErrorResponse } from "./error-mapping.ts";
 import { SecretRedactor } from "./redaction.ts";
-import { backoffDelay, isClosedBySite, isConnectionError, isRetryable, sleep } from "./retry.ts";
+import { backoffDelay, classifyFailure, isClosedBySite, isConnectionError, isRetryable, sleep, writeOutcomeUnknown } from "./retry.ts";
 import { TokenManager, type FetchedToken } from "./token-manager.ts";
 import type { ResolvedClientOptions } from "./client-options.ts";
 
@@ -33,6 +40,8 @@ export interface SiteRequest {
   contentType?: string;
   /** Safe to repeat (reads, `_search`): retried on every transient failure. Writes are not; see retry.ts. */
   idempotent: boolean;
+  /** Who the request acts as (acting-identity.ts); default the service's own script. */
+  as?: ActingIdentity;
   signal?: AbortSignal;
 }
 
@@ -49,22 +58,37 @@ export class SiteTransport {
   readonly #pool: Pool;
   readonly #limit: ConcurrencyLimit;
   readonly #tokens: TokenManager;
-  readonly #secrets = new SecretRedactor();
+  readonly #acting: IdentityTokens;
+  readonly #own: ActingIdentity;
+  readonly #secrets: SecretRedactor;
   readonly #apiPrefix: string;
   #closed = false;
 
   constructor(private readonly o: ResolvedClientOptions) {
+    // Room for every live identity's access and refresh token and caller secret, plus the main ones.
+    this.#secrets = new SecretRedactor(16 + 3 * o.maxActingTokens);
     this.#secrets.add(o.scriptKey);
+    this.#own = actingIdentity(o, undefined);
     this.#pool = new Pool(o.origin, {
       connections: o.connections,
       keepAliveTimeout: o.keepAliveTimeoutMs,
+      // A connect that fails on its own timer is "not sent" (retry.ts), so a write may be retried;
+      // kept well inside the request timeout so that timer, not the request's, ends a dead connect.
+      connectTimeout: Math.max(1, Math.min(10_000, Math.floor(o.requestTimeoutMs / 2))),
       // The per-attempt AbortSignal is the one deadline; undici's own timers would only race it.
       headersTimeout: 0,
       bodyTimeout: 0,
     });
     this.#limit = new ConcurrencyLimit(o.maxConcurrent);
     this.#apiPrefix = `${o.basePath}/api/${o.apiVersion}`;
-    this.#tokens = new TokenManager(() => this.#fetchToken(), { refreshMarginMs: o.tokenRefreshMarginMs, now: o.now });
+    const tokenOptions = { refreshMarginMs: o.tokenRefreshMarginMs, now: o.now };
+    this.#tokens = new TokenManager(() => this.#fetchToken(this.#own), tokenOptions);
+    this.#acting = new IdentityTokens((identity) => this.#fetchToken(identity), { ...tokenOptions, max: o.maxActingTokens });
+  }
+
+  /** The identity of `options` (asLogin, credentials); throws a TypeError naming a bad option. */
+  identity(options: { asLogin?: unknown; credentials?: unknown } | undefined): ActingIdentity {
+    return actingIdentity(this.o, options);
   }
 
   /** Removes the script key and every token seen from a string. */
@@ -72,9 +96,14 @@ export class SiteTransport {
     return this.#secrets.redact;
   }
 
-  /** Token fetches so far (tests and metrics). */
+  /** Token fetches of the service's own script so far (tests and metrics). */
   get tokenFetches(): number {
     return this.#tokens.fetchCount;
+  }
+
+  /** Token fetches for sudo logins and callers' credentials so far, and identities holding one now. */
+  get actingTokens(): { fetches: number; held: number } {
+    return { fetches: this.#acting.fetchCount, held: this.#acting.size };
   }
 
   /** Upstream requests in flight and queued now. */
@@ -86,45 +115,59 @@ export class SiteTransport {
     if (this.#closed) return;
     this.#closed = true;
     this.#tokens.clear();
+    this.#acting.clear();
     await this.#pool.close();
   }
 
   /** Send an authenticated request; resolves with a 2xx answer or throws a BackendError. */
   async send(req: SiteRequest): Promise<SiteAnswer> {
     const label = `${req.method} ${this.#apiPrefix}${req.path.split("?")[0]}`;
+    const identity = req.as ?? this.#own;
     let refreshedAfter401 = false;
-    return this.#withRetries(label, req.idempotent, req.signal, async () => {
-      const token = await this.#token(req.signal);
-      const attempt = await this.#exchange(req, label, { authorization: `Bearer ${token}` });
-      if ("status" in attempt && attempt.status === 401 && !refreshedAfter401) {
-        // The token expired early or was revoked: drop it, fetch another once, try again once.
-        refreshedAfter401 = true;
-        this.#tokens.invalidate(token);
-        this.o.logger?.info({ request: label }, "shotgrid: access token refused (401), fetching a new one");
-        const fresh = await this.#token(req.signal);
-        return this.#exchange(req, label, { authorization: `Bearer ${fresh}` });
-      }
-      return attempt;
-    });
+    try {
+      return await this.#withRetries(label, req.idempotent, req.signal, async () => {
+        const tokens = identity.own ? this.#tokens : this.#acting.for(identity);
+        const token = await this.#token(tokens, req.signal);
+        const attempt = await this.#exchange(req, label, { authorization: `Bearer ${token}` });
+        if ("status" in attempt && attempt.status === 401 && !refreshedAfter401) {
+          // The token expired early or was revoked: drop it, fetch another once, try again once.
+          // Safe for a write too: a 401 is answered before the request is handled.
+          refreshedAfter401 = true;
+          tokens.invalidate(token);
+          this.o.logger?.info({ request: label, as: identity.label || undefined }, "shotgrid: access token refused (401), fetching a new one");
+          const fresh = await this.#token(tokens, req.signal);
+          return this.#exchange(req, label, { authorization: `Bearer ${fresh}` });
+        }
+        return attempt;
+      });
+    } catch (err) {
+      throw this.#asCallerError(identity, err);
+    }
   }
 
-  /** The shared token; a caller's abort while waiting for it becomes AbortedError. */
-  async #token(signal: AbortSignal | undefined): Promise<string> {
+  /** A token; a caller's abort while waiting for it becomes AbortedError. */
+  async #token(tokens: TokenManager, signal: AbortSignal | undefined): Promise<string> {
     try {
-      return await this.#tokens.get(signal);
+      return await tokens.get(signal);
     } catch (err) {
       throw this.#callerAbort(signal) ?? err;
     }
   }
 
-  /** client_credentials grant; the key goes only in the form body, never in a URL or a log. */
-  async #fetchToken(): Promise<FetchedToken> {
-    const label = `POST ${this.#apiPrefix}/auth/access_token`;
-    const form = new URLSearchParams({
-      grant_type: "client_credentials",
-      client_id: this.o.scriptName,
-      client_secret: this.o.scriptKey,
-    }).toString();
+  /**
+   * An authentication failure while acting for a caller is the caller's (an unknown sudo login,
+   * the caller's wrong password), not the service's configuration: CallerAuthError.
+   */
+  #asCallerError(identity: ActingIdentity, err: unknown): unknown {
+    if (identity.own || !(err instanceof AuthError) || err.code !== "SG_AUTH_FAILED") return err;
+    return new CallerAuthError(`ShotGrid will not act ${identity.label}: ${err.message}`, err.status, err.details);
+  }
+
+  /** The token grant of `identity`; secrets go only in the form body, never in a URL or a log. */
+  async #fetchToken(identity: ActingIdentity): Promise<FetchedToken> {
+    const label = `POST ${this.#apiPrefix}/auth/access_token${identity.label ? ` (${identity.label})` : ""}`;
+    for (const secret of identity.secrets) this.#secrets.add(secret);
+    const form = new URLSearchParams(identity.grant).toString();
     this.o.logger?.debug({ request: label }, "shotgrid: fetching an access token");
     const answer = await this.#withRetries(
       label,
@@ -164,9 +207,12 @@ export class SiteTransport {
       const failure = "error" in attempt ? { error: attempt.error } : attempt.status >= 300 ? { status: attempt.status } : undefined;
       if (!failure) return this.#parse(label, attempt as { status: number; text: string });
 
+      // The exchange's own AbortedError says whether a write may have gone out; keep it.
+      if (failure.error instanceof AbortedError) throw failure.error;
       const aborted = this.#callerAbort(signal);
       if (aborted) throw aborted;
-      if (failure.error instanceof BackendError) throw failure.error;
+      // A timeout is classified (retry.ts) like any other failure; other errors of ours are final.
+      if (failure.error instanceof BackendError && !(failure.error instanceof TimeoutError)) throw failure.error;
 
       if (idempotent && !reconnected && retry < this.o.maxRetries && isClosedBySite(failure.error)) {
         // Most often a pooled keep-alive socket the site closed as we wrote to it: nothing is
@@ -192,16 +238,36 @@ export class SiteTransport {
         }
         continue;
       }
-      throw this.#finalError(label, attempt, retry, isAuth);
+      if (!idempotent && writeOutcomeUnknown(failure)) throw this.#outcomeUnknown(label, attempt);
+      if (failure.error instanceof TimeoutError) throw failure.error;
+      throw this.#finalError(label, attempt, retry, isAuth, !idempotent);
     }
   }
 
-  #finalError(label: string, attempt: Attempt, retries: number, isAuth: boolean): BackendError {
+  /** A write that may have reached the site and got no answer saying what became of it. */
+  #outcomeUnknown(label: string, attempt: Attempt): WriteOutcomeUnknownError {
+    if (!("error" in attempt)) {
+      return new WriteOutcomeUnknownError(label, `a gateway answered ${attempt.status} instead of ShotGrid`, attempt.status);
+    }
+    const error = attempt.error;
+    const code = this.#errorCode(error);
+    const reason =
+      error instanceof TimeoutError
+        ? `no complete answer within ${this.o.requestTimeoutMs} ms`
+        : classifyFailure({ error }) === "broken"
+          ? `the connection broke after the request was sent (${code})`
+          : `the request failed (${code})`;
+    return new WriteOutcomeUnknownError(label, reason, undefined, { cause: error });
+  }
+
+  /** `write`: a write that was provably not processed, which the message says. */
+  #finalError(label: string, attempt: Attempt, retries: number, isAuth: boolean, write = false): BackendError {
     const tries = retries > 0 ? ` after ${retries + 1} attempts` : "";
+    const notMade = write ? "; the write was not made" : "";
     if ("error" in attempt) {
       const code = this.#errorCode(attempt.error);
       if (isConnectionError(attempt.error)) {
-        return new UnavailableError(`${label}: cannot reach ShotGrid (${code})${tries}`, undefined, { cause: attempt.error });
+        return new UnavailableError(`${label}: cannot reach ShotGrid (${code})${tries}${notMade}`, undefined, { cause: attempt.error });
       }
       return new UnavailableError(`${label}: request failed (${code})${tries}`, undefined, { cause: attempt.error });
     }
@@ -209,7 +275,9 @@ export class SiteTransport {
     if (attempt.status === 401 && !isAuth) {
       return new AuthError(`${label}: ShotGrid refused a freshly fetched access token (401)`, 401, err.details);
     }
-    if (tries && err instanceof UnavailableError) return new UnavailableError(`${err.message}${tries}`, err.status);
+    if (err instanceof UnavailableError && (tries || (write && attempt.status === 503))) {
+      return new UnavailableError(`${err.message}${tries}${attempt.status === 503 ? notMade : ""}`, err.status);
+    }
     return err;
   }
 
@@ -258,7 +326,10 @@ export class SiteTransport {
       this.o.logger?.debug({ request: label, status: res.statusCode, ms: Date.now() - t0 }, "shotgrid: request");
       return { status: res.statusCode, text };
     } catch (error) {
-      if (req.signal?.aborted) return { error: abortedBy(req.signal) };
+      if (req.signal?.aborted) {
+        // Handed to the connection: a write may have gone out before the abort.
+        return { error: new AbortedError(req.idempotent ? undefined : `${label}: aborted by the caller while the write was in flight; ${WRITE_MAY_HAVE_HAPPENED}`, req.signal.reason) };
+      }
       if (timedOut) return { error: new TimeoutError(`${label}: no complete answer from ShotGrid within ${this.o.requestTimeoutMs} ms`) };
       return { error };
     } finally {

@@ -161,10 +161,50 @@ export interface MultiEntityUpdate {
 /** Field values for create and update; multi-entity fields may carry an update mode. */
 export type WriteFields = Record<string, FieldValue | MultiEntityUpdate>;
 
+/**
+ * Credentials a caller brings to act as itself (api3 callers do): exactly one form. Secrets go
+ * only into the token request's form body, never into a message or a log line.
+ */
+export type CallerCredentials =
+  | { scriptName: string; scriptKey: string }
+  | { login: string; password: string }
+  | { sessionToken: string };
+
+/** How a write is made, and as whom. */
+export interface WriteOptions {
+  /**
+   * Make the write as this HumanUser login (ShotGrid's `sudo_as_login`): the service's script
+   * authenticates, ShotGrid applies the login's permission rules and its event log names that
+   * user. ShotGrid refuses unknown, retired, inactive or non-impersonable logins (CallerAuthError).
+   */
+  asLogin?: string;
+  /** Authenticate with the caller's own credentials instead of the service's script (may add `asLogin`). */
+  credentials?: CallerCredentials;
+  /** Fields the answer holds (create, update); default: ShotGrid's choice. */
+  fields?: string[];
+  /**
+   * Update only: how each listed multi-entity field changes — `set` replaces the list, `add`
+   * appends links, `remove` takes links out. The field's value in `data` is the list of links.
+   */
+  multiEntityUpdateModes?: Record<string, MultiEntityUpdateMode>;
+  signal?: AbortSignal;
+}
+
 export type BatchRequest =
-  | { requestType: "create"; entityType: string; data: WriteFields }
-  | { requestType: "update"; entityType: string; id: number; data: WriteFields }
+  | { requestType: "create"; entityType: string; data: WriteFields; fields?: string[] }
+  | {
+      requestType: "update";
+      entityType: string;
+      id: number;
+      data: WriteFields;
+      fields?: string[];
+      /** As WriteOptions.multiEntityUpdateModes, for this request. */
+      multiEntityUpdateModes?: Record<string, MultiEntityUpdateMode>;
+    }
   | { requestType: "delete"; entityType: string; id: number };
+
+/** Options of a delete, revive or batch: who makes it, and the caller's abort. */
+export type ActingOptions = Pick<WriteOptions, "asLogin" | "credentials" | "signal">;
 
 /** A batch result: the created or updated entity, or `true` for a delete. */
 export type BatchResult = Entity | boolean;
@@ -190,14 +230,19 @@ export interface Backend {
   readEvents(options: EventReadOptions): Promise<EventLogEntry[]>;
   /** The newest event id in the log (0 when empty). */
   latestEventId(signal?: AbortSignal): Promise<number>;
-  create(entityType: string, data: WriteFields, fields?: string[]): Promise<Entity>;
-  update(entityType: string, id: number, data: WriteFields, fields?: string[]): Promise<Entity>;
+  /*
+   * Writes. None is repeated unless the site provably did not process it; when the outcome is
+   * unknown they throw WriteOutcomeUnknownError. A list in place of the options is the older
+   * form of `{ fields }`.
+   */
+  create(entityType: string, data: WriteFields, options?: WriteOptions | string[]): Promise<Entity>;
+  update(entityType: string, id: number, data: WriteFields, options?: WriteOptions | string[]): Promise<Entity>;
   /** Retire a record. */
-  delete(entityType: string, id: number): Promise<void>;
+  delete(entityType: string, id: number, options?: ActingOptions): Promise<void>;
   /** Bring a retired record back; true when it was revived. */
-  revive(entityType: string, id: number): Promise<boolean>;
-  /** All-or-nothing batch of writes. */
-  batch(requests: BatchRequest[]): Promise<BatchResult[]>;
+  revive(entityType: string, id: number, options?: ActingOptions): Promise<boolean>;
+  /** All-or-nothing batch of writes: one failing request leaves nothing written. */
+  batch(requests: BatchRequest[], options?: ActingOptions): Promise<BatchResult[]>;
   /** Release connections. */
   close(): Promise<void>;
 }

@@ -316,9 +316,50 @@ function checkWriteFields(data: unknown, where: string): WriteFields {
   return data as WriteFields;
 }
 
-/** Create and update bodies are the field values themselves. */
-export function encodeWriteData(data: unknown, where = "data"): WriteFields {
-  return checkWriteFields(data, where);
+/**
+ * `multiEntityUpdateModes` → the REST form of each listed field:
+ * `{"field": {"multi_entity_update_mode": "add", "value": [links]}}`. Every listed field must be
+ * set in `data` to a list of links; a value that already carries a mode must carry the same one.
+ */
+function applyUpdateModes(data: WriteFields, modes: unknown, where: string, dataWhere: string): WriteFields {
+  if (modes === undefined) return data;
+  if (!isObject(modes)) throw new TypeError(`${where} must be an object of field name → "set", "add" or "remove", got ${describe(modes)}`);
+  const out: WriteFields = { ...data };
+  for (const [name, mode] of Object.entries(modes)) {
+    if (mode !== "set" && mode !== "add" && mode !== "remove") {
+      throw new TypeError(`${where}.${name} must be "set", "add" or "remove", got ${describe(mode)}`);
+    }
+    if (!(name in data)) throw new TypeError(`${where}.${name}: ${dataWhere} does not set the field "${name}"`);
+    const value = data[name];
+    if (isObject(value) && "multi_entity_update_mode" in value) {
+      if (value.multi_entity_update_mode !== mode) {
+        throw new TypeError(`${where}.${name} is "${mode}" but ${dataWhere}.${name}.multi_entity_update_mode is ${describe(value.multi_entity_update_mode)}`);
+      }
+      continue;
+    }
+    if (!Array.isArray(value)) throw new TypeError(`${dataWhere}.${name} must be a list of links for a multi-entity update mode, got ${describe(value)}`);
+    value.forEach((l, i) => {
+      if (!isObject(l) || typeof l.type !== "string" || typeof l.id !== "number") {
+        throw new TypeError(`${dataWhere}.${name}[${i}] must be an entity link {type, id}, got ${describe(l)}`);
+      }
+    });
+    out[name] = { multi_entity_update_mode: mode, value: value as EntityLink[] };
+  }
+  return out;
+}
+
+/** Create and update bodies are the field values themselves (update modes folded in). */
+export function encodeWriteData(data: unknown, where = "data", modes?: unknown, modesWhere = "multiEntityUpdateModes"): WriteFields {
+  return applyUpdateModes(checkWriteFields(data, where), modes, modesWhere, where);
+}
+
+/** A batch request's `options`: the fields its answer holds. */
+function batchOptions(fields: unknown, where: string): { options?: { fields: string[] } } {
+  if (fields === undefined) return {};
+  if (!Array.isArray(fields)) throw new TypeError(`${where} must be a list of field names, got ${describe(fields)}`);
+  if (fields.length === 0) return {};
+  encodeFields(fields, where);
+  return { options: { fields: [...(fields as string[])] } };
 }
 
 /** Batch requests → the `_batch` body. */
@@ -331,9 +372,16 @@ export function encodeBatch(requests: readonly BatchRequest[]): { requests: Json
       const entity = checkEntityType(r.entityType, `${where}.entityType`);
       switch (r.requestType) {
         case "create":
-          return { request_type: "create", entity, data: checkWriteFields(r.data, `${where}.data`) };
+          if (r.multiEntityUpdateModes !== undefined) throw new TypeError(`${where}.multiEntityUpdateModes applies to update requests only`);
+          return { request_type: "create", entity, data: checkWriteFields(r.data, `${where}.data`), ...batchOptions(r.fields, `${where}.fields`) };
         case "update":
-          return { request_type: "update", entity, record_id: checkId(r.id, `${where}.id`), data: checkWriteFields(r.data, `${where}.data`) };
+          return {
+            request_type: "update",
+            entity,
+            record_id: checkId(r.id, `${where}.id`),
+            data: encodeWriteData(r.data, `${where}.data`, r.multiEntityUpdateModes, `${where}.multiEntityUpdateModes`),
+            ...batchOptions(r.fields, `${where}.fields`),
+          };
         case "delete":
           return { request_type: "delete", entity, record_id: checkId(r.id, `${where}.id`) };
         default:

@@ -1,9 +1,12 @@
 /**
  * Access tokens of the simulated site: client_credentials, password and refresh_token grants,
  * tokens that expire after the configured lifetime, single-use refresh tokens. Tokens are opaque
- * random strings shaped like JWTs; nothing about a caller can be read from them.
+ * random strings shaped like JWTs; nothing about a caller can be read from them. A grant may ask
+ * to act as a HumanUser (`scope=sudo_as_login:<login>`); the token then speaks for that user.
  */
 import { randomBytes } from "node:crypto";
+import { SG_CODES, SimError } from "./sim-error.ts";
+import type { SimStore } from "./store.ts";
 import type { Link } from "./values.ts";
 
 /** Who a token speaks for. */
@@ -13,6 +16,30 @@ export interface Principal {
   user: Link;
   /** The script name or the user login (never the key or the password). */
   login: string;
+  /** When acting as a HumanUser through `sudo_as_login`: who authenticated (`user` is the HumanUser). */
+  sudoBy?: Link;
+}
+
+/**
+ * The principal a grant's `scope` asks for. `scope=sudo_as_login:<login>` makes the token act as
+ * that HumanUser, so its writes are attributed to the user in the event log. Refused as a real
+ * site refuses it, at the token endpoint with 400 code 102: an unknown or retired login, an
+ * inactive account (`sg_status_list` not `act`). (Real sites also refuse accounts whose
+ * `can_impersonate_this_user` an administrator turned off; the simulated site has no such flag.)
+ * Any grant may ask (the simulated site has no permission rules). Other scopes are ignored.
+ */
+export function scopedPrincipal(store: SimStore, principal: Principal, scope: string | null): Principal {
+  const m = /(?:^|\s)sudo_as_login:(\S+)/.exec(scope ?? "");
+  if (!m) return principal;
+  const login = m[1]!;
+  const refuse = (why: string) => new SimError(400, SG_CODES.badCredentials, `Cannot 'sudo' - ${why}: '${login}'`);
+  if (!store.schema.hasType("HumanUser")) throw refuse("unknown or retired user");
+  let found: ReturnType<SimStore["getActive"]>;
+  for (const r of store.records("HumanUser")) if (!r.retired && r.fields["login"] === login) found = r;
+  if (!found) throw refuse("unknown or retired user");
+  const status = found.fields["sg_status_list"];
+  if (status !== undefined && status !== null && status !== "act") throw refuse("inactive user account");
+  return { kind: "user", user: { type: "HumanUser", id: found.id }, login, sudoBy: principal.user };
 }
 
 export interface TokenAnswer {

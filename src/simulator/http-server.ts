@@ -5,7 +5,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
-import { TokenIssuer, type Principal } from "./auth.ts";
+import { TokenIssuer, scopedPrincipal, type Principal } from "./auth.ts";
 import { handleApi3 } from "./api3.ts";
 import type { Knobs, MalformedKind } from "./knobs.ts";
 import { handleApi, serverInfo, type ApiAnswer } from "./rest-api.ts";
@@ -198,13 +198,13 @@ export class SimHttpServer {
         if (name !== credentials.scriptName || p.get("client_secret") !== credentials.scriptKey) {
           return fail(`Can't authenticate script '${name}'`);
         }
-        return { status: 200, body: tokens.issue({ kind: "script", user: credentials.scriptUser, login: name }) };
+        return { status: 200, body: tokens.issue(scopedPrincipal(this.deps.store, { kind: "script", user: credentials.scriptUser, login: name }, p.get("scope"))) };
       }
       case "password": {
         const login = p.get("username") ?? "";
         const u = credentials.users.get(login);
         if (!u || u.password !== p.get("password")) return fail(`Can't authenticate user '${login}'`);
-        return { status: 200, body: tokens.issue({ kind: "user", user: u.user, login }) };
+        return { status: 200, body: tokens.issue(scopedPrincipal(this.deps.store, { kind: "user", user: u.user, login }, p.get("scope"))) };
       }
       case "refresh_token": {
         const principal = tokens.redeem(p.get("refresh_token") ?? "");
