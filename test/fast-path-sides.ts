@@ -1,21 +1,26 @@
 /**
- * The two servers the fast-path equivalence tests compare: the same CacheService over the same
- * cache, registered as the service registers it, one with the fast path and one without.
+ * The two servers the fast-path equivalence tests compare: both built by `createCacheServer`, the
+ * function the service itself builds its server with (the configuration `serve` makes with no
+ * flags: limits, default deadline; a debug logger), over the same cache, one with the fast path
+ * and one without. The normal handler's calls are counted where it reads the cache (the fast
+ * path only peeks).
  */
 import http from "node:http";
-import { CacheService } from "../gen/shotgrid/cache/v1/cache_pb.ts";
+import { Writable } from "node:stream";
+import { pino } from "pino";
 import type { ReadThroughCache } from "../src/cache/index.ts";
+import { createCacheServer } from "../src/cache-server.ts";
 import { ChangeBus } from "../src/events/index.ts";
-import { createServer, Metrics, type Server } from "../src/server/index.ts";
-import { CACHE_SERVICE_OPTIONS, createCacheService } from "../src/service/cache-service.ts";
+import { Metrics, type Server } from "../src/server/index.ts";
 import type { SchemaRegistry } from "../src/service/schema-registry.ts";
+import { testConfig } from "./e2e-helpers.ts";
 
 export interface Side {
   server: Server;
   port: number;
   metrics: Metrics;
-  /** Calls that reached the normal handler of the counted method. */
-  handlerCalls: number;
+  /** What the server logged (debug and up), parsed. */
+  logs: Array<Record<string, unknown>>;
 }
 
 export interface SideOptions {
@@ -24,46 +29,48 @@ export interface SideOptions {
   schema: SchemaRegistry;
   /** What the service's `siteUnreachable` answers (read on every call). */
   unreachable: () => string | undefined;
-  /** The unary method whose normal-handler calls are counted. */
-  count: "getEntity" | "query";
 }
 
 export async function startSide(o: SideOptions): Promise<Side> {
   const metrics = new Metrics({ processMetrics: false });
-  const s: Side = { server: undefined as unknown as Server, port: 0, metrics, handlerCalls: 0 };
-  s.server = createServer({
-    version: "test",
-    mode: "site",
-    metrics,
-    fastPath: o.fastPath,
-    readiness: () => ({ ready: true, reasons: [] }),
-    routes: (router) => {
-      const impl = createCacheService({
-        cache: o.cache,
-        schema: o.schema,
-        feed: new ChangeBus({ replayEvents: 10 }),
-        limits: { maxFields: 20, maxPageSize: 500, maxConditions: 50 },
-        heartbeatS: 30,
-        siteUnreachable: o.unreachable,
-      });
-      if (o.count === "getEntity") {
-        const normal = impl.getEntity.bind(impl);
-        impl.getEntity = (req, ctx) => {
-          s.handlerCalls++;
-          return normal(req, ctx);
-        };
-      } else {
-        const normal = impl.query.bind(impl);
-        impl.query = (req, ctx) => {
-          s.handlerCalls++;
-          return normal(req, ctx);
-        };
-      }
-      router.service(CacheService, impl, CACHE_SERVICE_OPTIONS);
+  const logs: Side["logs"] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString("utf8").split("\n")) if (line) logs.push(JSON.parse(line) as Record<string, unknown>);
+      done();
     },
   });
-  s.port = (await s.server.listen(0, "127.0.0.1")).port;
-  return s;
+  const server = createCacheServer({
+    config: testConfig(),
+    mode: "site",
+    cache: o.cache,
+    schema: o.schema,
+    feed: new ChangeBus({ replayEvents: 10 }),
+    logger: pino({ level: "debug" }, sink).child({ component: "server" }),
+    metrics,
+    readiness: () => ({ ready: true, reasons: [] }),
+    siteUnreachable: o.unreachable,
+    fastPath: o.fastPath,
+  });
+  const port = (await server.listen(0, "127.0.0.1")).port;
+  return { server, port, metrics, logs };
+}
+
+/** Counts the calls the normal handlers make to `cache` (GetEntity and Query reads). */
+export function countHandlerReads(cache: ReadThroughCache): { readonly count: number; restore(): void } {
+  const { getEntity, query } = cache;
+  let count = 0;
+  cache.getEntity = (...args) => (count++, getEntity.apply(cache, args));
+  cache.query = (...args) => (count++, query.apply(cache, args));
+  return {
+    get count() {
+      return count;
+    },
+    restore() {
+      cache.getEntity = getEntity;
+      cache.query = query;
+    },
+  };
 }
 
 /** One raw HTTP/1.1 exchange: status, headers as sent (Date left out), body bytes. */
