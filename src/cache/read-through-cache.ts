@@ -293,7 +293,7 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
   /**
    * `query` in two halves: the canonical form, key and dependencies of `query` (pure: the same
    * query always gives the same), made once and kept by a caller that sees the same query many
-   * times (the server's fast path in a farm burst), then `queryPrepared`, which answers exactly
+   * times (the server's hit path, which peeks it: `peekQuery`), then `queryPrepared`, which answers exactly
    * as `query` does. Throws `InvalidCacheRequestError` as `query` rejects with it.
    */
   prepareQuery(query: EntityQuery): PreparedQuery {

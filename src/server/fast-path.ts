@@ -63,8 +63,11 @@ interface Route {
   name: string;
   /** The request message, parsed as the normal path parses it (throws what it would answer). */
   parse(bytes: Uint8Array, binary: boolean): object;
-  /** The answer to `message` and how to record it, or undefined when it is not a hit. */
-  answer(message: object, binary: boolean): { body: Buffer; commit(): void } | undefined;
+  /**
+   * The answer to `message` and how to record it, or undefined when it is not a hit. `kept`: the
+   * same message object will come again for the same request bytes.
+   */
+  answer(message: object, binary: boolean, kept: boolean): { body: Buffer; commit(): void } | undefined;
 }
 
 export function createFastPath(options: FastPathOptions): FastPath {
@@ -74,18 +77,19 @@ export function createFastPath(options: FastPathOptions): FastPath {
   const { compressMinBytes } = validateReadWriteMaxBytes(readMaxBytes, writeMaxBytes, undefined);
   const encoder = createHitEncoder({ hits, jsonOptions, writeMaxBytes, maxEncodedBytes: options.maxEncodedBytes });
   const routes = new Map<string, Route>();
-  const route = <I extends DescMessage, O extends DescMessage>(method: DescMethodUnary<I, O>, answer: (message: MessageShape<I>, binary: boolean) => ReturnType<Route["answer"]>) => {
+  const route = <I extends DescMessage, O extends DescMessage>(method: DescMethodUnary<I, O>, answer: (message: MessageShape<I>, binary: boolean, kept: boolean) => ReturnType<Route["answer"]>) => {
     const name = `${method.parent.typeName}/${method.name}`;
     const serialization = createMethodSerializationLookup(method, undefined, jsonOptions, { readMaxBytes, writeMaxBytes });
-    routes.set(`/${name}`, { name, parse: (bytes, binary) => serialization.getI(binary).parse(bytes), answer: (message, binary) => answer(message as MessageShape<I>, binary) });
+    routes.set(`/${name}`, { name, parse: (bytes, binary) => serialization.getI(binary).parse(bytes), answer: (message, binary, kept) => answer(message as MessageShape<I>, binary, kept) });
   };
   route(CacheService.method.getEntity, (message, binary) => {
     const hit = hits.getEntity(message);
     const body = hit && encoder.entity(hit, binary);
     return body && { body, commit: () => hits.commit(hit) };
   });
-  route(CacheService.method.query, (message, binary) => {
-    const hit = hits.peekQuery(message);
+  route(CacheService.method.query, (message, binary, kept) => {
+    // A Query is validated asynchronously, once per message object: only a kept one can be a hit.
+    const hit = kept ? hits.peekQuery(message) : undefined;
     const body = hit && encoder.query(hit, binary);
     return body && { body, commit: () => hits.commitQuery(hit) };
   });
@@ -93,11 +97,11 @@ export function createFastPath(options: FastPathOptions): FastPath {
   // Clients repeat the same requests: the same bytes parse to the same message object, which the
   // hit path keeps its validation for. Small requests only, a bounded number.
   const parsed = new Map<string, object>();
-  const parse = (route: Route, bytes: Uint8Array, binary: boolean): object | undefined => {
+  const parse = (route: Route, bytes: Uint8Array, binary: boolean): { message: object; kept: boolean } | undefined => {
     const memo = bytes.length <= PARSE_MEMO_MAX_BYTES;
     const key = memo ? `${binary ? "p" : "j"}${route.name} ${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1")}` : "";
     const known = memo ? parsed.get(key) : undefined;
-    if (known) return known;
+    if (known) return { message: known, kept: true };
     let message: object;
     try {
       message = route.parse(bytes, binary);
@@ -108,13 +112,13 @@ export function createFastPath(options: FastPathOptions): FastPath {
       if (parsed.size >= PARSE_MEMO_ENTRIES) parsed.clear();
       parsed.set(key, message);
     }
-    return message;
+    return { message, kept: memo };
   };
 
   /** Answer a hit; false (nothing sent, nothing counted) when the normal path must answer. */
-  const answer = (req: http.IncomingMessage, res: http.ServerResponse, route: Route, message: object, binary: boolean, started: number): boolean => {
+  const answer = (req: http.IncomingMessage, res: http.ServerResponse, route: Route, request: { message: object; kept: boolean }, binary: boolean, started: number): boolean => {
     try {
-      const hit = route.answer(message, binary);
+      const hit = route.answer(request.message, binary, request.kept);
       if (!hit) return false;
       // The normal path would compress this answer: leave it to the normal path.
       if (hit.body.length >= compressMinBytes && req.headers["accept-encoding"] !== undefined) return false;
