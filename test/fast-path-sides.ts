@@ -7,6 +7,9 @@
  */
 import http from "node:http";
 import { Writable } from "node:stream";
+import { expect } from "vitest";
+import { fromJson, toBinary, type DescMessage, type JsonObject } from "@bufbuild/protobuf";
+import { base64Encode } from "@bufbuild/protobuf/wire";
 import { pino } from "pino";
 import type { ReadThroughCache } from "../src/cache/index.ts";
 import { createCacheServer } from "../src/cache-server.ts";
@@ -96,4 +99,86 @@ export function exchange(port: number, method: string, path: string, body?: Buff
     req.on("error", reject);
     req.end(body);
   });
+}
+
+/** One request as sent. */
+export interface Shape {
+  method: string;
+  path: string;
+  body?: Buffer | string;
+  headers?: Record<string, string>;
+}
+
+/** The Connect unary shapes of a request message to `path`: JSON and binary, POST and GET. */
+export function shapesOf(schema: DescMessage, path: string) {
+  const binary = (msg: JsonObject) => toBinary(schema, fromJson(schema, msg));
+  const jsonPost = (msg: JsonObject, headers: Record<string, string> = {}): Shape => ({ method: "POST", path, body: JSON.stringify(msg), headers: { "content-type": "application/json", ...headers } });
+  const jsonGet = (msg: JsonObject): Shape => ({ method: "GET", path: `${path}?connect=v1&encoding=json&message=${encodeURIComponent(JSON.stringify(msg))}` });
+  const protoPost = (msg: JsonObject): Shape => ({ method: "POST", path, body: Buffer.from(binary(msg)), headers: { "content-type": "application/proto" } });
+  const protoGet = (msg: JsonObject): Shape => ({ method: "GET", path: `${path}?connect=v1&encoding=proto&base64=1&message=${encodeURIComponent(base64Encode(binary(msg), "url"))}` });
+  return { jsonPost, jsonGet, protoPost, protoGet, all: (msg: JsonObject): Shape[] => [jsonPost(msg), jsonGet(msg), protoPost(msg), protoGet(msg)] };
+}
+
+/** The fast side and the normal one over one cache, compared. */
+export interface Pair {
+  fast: Side;
+  slow: Side;
+  /** The fast side's calls that reached the normal handler, as counted by `send` and `same`. */
+  readonly fastHandlerCalls: number;
+  /** The normal handlers' reads of the cache, both sides. */
+  readonly reads: { readonly count: number };
+  /** Send `shape` to one side (one exchange at a time: the fast side's handler calls are counted). */
+  send(s: Side, shape: Shape): Promise<Exchange>;
+  /** Send `shape` to one side without counting (for exchanges made concurrently). */
+  sendNow(s: Side, shape: Shape): Promise<Exchange>;
+  /** Send `shape` to both sides, one after the other; their answers must be identical. Returns the fast side's. */
+  same(shape: Shape): Promise<Exchange>;
+  close(): Promise<void>;
+}
+
+export async function startPair(o: Omit<SideOptions, "fastPath">): Promise<Pair> {
+  const fast = await startSide({ ...o, fastPath: true });
+  const slow = await startSide({ ...o, fastPath: false });
+  const reads = countHandlerReads(o.cache);
+  let fastHandlerCalls = 0;
+  const sendNow = (s: Side, shape: Shape) => exchange(s.port, shape.method, shape.path, shape.body, shape.headers);
+  const send = async (s: Side, shape: Shape) => {
+    const before = reads.count;
+    const answer = await sendNow(s, shape);
+    if (s === fast) fastHandlerCalls += reads.count - before;
+    return answer;
+  };
+  return {
+    fast,
+    slow,
+    reads,
+    get fastHandlerCalls() {
+      return fastHandlerCalls;
+    },
+    send,
+    sendNow,
+    async same(shape) {
+      const a = await send(fast, shape);
+      const b = await send(slow, shape);
+      expectSame(a, b, `${shape.method} ${shape.path}`);
+      return a;
+    },
+    async close() {
+      reads.restore();
+      await fast.server.close(500);
+      await slow.server.close(500);
+    },
+  };
+}
+
+export function expectSame(a: Exchange, b: Exchange, what: string): void {
+  expect(a.body.equals(b.body), `${what}\nfast: ${a.body.toString("latin1")}\nnormal: ${b.body.toString("latin1")}`).toBe(true);
+  expect({ status: a.status, headers: a.headers }, what).toEqual({ status: b.status, headers: b.headers });
+}
+
+/** The value of metric `name` with exactly `labels` (`k="v",…`), 0 when absent. */
+export async function metricValue(m: Metrics, name: string, labels: string): Promise<number> {
+  const text = await m.registry.metrics();
+  const line = text.split("\n").find((l) => l.startsWith(`${name}{${labels}}`));
+  return line === undefined ? 0 : Number(line.split(" ").pop());
 }
