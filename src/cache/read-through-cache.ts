@@ -221,7 +221,7 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
 
   async getEntity(entityType: string, id: number, fields: string[], signal?: AbortSignal): Promise<CacheAnswer<Entity | null>> {
     checkEntityType(entityType);
-    if (this.#typesRead.size < 10_000) this.#typesRead.add(entityType);
+    this.#noteTypeRead(entityType);
     checkId(id);
     const wanted = canonicalFields(fields);
     if (wanted.some((f) => f.includes("."))) return this.#getProjection(entityType, id, wanted, signal);
@@ -282,7 +282,7 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
 
   /** What `getEntity` records for a hit: the metric, and the type as read (for reconcile). */
   countEntityHit(entityType: string): void {
-    if (this.#typesRead.size < 10_000) this.#typesRead.add(entityType);
+    this.#noteTypeRead(entityType);
     this.#metrics.cacheHit("entity");
   }
 
@@ -323,13 +323,13 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
 
   /** What `queryPrepared` records for a hit: the metric, and the type as read (for reconcile). */
   countQueryHit(entityType: string): void {
-    if (this.#typesRead.size < 10_000) this.#typesRead.add(entityType);
+    this.#noteTypeRead(entityType);
     this.#metrics.cacheHit("query");
   }
 
   async queryPrepared(prepared: PreparedQuery, signal?: AbortSignal): Promise<CacheAnswer<Entity[]>> {
     const { q, key, deps } = prepared;
-    if (this.#typesRead.size < 10_000) this.#typesRead.add(q.entityType);
+    this.#noteTypeRead(q.entityType);
     const entry = await this.#storeGet(key);
     if (entry && !deps.volatile && this.#fresh(entry)) {
       this.#metrics.cacheHit("query");
@@ -711,6 +711,11 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
       this.#metrics.upstreamCall(operation, outcome, (performance.now() - started) / 1000);
       throw err;
     }
+  }
+
+  /** Remember `entityType` as read (for reconcile), up to a cap kept as a safety net. */
+  #noteTypeRead(entityType: string): void {
+    if (this.#typesRead.size < 10_000) this.#typesRead.add(entityType);
   }
 
   #fresh(entry: Pick<StoredEntry, "fetchedAt">): boolean {
