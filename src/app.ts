@@ -3,10 +3,8 @@
  * configured, the simulated demo site in-process), the cache, the event follower, the change bus
  * and the one-port server — and starts them in the order that loses no event.
  */
-import { readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
-import { CacheService } from "../gen/shotgrid/cache/v1/cache_pb.ts";
 import { ReadThroughCache } from "./cache/index.ts";
 import type { ServeConfig } from "./config.ts";
 import { ChangeBus, EventFollower, FileCursorStore, loadSavedCursor } from "./events/index.ts";
@@ -15,14 +13,13 @@ import { Reconciler } from "./events/reconciler.ts";
 import { applySchemaChanges } from "./events/schema-change.ts";
 import { WEBHOOK_PATH, WebhookReceiver } from "./events/webhook-receiver.ts";
 import { ChangeSourceMetrics } from "./server/change-source-metrics.ts";
-import { createServer, Metrics, type Readiness, type Server } from "./server/index.ts";
-import { CACHE_SERVICE_OPTIONS, createCacheService } from "./service/cache-service.ts";
+import { Metrics, type Readiness, type Server } from "./server/index.ts";
+import { createCacheServer } from "./cache-server.ts";
 import { SchemaRegistry } from "./service/schema-registry.ts";
 import { openSharedStore, type SharedStore } from "./shared-store.ts";
 import { ShotGridClient } from "./shotgrid/index.ts";
 import type { Backend, EventLogEntry } from "./shotgrid/types.ts";
 import { startSimulator, type SimulatorHandle } from "./simulator/index.ts";
-import { VERSION } from "./version.ts";
 
 export interface RunningService {
   /** `http://host:port` of the service. */
@@ -221,31 +218,17 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     return { ready: reasons.length === 0, reasons, details: Object.keys(details).length > 0 ? details : undefined };
   };
 
-  const server = createServer({
-    version: VERSION,
+  const server = createCacheServer({
+    config,
     mode,
+    cache,
+    schema,
+    feed: bus,
     logger: logger.child({ component: "server" }),
     metrics,
     readiness,
-    tls: config.tls ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } : undefined,
-    limits: { readMaxBytes: config.maxRequestBytes, defaultTimeoutMs: config.deadlineMs, maxTimeoutMs: 10 * config.deadlineMs },
     extraRoutes: webhooks?.route,
-    routes: (router, ctx) => {
-      router.service(
-        CacheService,
-        createCacheService({
-          cache,
-          schema,
-          feed: bus,
-          limits: { maxFields: config.maxFields, maxPageSize: config.maxPageSize, maxConditions: 500 },
-          heartbeatS: config.heartbeatS,
-          shutdownSignal: ctx.drainSignal,
-          // While the event log cannot be read, the cache cannot know what changed: say so.
-          siteUnreachable: () => follower?.lastError,
-        }),
-        CACHE_SERVICE_OPTIONS,
-      );
-    },
+    siteUnreachable: () => follower?.lastError,
   });
   let bound: Awaited<ReturnType<Server["listen"]>>;
   try {

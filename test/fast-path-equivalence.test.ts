@@ -1,37 +1,35 @@
 /**
  * The GetEntity fast path answers byte for byte what the normal Connect handler answers: two
- * servers over the same cache, one with the fast path and one without, get the same requests;
- * status, headers (all but Date) and body bytes must be identical. Requests the fast path must
- * not answer (misses, errors, timeouts, compression) reach the normal handler with their body.
+ * servers over the same cache, both built as the service builds its server, one with the fast
+ * path and one without, get the same requests; status, headers (all but Date) and body bytes
+ * must be identical, and so must the RPC metrics and log lines. Requests the fast path must not
+ * answer (misses, errors, timeouts, compression) reach the normal handler with their body.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { fromJson, toBinary, type JsonObject } from "@bufbuild/protobuf";
-import { base64Encode } from "@bufbuild/protobuf/wire";
+import type { JsonObject } from "@bufbuild/protobuf";
 import { GetEntityRequestSchema } from "../gen/shotgrid/cache/v1/cache_pb.ts";
 import { ReadThroughCache } from "../src/cache/index.ts";
 import { Metrics } from "../src/server/index.ts";
 import { SchemaRegistry } from "../src/service/schema-registry.ts";
-import { exchange, startSide, type Exchange, type Side } from "./fast-path-sides.ts";
+import { metricValue, shapesOf, startPair, type Exchange, type Pair, type Shape, type Side } from "./fast-path-sides.ts";
 import { ShotGridClient } from "../src/shotgrid/index.ts";
 import { DEFAULT_SCRIPT_KEY, startSimulator, type SimulatorHandle } from "../src/simulator/index.ts";
 
 const PATH = "/shotgrid.cache.v1.CacheService/GetEntity";
 const SHOT_FIELDS = ["code", "description", "sg_status_list", "sg_sequence", "project", "sg_cut_in", "sg_cut_out"];
-
+const { jsonPost, jsonGet, protoPost, protoGet } = shapesOf(GetEntityRequestSchema, PATH);
 
 let site: SimulatorHandle;
 let backend: ShotGridClient;
 let clock = 1_700_000_000_000;
 let unreachable: string | undefined;
-let fast: Side;
 let cache: ReadThroughCache;
 /** The cache's own counters (hits), shared by both servers as the cache is. */
 const cacheMetrics = new Metrics({ processMetrics: false });
+let pair: Pair;
+let fast: Side;
 let slow: Side;
-
-async function side(fastPath: boolean, cache: ReadThroughCache, schema: SchemaRegistry): Promise<Side> {
-  return startSide({ fastPath, cache, schema, unreachable: () => unreachable, count: "getEntity" });
-}
+const same = (shape: Shape): Promise<Exchange> => pair.same(shape);
 
 beforeAll(async () => {
   site = await startSimulator({ shots: 12, assets: 2 });
@@ -45,50 +43,15 @@ beforeAll(async () => {
   cache.startFrom(5_000_000_123); // an event id past 32 bits
   await cache.preload();
   clock += 1234.6;
-  const schema = new SchemaRegistry(backend);
-  fast = await side(true, cache, schema);
-  slow = await side(false, cache, schema);
+  pair = await startPair({ cache, schema: new SchemaRegistry(backend), unreachable: () => unreachable });
+  ({ fast, slow } = pair);
 });
 
 afterAll(async () => {
-  await fast?.server.close(500);
-  await slow?.server.close(500);
+  await pair?.close();
   await backend?.close();
   await site?.close();
 });
-
-
-type Shape = { method: string; path: string; body?: Buffer | string; headers?: Record<string, string> };
-
-const jsonPost = (msg: JsonObject, headers: Record<string, string> = {}): Shape => ({
-  method: "POST",
-  path: PATH,
-  body: JSON.stringify(msg),
-  headers: { "content-type": "application/json", ...headers },
-});
-const jsonGet = (msg: JsonObject): Shape => ({ method: "GET", path: `${PATH}?connect=v1&encoding=json&message=${encodeURIComponent(JSON.stringify(msg))}`, headers: {} });
-const binary = (msg: JsonObject) => toBinary(GetEntityRequestSchema, fromJson(GetEntityRequestSchema, msg));
-const protoPost = (msg: JsonObject): Shape => ({ method: "POST", path: PATH, body: Buffer.from(binary(msg)), headers: { "content-type": "application/proto" } });
-const protoGet = (msg: JsonObject): Shape => ({
-  method: "GET",
-  path: `${PATH}?connect=v1&encoding=proto&base64=1&message=${encodeURIComponent(base64Encode(binary(msg), "url"))}`,
-  headers: {},
-});
-
-/** Send `shape` to both servers; their answers must be identical. Returns the fast side's. */
-async function same(shape: Shape): Promise<Exchange> {
-  const a = await exchange(fast.port, shape.method, shape.path, shape.body, shape.headers);
-  const b = await exchange(slow.port, shape.method, shape.path, shape.body, shape.headers);
-  expect({ status: a.status, headers: a.headers }).toEqual({ status: b.status, headers: b.headers });
-  expect(a.body.equals(b.body), `${shape.method} ${shape.path}\nfast: ${a.body.toString("latin1")}\nnormal: ${b.body.toString("latin1")}`).toBe(true);
-  return a;
-}
-
-const metricValue = async (m: Metrics, name: string, labels: string) => {
-  const text = await m.registry.metrics();
-  const line = text.split("\n").find((l) => l.startsWith(`${name}{${labels}}`));
-  return line === undefined ? 0 : Number(line.split(" ").pop());
-};
 
 describe("GetEntity fast path", () => {
   const requests: JsonObject[] = [
@@ -104,8 +67,8 @@ describe("GetEntity fast path", () => {
   it("answers hits from its own path, identical to the normal handler, in every encoding", async () => {
     // The first request of a type loads its schema (asynchronously): that one takes the normal path.
     for (const msg of requests) await same(jsonPost(msg));
-    const before = fast.handlerCalls;
-    const slowBefore = slow.handlerCalls;
+    const before = pair.fastHandlerCalls;
+    const readsBefore = pair.reads.count;
     let ok = 0;
     for (const msg of requests) {
       for (const shape of [jsonPost(msg), jsonGet(msg), protoPost(msg), protoGet(msg)]) {
@@ -115,8 +78,11 @@ describe("GetEntity fast path", () => {
     }
     // The sample is made of hits: every answer is a 200, none reached the fast side's handler.
     expect(ok).toBe(requests.length * 4);
-    expect(fast.handlerCalls - before).toBe(0);
-    expect(slow.handlerCalls - slowBefore).toBe(requests.length * 4);
+    expect(pair.fastHandlerCalls - before).toBe(0);
+    expect(pair.reads.count - readsBefore).toBe(requests.length * 4); // the normal side's, one per request
+    // A content type connect accepts with a charset: a hit too.
+    await same(jsonPost(requests[0]!, { "content-type": "application/json; charset=utf-8" }));
+    expect(pair.fastHandlerCalls - before).toBe(0);
     // Asked twice: the second answer comes from the kept encoding and must still be the same.
     await same(jsonPost(requests[1]!));
     await same(protoGet(requests[1]!));
@@ -142,14 +108,17 @@ describe("GetEntity fast path", () => {
     const hits = () => metricValue(cacheMetrics, "shotgrid_cache_hits_total", 'kind="entity"');
     const rpcs = (s: Side) => metricValue(s.metrics, "shotgrid_cache_rpc_total", 'method="shotgrid.cache.v1.CacheService/GetEntity",code="ok"');
     for (const s of [fast, slow]) {
-      const [h0, r0, calls0] = [await hits(), await rpcs(s), s.handlerCalls];
+      const [h0, r0, calls0] = [await hits(), await rpcs(s), pair.reads.count];
       for (const msg of requests.slice(0, 3)) {
         const shape = jsonPost(msg);
-        expect((await exchange(s.port, shape.method, shape.path, shape.body, shape.headers)).status).toBe(200);
+        expect((await pair.send(s, shape)).status).toBe(200);
       }
       expect(await hits()).toBe(h0 + 3);
       expect(await rpcs(s)).toBe(r0 + 3);
-      expect(s.handlerCalls - calls0).toBe(s === fast ? 0 : 3);
+      // The same debug line per call as the normal path's interceptor writes.
+      const lines = s.logs.slice(-3).map(({ component, rpc, code, msg, level }) => ({ component, rpc, code, msg, level }));
+      expect(lines).toEqual(Array(3).fill({ component: "server", rpc: "shotgrid.cache.v1.CacheService/GetEntity", code: "ok", msg: "rpc", level: 20 }));
+      expect(pair.reads.count - calls0).toBe(s === fast ? 0 : 3);
     }
   });
 
@@ -173,7 +142,6 @@ describe("GetEntity fast path", () => {
       jsonPost({ entityType: "Shot", id: -3 }),
       jsonPost({ entityType: "Shot", id: 1, fields: ["sg_sequence.Sequence.code"] }), // a projection: fetched upstream
       jsonPost({ entityType: "Shot", id: 1, fields: SHOT_FIELDS }, { "connect-timeout-ms": "5000" }),
-      jsonPost({ entityType: "Shot", id: 1, fields: SHOT_FIELDS }, { "content-type": "application/json; charset=utf-8" }),
       { method: "POST", path: PATH, body: "{not json", headers: { "content-type": "application/json" } },
       { method: "POST", path: PATH, body: Buffer.from([0xff, 0xff, 0xff]), headers: { "content-type": "application/proto" } },
       { method: "GET", path: `${PATH}?connect=v1&encoding=xml&message=%7B%7D`, headers: {} },
@@ -181,11 +149,11 @@ describe("GetEntity fast path", () => {
     ];
     for (const shape of cases) {
       // Once to the normal side first: a fetched projection is then cached for both.
-      await exchange(slow.port, shape.method, shape.path, shape.body, shape.headers);
-      const before = fast.handlerCalls;
+      await pair.send(slow, shape);
+      const before = pair.fastHandlerCalls;
       const a = await same(shape);
       // Each case is answered by the normal path on the fast side too (or refused before the handler).
-      if (a.status === 200) expect(fast.handlerCalls - before).toBe(1);
+      if (a.status === 200) expect(pair.fastHandlerCalls - before).toBe(1);
     }
     const missing = await same(cases[0]!);
     expect(missing.status).toBe(404);
@@ -198,9 +166,12 @@ describe("GetEntity fast path", () => {
     const msg = { entityType: "Shot", id: 5, fields: ["code", "description"] };
     const plain = await same(jsonPost(msg));
     expect(plain.body.length).toBeGreaterThan(1024);
-    const before = fast.handlerCalls;
+    const before = pair.fastHandlerCalls;
     const gz = await same(jsonPost(msg, { "accept-encoding": "gzip" }));
     expect(gz.headers).toContain("content-encoding: gzip");
-    expect(fast.handlerCalls - before).toBe(1);
+    expect(pair.fastHandlerCalls - before).toBe(1);
+    // A small answer is never compressed: the fast path answers it whatever the client accepts.
+    await same(jsonPost(requests[0]!, { "accept-encoding": "gzip" }));
+    expect(pair.fastHandlerCalls - before).toBe(1);
   });
 });

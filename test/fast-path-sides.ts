@@ -1,21 +1,29 @@
 /**
- * The two servers the fast-path equivalence tests compare: the same CacheService over the same
- * cache, registered as the service registers it, one with the fast path and one without.
+ * The two servers the fast-path equivalence tests compare: both built by `createCacheServer`, the
+ * function the service itself builds its server with (the configuration `serve` makes with no
+ * flags: limits, default deadline; a debug logger), over the same cache, one with the fast path
+ * and one without. The normal handler's calls are counted where it reads the cache (the fast
+ * path only peeks).
  */
 import http from "node:http";
-import { CacheService } from "../gen/shotgrid/cache/v1/cache_pb.ts";
+import { Writable } from "node:stream";
+import { expect } from "vitest";
+import { fromJson, toBinary, type DescMessage, type JsonObject } from "@bufbuild/protobuf";
+import { base64Encode } from "@bufbuild/protobuf/wire";
+import { pino } from "pino";
 import type { ReadThroughCache } from "../src/cache/index.ts";
+import { createCacheServer } from "../src/cache-server.ts";
 import { ChangeBus } from "../src/events/index.ts";
-import { createServer, Metrics, type Server } from "../src/server/index.ts";
-import { CACHE_SERVICE_OPTIONS, createCacheService } from "../src/service/cache-service.ts";
+import { Metrics, type Server } from "../src/server/index.ts";
 import type { SchemaRegistry } from "../src/service/schema-registry.ts";
+import { testConfig } from "./e2e-helpers.ts";
 
 export interface Side {
   server: Server;
   port: number;
   metrics: Metrics;
-  /** Calls that reached the normal handler of the counted method. */
-  handlerCalls: number;
+  /** What the server logged (debug and up), parsed. */
+  logs: Array<Record<string, unknown>>;
 }
 
 export interface SideOptions {
@@ -24,46 +32,48 @@ export interface SideOptions {
   schema: SchemaRegistry;
   /** What the service's `siteUnreachable` answers (read on every call). */
   unreachable: () => string | undefined;
-  /** The unary method whose normal-handler calls are counted. */
-  count: "getEntity" | "query";
 }
 
 export async function startSide(o: SideOptions): Promise<Side> {
   const metrics = new Metrics({ processMetrics: false });
-  const s: Side = { server: undefined as unknown as Server, port: 0, metrics, handlerCalls: 0 };
-  s.server = createServer({
-    version: "test",
-    mode: "site",
-    metrics,
-    fastPath: o.fastPath,
-    readiness: () => ({ ready: true, reasons: [] }),
-    routes: (router) => {
-      const impl = createCacheService({
-        cache: o.cache,
-        schema: o.schema,
-        feed: new ChangeBus({ replayEvents: 10 }),
-        limits: { maxFields: 20, maxPageSize: 500, maxConditions: 50 },
-        heartbeatS: 30,
-        siteUnreachable: o.unreachable,
-      });
-      if (o.count === "getEntity") {
-        const normal = impl.getEntity.bind(impl);
-        impl.getEntity = (req, ctx) => {
-          s.handlerCalls++;
-          return normal(req, ctx);
-        };
-      } else {
-        const normal = impl.query.bind(impl);
-        impl.query = (req, ctx) => {
-          s.handlerCalls++;
-          return normal(req, ctx);
-        };
-      }
-      router.service(CacheService, impl, CACHE_SERVICE_OPTIONS);
+  const logs: Side["logs"] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString("utf8").split("\n")) if (line) logs.push(JSON.parse(line) as Record<string, unknown>);
+      done();
     },
   });
-  s.port = (await s.server.listen(0, "127.0.0.1")).port;
-  return s;
+  const server = createCacheServer({
+    config: testConfig(),
+    mode: "site",
+    cache: o.cache,
+    schema: o.schema,
+    feed: new ChangeBus({ replayEvents: 10 }),
+    logger: pino({ level: "debug" }, sink).child({ component: "server" }),
+    metrics,
+    readiness: () => ({ ready: true, reasons: [] }),
+    siteUnreachable: o.unreachable,
+    fastPath: o.fastPath,
+  });
+  const port = (await server.listen(0, "127.0.0.1")).port;
+  return { server, port, metrics, logs };
+}
+
+/** Counts the calls the normal handlers make to `cache` (GetEntity and Query reads). */
+export function countHandlerReads(cache: ReadThroughCache): { readonly count: number; restore(): void } {
+  const { getEntity, query } = cache;
+  let count = 0;
+  cache.getEntity = (...args) => (count++, getEntity.apply(cache, args));
+  cache.query = (...args) => (count++, query.apply(cache, args));
+  return {
+    get count() {
+      return count;
+    },
+    restore() {
+      cache.getEntity = getEntity;
+      cache.query = query;
+    },
+  };
 }
 
 /** One raw HTTP/1.1 exchange: status, headers as sent (Date left out), body bytes. */
@@ -89,4 +99,86 @@ export function exchange(port: number, method: string, path: string, body?: Buff
     req.on("error", reject);
     req.end(body);
   });
+}
+
+/** One request as sent. */
+export interface Shape {
+  method: string;
+  path: string;
+  body?: Buffer | string;
+  headers?: Record<string, string>;
+}
+
+/** The Connect unary shapes of a request message to `path`: JSON and binary, POST and GET. */
+export function shapesOf(schema: DescMessage, path: string) {
+  const binary = (msg: JsonObject) => toBinary(schema, fromJson(schema, msg));
+  const jsonPost = (msg: JsonObject, headers: Record<string, string> = {}): Shape => ({ method: "POST", path, body: JSON.stringify(msg), headers: { "content-type": "application/json", ...headers } });
+  const jsonGet = (msg: JsonObject): Shape => ({ method: "GET", path: `${path}?connect=v1&encoding=json&message=${encodeURIComponent(JSON.stringify(msg))}` });
+  const protoPost = (msg: JsonObject): Shape => ({ method: "POST", path, body: Buffer.from(binary(msg)), headers: { "content-type": "application/proto" } });
+  const protoGet = (msg: JsonObject): Shape => ({ method: "GET", path: `${path}?connect=v1&encoding=proto&base64=1&message=${encodeURIComponent(base64Encode(binary(msg), "url"))}` });
+  return { jsonPost, jsonGet, protoPost, protoGet, all: (msg: JsonObject): Shape[] => [jsonPost(msg), jsonGet(msg), protoPost(msg), protoGet(msg)] };
+}
+
+/** The fast side and the normal one over one cache, compared. */
+export interface Pair {
+  fast: Side;
+  slow: Side;
+  /** The fast side's calls that reached the normal handler, as counted by `send` and `same`. */
+  readonly fastHandlerCalls: number;
+  /** The normal handlers' reads of the cache, both sides. */
+  readonly reads: { readonly count: number };
+  /** Send `shape` to one side (one exchange at a time: the fast side's handler calls are counted). */
+  send(s: Side, shape: Shape): Promise<Exchange>;
+  /** Send `shape` to one side without counting (for exchanges made concurrently). */
+  sendNow(s: Side, shape: Shape): Promise<Exchange>;
+  /** Send `shape` to both sides, one after the other; their answers must be identical. Returns the fast side's. */
+  same(shape: Shape): Promise<Exchange>;
+  close(): Promise<void>;
+}
+
+export async function startPair(o: Omit<SideOptions, "fastPath">): Promise<Pair> {
+  const fast = await startSide({ ...o, fastPath: true });
+  const slow = await startSide({ ...o, fastPath: false });
+  const reads = countHandlerReads(o.cache);
+  let fastHandlerCalls = 0;
+  const sendNow = (s: Side, shape: Shape) => exchange(s.port, shape.method, shape.path, shape.body, shape.headers);
+  const send = async (s: Side, shape: Shape) => {
+    const before = reads.count;
+    const answer = await sendNow(s, shape);
+    if (s === fast) fastHandlerCalls += reads.count - before;
+    return answer;
+  };
+  return {
+    fast,
+    slow,
+    reads,
+    get fastHandlerCalls() {
+      return fastHandlerCalls;
+    },
+    send,
+    sendNow,
+    async same(shape) {
+      const a = await send(fast, shape);
+      const b = await send(slow, shape);
+      expectSame(a, b, `${shape.method} ${shape.path}`);
+      return a;
+    },
+    async close() {
+      reads.restore();
+      await fast.server.close(500);
+      await slow.server.close(500);
+    },
+  };
+}
+
+export function expectSame(a: Exchange, b: Exchange, what: string): void {
+  expect(a.body.equals(b.body), `${what}\nfast: ${a.body.toString("latin1")}\nnormal: ${b.body.toString("latin1")}`).toBe(true);
+  expect({ status: a.status, headers: a.headers }, what).toEqual({ status: b.status, headers: b.headers });
+}
+
+/** The value of metric `name` with exactly `labels` (`k="v",…`), 0 when absent. */
+export async function metricValue(m: Metrics, name: string, labels: string): Promise<number> {
+  const text = await m.registry.metrics();
+  const line = text.split("\n").find((l) => l.startsWith(`${name}{${labels}}`));
+  return line === undefined ? 0 : Number(line.split(" ").pop());
 }

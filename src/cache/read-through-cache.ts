@@ -5,7 +5,7 @@
  */
 import type { Backend, Entity, EventLogEntry, SearchOptions } from "../shotgrid/types.ts";
 import { BackendError } from "../shotgrid/errors.ts";
-import type { CacheAnswer, EntityCache, EntityQuery, Freshness } from "./types.ts";
+import type { CacheAnswer, EntityCache, EntityQuery, Freshness, PeekableEntityCache, PeekedEntry } from "./types.ts";
 import { StoreUnavailableError, type CacheStore, type StoredEntry } from "./cache-store.ts";
 import { MemoryStore } from "./memory-store.ts";
 import { SingleFlight, abortable } from "./single-flight.ts";
@@ -113,7 +113,7 @@ export interface PreparedQuery {
   readonly deps: ReturnType<typeof queryDependencies>;
 }
 
-export class ReadThroughCache implements EntityCache {
+export class ReadThroughCache implements EntityCache, PeekableEntityCache {
   readonly backend: Backend;
   readonly store: CacheStore;
   readonly preloadTypes: readonly string[];
@@ -221,7 +221,7 @@ export class ReadThroughCache implements EntityCache {
 
   async getEntity(entityType: string, id: number, fields: string[], signal?: AbortSignal): Promise<CacheAnswer<Entity | null>> {
     checkEntityType(entityType);
-    if (this.#typesRead.size < 10_000) this.#typesRead.add(entityType);
+    this.#noteTypeRead(entityType);
     checkId(id);
     const wanted = canonicalFields(fields);
     if (wanted.some((f) => f.includes("."))) return this.#getProjection(entityType, id, wanted, signal);
@@ -266,12 +266,12 @@ export class ReadThroughCache implements EntityCache {
    * whether the record holds them all is `heldRecordAnswering`'s to say. Counts nothing: call
    * `countEntityHit` once the answer is actually given.
    */
-  peekEntity(entityType: string, id: number, fields: readonly string[]): { text: string; freshness: Freshness } | undefined {
+  peekEntity(entityType: string, id: number, fields: readonly string[]): PeekedEntry | undefined {
     if (!(this.store instanceof MemoryStore) || !this.storeHealthy) return undefined;
     for (const f of fields) if (f.includes(".")) return undefined;
     const raw = this.store.peekRaw(recordKey(entityType, id));
-    if (!raw || raw.text === "null" || this.#now() - raw.fetchedAt > this.#maxAgeMs) return undefined;
-    return { text: raw.text, freshness: { source: "cache", ageMs: Math.max(0, this.#now() - raw.fetchedAt), asOfEventId: raw.asOfEventId, stale: false } };
+    if (!raw || raw.text === "null" || !this.#fresh(raw)) return undefined;
+    return { text: raw.text, freshness: this.#cached(raw, false) };
   }
 
   /** The record `peekEntity` gave as `text`, or undefined when it lacks one of `fields` (`getEntity` would fetch them). */
@@ -282,7 +282,7 @@ export class ReadThroughCache implements EntityCache {
 
   /** What `getEntity` records for a hit: the metric, and the type as read (for reconcile). */
   countEntityHit(entityType: string): void {
-    if (this.#typesRead.size < 10_000) this.#typesRead.add(entityType);
+    this.#noteTypeRead(entityType);
     this.#metrics.cacheHit("entity");
   }
 
@@ -293,7 +293,7 @@ export class ReadThroughCache implements EntityCache {
   /**
    * `query` in two halves: the canonical form, key and dependencies of `query` (pure: the same
    * query always gives the same), made once and kept by a caller that sees the same query many
-   * times (the server's fast path in a farm burst), then `queryPrepared`, which answers exactly
+   * times (the server's hit path, which peeks it: `peekQuery`), then `queryPrepared`, which answers exactly
    * as `query` does. Throws `InvalidCacheRequestError` as `query` rejects with it.
    */
   prepareQuery(query: EntityQuery): PreparedQuery {
@@ -309,11 +309,11 @@ export class ReadThroughCache implements EntityCache {
    * the caller then takes `queryPrepared`. Counts nothing: call `countQueryHit` once the answer is
    * actually given; `queryAnswerOf` gives the entities.
    */
-  peekQuery(prepared: PreparedQuery): { text: string; freshness: Freshness } | undefined {
+  peekQuery(prepared: PreparedQuery): PeekedEntry | undefined {
     if (!(this.store instanceof MemoryStore) || !this.storeHealthy || prepared.deps.volatile) return undefined;
     const raw = this.store.peekRaw(prepared.key);
-    if (!raw || this.#now() - raw.fetchedAt > this.#maxAgeMs) return undefined;
-    return { text: raw.text, freshness: { source: "cache", ageMs: Math.max(0, this.#now() - raw.fetchedAt), asOfEventId: raw.asOfEventId, stale: false } };
+    if (!raw || !this.#fresh(raw)) return undefined;
+    return { text: raw.text, freshness: this.#cached(raw, false) };
   }
 
   /** The entities of a Query answer `peekQuery` gave as `text` (a fresh copy on each call). */
@@ -323,13 +323,13 @@ export class ReadThroughCache implements EntityCache {
 
   /** What `queryPrepared` records for a hit: the metric, and the type as read (for reconcile). */
   countQueryHit(entityType: string): void {
-    if (this.#typesRead.size < 10_000) this.#typesRead.add(entityType);
+    this.#noteTypeRead(entityType);
     this.#metrics.cacheHit("query");
   }
 
   async queryPrepared(prepared: PreparedQuery, signal?: AbortSignal): Promise<CacheAnswer<Entity[]>> {
     const { q, key, deps } = prepared;
-    if (this.#typesRead.size < 10_000) this.#typesRead.add(q.entityType);
+    this.#noteTypeRead(q.entityType);
     const entry = await this.#storeGet(key);
     if (entry && !deps.volatile && this.#fresh(entry)) {
       this.#metrics.cacheHit("query");
@@ -713,11 +713,16 @@ export class ReadThroughCache implements EntityCache {
     }
   }
 
-  #fresh(entry: StoredEntry): boolean {
+  /** Remember `entityType` as read (for reconcile), up to a cap kept as a safety net. */
+  #noteTypeRead(entityType: string): void {
+    if (this.#typesRead.size < 10_000) this.#typesRead.add(entityType);
+  }
+
+  #fresh(entry: Pick<StoredEntry, "fetchedAt">): boolean {
     return this.#now() - entry.fetchedAt <= this.#maxAgeMs;
   }
 
-  #cached(entry: StoredEntry, stale: boolean): Freshness {
+  #cached(entry: Pick<StoredEntry, "fetchedAt" | "asOfEventId">, stale: boolean): Freshness {
     return { source: "cache", ageMs: Math.max(0, this.#now() - entry.fetchedAt), asOfEventId: entry.asOfEventId, stale };
   }
 

@@ -3,6 +3,7 @@
  * the event follower feeds it through `applyEvents`. Neither knows how entries are stored.
  */
 import type { Entity, EventLogEntry, Filters, SortSpec } from "../shotgrid/types.ts";
+import type { PreparedQuery } from "./read-through-cache.ts";
 
 /** How fresh an answer is; every answer carries one (design invariant 5). */
 export interface Freshness {
@@ -14,6 +15,16 @@ export interface Freshness {
   asOfEventId: number;
   /** True only when served from cache because the Backend is unreachable. */
   stale: boolean;
+}
+
+/**
+ * The one home of the "site unreachable, so stale" rule: while ShotGrid cannot be reached (the
+ * event follower's last poll failed, `unreachable` is its reason), an answer served from the
+ * cache is marked stale: changes made meanwhile are unknown to the cache. Every path that
+ * answers (the service's handlers, the server's hit path) applies it through this function.
+ */
+export function servedFreshness(f: Freshness, unreachable: string | undefined): Freshness {
+  return f.source === "cache" && !f.stale && unreachable !== undefined ? { ...f, stale: true } : f;
 }
 
 export interface CacheAnswer<T> {
@@ -45,4 +56,31 @@ export interface EntityCache {
   applyEvents(events: EventLogEntry[]): Promise<void>;
   /** The newest event id applied so far. */
   readonly lastAppliedEventId: number;
+}
+
+/** What a cache holds for a hit, as stored text (the same text while the entry is unchanged), with its freshness. */
+export interface PeekedEntry {
+  text: string;
+  freshness: Freshness;
+}
+
+/**
+ * A cache that can tell a hit without waiting (the read-through cache over its memory store):
+ * what the server's hit path (service/hit-path.ts) asks. Each peek decides exactly as the
+ * asynchronous read would, or answers undefined (then the caller takes the asynchronous read);
+ * peeks count nothing, the `count…Hit` methods record a hit once its answer is given.
+ */
+export interface PeekableEntityCache extends EntityCache {
+  /** The held full record of `entityType`/`id` when `getEntity` would answer it from the cache; `fields` validated and canonical. */
+  peekEntity(entityType: string, id: number, fields: readonly string[]): PeekedEntry | undefined;
+  /** The record `peekEntity` gave as `text`, or undefined when it lacks one of `fields` (`getEntity` would fetch them). */
+  heldRecordAnswering(text: string, fields: readonly string[]): Entity | undefined;
+  countEntityHit(entityType: string): void;
+  /** The canonical form, key and dependencies of a validated query, made once per distinct request. */
+  prepareQuery(query: EntityQuery): PreparedQuery;
+  /** The stored answer of `prepared` when `query` would answer it from the cache. */
+  peekQuery(prepared: PreparedQuery): PeekedEntry | undefined;
+  /** The entities of a Query answer `peekQuery` gave as `text` (a fresh copy on each call). */
+  queryAnswerOf(text: string): Entity[];
+  countQueryHit(entityType: string): void;
 }

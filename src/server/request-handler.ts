@@ -11,8 +11,8 @@ import type { Metrics } from "./metrics.ts";
 import type { RequestHandler } from "./one-port-listener.ts";
 import { registerReflection } from "./reflection.ts";
 import { createFastPath, type FastPath } from "./fast-path.ts";
-import { hitPathOf } from "../service/hit-path.ts";
-import { defaultDeadline, endStreamsOn, observeRpcs } from "./rpc-interceptors.ts";
+import type { HitPath } from "../service/hit-path.ts";
+import { defaultDeadline, endStreamsOn, observeRpcs, rpcFinished } from "./rpc-interceptors.ts";
 
 /** Size and time limits. Each violation answers a clear error code. */
 export interface RpcLimits {
@@ -51,10 +51,14 @@ export interface RequestHandlerOptions extends HttpRoutesOptions {
    */
   shutdownSignal?: AbortSignal;
   /**
-   * Answer plain GetEntity cache hits over Connect on HTTP/1.1 on a fast path, byte for byte as
-   * the normal handler would (see fast-path.ts). Only for services that offer a hit path, and
-   * never when `interceptors` are given (they may hold rules the fast path does not know).
-   * Default true.
+   * The hit path of the CacheService that `routes` registers (with `CACHE_SERVICE_OPTIONS`):
+   * plain GetEntity and Query cache hits over Connect on HTTP/1.1 are then answered on a fast
+   * path, byte for byte as the normal handler would (see fast-path.ts).
+   */
+  hitPath?: HitPath;
+  /**
+   * Use `hitPath`'s fast path. Default true; never when `interceptors` are given (they may hold
+   * rules the fast path does not know).
    */
   fastPath?: boolean;
 }
@@ -71,22 +75,16 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
   if (limits.defaultTimeoutMs !== undefined) interceptors.push(defaultDeadline(limits.defaultTimeoutMs));
   interceptors.push(...(options.interceptors ?? []));
 
-  let fast: FastPath | undefined;
   const readMaxBytes = limits.readMaxBytes ?? DEFAULT_READ_MAX_BYTES;
   const writeMaxBytes = limits.writeMaxBytes ?? DEFAULT_WRITE_MAX_BYTES;
   const fastAllowed = (options.fastPath ?? true) && (options.interceptors ?? []).length === 0;
+  const fast: FastPath | undefined =
+    options.hitPath && fastAllowed
+      ? createFastPath({ hits: options.hitPath, readMaxBytes, writeMaxBytes, finished: rpcFinished({ metrics: options.metrics, logger: options.logger }), logger: options.logger })
+      : undefined;
   const rpc = connectNodeAdapter({
     routes(router) {
-      options.routes(
-        fastAllowed
-          ? watchRegistrations(router, (impl, serviceOptions) => {
-              const hits = hitPathOf(impl);
-              // Service-level options other than JSON ones (interceptors, limits) would change answers.
-              if (!hits || Object.keys(serviceOptions ?? {}).some((k) => k !== "jsonOptions")) return;
-              fast = createFastPath({ hits, jsonOptions: serviceOptions?.jsonOptions, readMaxBytes, writeMaxBytes, metrics: options.metrics, logger: options.logger });
-            })
-          : router,
-      );
+      options.routes(router);
       if (options.reflection ?? true) registerReflection(router, servicesOf(router));
     },
     connect: true,
@@ -110,26 +108,6 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
     if (fast?.(req, res, path, () => rpc(req, res))) return;
     rpc(req, res);
   };
-}
-
-type ServiceOptions = Parameters<ConnectRouter["service"]>[2];
-
-/** `router`, telling `seen` of each service implementation registered through it. */
-function watchRegistrations(router: ConnectRouter, seen: (impl: object, options: ServiceOptions) => void): ConnectRouter {
-  return {
-    get handlers() {
-      return router.handlers;
-    },
-    service(service, implementation, serviceOptions) {
-      router.service(service, implementation, serviceOptions);
-      seen(implementation, serviceOptions);
-      return this;
-    },
-    rpc(...args: Parameters<ConnectRouter["rpc"]>) {
-      router.rpc(...args);
-      return this;
-    },
-  } as ConnectRouter;
 }
 
 function servicesOf(router: ConnectRouter): DescService[] {

@@ -29,14 +29,22 @@ function methodName(method: DescMethod): string {
   return name;
 }
 
-/** Metrics and logs for every RPC, unary and streaming. */
-export function observeRpcs(options: ObserveRpcsOptions): Interceptor {
+/**
+ * Report one finished RPC `method` ("package.Service/Method") begun at `start`
+ * (`performance.now()`): failed with `error`, canceled, or OK when neither.
+ */
+export type RpcFinished = (method: string, start: number, error: unknown, canceled: boolean) => void;
+
+/**
+ * The one place a finished RPC is counted and logged: `observeRpcs` calls it for every call
+ * through the Connect handlers, the server's fast path for each hit it answers itself.
+ */
+export function rpcFinished(options: ObserveRpcsOptions): RpcFinished {
   const { metrics, logger } = options;
-  const finish = (method: DescMethod, start: number, error: unknown, canceled: boolean) => {
+  return (name, start, error, canceled) => {
     const seconds = (performance.now() - start) / 1000;
     const code = error !== undefined ? ConnectError.from(error).code : canceled ? Code.Canceled : undefined;
     const codeName = code === undefined ? "ok" : codeToString(code);
-    const name = methodName(method);
     metrics?.rpcFinished(name, codeName, seconds);
     if (!logger) return;
     const ms = Math.round(seconds * 1e4) / 10;
@@ -47,6 +55,13 @@ export function observeRpcs(options: ObserveRpcsOptions): Interceptor {
       logger[level]({ rpc: name, code: codeName, ms, err: ConnectError.from(error ?? "canceled").rawMessage }, "rpc failed");
     }
   };
+}
+
+/** Metrics and logs for every RPC, unary and streaming. */
+export function observeRpcs(options: ObserveRpcsOptions): Interceptor {
+  const { metrics } = options;
+  const finished = rpcFinished(options);
+  const finish = (method: DescMethod, start: number, error: unknown, canceled: boolean) => finished(methodName(method), start, error, canceled);
   return (next) => async (req) => {
     const start = performance.now();
     let res;

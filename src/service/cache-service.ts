@@ -12,14 +12,13 @@ import {
   GetEntityResponseSchema,
   QueryResponseSchema,
 } from "../../gen/shotgrid/cache/v1/cache_pb.ts";
-import type { EntityCache, Freshness } from "../cache/types.ts";
+import { servedFreshness, type EntityCache, type Freshness } from "../cache/types.ts";
 import type { Entity } from "../shotgrid/types.ts";
 import { toConnectError } from "./error-mapping.ts";
 import { validateGetEntity, validateQuery, type RequestLimits } from "./request-validation.ts";
 import type { SchemaRegistry } from "./schema-registry.ts";
 import type { ChangeFeed } from "./change-feed.ts";
 import { createWatchChanges } from "./watch-changes.ts";
-import { createHitPath, offerHitPath } from "./hit-path.ts";
 
 export interface CacheServiceOptions {
   cache: EntityCache;
@@ -48,7 +47,7 @@ export const CACHE_SERVICE_OPTIONS = { jsonOptions: { alwaysEmitImplicit: true, 
 
 export function createCacheService(opts: CacheServiceOptions): ServiceImpl<typeof CacheService> {
   const { cache, schema, limits } = opts;
-  const freshness = (f: Freshness) => toFreshness(f.source === "cache" && !f.stale && opts.siteUnreachable?.() !== undefined ? { ...f, stale: true } : f);
+  const freshness = (f: Freshness) => toFreshness(servedFreshness(f, opts.siteUnreachable?.()));
   const impl: ServiceImpl<typeof CacheService> = {
     async getEntity(req, ctx) {
       try {
@@ -73,9 +72,6 @@ export function createCacheService(opts: CacheServiceOptions): ServiceImpl<typeo
 
     watchChanges: createWatchChanges({ feed: opts.feed, schema, heartbeatS: opts.heartbeatS, shutdownSignal: opts.shutdownSignal }),
   };
-  // Plain GetEntity hits can be answered by the server's fast path without this handler: it
-  // decides them exactly as `getEntity` above would (see hit-path.ts).
-  offerHitPath(impl, createHitPath(opts));
   return impl;
 }
 
@@ -83,6 +79,7 @@ export function toEntityMessage(e: Entity) {
   return create(EntitySchema, { type: e.type, id: e.id, fields: e.fields as JsonObject });
 }
 
+/** The Freshness message of `f`: the one encoding of a freshness, on every path that answers. */
 export function toFreshness(f: Freshness) {
   return create(FreshnessSchema, { source: f.source, ageMs: BigInt(Math.max(0, Math.round(f.ageMs))), asOfEventId: BigInt(f.asOfEventId), stale: f.stale });
 }

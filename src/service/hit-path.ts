@@ -1,58 +1,39 @@
 /**
- * The service half of the GetEntity hit path: for a request that is a plain cache hit, what the
- * `getEntity` handler would answer, decided synchronously (no await, no promise). Anything else
- * (a miss, a projection, "not found", an invalid request, a schema not loaded yet) is undefined,
- * and the caller runs the normal handler, which then decides exactly as before.
+ * The service half of the hit path: for a GetEntity or Query request that is a plain cache hit,
+ * what the handler (cache-service.ts) would answer, decided synchronously (no await, no promise).
+ * Anything else (a miss, a projection, "not found", an invalid request, a schema not loaded yet)
+ * is undefined, and the caller runs the normal handler, which then decides exactly as before
+ * (with its deadline, its signals, its errors).
  *
- * The server half (server/fast-path.ts) owns the wire: it parses, encodes and writes. It finds
- * this half through `hitPathOf(impl)` on the implementation passed to `router.service`.
+ * The server half (server/fast-path.ts) owns the wire: it parses, encodes and writes. The
+ * composition root gives it this half (see src/cache-server.ts).
  */
 import type { GetEntityRequest, QueryRequest } from "../../gen/shotgrid/cache/v1/cache_pb.ts";
 import { canonicalFields, recordKey } from "../cache/query-key.ts";
 import { projectRecord } from "../cache/entity-fields.ts";
 import type { PreparedQuery } from "../cache/read-through-cache.ts";
-import type { CacheAnswer, EntityCache, EntityQuery, Freshness } from "../cache/types.ts";
+import { servedFreshness, type Freshness, type PeekableEntityCache, type PeekedEntry } from "../cache/types.ts";
 import type { Entity } from "../shotgrid/types.ts";
 import { validateGetEntityNow, validateQuery, type RequestLimits } from "./request-validation.ts";
 import type { SchemaRegistry } from "./schema-registry.ts";
 
-/** A cache that can tell a GetEntity hit without waiting (the read-through cache over memory). */
-export interface PeekableEntityCache extends EntityCache {
-  prepareQuery(query: EntityQuery): PreparedQuery;
-  queryPrepared(prepared: PreparedQuery): Promise<CacheAnswer<Entity[]>>;
-  peekEntity(entityType: string, id: number, fields: readonly string[]): { text: string; freshness: Freshness } | undefined;
-  heldRecordAnswering(text: string, fields: readonly string[]): Entity | undefined;
-  countEntityHit(entityType: string): void;
-  peekQuery(prepared: PreparedQuery): { text: string; freshness: Freshness } | undefined;
-  queryAnswerOf(text: string): Entity[];
-  countQueryHit(entityType: string): void;
-}
-
-/** One GetEntity hit, ready to be encoded. Plain data: a hit allocates nothing it does not need. */
-export interface EntityHit {
-  /**
-   * What the entity part of the answer is made from: the held record's stored text. An encoding
-   * made from it stays right for as long as the cache holds this same text.
-   */
+/**
+ * One hit, ready to be encoded. Plain data: a hit allocates nothing it does not need. `source`
+ * (the held record's or stored answer's text) and `key` (the request in canonical form) name one
+ * encoding: an encoding made from `source` stays right for as long as the cache holds that text.
+ */
+export interface Hit {
   readonly source: string;
-  /** The request in canonical form (type, id, sorted fields): with `source`, names one encoding. */
   readonly key: string;
   readonly entityType: string;
+  /** The answer's freshness, the "site unreachable, so stale" rule applied. */
+  readonly freshness: Freshness;
+}
+
+/** One GetEntity hit. */
+export interface EntityHit extends Hit {
   /** Canonical fields (`canonicalFields`) the answer carries. */
   readonly fields: readonly string[];
-  /** The answer's freshness, the "site unreachable, so stale" rule applied. */
-  readonly freshness: Freshness;
-}
-
-/** One Query hit, ready to be encoded. */
-export interface QueryHit {
-  /** The stored answer's text: an encoding made from it stays right while the cache holds this same text. */
-  readonly source: string;
-  /** The query's cache key: with `source`, names one encoding. */
-  readonly key: string;
-  readonly entityType: string;
-  /** The answer's freshness, the "site unreachable, so stale" rule applied. */
-  readonly freshness: Freshness;
 }
 
 export interface HitPath {
@@ -67,28 +48,20 @@ export interface HitPath {
   /** Record the hit as `getEntity` would (cache metrics): call once, when the answer is sent. */
   commit(hit: EntityHit): void;
   /**
-   * What the `query` handler would answer `req` with: validated as it does (once per parsed
-   * message and schema generation, so identical requests share one validation), asked of the
-   * cache (which counts hits, misses and coalesced waits, and shares one flight among identical
-   * misses), freshness with the "site unreachable, so stale" rule applied. Rejects with what the
-   * handler would turn into its error (through `toConnectError`). Coalesced waiters get the very
-   * same `value` array: encode it once per array.
+   * The hit `query` would answer `req` with, or undefined when it would do anything else or
+   * cannot tell yet. A request object seen for the first time is validated in the background
+   * (asynchronously, as the handler validates), so the same object asked again (callers keep one
+   * parsed message per distinct request bytes) can be peeked without waiting.
    */
-  query(req: QueryRequest): Promise<CacheAnswer<Entity[]>>;
-  /**
-   * The hit `query` would answer `req` with, decided synchronously, or undefined when it would do
-   * anything else or cannot tell yet (`req` not validated by an earlier `query` under this schema
-   * generation): then take `query`. Counts nothing: `commitQuery` once the answer is sent.
-   */
-  peekQuery(req: QueryRequest): QueryHit | undefined;
+  peekQuery(req: QueryRequest): Hit | undefined;
   /** The entities of `hit` (parsed on each call: encode them once and keep that). */
-  entitiesOf(hit: QueryHit): Entity[];
+  entitiesOf(hit: Hit): Entity[];
   /** Record the hit as `query` would (cache metrics): call once, when the answer is sent. */
-  commitQuery(hit: QueryHit): void;
+  commitQuery(hit: Hit): void;
 }
 
 export interface HitPathOptions {
-  cache: EntityCache;
+  cache: PeekableEntityCache;
   schema: SchemaRegistry;
   limits: RequestLimits;
   /** As in `CacheServiceOptions`: while it returns a reason, cached answers are marked stale. */
@@ -104,10 +77,21 @@ interface Plan {
   key: string;
 }
 
-/** A hit path for `options`, or undefined when the cache cannot answer without waiting. */
-export function createHitPath(options: HitPathOptions): HitPath | undefined {
+/** A Query request's validation, kept per request object; `prepared` once it has succeeded. */
+interface QueryPlan {
+  generation: number;
+  prepared?: PreparedQuery;
+}
+
+/** The hit path of the CacheService over `options.cache`. */
+export function createHitPath(options: HitPathOptions): HitPath {
   const { cache, schema, limits, siteUnreachable } = options;
-  if (!isPeekable(cache)) return undefined;
+  const hitOf = (peeked: PeekedEntry, key: string, entityType: string): Hit => ({
+    source: peeked.text,
+    key,
+    entityType,
+    freshness: servedFreshness(peeked.freshness, siteUnreachable?.()),
+  });
   // Callers that parse identical requests once (the fast path does) get their plan back for free.
   const plans = new WeakMap<GetEntityRequest, Plan>();
   const planOf = (req: GetEntityRequest): Plan | undefined => {
@@ -126,59 +110,28 @@ export function createHitPath(options: HitPathOptions): HitPath | undefined {
     plans.set(req, plan);
     return plan;
   };
-  /** `prepared` is set once `valid` resolves, so a repeated request can be peeked without waiting. */
-  const queries = new WeakMap<QueryRequest, { generation: number; valid: Promise<PreparedQuery>; prepared?: PreparedQuery }>();
-  const validQuery = (req: QueryRequest): Promise<PreparedQuery> => {
+  const queries = new WeakMap<QueryRequest, QueryPlan>();
+  /** The prepared query of `req`, or undefined while it is not known (its validation is then started). */
+  const preparedOf = (req: QueryRequest): PreparedQuery | undefined => {
     const known = queries.get(req);
-    if (known && known.generation === schema.generation) return known.valid;
-    const memo: { generation: number; valid: Promise<PreparedQuery>; prepared?: PreparedQuery } = {
-      generation: schema.generation,
-      valid: validateQuery(req, schema, limits).then((q) => (memo.prepared = cache.prepareQuery(q))),
-    };
-    queries.set(req, memo);
-    // A failure may be passing (the site's schema could not be fetched): ask again next time.
-    memo.valid.catch(() => {
-      if (queries.get(req) === memo) queries.delete(req);
-    });
-    return memo.valid;
+    if (known && known.generation === schema.generation) return known.prepared;
+    const plan: QueryPlan = { generation: schema.generation };
+    queries.set(req, plan);
+    validateQuery(req, schema, limits)
+      .then((q) => void (plan.prepared = cache.prepareQuery(q)))
+      // Invalid (the handler answers the error), or the schema could not be fetched (which may
+      // pass): ask again next time.
+      .catch(() => {
+        if (queries.get(req) === plan) queries.delete(req);
+      });
+    return undefined;
   };
   return {
-    async query(req) {
-      const answer = await cache.queryPrepared(await validQuery(req));
-      const f = answer.freshness;
-      // As the service's handler does: a cached answer while the site is unreachable is stale.
-      if (f.source === "cache" && !f.stale && siteUnreachable?.() !== undefined) return { value: answer.value, freshness: { ...f, stale: true } };
-      return answer;
-    },
-    peekQuery(req) {
-      const known = queries.get(req);
-      const prepared = known && known.generation === schema.generation ? known.prepared : undefined;
-      if (!prepared) return undefined;
-      const hit = cache.peekQuery(prepared);
-      if (!hit) return undefined;
-      // As `query` (and the service's handler) does: a cached answer while the site is unreachable is stale.
-      const stale = !hit.freshness.stale && siteUnreachable?.() !== undefined;
-      return { source: hit.text, key: prepared.key, entityType: prepared.q.entityType, freshness: stale ? { ...hit.freshness, stale: true } : hit.freshness };
-    },
-    entitiesOf(hit) {
-      return cache.queryAnswerOf(hit.source);
-    },
-    commitQuery(hit) {
-      cache.countQueryHit(hit.entityType);
-    },
     getEntity(req) {
       const plan = planOf(req);
       if (!plan) return undefined;
-      const hit = cache.peekEntity(plan.entityType, plan.id, plan.fields);
-      if (!hit) return undefined;
-      const stale = !hit.freshness.stale && siteUnreachable?.() !== undefined;
-      return {
-        source: hit.text,
-        key: plan.key,
-        entityType: plan.entityType,
-        fields: plan.fields,
-        freshness: stale ? { ...hit.freshness, stale: true } : hit.freshness,
-      };
+      const peeked = cache.peekEntity(plan.entityType, plan.id, plan.fields);
+      return peeked && { ...hitOf(peeked, plan.key, plan.entityType), fields: plan.fields };
     },
     entityOf(hit) {
       const record = cache.heldRecordAnswering(hit.source, hit.fields);
@@ -187,23 +140,16 @@ export function createHitPath(options: HitPathOptions): HitPath | undefined {
     commit(hit) {
       cache.countEntityHit(hit.entityType);
     },
+    peekQuery(req) {
+      const prepared = preparedOf(req);
+      const peeked = prepared && cache.peekQuery(prepared);
+      return peeked && hitOf(peeked, prepared.key, prepared.q.entityType);
+    },
+    entitiesOf(hit) {
+      return cache.queryAnswerOf(hit.source);
+    },
+    commitQuery(hit) {
+      cache.countQueryHit(hit.entityType);
+    },
   };
-}
-
-function isPeekable(cache: EntityCache): cache is PeekableEntityCache {
-  const c = cache as Partial<PeekableEntityCache>;
-  return typeof c.peekEntity === "function" && typeof c.prepareQuery === "function" && typeof c.queryPrepared === "function" && typeof c.heldRecordAnswering === "function" && typeof c.countEntityHit === "function" && typeof c.peekQuery === "function" && typeof c.queryAnswerOf === "function" && typeof c.countQueryHit === "function";
-}
-
-/** Service implementations that offer a hit path, and theirs. */
-const hitPaths = new WeakMap<object, HitPath>();
-
-/** Offer `path` for `impl` (the object given to `router.service`). */
-export function offerHitPath(impl: object, path: HitPath | undefined): void {
-  if (path) hitPaths.set(impl, path);
-}
-
-/** The hit path `impl` offers, if any. */
-export function hitPathOf(impl: object): HitPath | undefined {
-  return hitPaths.get(impl);
 }

@@ -1,0 +1,61 @@
+/**
+ * The one-port server of the `serve` command: the CacheService (with its hit path, for the
+ * server's fast path) registered as the service registers it, with the configured limits, logger
+ * and default deadline. The composition root (app.ts) builds its server here; so do the tests
+ * that compare the fast path with the normal handler, so they compare what runs.
+ */
+import { readFileSync } from "node:fs";
+import type { Logger } from "pino";
+import { CacheService } from "../gen/shotgrid/cache/v1/cache_pb.ts";
+import type { PeekableEntityCache } from "./cache/types.ts";
+import type { ServeConfig } from "./config.ts";
+import { createServer, type Metrics, type Readiness, type Server, type ServerOptions } from "./server/index.ts";
+import { CACHE_SERVICE_OPTIONS, createCacheService } from "./service/cache-service.ts";
+import type { ChangeFeed } from "./service/change-feed.ts";
+import { createHitPath } from "./service/hit-path.ts";
+import type { SchemaRegistry } from "./service/schema-registry.ts";
+import { VERSION } from "./version.ts";
+
+export interface CacheServerOptions {
+  config: Pick<ServeConfig, "maxRequestBytes" | "deadlineMs" | "maxFields" | "maxPageSize" | "heartbeatS" | "tls">;
+  mode: "demo" | "site";
+  cache: PeekableEntityCache;
+  schema: SchemaRegistry;
+  feed: ChangeFeed;
+  /** The server's logger. */
+  logger: Logger;
+  metrics: Metrics;
+  readiness: () => Readiness;
+  /** Why ShotGrid cannot be reached right now, or undefined (see `CacheServiceOptions.siteUnreachable`). */
+  siteUnreachable: () => string | undefined;
+  extraRoutes?: ServerOptions["extraRoutes"];
+  /** False: every call through the normal handler (the tests' reference). Default true. */
+  fastPath?: boolean;
+}
+
+export function createCacheServer(o: CacheServerOptions): Server {
+  const { config, cache, schema } = o;
+  const limits = { maxFields: config.maxFields, maxPageSize: config.maxPageSize, maxConditions: 500 };
+  // While the event log cannot be read, the cache cannot know what changed: say so.
+  const siteUnreachable = o.siteUnreachable;
+  return createServer({
+    version: VERSION,
+    mode: o.mode,
+    logger: o.logger,
+    metrics: o.metrics,
+    readiness: o.readiness,
+    tls: config.tls ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } : undefined,
+    limits: { readMaxBytes: config.maxRequestBytes, defaultTimeoutMs: config.deadlineMs, maxTimeoutMs: 10 * config.deadlineMs },
+    extraRoutes: o.extraRoutes,
+    // The fast path answers the hits this decides exactly as the handlers below would.
+    hitPath: createHitPath({ cache, schema, limits, siteUnreachable }),
+    fastPath: o.fastPath,
+    routes: (router, ctx) => {
+      router.service(
+        CacheService,
+        createCacheService({ cache, schema, feed: o.feed, limits, heartbeatS: config.heartbeatS, shutdownSignal: ctx.drainSignal, siteUnreachable }),
+        CACHE_SERVICE_OPTIONS,
+      );
+    },
+  });
+}

@@ -1,0 +1,142 @@
+/**
+ * The answer message of a hit (service/hit-path.ts) as bytes, JSON or binary, whatever the
+ * protocol that frames it. The part made from the stored text (the entity, or a Query's
+ * entities) is encoded once per (request key, stored text, encoding) by the serializer the
+ * normal handler uses (connect's, with the service's JSON options); the freshness, whose `ageMs`
+ * changes on every call, is encoded per answer by the generated encoders of the Freshness
+ * message (`toFreshness`, as the handler builds it) and spliced after it: a field added to
+ * Freshness is encoded here as it is there.
+ *
+ * The splice relies on `freshness` being the last field of both response messages (binary:
+ * fields are written in field order, and a message is the concatenation of its fields; JSON:
+ * members are written in field order). test/fast-path-*-equivalence.test.ts check the result
+ * byte for byte against the normal handler's.
+ */
+import { create, toBinary, toJsonString, type DescMessage, type JsonReadOptions, type JsonWriteOptions, type MessageInitShape } from "@bufbuild/protobuf";
+import { createMethodSerializationLookup, getJsonOptions } from "@connectrpc/connect/protocol";
+import { CacheService, FreshnessSchema, GetEntityResponseSchema, QueryResponseSchema } from "../../gen/shotgrid/cache/v1/cache_pb.ts";
+import type { Freshness } from "../cache/types.ts";
+import { toEntityMessage, toFreshness } from "../service/cache-service.ts";
+import type { EntityHit, Hit, HitPath } from "../service/hit-path.ts";
+
+export interface HitEncoderOptions {
+  hits: HitPath;
+  /** The JSON options the service is registered with. */
+  jsonOptions?: Partial<JsonReadOptions & JsonWriteOptions>;
+  /** As given to the Connect adapter: a larger answer is left to the normal path (which answers the error). */
+  writeMaxBytes: number;
+  /** Bound on the bytes of kept encodings (least recently made go first). Default 8 MiB. */
+  maxEncodedBytes?: number;
+}
+
+export interface HitEncoder {
+  /** The GetEntityResponse of `hit`, or undefined when it is not answered from the hit after all (the record lacks a field, too large). */
+  entity(hit: EntityHit, binary: boolean): Buffer | undefined;
+  /** The QueryResponse of `hit`, or undefined when too large. */
+  query(hit: Hit, binary: boolean): Buffer | undefined;
+}
+
+export function createHitEncoder(options: HitEncoderOptions): HitEncoder {
+  const { hits, writeMaxBytes } = options;
+  const writeJson = getJsonOptions(options.jsonOptions);
+  const limits = { readMaxBytes: Infinity, writeMaxBytes };
+  const entityOut = createMethodSerializationLookup(CacheService.method.getEntity, undefined, options.jsonOptions, limits);
+  const queryOut = createMethodSerializationLookup(CacheService.method.query, undefined, options.jsonOptions, limits);
+  const encodings = new EncodingCache(options.maxEncodedBytes ?? 8 * 1024 * 1024);
+
+  /** The answer without its freshness, encoded as the handler encodes answers; JSON without its closing brace. */
+  const headOf = (serialize: (m: never) => Uint8Array, message: object, binary: boolean): Buffer => {
+    const bytes = serialize(message as never);
+    if (binary) return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    // `{…}` becomes `{…,` (or `{` when it has no members), ready for `"freshness":{…}}`.
+    return bytes.length === 2 ? Buffer.from("{") : Buffer.concat([bytes.subarray(0, -1), Buffer.from(",")]);
+  };
+  /** `head`, then the freshness field, encoded by the generated encoders. */
+  const withFreshness = <T extends DescMessage>(schema: T, head: Buffer, f: Freshness, binary: boolean): Buffer | undefined => {
+    const freshness = toFreshness(f);
+    const tail = binary
+      ? toBinary(schema, create(schema, { freshness } as unknown as MessageInitShape<T>))
+      : Buffer.from(`${JSON.stringify(schema.field.freshness!.jsonName)}:${toJsonString(FreshnessSchema, freshness, writeJson)}}`);
+    const body = Buffer.concat([head, tail]);
+    return body.length > writeMaxBytes ? undefined : body;
+  };
+  /** The head kept for `hit` in this encoding, made by `make` the first time (undefined: none can be made). */
+  const keptHead = (hit: Hit, binary: boolean, make: () => Buffer | undefined): Buffer | undefined => {
+    const enc = encodings.get(hit);
+    const known = binary ? enc.proto : enc.json;
+    if (known) return known;
+    let head;
+    try {
+      head = make();
+    } catch {
+      return undefined; // over writeMaxBytes: the normal path answers the error
+    }
+    if (!head) return undefined;
+    if (binary) enc.proto = head;
+    else enc.json = head;
+    encodings.grow(enc, head.length);
+    return head;
+  };
+
+  return {
+    entity(hit, binary) {
+      const head = keptHead(hit, binary, () => {
+        const entity = hits.entityOf(hit);
+        return entity && headOf(entityOut.getO(binary).serialize, create(GetEntityResponseSchema, { entity: toEntityMessage(entity) }), binary);
+      });
+      return head && withFreshness(GetEntityResponseSchema, head, hit.freshness, binary);
+    },
+    query(hit, binary) {
+      const head = keptHead(hit, binary, () => headOf(queryOut.getO(binary).serialize, create(QueryResponseSchema, { entities: hits.entitiesOf(hit).map(toEntityMessage) }), binary));
+      return head && withFreshness(QueryResponseSchema, head, hit.freshness, binary);
+    },
+  };
+}
+
+/** The heads of one (request key, stored text). */
+interface Encoded {
+  /** The stored text they were made from. */
+  source: string;
+  json?: Buffer;
+  proto?: Buffer;
+  bytes: number;
+}
+
+/**
+ * Encodings by request key, each valid only for the stored text it was made from (a changed
+ * entry is a new text: its old encoding is replaced on the next hit). Bounded by bytes; the
+ * least recently made go first.
+ */
+class EncodingCache {
+  readonly #entries = new Map<string, Encoded>();
+  #bytes = 0;
+
+  constructor(readonly maxBytes: number) {}
+
+  get(hit: { readonly key: string; readonly source: string }): Encoded {
+    const known = this.#entries.get(hit.key);
+    // Usually the very same string; equal text (a record refetched unchanged) is as good.
+    if (known && known.source === hit.source) return known;
+    if (known) this.#drop(hit.key, known);
+    // The text is shared with the store while it holds it; counted here as if it were not.
+    const fresh: Encoded = { source: hit.source, bytes: hit.key.length + hit.source.length + 64 };
+    this.#entries.set(hit.key, fresh);
+    this.#bytes += fresh.bytes;
+    return fresh;
+  }
+
+  /** `enc` now holds `bytes` more; the oldest encodings go if that passes the bound (never `enc` itself). */
+  grow(enc: Encoded, bytes: number): void {
+    enc.bytes += bytes;
+    this.#bytes += bytes;
+    for (const [key, old] of this.#entries) {
+      if (this.#bytes <= this.maxBytes || old === enc) break;
+      this.#drop(key, old);
+    }
+  }
+
+  #drop(key: string, enc: Encoded): void {
+    this.#entries.delete(key);
+    this.#bytes -= enc.bytes;
+  }
+}
