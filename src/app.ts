@@ -224,6 +224,7 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
   const server = createServer({
     version: VERSION,
     mode,
+    store: config.redis ? "redis" : "memory",
     logger: logger.child({ component: "server" }),
     metrics,
     readiness,
