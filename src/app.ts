@@ -224,6 +224,7 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     cache,
     schema,
     feed: bus,
+    store: config.redis ? "redis" : "memory",
     logger: logger.child({ component: "server" }),
     metrics,
     readiness,

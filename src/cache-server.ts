@@ -19,6 +19,8 @@ import { VERSION } from "./version.ts";
 export interface CacheServerOptions {
   config: Pick<ServeConfig, "maxRequestBytes" | "deadlineMs" | "maxFields" | "maxPageSize" | "heartbeatS" | "tls">;
   mode: "demo" | "site";
+  /** Where entries are kept, as the home page (`GET /`) shows it. */
+  store?: "memory" | "redis";
   cache: PeekableEntityCache;
   schema: SchemaRegistry;
   feed: ChangeFeed;
@@ -41,6 +43,7 @@ export function createCacheServer(o: CacheServerOptions): Server {
   return createServer({
     version: VERSION,
     mode: o.mode,
+    store: o.store,
     logger: o.logger,
     metrics: o.metrics,
     readiness: o.readiness,

@@ -2,10 +2,13 @@
  * The `serve` command: parse the configuration, start the service, say plainly where it listens
  * (and, in demo mode, where the simulated site is and how to log in to it), stop on a signal.
  */
+import { EventEmitter } from "node:events";
 import { pino } from "pino";
 import { formatHelp } from "./args.ts";
 import { startService } from "./app.ts";
 import { loadServeConfig, SERVE_OPTIONS } from "./config.ts";
+import { firstCommand } from "./server/home-page.ts";
+import { closeOnSignals } from "./server/shutdown-signals.ts";
 import { VERSION } from "./version.ts";
 import { isWorkerProcess, runWorkerPool, stopWhenPrimaryGone } from "./workers.ts";
 
@@ -37,40 +40,26 @@ export async function runServe(argv: string[]): Promise<void> {
         `  site script login:   script name "${site.scriptName}", script key "${site.scriptKey}" (demo only)`,
         "  Change data on the simulated site and watch the cache follow.",
         "",
+        "  Try it:",
+        `    ${firstCommand(service.url)}`,
+        `  What else it answers: curl -s ${service.url}/`,
+        "",
       ].join("\n") + "\n",
     );
   } else {
-    logger.info({ site: config.site!.url, scriptName: config.site!.scriptName }, "following ShotGrid site");
+    logger.info({ site: config.site!.url, scriptName: config.site!.scriptName, try: `curl -s ${service.url}/` }, "following ShotGrid site");
   }
   service.ready.then(
     () => logger.info({ lastEventId: service.follower?.lastAppliedEventId }, "ready: preload done and event follower running"),
     () => undefined,
   );
 
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) {
-      // A worker gets a terminal's Ctrl-C and the primary's SIGTERM for one shutdown: the
-      // primary, not a repeated signal, decides when to force (it sends SIGKILL).
-      if (isWorkerProcess()) return;
-      logger.warn({ signal }, "second signal: exiting now");
-      process.exit(1);
-    }
-    stopping = true;
-    logger.info({ signal }, "shutting down: finishing calls in flight, ending streams");
-    service.close(10_000).then(
-      () => {
-        logger.info("stopped");
-        logger.flush?.();
-        process.exit(0);
-      },
-      (err: unknown) => {
-        logger.error({ err: err instanceof Error ? err.message : String(err) }, "shutdown failed");
-        process.exit(1);
-      },
-    );
-  };
-  process.on("SIGTERM", () => stop("SIGTERM"));
-  process.on("SIGINT", () => stop("SIGINT"));
-  stopWhenPrimaryGone(stop);
+  // Signals, and in a pool's worker the primary going away, all end in one graceful shutdown.
+  const signals = new EventEmitter();
+  process.on("SIGTERM", () => signals.emit("SIGTERM", "SIGTERM"));
+  process.on("SIGINT", () => signals.emit("SIGINT", "SIGINT"));
+  stopWhenPrimaryGone((reason) => signals.emit("SIGTERM", reason));
+  // A worker gets a terminal's Ctrl-C and the primary's SIGTERM for one shutdown: the primary,
+  // not a repeated signal, decides when to force (it sends SIGKILL).
+  closeOnSignals(service, { signals, graceMs: 10_000, logger, forceOnRepeat: !isWorkerProcess() });
 }

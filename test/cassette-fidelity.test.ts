@@ -1,5 +1,5 @@
 /**
- * Fidelity: replay every recorded ShotGrid interaction (../shared/fixtures/shotgrid-recorded)
+ * Fidelity: replay every recorded ShotGrid interaction (test/fixtures/shotgrid-recorded)
  * against the simulator, seeded with the records each cassette's answers show, and compare
  * status, envelope and shape (keys, JSON types, date spellings, placement of
  * data/attributes/relationships/links, error codes) with the recorded answer.
@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { startSimulator, type Api3Schema, type SimulatorHandle } from "../src/simulator/index.ts";
 
-const ROOT = new URL("../../shared/fixtures/shotgrid-recorded", import.meta.url).pathname;
+const ROOT = new URL("./fixtures/shotgrid-recorded", import.meta.url).pathname;
 
 /**
  * Known, explained differences: "<cassette path> #<interaction index>: <json path>" → reason.

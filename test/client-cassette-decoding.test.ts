@@ -16,7 +16,7 @@ import {
 } from "../src/shotgrid/wire-codec.ts";
 import type { Entity } from "../src/shotgrid/types.ts";
 
-const ROOT = new URL("../../shared/fixtures/shotgrid-recorded/", import.meta.url).pathname;
+const ROOT = new URL("./fixtures/shotgrid-recorded/", import.meta.url).pathname;
 
 interface Interaction {
   file: string;

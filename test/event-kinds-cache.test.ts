@@ -12,7 +12,7 @@ import { ShotGridClient } from "../src/shotgrid/index.ts";
 import type { Entity } from "../src/shotgrid/types.ts";
 import { DEFAULT_SCRIPT_KEY, startSimulator, type SimulatorHandle, type SimulatorOptions } from "../src/simulator/index.ts";
 
-const FIXTURE_SCHEMA = new URL("../../shared/fixtures/schema/schema_read.json", import.meta.url).pathname;
+const FIXTURE_SCHEMA = new URL("./fixtures/schema/schema_read.json", import.meta.url).pathname;
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { demoSchema } from "../src/simulator/index.ts";
 import { openSite, type TestSite } from "./simulator-test-client.ts";
 
-const REAL_SCHEMA = new URL("../../shared/fixtures/schema/schema_read.json", import.meta.url).pathname;
+const REAL_SCHEMA = new URL("./fixtures/schema/schema_read.json", import.meta.url).pathname;
 let site: TestSite | undefined;
 afterEach(async () => {
   await site?.close();

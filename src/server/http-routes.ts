@@ -1,9 +1,10 @@
 /**
- * The plain HTTP routes served beside the RPCs: `/healthz`, `/readyz`, `/metrics`, and a JSON 404
- * for everything else.
+ * The plain HTTP routes served beside the RPCs: `/` (what this is, home-page.ts), `/healthz`,
+ * `/readyz`, `/metrics`, and a JSON 404 for everything else.
  */
 import type http from "node:http";
 import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
+import { homePage } from "./home-page.ts";
 import type { Metrics } from "./metrics.ts";
 
 /** The adapter's request and response types: HTTP/1.1 or HTTP/2 compat. */
@@ -28,6 +29,8 @@ export interface HttpRoutesOptions {
   version: string;
   /** How the service runs, reported by `/healthz`, e.g. "demo" or "site". */
   mode: string;
+  /** Where the cache lives, shown on `/`: "memory" or "redis". */
+  store?: string;
   /** Answers `/readyz`. Default: always ready. A throw or rejection counts as not ready. */
   readiness?: () => Readiness | Promise<Readiness>;
   /** Serves `/metrics`; without it `/metrics` is a 404. */
@@ -68,6 +71,11 @@ export function createHttpRoutes(options: HttpRoutesOptions): (req: Req, res: Re
     const head = method === "HEAD";
     if (method !== "GET" && !head) return false;
     switch (path) {
+      case "/": {
+        const page = homePage({ version: options.version, mode: options.mode, store: options.store, metrics: options.metrics !== undefined }, req.headers.accept, req.headers.host ?? (req.headers[":authority"] as string | undefined));
+        send(res, 200, page.contentType, page.body, head);
+        return true;
+      }
       case "/healthz":
         sendJson(
           res,

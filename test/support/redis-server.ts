@@ -5,10 +5,36 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { accessSync, constants } from "node:fs";
 import { createServer, connect } from "node:net";
+import { delimiter, join } from "node:path";
 import { Redis } from "ioredis";
 
-const REDIS_SERVER = process.env.REDIS_SERVER_BIN ?? "/usr/bin/redis-server";
+const MISSING = "install it (apt-get install redis-server) or set REDIS_SERVER_BIN to its path";
+
+/**
+ * The redis-server binary: `REDIS_SERVER_BIN` if set, else the first `redis-server` on PATH.
+ * Missing is a failure that says how to fix it, never a skip: the Redis tests are part of the suite.
+ */
+export function redisServerBin(env: NodeJS.ProcessEnv = process.env): string {
+  const executable = (file: string) => {
+    try {
+      accessSync(file, constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const given = env.REDIS_SERVER_BIN;
+  if (given) {
+    if (!executable(given)) throw new Error(`REDIS_SERVER_BIN=${given} is not an executable file: ${MISSING}`);
+    return given;
+  }
+  for (const dir of (env.PATH ?? "").split(delimiter)) {
+    if (dir && executable(join(dir, "redis-server"))) return join(dir, "redis-server");
+  }
+  throw new Error(`redis-server was not found on PATH: ${MISSING}`);
+}
 
 /** A free TCP port on 127.0.0.1 (asked from the OS, never fixed, never 6379). */
 export async function freePort(): Promise<number> {
@@ -105,16 +131,19 @@ export class TestRedisServer {
   async #spawn(): Promise<void> {
     this.#stderr = "";
     const child = spawn(
-      REDIS_SERVER,
+      redisServerBin(),
       ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--maxmemory-policy", "volatile-lru", "--loglevel", "warning"],
       { stdio: ["ignore", "pipe", "pipe"] },
     );
     this.#child = child;
+    let spawnError: Error | undefined;
+    child.once("error", (err) => (spawnError = err));
     child.stdout?.on("data", (d: Buffer) => (this.#stderr = (this.#stderr + d.toString()).slice(-2000)));
     child.stderr?.on("data", (d: Buffer) => (this.#stderr = (this.#stderr + d.toString()).slice(-2000)));
     const deadline = Date.now() + 10_000;
     // After a kill the port may take a moment to be reusable: retry until it answers or times out.
     while (!(await answersPing(this.port))) {
+      if (spawnError) throw new Error(`redis-server could not be started (${spawnError.message}): ${MISSING}`);
       if (!this.running) throw new Error(`redis-server on port ${this.port} exited: ${this.#stderr.trim()}`);
       if (Date.now() > deadline) {
         child.kill("SIGKILL");
