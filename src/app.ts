@@ -270,6 +270,9 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
       try {
         const head = saved.state?.lastAppliedId ?? (await backend.latestEventId(stopping.signal));
         cache.startFrom(head);
+        // The follower starts from `head`: streams may announce it now, not 0 during the preload.
+        // A cluster's bus is positioned by the shared change log only (cluster-follow.ts).
+        if (!cluster) bus.advance(head);
         await cache.preload(stopping.signal);
         if (cluster) clusterHead = head;
         else follower = newFollower(head);
@@ -288,10 +291,11 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     if (cluster) {
       cluster.start();
       reconciler?.start();
-      // Ready once the shared change log is read (this bus's replay ring is seeded from it).
+      // Ready once the shared change log is read (this bus's replay ring is seeded from it) and
+      // has told this bus where the cluster stands (streams wait for that before announcing it).
       await new Promise<void>((resolve, reject) => {
         stopping.signal.addEventListener("abort", () => reject(stopping.signal.reason), { once: true });
-        void cluster.tail.whenCaughtUp().then(resolve);
+        void cluster.tail.whenCaughtUp().then(() => bus.whenPositioned(stopping.signal)).then((positioned) => positioned && resolve());
       });
       return;
     }
