@@ -8,6 +8,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { CacheService } from "../gen/shotgrid/cache/v1/cache_pb.ts";
 import { ReadThroughCache } from "./cache/index.ts";
+import { CacheErrorCode } from "./cache/errors.ts";
 import type { ServeConfig } from "./config.ts";
 import { ChangeBus, EventFollower, FileCursorStore, loadSavedCursor } from "./events/index.ts";
 import { applyEntryToCache, ClusterFollow, guardedSink, type TermFollowerSetup } from "./events/cluster-follow.ts";
@@ -207,7 +208,7 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     if (!preload.ready) reasons.push(preloadError ? `preload failed, retrying: ${preloadError}` : preload.reason);
     // A follower failing only because the store cannot take its invalidations is a store outage:
     // answers still come (from ShotGrid), so it is shown under details.store, not made unready.
-    const storeOutage = shared !== undefined && !cache.storeHealthy && isStoreError(follower?.lastError);
+    const storeOutage = shared !== undefined && !cache.storeHealthy && isStoreError(follower?.lastErrorCode);
     if (!follower?.running) {
       // A standby cluster instance runs no follower: it serves the shared store and tails the change log.
       if (!cluster) reasons.push("event follower not started");
@@ -340,9 +341,9 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
   };
 }
 
-/** The follower's last error came from the cache store (see `StoreUnavailableError`), not from the site. */
-function isStoreError(message: string | undefined): boolean {
-  return message?.startsWith("cache store unavailable") === true;
+/** The follower's last error came from the cache store (`StoreUnavailableError`), not from the site: told by its code. */
+function isStoreError(code: string | undefined): boolean {
+  return code === CacheErrorCode.storeUnavailable;
 }
 
 function describeListenError(err: unknown): string {
