@@ -110,7 +110,8 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
       } catch (err) {
         if (stopping.signal.aborted) return;
         logger.warn({ err: err instanceof Error ? err.message : String(err), attempt }, "preload after a cache flush failed; retrying");
-        await new Promise((r) => setTimeout(r, Math.min(30_000, 1000 * 2 ** attempt)));
+        // Abortable: close() must not leave a back-off timer holding the process open.
+        await sleep(Math.min(30_000, 1000 * 2 ** attempt), undefined, { signal: stopping.signal }).catch(() => undefined);
       }
     }
   };
