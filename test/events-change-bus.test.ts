@@ -159,6 +159,14 @@ describe("change bus", () => {
     const w = published.whenPositioned(new AbortController().signal);
     published.publish([change(3)]);
     expect(await w).toBe(true);
+    // Reaching an id: resolved by the publish or advance that gets there, not before.
+    let reached = false;
+    const nine = published.whenReached(9, new AbortController().signal).then((r) => (reached = r));
+    published.publish([change(5)], 8);
+    await Promise.resolve();
+    expect(reached).toBe(false);
+    published.advance(9);
+    expect(await nine).toBe(true);
   });
 
   it("applies filters to the replay too", async () => {

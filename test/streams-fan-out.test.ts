@@ -39,6 +39,7 @@ function burstFeed(changes: () => FeedChange[]): ChangeFeed & { subscribed: numb
     lastEventId: 0,
     positioned: true,
     whenPositioned: () => Promise.resolve(true),
+    whenReached: () => Promise.resolve(true),
     subscribed: 0,
     subscribe(options: FeedSubscription): AsyncIterable<FeedMessage> {
       this.subscribed++;

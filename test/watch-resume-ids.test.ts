@@ -130,12 +130,26 @@ describe("WatchChanges resume ids: memory", () => {
     cleanups.push(() => e2e.close());
     const newest = e2e.service.bus.lastEventId;
     const resumed = open(e2e.url, BigInt(newest + 1000));
-    const resync = await resumed.waitFor((m) => m.message.case === "resync");
+    const resync = await resumed.waitFor((m) => m.message.case === "resync", 6000);
     if (resync.message.case !== "resync") throw new Error("unreachable");
     expect(resync.message.value.resumeEventId).toBe(BigInt(newest));
     expect(resync.message.value.reason).toContain(`beyond the newest event id applied here (${newest})`);
     const eventId = writeShot(e2e.site, "later");
     await resumed.waitFor((m) => changeOf(m)?.eventId === BigInt(eventId));
+  }, 20_000);
+
+  it("a resume from just ahead of the instance waits for it to get there and replays, without a resync", async () => {
+    const e2e = await startE2E({ site: { shots: 4, assets: 1 }, config: { preloadTypes: ["Shot"] } });
+    cleanups.push(() => e2e.close());
+    const newest = e2e.service.bus.lastEventId;
+    // The client saw newest + 1 elsewhere (an instance a moment ahead); this one gets there soon.
+    const resumed = open(e2e.url, BigInt(newest + 1));
+    await new Promise((r) => setTimeout(r, 200));
+    writeShot(e2e.site, "seen elsewhere");
+    const next = writeShot(e2e.site, "not seen yet");
+    const got = await resumed.waitFor((m) => m.message.case !== "heartbeat", 5000);
+    expect(changeOf(got)?.eventId).toBe(BigInt(next));
+    expect(heartbeatId(resumed.messages[0]!)).toBe(BigInt(newest + 1));
   }, 20_000);
 
   it("sinceEventId that is no event id is invalid_argument naming the field", async () => {

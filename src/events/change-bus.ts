@@ -85,8 +85,8 @@ export class ChangeBus {
   #lastEventId = 0;
   /** A replay from `sinceEventId >= #floor` is complete; undefined until the bus knows where its history starts. */
   #floor: number | undefined;
-  /** Resolved (and dropped) once the bus is positioned. */
-  #positionedWaiters: Array<() => void> = [];
+  /** Waiting for the bus to be positioned (`until` undefined) or to reach `until`. */
+  #positionWaiters: Array<{ until: number | undefined; resolve: () => void }> = [];
 
   constructor(options: ChangeBusOptions = {}) {
     const replayEvents = options.replayEvents ?? DEFAULT_REPLAY_EVENTS;
@@ -118,19 +118,38 @@ export class ChangeBus {
 
   /** Resolves true once positioned; false if `signal` aborts first. */
   whenPositioned(signal: AbortSignal): Promise<boolean> {
-    if (this.positioned) return Promise.resolve(true);
+    return this.#waitFor(undefined, signal);
+  }
+
+  /**
+   * Resolves true once `lastEventId >= eventId`; false if `signal` aborts first. (In a cluster
+   * an instance may be a moment behind the one a client comes from.)
+   */
+  whenReached(eventId: number, signal: AbortSignal): Promise<boolean> {
+    return this.#waitFor(eventId, signal);
+  }
+
+  #reached(until: number | undefined): boolean {
+    return until === undefined ? this.positioned : this.positioned && this.#lastEventId >= until;
+  }
+
+  #waitFor(until: number | undefined, signal: AbortSignal): Promise<boolean> {
+    if (this.#reached(until)) return Promise.resolve(true);
     if (signal.aborted) return Promise.resolve(false);
     return new Promise((resolve) => {
+      const waiter = {
+        until,
+        resolve: (): void => {
+          signal.removeEventListener("abort", onAbort);
+          resolve(true);
+        },
+      };
       const onAbort = (): void => {
-        this.#positionedWaiters = this.#positionedWaiters.filter((w) => w !== onPositioned);
+        this.#positionWaiters = this.#positionWaiters.filter((w) => w !== waiter);
         resolve(false);
       };
-      const onPositioned = (): void => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(true);
-      };
       signal.addEventListener("abort", onAbort, { once: true });
-      this.#positionedWaiters.push(onPositioned);
+      this.#positionWaiters.push(waiter);
     });
   }
 
@@ -150,8 +169,11 @@ export class ChangeBus {
   }
 
   #notifyPositioned(): void {
-    if (this.#positionedWaiters.length === 0) return;
-    for (const resolve of this.#positionedWaiters.splice(0)) resolve();
+    if (this.#positionWaiters.length === 0) return;
+    const due = this.#positionWaiters.filter((w) => this.#reached(w.until));
+    if (due.length === 0) return;
+    this.#positionWaiters = this.#positionWaiters.filter((w) => !due.includes(w));
+    for (const w of due) w.resolve();
   }
 
   /**

@@ -40,4 +40,6 @@ export interface ChangeFeed {
   readonly positioned: boolean;
   /** Resolves true once positioned; false if `signal` aborts first. */
   whenPositioned(signal: AbortSignal): Promise<boolean>;
+  /** Resolves true once positioned at `eventId` or beyond; false if `signal` aborts first. */
+  whenReached(eventId: number, signal: AbortSignal): Promise<boolean>;
 }

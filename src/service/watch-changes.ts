@@ -74,6 +74,14 @@ export function createWatchChanges(opts: WatchChangesOptions) {
     // Announcing the position before the feed knows it would announce 0 ("live only"), and a
     // client resuming from that would silently miss what happened meanwhile.
     if (!opts.feed.positioned && !(await opts.feed.whenPositioned(stopSignal(ctx.signal, opts.shutdownSignal)))) return;
+    // A resume from ahead of this instance (a client coming from a cluster instance a moment
+    // ahead) waits briefly for this one to get there, so it replays instead of resyncing; past
+    // the wait the feed answers a resync (change-bus.ts).
+    if (since > opts.feed.lastEventId) {
+      const stop = stopSignal(ctx.signal, opts.shutdownSignal);
+      await opts.feed.whenReached(since, AbortSignal.any([stop, AbortSignal.timeout(RESUME_AHEAD_WAIT_MS)]));
+      if (stop.aborted) return;
+    }
     const messages = opts.feed.subscribe({
       entityTypes: req.entityTypes,
       projectIds: req.projectIds,
@@ -122,6 +130,9 @@ export function createWatchChanges(opts: WatchChangesOptions) {
 }
 
 const TICK = Symbol("heartbeat due");
+
+/** How long a resume from beyond the newest id waits for the feed to get there before it is told to resync. */
+const RESUME_AHEAD_WAIT_MS = 2000;
 
 /** Event ids are whole numbers the server handles exactly (JavaScript numbers). */
 const MAX_EVENT_ID = BigInt(Number.MAX_SAFE_INTEGER);
