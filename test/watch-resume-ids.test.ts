@@ -4,6 +4,8 @@
  * skip. Checked on the memory single instance and on a --redis leader and standby (each with a
  * real redis-server), and the answers to resume ids that cannot be honoured.
  */
+import { spawn } from "node:child_process";
+import { createInterface } from "node:readline";
 import { afterEach, describe, expect, it } from "vitest";
 import { pino } from "pino";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -99,6 +101,62 @@ describe("WatchChanges resume ids: --redis", () => {
     await waitFor("both buses have the change", () => leader.bus.lastEventId === eventId && standby.bus.lastEventId === eventId);
     await expectReplayOrResync(standby.url, onLeader, eventId);
     await expectReplayOrResync(leader.url, onStandby, eventId);
+  }, 60_000);
+});
+
+describe("WatchChanges resume ids: --workers", () => {
+  it("every worker's first heartbeat is the cluster's position, and resuming from any of them replays a later change", async () => {
+    const redis = await TestRedisServer.start();
+    cleanups.push(() => redis.stop());
+    const site = await startSimulator({ shots: 4, assets: 1 });
+    cleanups.push(() => site.close());
+    const child = spawn(
+      process.execPath,
+      ["bin/shotgrid-cache.mjs", "serve", "--workers", "2", "--redis", redis.url, "--redis-prefix", randomPrefix(), "--site", site.url,
+        "--script-name", site.scriptName, "--script-key", DEFAULT_SCRIPT_KEY, "--port", "0", "--host", "127.0.0.1", "--preload", "Shot",
+        "--poll-interval-ms", "100", "--reconcile-interval-s", "0", "--leader-lease-ms", "1000"],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    cleanups.push(async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill("SIGTERM");
+      const killer = setTimeout(() => child.kill("SIGKILL"), 5000);
+      await exited;
+      clearTimeout(killer);
+    });
+    const logs: Array<Record<string, unknown>> = [];
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+    createInterface({ input: child.stdout }).on("line", (line) => {
+      try {
+        logs.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        // not a log line
+      }
+    });
+    await waitFor(`two workers ready (stderr: ${stderr})`, () => logs.filter((l) => String(l["msg"]).startsWith("ready:")).length >= 2, 30_000);
+    const port = Number(logs.find((l) => l["msg"] === "worker listening")!["port"]);
+    const url = `http://127.0.0.1:${port}`;
+    const head = BigInt(site.store.latestEventId);
+
+    // Several streams, spread over the workers by the primary's connection hand-out.
+    const announced: bigint[] = [];
+    for (let i = 0; i < 4; i++) {
+      const w = watch(url, { entityTypes: ["Shot"] }, i % 2 === 0 ? "connect" : "grpc");
+      cleanups.push(() => w.close());
+      announced.push(heartbeatId(await w.waitFor(() => true, 10_000)));
+      w.close();
+    }
+    expect(announced).toEqual(announced.map(() => head));
+    const eventId = writeShot(site, "while away");
+    for (let i = 0; i < 4; i++) {
+      const resumed = watch(url, { entityTypes: ["Shot"], sinceEventId: announced[i]! }, i % 2 === 0 ? "grpc" : "connect");
+      cleanups.push(() => resumed.close());
+      const got = await resumed.waitFor((m) => changeOf(m)?.eventId === BigInt(eventId) || m.message.case === "resync", 10_000);
+      expect(changeOf(got)?.eventId).toBe(BigInt(eventId));
+      resumed.close();
+    }
   }, 60_000);
 });
 
