@@ -268,9 +268,12 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
       await cache.invalidateAll();
       bus.reset(`saved event cursor unusable: ${saved.lostReason}`);
     }
+    // Taken once: a retried preload keeps the first head, so the follower re-applies what happened
+    // meanwhile instead of starting after it, and the position streams were told stays true.
+    let firstHead: number | undefined;
     for (let attempt = 0; ; attempt++) {
       try {
-        const head = saved.state?.lastAppliedId ?? (await backend.latestEventId(stopping.signal));
+        const head = saved.state?.lastAppliedId ?? (firstHead ??= await backend.latestEventId(stopping.signal));
         cache.startFrom(head);
         // The follower starts from `head`: streams may announce it now, not 0 during the preload.
         // A cluster's bus is positioned by the shared change log only (cluster-follow.ts).

@@ -5,6 +5,7 @@
  * real redis-server), and the answers to resume ids that cannot be honoured.
  */
 import { spawn } from "node:child_process";
+import http from "node:http";
 import { createInterface } from "node:readline";
 import { afterEach, describe, expect, it } from "vitest";
 import { pino } from "pino";
@@ -170,6 +171,47 @@ describe("WatchChanges resume ids: memory", () => {
     expect(heartbeatId(first)).toBe(BigInt(e2e.site.store.latestEventId));
     await e2e.service.ready;
   }, 20_000);
+
+  it("a preload retried after a failure keeps the position streams were told: a change made meanwhile still reaches them", async () => {
+    const site = await startSimulator({ shots: 4, assets: 1 });
+    cleanups.push(() => site.close());
+    // The site, through a proxy that fails the first preload page, a change being made meanwhile.
+    let madeDuringFailure: number | undefined;
+    const proxy = http.createServer((req, res) => {
+      if (madeDuringFailure === undefined && req.url?.includes("/entity/Shot/_search")) {
+        madeDuringFailure = writeShot(site, "made while the preload failed");
+        res.writeHead(503, { "content-type": "application/json" }).end(JSON.stringify({ errors: [{ status: 503, code: 503, title: "Service Unavailable" }] }));
+        return;
+      }
+      const target = new URL(site.url);
+      const upstream = http.request({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers }, (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      });
+      upstream.on("error", () => res.destroy());
+      req.pipe(upstream);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    cleanups.push(() => new Promise<void>((resolve) => proxy.close(() => resolve())));
+    proxy.unref();
+    const head = site.store.latestEventId;
+    const service = await startService(
+      testConfig({
+        site: { url: `http://127.0.0.1:${(proxy.address() as { port: number }).port}`, scriptName: site.scriptName, scriptKey: DEFAULT_SCRIPT_KEY },
+        preloadTypes: ["Shot"],
+        upstreamRetryMs: 0,
+        reconcileIntervalS: 0,
+      }),
+      pino({ level: "silent" }),
+    );
+    cleanups.push(() => service.close(500));
+    const early = open(service.url);
+    expect(heartbeatId(await early.waitFor(() => true, 5000))).toBe(BigInt(head));
+    await service.ready;
+    expect(madeDuringFailure).toBe(head + 1);
+    const got = await early.waitFor((m) => changeOf(m) !== undefined || m.message.case === "resync", 5000);
+    expect(changeOf(got)?.eventId).toBe(BigInt(madeDuringFailure!));
+  }, 30_000);
 
   it("the first heartbeat of a resume says the resume point, so resuming from it again still replays", async () => {
     const e2e = await startE2E({ site: { shots: 4, assets: 1 }, config: { preloadTypes: ["Shot"] } });
