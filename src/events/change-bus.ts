@@ -237,7 +237,7 @@ export class ChangeBus {
     if (this.#floor === undefined) return `cannot replay from event ${since}: no change history yet`;
     // Beyond the newest id reached: an id from another cluster instance that is ahead, another
     // site, or no real id. Skipping changes up to it could skip some the client never saw, and
-    // waiting for it could wait forever, so the client is told to resync from where this bus is.
+    // it may never come (WatchChanges waits a moment for it first), so: resync from here.
     if (since > this.#lastEventId) return `cannot replay from event ${since}: it is beyond the newest event id applied here (${this.#lastEventId})`;
     if (since < this.#floor) return `cannot replay from event ${since}: the oldest resumable event id is ${this.#floor}`;
     return undefined;
