@@ -6,6 +6,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { ReadThroughCache } from "./cache/index.ts";
+import { CacheErrorCode } from "./cache/errors.ts";
 import type { ServeConfig } from "./config.ts";
 import { ChangeBus, EventFollower, FileCursorStore, loadSavedCursor } from "./events/index.ts";
 import { applyEntryToCache, ClusterFollow, guardedSink, type TermFollowerSetup } from "./events/cluster-follow.ts";
@@ -106,7 +107,8 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
       } catch (err) {
         if (stopping.signal.aborted) return;
         logger.warn({ err: err instanceof Error ? err.message : String(err), attempt }, "preload after a cache flush failed; retrying");
-        await new Promise((r) => setTimeout(r, Math.min(30_000, 1000 * 2 ** attempt)));
+        // Abortable: close() must not leave a back-off timer holding the process open.
+        await sleep(Math.min(30_000, 1000 * 2 ** attempt), undefined, { signal: stopping.signal }).catch(() => undefined);
       }
     }
   };
@@ -204,7 +206,7 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     if (!preload.ready) reasons.push(preloadError ? `preload failed, retrying: ${preloadError}` : preload.reason);
     // A follower failing only because the store cannot take its invalidations is a store outage:
     // answers still come (from ShotGrid), so it is shown under details.store, not made unready.
-    const storeOutage = shared !== undefined && !cache.storeHealthy && isStoreError(follower?.lastError);
+    const storeOutage = shared !== undefined && !cache.storeHealthy && isStoreError(follower?.lastErrorCode);
     if (!follower?.running) {
       // A standby cluster instance runs no follower: it serves the shared store and tails the change log.
       if (!cluster) reasons.push("event follower not started");
@@ -250,10 +252,16 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
       await cache.invalidateAll();
       bus.reset(`saved event cursor unusable: ${saved.lostReason}`);
     }
+    // Taken once: a retried preload keeps the first head, so the follower re-applies what happened
+    // meanwhile instead of starting after it, and the position streams were told stays true.
+    let firstHead: number | undefined;
     for (let attempt = 0; ; attempt++) {
       try {
-        const head = saved.state?.lastAppliedId ?? (await backend.latestEventId(stopping.signal));
+        const head = saved.state?.lastAppliedId ?? (firstHead ??= await backend.latestEventId(stopping.signal));
         cache.startFrom(head);
+        // The follower starts from `head`: streams may announce it now, not 0 during the preload.
+        // A cluster's bus is positioned by the shared change log only (cluster-follow.ts).
+        if (!cluster) bus.advance(head);
         await cache.preload(stopping.signal);
         if (cluster) clusterHead = head;
         else follower = newFollower(head);
@@ -272,10 +280,11 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     if (cluster) {
       cluster.start();
       reconciler?.start();
-      // Ready once the shared change log is read (this bus's replay ring is seeded from it).
+      // Ready once the shared change log is read (this bus's replay ring is seeded from it) and
+      // has told this bus where the cluster stands (streams wait for that before announcing it).
       await new Promise<void>((resolve, reject) => {
         stopping.signal.addEventListener("abort", () => reject(stopping.signal.reason), { once: true });
-        void cluster.tail.whenCaughtUp().then(resolve);
+        void cluster.tail.whenCaughtUp().then(() => bus.whenPositioned(stopping.signal)).then((positioned) => positioned && resolve());
       });
       return;
     }
@@ -320,9 +329,9 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
   };
 }
 
-/** The follower's last error came from the cache store (see `StoreUnavailableError`), not from the site. */
-function isStoreError(message: string | undefined): boolean {
-  return message?.startsWith("cache store unavailable") === true;
+/** The follower's last error came from the cache store (`StoreUnavailableError`), not from the site: told by its code. */
+function isStoreError(code: string | undefined): boolean {
+  return code === CacheErrorCode.storeUnavailable;
 }
 
 function describeListenError(err: unknown): string {

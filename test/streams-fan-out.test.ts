@@ -37,6 +37,9 @@ function change(id: number): FeedChange {
 function burstFeed(changes: () => FeedChange[]): ChangeFeed & { subscribed: number } {
   return {
     lastEventId: 0,
+    positioned: true,
+    whenPositioned: () => Promise.resolve(true),
+    whenReached: () => Promise.resolve(true),
     subscribed: 0,
     subscribe(options: FeedSubscription): AsyncIterable<FeedMessage> {
       this.subscribed++;

@@ -10,6 +10,7 @@
  * filling the cache after it (design invariant 2) — even for tags only known once the answer
  * arrived (the links inside it).
  */
+import { CacheErrorCode } from "./errors.ts";
 
 /** One cached answer and what it depends on. Values are JSON-like and never mutated once stored. */
 export interface StoredEntry {
@@ -72,7 +73,7 @@ export interface CacheStore {
  */
 export class StoreUnavailableError extends Error {
   override readonly name = "StoreUnavailableError";
-  readonly code = "CACHE_STORE_UNAVAILABLE";
+  readonly code = CacheErrorCode.storeUnavailable;
   constructor(
     /** The store operation that failed (`get`, `setIfFresh`, `bump`, …). */
     readonly operation: string,

@@ -14,6 +14,12 @@
  * changes below X published after that point. A client resumes from the highest event id it
  * has seen (or the `resumeEventId` of a resync, or a heartbeat's last event id); a late change
  * it has not seen is replayed, one it has seen is not.
+ *
+ * Positions announced: a heartbeat (or a resync's resumeEventId) must only ever carry a position
+ * the bus has reached, because a client resuming from it is promised everything after it. Before
+ * the bus knows where it stands (`positioned` false) it has nothing true to announce, so the
+ * stream waits (`whenPositioned`). A resume from beyond the newest id is answered with a resync:
+ * skipping changes up to an id this bus never reached could skip changes the client never saw.
  */
 import type { Change } from "./change.ts";
 import { ReplayBuffer } from "./replay-buffer.ts";
@@ -50,7 +56,8 @@ export interface SubscribeOptions {
    * The highest event id the client has seen (or a resync's `resumeEventId`, or a heartbeat's
    * last event id): replay every buffered change published after the bus reached it (ids above
    * it, and late ids below it published later), then go live. 0 or absent: live only. Older
-   * than the bus can replay: a resync message first, then live.
+   * than the bus can replay, or beyond the newest id it has reached: a resync message first
+   * (resumeEventId: the bus's position), then live.
    */
   sinceEventId?: number;
   /** Aborting ends the subscription (its iterator finishes). */
@@ -78,6 +85,8 @@ export class ChangeBus {
   #lastEventId = 0;
   /** A replay from `sinceEventId >= #floor` is complete; undefined until the bus knows where its history starts. */
   #floor: number | undefined;
+  /** Waiting for the bus to be positioned (`until` undefined) or to reach `until`. */
+  #positionWaiters: Array<{ until: number | undefined; resolve: () => void }> = [];
 
   constructor(options: ChangeBusOptions = {}) {
     const replayEvents = options.replayEvents ?? DEFAULT_REPLAY_EVENTS;
@@ -102,6 +111,48 @@ export class ChangeBus {
     return this.#floor;
   }
 
+  /** True once the bus knows its position (first `advance` or `publish`): `lastEventId` is then true. */
+  get positioned(): boolean {
+    return this.#floor !== undefined;
+  }
+
+  /** Resolves true once positioned; false if `signal` aborts first. */
+  whenPositioned(signal: AbortSignal): Promise<boolean> {
+    return this.#waitFor(undefined, signal);
+  }
+
+  /**
+   * Resolves true once `lastEventId >= eventId`; false if `signal` aborts first. (In a cluster
+   * an instance may be a moment behind the one a client comes from.)
+   */
+  whenReached(eventId: number, signal: AbortSignal): Promise<boolean> {
+    return this.#waitFor(eventId, signal);
+  }
+
+  #reached(until: number | undefined): boolean {
+    return until === undefined ? this.positioned : this.positioned && this.#lastEventId >= until;
+  }
+
+  #waitFor(until: number | undefined, signal: AbortSignal): Promise<boolean> {
+    if (this.#reached(until)) return Promise.resolve(true);
+    if (signal.aborted) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const waiter = {
+        until,
+        resolve: (): void => {
+          signal.removeEventListener("abort", onAbort);
+          resolve(true);
+        },
+      };
+      const onAbort = (): void => {
+        this.#positionWaiters = this.#positionWaiters.filter((w) => w !== waiter);
+        resolve(false);
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.#positionWaiters.push(waiter);
+    });
+  }
+
   get subscriberCount(): number {
     return this.#subscribers.size;
   }
@@ -114,6 +165,15 @@ export class ChangeBus {
     if (!Number.isSafeInteger(eventId) || eventId < 0) throw new RangeError(`eventId must be a whole number >= 0, got ${eventId}`);
     this.#floor ??= eventId;
     if (eventId > this.#lastEventId) this.#lastEventId = eventId;
+    this.#notifyPositioned();
+  }
+
+  #notifyPositioned(): void {
+    if (this.#positionWaiters.length === 0) return;
+    const due = this.#positionWaiters.filter((w) => this.#reached(w.until));
+    if (due.length === 0) return;
+    this.#positionWaiters = this.#positionWaiters.filter((w) => !due.includes(w));
+    for (const w of due) w.resolve();
   }
 
   /**
@@ -131,9 +191,10 @@ export class ChangeBus {
         if (this.#floor === undefined || threshold > this.#floor) this.#floor = threshold;
       }
       if (change.eventId > this.#lastEventId) this.#lastEventId = change.eventId;
-      for (const subscriber of this.#subscribers) subscriber.offer(change, positionBefore);
+      for (const subscriber of this.#subscribers) subscriber.offer(change);
     }
     if (throughEventId !== undefined) this.advance(throughEventId);
+    this.#notifyPositioned();
   }
 
   subscribe(options: SubscribeOptions = {}): ChangeSubscription {
@@ -157,22 +218,29 @@ export class ChangeBus {
     // From here to the `add` below nothing awaits, so no publish can slip between the
     // history read and the registration: no gap, no duplicate.
     if (since > 0) {
-      if (this.#floor === undefined || since < this.#floor) {
-        const reason =
-          this.#floor === undefined
-            ? `cannot replay from event ${since}: no change history yet`
-            : `cannot replay from event ${since}: the oldest resumable event id is ${this.#floor}`;
-        subscription.start({ kind: "resync", reason, resumeEventId: this.#lastEventId, closes: false }, [], 0);
+      const refused = this.#refusedResume(since);
+      if (refused !== undefined) {
+        subscription.start({ kind: "resync", reason: refused, resumeEventId: this.#lastEventId, closes: false }, []);
       } else {
         const replay = this.#replay
           .filter((p) => publishedAfter(p, since) && subscription.matches(p.change))
           .map((p) => p.change);
-        // A client ahead of the bus (it saw ids the follower has not applied yet) must not get them twice.
-        subscription.start(undefined, replay, since > this.#lastEventId ? since : 0);
+        subscription.start(undefined, replay);
       }
     }
     this.#subscribers.add(subscription);
     return subscription;
+  }
+
+  /** Why a resume from `since` (> 0) cannot replay exactly what the client missed; undefined if it can. */
+  #refusedResume(since: number): string | undefined {
+    if (this.#floor === undefined) return `cannot replay from event ${since}: no change history yet`;
+    // Beyond the newest id reached: an id from another cluster instance that is ahead, another
+    // site, or no real id. Skipping changes up to it could skip some the client never saw, and
+    // it may never come (WatchChanges waits a moment for it first), so: resync from here.
+    if (since > this.#lastEventId) return `cannot replay from event ${since}: it is beyond the newest event id applied here (${this.#lastEventId})`;
+    if (since < this.#floor) return `cannot replay from event ${since}: the oldest resumable event id is ${this.#floor}`;
+    return undefined;
   }
 
   /**
@@ -181,7 +249,8 @@ export class ChangeBus {
    */
   reset(reason: string): void {
     this.#replay.clear();
-    this.#floor = this.#lastEventId;
+    // Unpositioned, it stays so: its first advance sets the floor (announcing 0 now would be false).
+    if (this.#floor !== undefined) this.#floor = this.#lastEventId;
     for (const subscriber of this.#subscribers) subscriber.resync(reason, false);
   }
 
@@ -222,7 +291,6 @@ export class ChangeSubscription implements AsyncIterableIterator<BusMessage, und
   #replay: Change[] = [];
   #replayIndex = 0;
   #queue: BusMessage[] = [];
-  #skipThrough = 0;
   #waiters: Array<(result: IteratorResult<BusMessage, undefined>) => void> = [];
   /** No more messages will be accepted. */
   #detached = false;
@@ -252,10 +320,9 @@ export class ChangeSubscription implements AsyncIterableIterator<BusMessage, und
   }
 
   /** @internal Set the initial messages; called by the bus before registering. */
-  start(first: BusMessage | undefined, replay: Change[], skipThrough: number): void {
+  start(first: BusMessage | undefined, replay: Change[]): void {
     this.#first = first;
     this.#replay = replay;
-    this.#skipThrough = skipThrough;
   }
 
   matches(change: Change): boolean {
@@ -263,14 +330,9 @@ export class ChangeSubscription implements AsyncIterableIterator<BusMessage, und
     return (!entityTypes || entityTypes.has(change.entityType)) && (!projectIds || projectIds.has(change.projectId));
   }
 
-  /**
-   * @internal Called by the bus for each published change. A subscriber ahead of the bus
-   * skips in-order changes it already saw, but never a late one (an id below the position it
-   * was published at): that one it cannot have seen.
-   */
-  offer(change: Change, positionBefore = 0): void {
+  /** @internal Called by the bus for each published change. */
+  offer(change: Change): void {
     if (this.#detached || !this.matches(change)) return;
-    if (change.eventId <= this.#skipThrough && change.eventId > positionBefore) return;
     if (this.#queue.length >= this.#setup.queueLimit) {
       this.resync("subscriber too slow", true);
       return;

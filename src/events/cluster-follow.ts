@@ -211,6 +211,14 @@ export class ClusterFollow {
       }
     }
     if (term.over || this.#stopped) return;
+    // Every bus (this one too) is positioned by the log: announce the term's starting position,
+    // so heartbeats carry it before the first change is published.
+    try {
+      await log.announce();
+    } catch {
+      return; // the log's onFailure has resigned the term
+    }
+    if (term.over || this.#stopped) return;
     follower = this.#options.createFollower({
       initialCursor,
       bus: log,

@@ -19,7 +19,7 @@
  * are gone; the follower flushes the sink (`reset`) and tells streams to resync rather than
  * trust a cache that missed them.
  */
-import { BackendError } from "../shotgrid/errors.ts";
+import { errorCode } from "../cache/errors.ts";
 import type { Backend, EventLogEntry } from "../shotgrid/types.ts";
 import { changeFromEvent, type Change } from "./change.ts";
 import type { CursorStore } from "./cursor-store.ts";
@@ -143,6 +143,8 @@ export interface FollowerStatus {
   cursorResets: number;
   /** The last poll error, until a poll succeeds. */
   lastError?: string;
+  /** Its stable code (`CACHE_STORE_UNAVAILABLE`, `SG_UNAVAILABLE`, …), when it has one: decide by this, not by the message. */
+  lastErrorCode?: string;
 }
 
 const SILENT: FollowerLogger = { debug() {}, info() {}, warn() {}, error() {} };
@@ -184,6 +186,7 @@ export class EventFollower {
   /** The newest `created_at` applied (the site's clock). */
   #newestAppliedCreatedAtMs: number | undefined;
   #lastError: string | undefined;
+  #lastErrorCode: string | undefined;
   #headEventId = 0;
   #headAskedAtMs = -Infinity;
   #recheckedAtMs = -Infinity;
@@ -248,6 +251,11 @@ export class EventFollower {
     return this.#lastError;
   }
 
+  /** The stable code of the last poll error (see `FollowerStatus.lastErrorCode`), until a poll succeeds. */
+  get lastErrorCode(): string | undefined {
+    return this.#lastErrorCode;
+  }
+
   /** The cursor as plain data (for saving), or undefined before it is known. */
   get cursorState(): CursorState | undefined {
     return this.#cursor?.toJSON();
@@ -264,6 +272,7 @@ export class EventFollower {
       gapsAwaited: this.#cursor?.skippedCount ?? 0,
       ...this.#totals,
       ...(this.#lastError !== undefined ? { lastError: this.#lastError } : {}),
+      ...(this.#lastErrorCode !== undefined ? { lastErrorCode: this.#lastErrorCode } : {}),
     };
   }
 
@@ -335,6 +344,7 @@ export class EventFollower {
         outcome = await this.#pollOnce(signal);
         this.#consecutiveErrors = 0;
         this.#lastError = undefined;
+        this.#lastErrorCode = undefined;
         // Fixed rate: the interval runs from the start of one poll to the start of the next, so
         // the time a poll takes (site latency, applying the page) does not stretch the cycle and
         // a change waits on average half the interval, not half of interval plus poll time.
@@ -344,10 +354,11 @@ export class EventFollower {
         const message = err instanceof Error ? err.message : String(err);
         this.#consecutiveErrors++;
         this.#lastError = message;
+        this.#lastErrorCode = errorCode(err);
         this.#metrics.pollError?.();
         delayMs = this.#backoffMs();
         this.#log.warn(
-          { err: message, code: err instanceof BackendError ? err.code : undefined, attempt: this.#consecutiveErrors, retryInMs: delayMs },
+          { err: message, code: this.#lastErrorCode, attempt: this.#consecutiveErrors, retryInMs: delayMs },
           "event poll failed; cursor kept, retrying",
         );
         outcome = { ok: false, applied: 0, fullPage: false, error: message };

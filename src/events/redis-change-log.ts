@@ -110,6 +110,14 @@ export class RedisChangeLog implements ChangePublisher {
     return this.#append(entries);
   }
 
+  /**
+   * Append the position alone (a term's start). Readers learn where the cluster stands from the
+   * log only; without this a fresh log leaves every bus unpositioned until the first change.
+   */
+  announce(): Promise<void> {
+    return this.#append([{ p: this.#position, t: this.#position }]);
+  }
+
   reset(reason: string): Promise<void> {
     return this.#append([{ p: this.#position, t: this.#position, r: reason }]);
   }

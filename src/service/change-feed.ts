@@ -34,6 +34,12 @@ export interface FeedSubscription {
 
 export interface ChangeFeed {
   subscribe(options: FeedSubscription): AsyncIterable<FeedMessage>;
-  /** The newest event id applied. */
+  /** The newest event id applied; true only once `positioned`. */
   readonly lastEventId: number;
+  /** The feed knows where it stands: `lastEventId` may be announced to clients. */
+  readonly positioned: boolean;
+  /** Resolves true once positioned; false if `signal` aborts first. */
+  whenPositioned(signal: AbortSignal): Promise<boolean>;
+  /** Resolves true once positioned at `eventId` or beyond; false if `signal` aborts first. */
+  whenReached(eventId: number, signal: AbortSignal): Promise<boolean>;
 }

@@ -11,6 +11,11 @@
  * in garbage collection instead of writing. Here the stream reads one message ahead, waits only
  * when nothing is ready, and reuses one heartbeat timer (`refresh()`) armed only while waiting.
  * Shutdown is one listener on the server's signal for all streams, not one per stream.
+ *
+ * Every id a stream announces (heartbeat lastEventId, resync resumeEventId) is one a client may
+ * resume from, so it must be true: a stream opened before the feed knows its position waits for
+ * it before sending anything, and the first heartbeat of a resume says the resume point itself
+ * (the replay comes after it), not the newest id.
  */
 import { create, toBinary, type UnknownField } from "@bufbuild/protobuf";
 import { BinaryReader } from "@bufbuild/protobuf/wire";
@@ -64,12 +69,27 @@ export function createWatchChanges(opts: WatchChangesOptions) {
       throw toConnectError(err);
     }
     if (req.sinceEventId < 0n) throw new ConnectError("sinceEventId: must not be negative", Code.InvalidArgument);
+    if (req.sinceEventId > MAX_EVENT_ID) throw new ConnectError(`sinceEventId: ${req.sinceEventId} is not an event id (event ids are at most ${MAX_EVENT_ID})`, Code.InvalidArgument);
+    const since = Number(req.sinceEventId);
+    // Announcing the position before the feed knows it would announce 0 ("live only"), and a
+    // client resuming from that would silently miss what happened meanwhile.
+    if (!opts.feed.positioned && !(await opts.feed.whenPositioned(stopSignal(ctx.signal, opts.shutdownSignal)))) return;
+    // A resume from ahead of this instance (a client coming from a cluster instance a moment
+    // ahead) waits briefly for this one to get there, so it replays instead of resyncing; past
+    // the wait the feed answers a resync (change-bus.ts).
+    if (since > opts.feed.lastEventId) {
+      const stop = stopSignal(ctx.signal, opts.shutdownSignal);
+      await opts.feed.whenReached(since, AbortSignal.any([stop, AbortSignal.timeout(RESUME_AHEAD_WAIT_MS)]));
+      if (stop.aborted) return;
+    }
     const messages = opts.feed.subscribe({
       entityTypes: req.entityTypes,
       projectIds: req.projectIds,
-      sinceEventId: Number(req.sinceEventId),
+      sinceEventId: since,
       signal: ctx.signal,
     });
+    // Read now, in the same step as subscribe: changes published later are queued behind it.
+    const position = opts.feed.lastEventId;
     const reader = new FeedReader(messages[Symbol.asyncIterator](), opts.heartbeatS * 1000);
     const binary = isBinary(ctx);
     const stop = () => reader.stop();
@@ -79,8 +99,10 @@ export function createWatchChanges(opts: WatchChangesOptions) {
         open.add(reader);
         ctx.signal.addEventListener("abort", stop, { once: true });
       }
-      // The first message goes out at once, so the client knows the stream is open.
-      yield heartbeat(opts.feed.lastEventId);
+      // The first message goes out at once, so the client knows the stream is open. Replaying
+      // from `since`: the replay follows this heartbeat, so it says `since` (resuming from it again
+      // replays the same); resuming from the newest id here would skip the replay.
+      yield heartbeat(since > 0 && since <= position ? since : position);
       for (;;) {
         const msg = await reader.next();
         if (msg === undefined) return;
@@ -108,6 +130,17 @@ export function createWatchChanges(opts: WatchChangesOptions) {
 }
 
 const TICK = Symbol("heartbeat due");
+
+/** How long a resume from beyond the newest id waits for the feed to get there before it is told to resync. */
+const RESUME_AHEAD_WAIT_MS = 2000;
+
+/** Event ids are whole numbers the server handles exactly (JavaScript numbers). */
+const MAX_EVENT_ID = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** Aborts when the client goes away or the server drains (used only while a stream waits to start). */
+function stopSignal(client: AbortSignal, shutdown: AbortSignal | undefined): AbortSignal {
+  return shutdown ? AbortSignal.any([client, shutdown]) : client;
+}
 
 /**
  * How many changes all streams together send before letting the event loop turn. One change
