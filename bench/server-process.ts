@@ -5,7 +5,7 @@
  * heap it held can be measured; `close` stops it gracefully.
  */
 import { pino } from "pino";
-import { startService, type RunningService } from "../src/app.ts";
+import { startService, type RunningService } from "../src/app/create-app.ts";
 import { loadServeConfig } from "../src/config.ts";
 import { serveParent } from "./lib/ipc.ts";
 

@@ -3,7 +3,7 @@
  * (flags win). Every problem is reported with the flag's name and the reason.
  */
 import { availableParallelism } from "node:os";
-import { parseArgs, parseIntOption, UsageError, type OptionSpec } from "./args.ts";
+import { parseArgs, parseIntOption, UsageError, type OptionSpec } from "./cli/args.ts";
 
 export interface ServeConfig {
   /** Port for Connect, gRPC and gRPC-web (`--port`, `PORT`). */
@@ -63,7 +63,7 @@ export interface ServeConfig {
   redis?: { url: string; prefix: string };
   /**
    * Processes serving the port on this machine (`--workers`; `0` or `auto`: one per core). Above 1
-   * it needs `redis` and a site (see workers.ts). Default 1 (this process serves).
+   * it needs `redis` and a site (see cli/worker-pool.ts). Default 1 (this process serves).
    */
   workers: number;
   /**

@@ -8,7 +8,7 @@
  */
 import { Writable } from "node:stream";
 import { pino } from "pino";
-import { startService } from "../src/app.ts";
+import { startService } from "../src/app/create-app.ts";
 import { DEFAULT_SCRIPT_KEY, startSimulator } from "../src/simulator/index.ts";
 import { testConfig } from "./e2e-helpers.ts";
 

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { UsageError } from "../src/args.ts";
+import { UsageError } from "../src/cli/args.ts";
 import { AccessPolicy, hashToken, loadAuthFile, runAuth, TOKEN_PREFIX } from "../src/auth/index.ts";
 
 const BIN = fileURLToPath(new URL("../bin/shotgrid-cache.mjs", import.meta.url));

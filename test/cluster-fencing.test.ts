@@ -5,10 +5,10 @@
  * back), the shared cursor never moves backwards, and the old leader serves the current truth.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { RedisConnection } from "../src/cache/redis-connection.ts";
-import { FencedOutError, LeaderLease, LeaderTerm } from "../src/events/leader-lease.ts";
-import { parseLogEntry } from "../src/events/redis-change-log.ts";
-import { RedisCursorStore } from "../src/events/redis-cursor-store.ts";
+import { RedisConnection } from "../src/cluster/redis-connection.ts";
+import { FencedOutError, LeaderLease, LeaderTerm } from "../src/cluster/leader-lease.ts";
+import { parseLogEntry } from "../src/cluster/redis-change-log.ts";
+import { RedisCursorStore } from "../src/cluster/redis-cursor-store.ts";
 import { metricSum } from "./e2e-helpers.ts";
 import { descriptionOn, isLeader, shotIds, startCluster, waitForLeader, waitUntil, writeShot, type Cleanup } from "./cluster-helpers.ts";
 

@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomPrefix, TestRedisServer } from "./support/redis-server.ts";
 import { freePort, metricSum, postJson, GET_ENTITY } from "./e2e-helpers.ts";
-import { followKeyBase } from "../src/events/cluster-follow.ts";
+import { followKeyBase } from "../src/cluster/cluster-follow.ts";
 import { DEFAULT_SCRIPT_KEY, startSimulator, type SimulatorHandle } from "../src/simulator/index.ts";
 
 export type Cleanup = () => Promise<void>;

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pino } from "pino";
-import { startService } from "../src/app.ts";
+import { startService } from "../src/app/create-app.ts";
 import { startSimulator } from "../src/simulator/index.ts";
 import { GET_ENTITY, metricSum, pollUntil, postJson, rawRequest, startE2E, testConfig, watch, type E2E } from "./e2e-helpers.ts";
 

@@ -7,7 +7,7 @@ import http from "node:http";
 import { pino } from "pino";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { Change, WatchChangesRequestSchema, WatchChangesResponse } from "../gen/shotgrid/cache/v1/cache_pb.ts";
-import { startService, type RunningService } from "../src/app.ts";
+import { startService, type RunningService } from "../src/app/create-app.ts";
 import { createCacheClient } from "../src/client.ts";
 import { loadServeConfig, type ServeConfig } from "../src/config.ts";
 import { DEFAULT_SCRIPT_KEY, startSimulator, type SimulatorHandle, type SimulatorOptions } from "../src/simulator/index.ts";

@@ -12,7 +12,7 @@ import { fromJson, toBinary, type DescMessage, type JsonObject } from "@bufbuild
 import { base64Encode } from "@bufbuild/protobuf/wire";
 import { pino } from "pino";
 import type { ReadThroughCache } from "../src/cache/index.ts";
-import { createCacheServer } from "../src/cache-server.ts";
+import { createCacheServer } from "../src/app/cache-server.ts";
 import { ChangeBus } from "../src/events/index.ts";
 import { Metrics, type Server } from "../src/server/index.ts";
 import type { SchemaRegistry } from "../src/service/schema-registry.ts";

@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import pino from "pino";
-import { startService } from "../src/app.ts";
+import { startService } from "../src/app/create-app.ts";
 import { loadServeConfig } from "../src/config.ts";
 import type { ChangeSubscription } from "../src/events/change-bus.ts";
 import type { Change } from "../src/events/change.ts";

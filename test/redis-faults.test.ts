@@ -5,7 +5,8 @@
  * caching resumes once it is back.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { NOOP_CACHE_METRICS, ReadThroughCache, RedisStore, StoreUnavailableError, type CacheMetrics } from "../src/cache/index.ts";
+import { NOOP_CACHE_METRICS, ReadThroughCache, StoreUnavailableError, type CacheMetrics } from "../src/cache/index.ts";
+import { RedisStore } from "../src/cluster/index.ts";
 import { MiniSite, ObservedBackend, catchUp, seedMiniSite } from "./cache-helpers.ts";
 import { TestRedisServer, randomPrefix } from "./support/redis-server.ts";
 

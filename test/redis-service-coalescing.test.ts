@@ -5,7 +5,8 @@
  * lock's TTL, then they fetch themselves.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { canonicalQuery, queryKey, ReadThroughCache, RedisCoalescer, RedisStore, type EntityQuery } from "../src/cache/index.ts";
+import { canonicalQuery, queryKey, ReadThroughCache, type EntityQuery } from "../src/cache/index.ts";
+import { RedisCoalescer, RedisStore } from "../src/cluster/index.ts";
 import { ShotGridClient } from "../src/shotgrid/index.ts";
 import { DEFAULT_SCRIPT_KEY, startSimulator, type SimulatorHandle } from "../src/simulator/index.ts";
 import { ObservedBackend } from "./cache-helpers.ts";

@@ -3,7 +3,7 @@
  * naming the flag (and never repeating a password), and wired so the service really uses Redis.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RedisStore } from "../src/cache/index.ts";
+import { RedisStore } from "../src/cluster/index.ts";
 import { loadServeConfig } from "../src/config.ts";
 import { GET_ENTITY, postJson, rawRequest, startE2E } from "./e2e-helpers.ts";
 import { TestRedisServer, deletePrefix, randomPrefix } from "./support/redis-server.ts";

@@ -3,7 +3,8 @@
  * one redis-server: an invalidation by one holds for the other at once, near caches included.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { ReadThroughCache, RedisStore, type StoredEntry } from "../src/cache/index.ts";
+import { ReadThroughCache, type StoredEntry } from "../src/cache/index.ts";
+import { RedisStore } from "../src/cluster/index.ts";
 import { MiniSite, ObservedBackend, catchUp, seedMiniSite } from "./cache-helpers.ts";
 import { TestRedisServer, deletePrefix, randomPrefix } from "./support/redis-server.ts";
 

@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { pino } from "pino";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { WatchChangesResponse } from "../gen/shotgrid/cache/v1/cache_pb.ts";
-import { startService, type RunningService } from "../src/app.ts";
+import { startService, type RunningService } from "../src/app/create-app.ts";
 import { createCacheClient } from "../src/client.ts";
 import { DEFAULT_SCRIPT_KEY, startSimulator, type SimulatorHandle } from "../src/simulator/index.ts";
 import { changeOf, startE2E, testConfig, watch, type Watch } from "./e2e-helpers.ts";

@@ -5,7 +5,7 @@
 import { createHmac } from "node:crypto";
 import { rawRequest, type RawAnswer } from "./e2e-helpers.ts";
 import { pino } from "pino";
-import { startService, type RunningService } from "../src/app.ts";
+import { startService, type RunningService } from "../src/app/create-app.ts";
 import { loadServeConfig, type ServeConfig } from "../src/config.ts";
 import { DEFAULT_SCRIPT_KEY, startSimulator, type SimulatorHandle, type SimulatorOptions } from "../src/simulator/index.ts";
 

@@ -47,8 +47,8 @@ function skipped(reason: string): ScenarioResult {
 }
 
 export async function redisScenario(ctx: BenchContext): Promise<ScenarioResult> {
-  const storeFile = fileURLToPath(new URL("../../src/cache/redis-store.ts", import.meta.url));
-  if (!existsSync(storeFile)) return skipped("skipped: no Redis store yet (src/cache/redis-store.ts does not exist in this checkout)");
+  const storeFile = fileURLToPath(new URL("../../src/cluster/redis-store.ts", import.meta.url));
+  if (!existsSync(storeFile)) return skipped("skipped: no Redis store yet (src/cluster/redis-store.ts does not exist in this checkout)");
   if (!("redis" in SERVE_OPTIONS)) return skipped("skipped: `serve` has no --redis option in this checkout");
   const s = ctx.settings;
   const port = await freePort();

@@ -4,7 +4,7 @@
  * what this prints always loads.
  */
 import { Document, isScalar, visit } from "yaml";
-import { formatHelp, parseArgs, UsageError, type OptionSpec } from "../args.ts";
+import { formatHelp, parseArgs, UsageError, type OptionSpec } from "../cli/args.ts";
 import { AuthFileError, toFileEntry, validateClient, type EntryKey } from "./auth-file.ts";
 import { SCOPES } from "./caller.ts";
 import { hashToken, newToken } from "./token.ts";

@@ -1,9 +1,6 @@
 export type { CacheAnswer, EntityCache, EntityQuery, Freshness } from "./types.ts";
 export type { CacheStore, CacheStoreStats, StoredEntry } from "./cache-store.ts";
 export { StoreUnavailableError } from "./cache-store.ts";
-export { RedisStore, siteKey, type RedisStoreOptions } from "./redis-store.ts";
-export { RedisConnection, type RedisConnectionOptions, type RedisConnectionEvent } from "./redis-connection.ts";
-export { NearCache, type NearCacheOptions, type InvalidationMessage } from "./near-cache.ts";
 export { MemoryStore, estimateEntryBytes, type MemoryStoreOptions } from "./memory-store.ts";
 export { ReadThroughCache, MemoryEntityCache, DEFAULT_PRELOAD_TYPES, type ReadThroughCacheOptions } from "./read-through-cache.ts";
 export { NOOP_CACHE_METRICS, SILENT_LOGGER, type CacheLogger, type CacheMetrics, type CacheReadKind, type UpstreamOutcome } from "./observability.ts";
@@ -11,5 +8,4 @@ export { InvalidCacheRequestError } from "./errors.ts";
 export { DEFAULT_FIELDS, displayNameField } from "./entity-fields.ts";
 export { canonicalQuery, queryKey, canonicalJson, type CanonicalQuery } from "./query-key.ts";
 export { eventEffects, projectScope, type EventEffects } from "./dependencies.ts";
-export { RedisCoalescer, type RedisCoalescerOptions } from "./redis-coalescer.ts";
 export type { MissCoalescer, CoalescedResult } from "./miss-coalescer.ts";

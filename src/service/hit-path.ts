@@ -6,7 +6,7 @@
  * (with its deadline, its signals, its errors).
  *
  * The server half (server/fast-path.ts) owns the wire: it parses, encodes and writes. The
- * composition root gives it this half (see src/cache-server.ts).
+ * composition root gives it this half (see src/app/cache-server.ts).
  */
 import type { GetEntityRequest, QueryRequest } from "../../gen/shotgrid/cache/v1/cache_pb.ts";
 import { canonicalFields, recordKey } from "../cache/query-key.ts";

@@ -1,7 +1,7 @@
 /**
  * `shotgrid-cache simulator`: run a simulated ShotGrid site until SIGINT/SIGTERM.
  */
-import { formatHelp, parseArgs, parseIntOption, parseNumberOption, UsageError, type OptionSpec } from "../args.ts";
+import { formatHelp, parseArgs, parseIntOption, parseNumberOption, UsageError, type OptionSpec } from "../cli/args.ts";
 import { DEFAULT_SCRIPT_KEY, DEFAULT_SCRIPT_NAME, startSimulator } from "./index.ts";
 
 const SPEC: Record<string, OptionSpec> = {

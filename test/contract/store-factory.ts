@@ -4,7 +4,8 @@
  * after) and every store a random key prefix, cleaned up after each test.
  */
 import { afterAll, afterEach, beforeAll } from "vitest";
-import { MemoryStore, RedisStore, type CacheStore } from "../../src/cache/index.ts";
+import { MemoryStore, type CacheStore } from "../../src/cache/index.ts";
+import { RedisStore } from "../../src/cluster/index.ts";
 import { TestRedisServer, deletePrefix, randomPrefix } from "../support/redis-server.ts";
 
 export type Backend = "memory" | "redis";

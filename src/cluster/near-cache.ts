@@ -11,8 +11,8 @@
  * - An entry read from Redis at clock R is kept only if no message newer than R was seen yet;
  *   every later message then reaches the kept copy.
  */
-import type { CacheStoreStats, StoredEntry } from "./cache-store.ts";
-import { MemoryStore } from "./memory-store.ts";
+import type { CacheStoreStats, StoredEntry } from "../cache/cache-store.ts";
+import { MemoryStore } from "../cache/memory-store.ts";
 
 export interface NearCacheOptions {
   /** Bound on the estimated bytes of near entries (least recently used go first). Default 32 MiB. */

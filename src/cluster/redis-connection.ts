@@ -10,8 +10,8 @@
  */
 import { createHash } from "node:crypto";
 import { Redis, type RedisOptions } from "ioredis";
-import { StoreUnavailableError } from "./cache-store.ts";
-import { SILENT_LOGGER, type CacheLogger } from "./observability.ts";
+import { StoreUnavailableError } from "../cache/cache-store.ts";
+import { SILENT_LOGGER, type CacheLogger } from "../cache/observability.ts";
 
 export interface RedisConnectionOptions {
   /** `redis://[:password@]host:port[/db]` or `rediss://…`. Never logged (it may hold a password). */

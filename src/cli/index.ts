@@ -18,17 +18,17 @@ export async function main(argv: string[]): Promise<void> {
   try {
     switch (command) {
       case "serve": {
-        const { runServe } = await import("./serve.ts");
+        const { runServe } = await import("./serve-command.ts");
         await runServe(rest);
         return;
       }
       case "simulator": {
-        const { runSimulator } = await import("./simulator/simulator-command.ts");
+        const { runSimulator } = await import("../simulator/simulator-command.ts");
         await runSimulator(rest);
         return;
       }
       case "auth": {
-        const { runAuth } = await import("./auth/auth-command.ts");
+        const { runAuth } = await import("../auth/auth-command.ts");
         await runAuth(rest);
         return;
       }

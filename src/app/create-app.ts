@@ -5,22 +5,22 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
-import { ReadThroughCache } from "./cache/index.ts";
-import { CacheErrorCode } from "./cache/errors.ts";
-import type { ServeConfig } from "./config.ts";
-import { ChangeBus, EventFollower, FileCursorStore, loadSavedCursor } from "./events/index.ts";
-import { applyEntryToCache, ClusterFollow, guardedSink, type TermFollowerSetup } from "./events/cluster-follow.ts";
-import { Reconciler } from "./events/reconciler.ts";
-import { applySchemaChanges } from "./events/schema-change.ts";
-import { WEBHOOK_PATH, WebhookReceiver } from "./events/webhook-receiver.ts";
-import { ChangeSourceMetrics } from "./server/change-source-metrics.ts";
-import { Metrics, type Readiness, type Server } from "./server/index.ts";
+import { ReadThroughCache } from "../cache/index.ts";
+import { CacheErrorCode } from "../cache/errors.ts";
+import type { ServeConfig } from "../config.ts";
+import { ChangeBus, EventFollower, FileCursorStore, loadSavedCursor } from "../events/index.ts";
+import { applyEntryToCache, ClusterFollow, guardedSink, type TermFollowerSetup } from "../cluster/cluster-follow.ts";
+import { Reconciler } from "../events/reconciler.ts";
+import { applySchemaChanges } from "../events/schema-change.ts";
+import { WEBHOOK_PATH, WebhookReceiver } from "../events/webhook-receiver.ts";
+import { ChangeSourceMetrics } from "../server/change-source-metrics.ts";
+import { Metrics, type Readiness, type Server } from "../server/index.ts";
 import { createCacheServer } from "./cache-server.ts";
-import { SchemaRegistry } from "./service/schema-registry.ts";
-import { openSharedStore, type SharedStore } from "./shared-store.ts";
-import { ShotGridClient } from "./shotgrid/index.ts";
-import type { Backend, EventLogEntry } from "./shotgrid/types.ts";
-import { startSimulator, type SimulatorHandle } from "./simulator/index.ts";
+import { SchemaRegistry } from "../service/schema-registry.ts";
+import { openSharedStore, type SharedStore } from "../cluster/shared-store.ts";
+import { ShotGridClient } from "../shotgrid/index.ts";
+import type { Backend, EventLogEntry } from "../shotgrid/types.ts";
+import { startSimulator, type SimulatorHandle } from "../simulator/index.ts";
 
 export interface RunningService {
   /** `http://host:port` of the service. */
@@ -94,7 +94,7 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
   const sourceMetrics = new ChangeSourceMetrics(metrics.registry);
   // The saved event cursor (--state-dir): a restart resumes exactly where the last run stopped,
   // and streams resuming from it replay what happened since instead of being told to resync.
-  // With --redis the cursor is the cluster's, in Redis (events/cluster-follow.ts), not a local file.
+  // With --redis the cursor is the cluster's, in Redis (cluster/cluster-follow.ts), not a local file.
   const cursorStore = config.stateDir && !config.redis ? new FileCursorStore({ dir: config.stateDir, site: site.url }) : undefined;
   const saved = await loadSavedCursor(cursorStore, logger.child({ component: "follower" }));
   if (saved.state) bus.advance(saved.state.lastAppliedId);

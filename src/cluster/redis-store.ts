@@ -8,14 +8,14 @@
  * redis-connection.ts); the read-through cache then answers from ShotGrid.
  */
 import { createHash } from "node:crypto";
-import type { CacheStore, CacheStoreStats, StoredEntry } from "./cache-store.ts";
-import { StoreUnavailableError } from "./cache-store.ts";
-import { estimateEntryBytes } from "./memory-store.ts";
-import { deepFreeze, renameLink } from "./links.ts";
+import type { CacheStore, CacheStoreStats, StoredEntry } from "../cache/cache-store.ts";
+import { StoreUnavailableError } from "../cache/cache-store.ts";
+import { estimateEntryBytes } from "../cache/memory-store.ts";
+import { deepFreeze, renameLink } from "../cache/links.ts";
 import { NearCache, parseInvalidation, type NearCacheOptions } from "./near-cache.ts";
 import { RedisConnection, type LuaScript, type RedisConnectionOptions } from "./redis-connection.ts";
 import * as scripts from "./redis-scripts.ts";
-import { SILENT_LOGGER, type CacheLogger } from "./observability.ts";
+import { SILENT_LOGGER, type CacheLogger } from "../cache/observability.ts";
 
 export interface RedisStoreOptions {
   /** Where Redis is (with timeouts), or an existing connection to share (then `close` leaves it open). */

@@ -1,10 +1,12 @@
 /**
  * The Redis side of `serve --redis`: the shared store (entries, invalidation clock, near cache),
  * the cross-instance miss coalescer over the same connection, and how their state is reported in
- * `/readyz`. Kept out of app.ts so the composition root only decides *whether* to use Redis.
+ * `/readyz`. Kept out of create-app.ts so the composition root only decides *whether* to use Redis.
  */
 import type { Logger } from "pino";
-import { RedisCoalescer, RedisStore, type ReadThroughCache } from "./cache/index.ts";
+import type { ReadThroughCache } from "../cache/index.ts";
+import { RedisCoalescer } from "./redis-coalescer.ts";
+import { RedisStore } from "./redis-store.ts";
 
 export interface SharedStoreConfig {
   /** `redis://…` or `rediss://…`; may hold a password, so it is never logged. */

@@ -10,15 +10,15 @@
  * whatever the old one held in memory is never trusted).
  */
 import { Counter, Gauge, type Registry } from "prom-client";
-import { RedisConnection } from "../cache/redis-connection.ts";
-import { siteKey } from "../cache/redis-store.ts";
+import { RedisConnection } from "./redis-connection.ts";
+import { siteKey } from "./redis-store.ts";
 import type { EventLogEntry } from "../shotgrid/types.ts";
-import type { ChangeBus } from "./change-bus.ts";
+import type { ChangeBus } from "../events/change-bus.ts";
 import { ChangeLogTail, type ChangeLogTailStatus } from "./change-log-tail.ts";
-import type { Change } from "./change.ts";
-import { CursorStateError, type CursorStore } from "./cursor-store.ts";
-import type { ChangePublisher, EventFollower, EventSink, FollowerLogger } from "./event-follower.ts";
-import type { CursorState } from "./follow-cursor.ts";
+import type { Change } from "../events/change.ts";
+import { CursorStateError, type CursorStore } from "../events/cursor-store.ts";
+import type { ChangePublisher, EventFollower, EventSink, FollowerLogger } from "../events/event-follower.ts";
+import type { CursorState } from "../events/follow-cursor.ts";
 import { FencedOutError, LeaderLease, type LeaderTerm } from "./leader-lease.ts";
 import { RedisChangeLog, type LogEntry } from "./redis-change-log.ts";
 import { RedisCursorStore } from "./redis-cursor-store.ts";

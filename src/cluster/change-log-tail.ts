@@ -15,9 +15,9 @@
  * past it), the bus is reset (every stream is told to resync: changes may have been missed) and
  * reading restarts from the oldest entry.
  */
-import type { RedisConnection } from "../cache/redis-connection.ts";
-import type { ChangeBus } from "./change-bus.ts";
-import type { FollowerLogger } from "./event-follower.ts";
+import type { RedisConnection } from "./redis-connection.ts";
+import type { ChangeBus } from "../events/change-bus.ts";
+import type { FollowerLogger } from "../events/event-follower.ts";
 import { parseLogEntry, type LogEntry } from "./redis-change-log.ts";
 
 export interface ChangeLogTailOptions {

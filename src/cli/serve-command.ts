@@ -5,12 +5,12 @@
 import { EventEmitter } from "node:events";
 import { pino } from "pino";
 import { formatHelp } from "./args.ts";
-import { startService } from "./app.ts";
-import { loadServeConfig, SERVE_OPTIONS } from "./config.ts";
-import { firstCommand } from "./server/home-page.ts";
-import { closeOnSignals } from "./server/shutdown-signals.ts";
-import { VERSION } from "./version.ts";
-import { isWorkerProcess, runWorkerPool, stopWhenPrimaryGone } from "./workers.ts";
+import { startService } from "../app/create-app.ts";
+import { loadServeConfig, SERVE_OPTIONS } from "../config.ts";
+import { firstCommand } from "../server/home-page.ts";
+import { closeOnSignals } from "../server/shutdown-signals.ts";
+import { VERSION } from "../version.ts";
+import { isWorkerProcess, runWorkerPool, stopWhenPrimaryGone } from "./worker-pool.ts";
 
 export async function runServe(argv: string[]): Promise<void> {
   const config = loadServeConfig(argv);

@@ -16,8 +16,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
-import { luaScript, type LuaScript, type RedisConnection } from "../cache/redis-connection.ts";
-import type { FollowerLogger } from "./event-follower.ts";
+import { luaScript, type LuaScript, type RedisConnection } from "./redis-connection.ts";
+import type { FollowerLogger } from "../events/event-follower.ts";
 
 /** Acquire: SET NX PX with a fresh fencing number. ARGV: base, instance id, ttl ms. */
 const ACQUIRE = luaScript(`

@@ -12,9 +12,9 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { CoalescedResult, MissCoalescer } from "./miss-coalescer.ts";
+import type { CoalescedResult, MissCoalescer } from "../cache/miss-coalescer.ts";
 import { luaScript, type RedisConnection } from "./redis-connection.ts";
-import { SILENT_LOGGER, type CacheLogger } from "./observability.ts";
+import { SILENT_LOGGER, type CacheLogger } from "../cache/observability.ts";
 
 export interface RedisCoalescerOptions {
   /** The connection to use, usually the store's (`store.connection`). */

@@ -1,20 +1,20 @@
 /**
  * The one-port server of the `serve` command: the CacheService (with its hit path, for the
  * server's fast path) registered as the service registers it, with the configured limits, logger
- * and default deadline. The composition root (app.ts) builds its server here; so do the tests
+ * and default deadline. The composition root (create-app.ts) builds its server here; so do the tests
  * that compare the fast path with the normal handler, so they compare what runs.
  */
 import { readFileSync } from "node:fs";
 import type { Logger } from "pino";
-import { CacheService } from "../gen/shotgrid/cache/v1/cache_pb.ts";
-import type { PeekableEntityCache } from "./cache/types.ts";
-import type { ServeConfig } from "./config.ts";
-import { createServer, type Metrics, type Readiness, type Server, type ServerOptions } from "./server/index.ts";
-import { CACHE_SERVICE_OPTIONS, createCacheService } from "./service/cache-service.ts";
-import type { ChangeFeed } from "./service/change-feed.ts";
-import { createHitPath } from "./service/hit-path.ts";
-import type { SchemaRegistry } from "./service/schema-registry.ts";
-import { VERSION } from "./version.ts";
+import { CacheService } from "../../gen/shotgrid/cache/v1/cache_pb.ts";
+import type { PeekableEntityCache } from "../cache/types.ts";
+import type { ServeConfig } from "../config.ts";
+import { createServer, type Metrics, type Readiness, type Server, type ServerOptions } from "../server/index.ts";
+import { CACHE_SERVICE_OPTIONS, createCacheService } from "../service/cache-service.ts";
+import type { ChangeFeed } from "../service/change-feed.ts";
+import { createHitPath } from "../service/hit-path.ts";
+import type { SchemaRegistry } from "../service/schema-registry.ts";
+import { VERSION } from "../version.ts";
 
 export interface CacheServerOptions {
   config: Pick<ServeConfig, "maxRequestBytes" | "deadlineMs" | "maxFields" | "maxPageSize" | "heartbeatS" | "tls">;

@@ -7,9 +7,9 @@
  * Key: `<follow base>cursor`, a hash: `last` (the last applied id, for the backwards check) and
  * `state` (`{"version":1,"cursor":{…}}`).
  */
-import { luaScript, type RedisConnection } from "../cache/redis-connection.ts";
-import { CursorStateError, type CursorStore } from "./cursor-store.ts";
-import { FollowCursor, type CursorState } from "./follow-cursor.ts";
+import { luaScript, type RedisConnection } from "./redis-connection.ts";
+import { CursorStateError, type CursorStore } from "../events/cursor-store.ts";
+import { FollowCursor, type CursorState } from "../events/follow-cursor.ts";
 import { FENCE_CHECK_LUA, type LeaderLease, type LeaderTerm } from "./leader-lease.ts";
 
 /**

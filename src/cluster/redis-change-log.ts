@@ -12,10 +12,10 @@
  * Entry fields: `e` (JSON `LogEntry`), `f` (the writer's fence), and `s` on the stream's very
  * first entry (so a reader knows nothing was trimmed before it).
  */
-import { luaScript } from "../cache/redis-connection.ts";
-import type { Change } from "./change.ts";
-import type { ChangePublisher, FollowerLogger } from "./event-follower.ts";
-import type { CursorState } from "./follow-cursor.ts";
+import { luaScript } from "./redis-connection.ts";
+import type { Change } from "../events/change.ts";
+import type { ChangePublisher, FollowerLogger } from "../events/event-follower.ts";
+import type { CursorState } from "../events/follow-cursor.ts";
 import { FENCE_CHECK_LUA, type LeaderLease, type LeaderTerm } from "./leader-lease.ts";
 import { encodeCursor } from "./redis-cursor-store.ts";
 
