@@ -6,6 +6,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import type { Logger } from "pino";
 import type { Metrics } from "./metrics.ts";
+import { clientFaultCode } from "./client-faults.ts";
 
 /** Codes that mean the server (or ShotGrid behind it) failed, not the caller: logged as warnings. */
 const SERVER_FAULTS = new Set<Code>([Code.Unknown, Code.Internal, Code.Unavailable, Code.DataLoss, Code.Unimplemented]);
@@ -34,7 +35,8 @@ export function observeRpcs(options: ObserveRpcsOptions): Interceptor {
   const { metrics, logger } = options;
   const finish = (method: DescMethod, start: number, error: unknown, canceled: boolean) => {
     const seconds = (performance.now() - start) / 1000;
-    const code = error !== undefined ? ConnectError.from(error).code : canceled ? Code.Canceled : undefined;
+    const failure = error !== undefined ? ConnectError.from(error) : undefined;
+    const code = failure ? clientFaultCode(failure.code, failure.rawMessage) : canceled ? Code.Canceled : undefined;
     const codeName = code === undefined ? "ok" : codeToString(code);
     const name = methodName(method);
     metrics?.rpcFinished(name, codeName, seconds);
