@@ -167,14 +167,15 @@ function rewriteEnvelope(chunk: Uint8Array, report: (e: ConnectError) => void): 
       report(new ConnectError(message, Code.InvalidArgument));
     }
   } else {
+    // "name: value" lines, as connect-es writes them (name lower-case, one space).
     const lines = text.split("\r\n");
-    const status = lines.findIndex((l) => l.toLowerCase() === `grpc-status:${GRPC_INTERNAL}`);
-    const message = lines.find((l) => l.toLowerCase().startsWith("grpc-message:"));
-    const decoded = decodeURIComponentSafe(message?.slice("grpc-message:".length) ?? "");
-    if (status !== -1 && decoded.startsWith(PARSE_BINARY)) {
-      lines[status] = `grpc-status:${GRPC_INVALID_ARGUMENT}`;
+    const valueOf = (line: string, name: string) => (line.toLowerCase().startsWith(`${name}:`) ? line.slice(name.length + 1).trim() : undefined);
+    const status = lines.findIndex((l) => valueOf(l, "grpc-status") === GRPC_INTERNAL);
+    const message = decodeURIComponentSafe(lines.map((l) => valueOf(l, "grpc-message")).find((v) => v !== undefined) ?? "");
+    if (status !== -1 && message.startsWith(PARSE_BINARY)) {
+      lines[status] = `grpc-status: ${GRPC_INVALID_ARGUMENT}`;
       rewritten = lines.join("\r\n");
-      report(new ConnectError(decoded, Code.InvalidArgument));
+      report(new ConnectError(message, Code.InvalidArgument));
     }
   }
   if (rewritten === undefined) return chunk;
