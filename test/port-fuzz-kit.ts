@@ -21,7 +21,7 @@ export interface Child {
 
 /** `serve` in demo mode on free ports; resolves once `/readyz` answers 200. */
 export async function startServiceChild(timeoutMs = 20_000): Promise<Child> {
-  const child: ChildProcess = spawn(process.execPath, [BIN, "serve", "--port", "0", "--host", "127.0.0.1", "--demo-site-port", "0", "--log-level", "error", "--heartbeat-s", "1"], {
+  const child: ChildProcess = spawn(process.execPath, [BIN, "serve", "--port", "0", "--host", "127.0.0.1", "--demo-site-port", "0", "--log-level", "error", "--heartbeat-s", "1", "--webhook-secret", "fuzz-secret"], {
     env: { PATH: process.env["PATH"] ?? "" },
     stdio: ["ignore", "pipe", "pipe"],
   });

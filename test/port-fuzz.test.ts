@@ -163,6 +163,13 @@ describe("seeded fuzz of every protocol on the port", () => {
         const grpc = res.headers["grpc-status"] ?? res.trailers["grpc-status"];
         return { kind: "grpc", status: res.status, text: `${grpc !== undefined ? `grpc-status: ${String(grpc)}` : ""}\n${res.body.toString("latin1")}` };
       },
+      // The webhook route (a plain route beside the RPCs): bad signatures, garbage, bodies over its limit.
+      () => {
+        const body = mutate(Buffer.from(JSON.stringify({ data: { id: 1, event_type: "Shotgun_Shot_Change", entity: { type: "Shot", id: 1 } } })));
+        const headers: Record<string, string> = { "content-type": type("application/json") };
+        if (rnd.chance(0.7)) headers["x-sg-signature"] = rnd.pick(["sha1=00", "sha1=", "", "x".repeat(300), "sha1=" + rnd.bytes(20).toString("hex")]);
+        return h1("webhook", h1Request(rnd.pick(["POST", "POST", "GET", "PUT"]), "/webhooks/shotgrid", headers, body, framing()));
+      },
       // HTTP/1.1 garbage: mutated request heads, or random bytes.
       () => {
         const valid = h1Request("POST", `${SVC}/GetEntity`, { "content-type": "application/json" }, json.GetEntity);
