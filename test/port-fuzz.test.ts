@@ -68,6 +68,23 @@ describe("the requests that each killed the process (HTTP/1.1 body left unread)"
   });
 });
 
+describe("malformed GET queries on the real service (its fast path declines, the normal path answers)", () => {
+  const get = (query: string) => rawExchange(child.port, h1Request("GET", `${SVC}/GetEntity?connect=v1&${query}`, { connection: "close" }, undefined), 3000);
+  const body = (text: string) => JSON.parse(text.slice(text.indexOf("\r\n\r\n") + 4));
+
+  it("invalid base64: invalid_argument naming the parameter", async () => {
+    const res = await get("encoding=json&base64=1&message=!!!!");
+    expect(res.status).toBe(400);
+    expect(body(res.text)).toMatchObject({ code: "invalid_argument", message: expect.stringContaining('"message" is not valid base64') });
+  });
+
+  it("malformed protobuf: invalid_argument", async () => {
+    const res = await get(`encoding=proto&base64=1&message=${Buffer.from([0x0a, 0x0a, 0x53]).toString("base64url")}`);
+    expect(res.status).toBe(400);
+    expect(body(res.text)).toMatchObject({ code: "invalid_argument", message: expect.stringMatching(/^parse binary: /) });
+  });
+});
+
 describe("seeded fuzz of every protocol on the port", () => {
   it(`survives ${CASES} generated inputs and still answers`, async () => {
     const rnd = seededRandom(SEED);
