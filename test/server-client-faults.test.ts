@@ -45,8 +45,10 @@ describe("malformed protobuf is the caller's fault: invalid_argument", () => {
     ["garbage", GARBAGE],
     ["truncated", TRUNCATED],
   ])("Connect binary POST (%s)", async (_name, bytes) => {
+    const before = logged.length;
     const res = await post(`${SVC}/GetEntity`, "application/proto", bytes);
     expect(res.status).toBe(400);
+    expect(logged.slice(before).filter((l) => l.includes('"code":"invalid_argument"') && l.includes("parse binary"))).toHaveLength(1);
     expect(JSON.parse(bodyOf(res.text))).toMatchObject({ code: "invalid_argument", message: expect.stringMatching(/^parse binary: /) });
   });
 
@@ -60,6 +62,10 @@ describe("malformed protobuf is the caller's fault: invalid_argument", () => {
     const res = await post(`${SVC}/WatchChanges`, "application/connect+proto", envelope(TRUNCATED));
     expect(res.text).toContain('"code":"invalid_argument"');
     expect(res.text).not.toContain('"internal"');
+    // Logged (and counted) as the caller's error too: info, not a server-fault warning.
+    const lines = logged.filter((l) => l.includes("WatchChanges") && l.includes("parse binary"));
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ level: 30, code: "invalid_argument" });
   });
 
   it("gRPC over HTTP/2, unary and streaming", async () => {
