@@ -77,11 +77,6 @@ interface H1State {
   inflight: number;
 }
 const kH1 = Symbol("one-port-h1");
-/** Per HTTP/2 session: its calls in flight (those that reached the handler). */
-const kH2 = Symbol("one-port-h2");
-type H2Session = http2.Http2Session & { [kH2]?: { inflight: number } };
-type H2Response = http2.Http2ServerResponse & { [kH2]?: H2Session };
-const INTERNAL_ERROR = JSON.stringify({ code: "internal", message: "internal error" });
 type H1Socket = net.Socket & { [kH1]?: H1State };
 /**
  * The socket an HTTP/1.1 response was served on, kept on the response itself: by the time the
@@ -90,6 +85,14 @@ type H1Socket = net.Socket & { [kH1]?: H1State };
  */
 const kSocket = Symbol("one-port-socket");
 type H1Response = http.ServerResponse & { [kSocket]?: H1Socket };
+/** Per HTTP/2 session: its calls in flight (those that reached the handler). */
+const kH2 = Symbol("one-port-h2");
+type H2Session = http2.Http2Session & { [kH2]?: { inflight: number } };
+/** The session an HTTP/2 response belongs to (as kSocket for HTTP/1.1). */
+const kSession = Symbol("one-port-session");
+type H2Response = http2.Http2ServerResponse & { [kSession]?: H2Session };
+/** What a request whose handler threw gets (see `#requestFault`). */
+const INTERNAL_ERROR = JSON.stringify({ code: "internal", message: "internal error" });
 
 /** Accepts connections on one port and routes each to HTTP/1.1 or HTTP/2. */
 export class OnePortListener {
@@ -279,7 +282,7 @@ export class OnePortListener {
         const state = session?.[kH2];
         if (state) {
           state.inflight++;
-          (res as H2Response)[kH2] = session;
+          (res as H2Response)[kSession] = session;
           res.once("close", h2ResponseClosed);
         }
       } else if (req.httpVersionMajor === 1) {
@@ -330,7 +333,7 @@ function h1ResponseClosed(this: H1Response): void {
 
 /** Runs with `this` the HTTP/2 response (see h1ResponseClosed). */
 function h2ResponseClosed(this: H2Response): void {
-  const state = this[kH2]?.[kH2];
+  const state = this[kSession]?.[kH2];
   if (state) state.inflight--;
 }
 
