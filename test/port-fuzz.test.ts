@@ -187,6 +187,15 @@ describe("seeded fuzz of every protocol on the port", () => {
         if (rnd.chance(0.7)) headers["x-sg-signature"] = rnd.pick(["sha1=00", "sha1=", "", "x".repeat(300), "sha1=" + rnd.bytes(20).toString("hex")]);
         return h1("webhook", h1Request(rnd.pick(["POST", "POST", "GET", "PUT"]), "/webhooks/shotgrid", headers, body, framing()));
       },
+      // Pipelined HTTP/1.1: several requests (often refused before their body is read) in one write.
+      () => {
+        const one = () => {
+          const m = rnd.pick(methods);
+          const t = rnd.pick(["application/grpc", "application/grpc-web+proto", "application/json", "application/connect+json", "text/plain"]);
+          return h1Request("POST", `${SVC}/${m}`, { "content-type": t }, rnd.chance(0.5) ? env(mutate(proto[m])) : mutate(json[m]), rnd.pick(["length", "chunked"] as const));
+        };
+        return h1("h1-pipelined", Buffer.concat(Array.from({ length: 2 + rnd.int(3) }, one)));
+      },
       // HTTP/1.1 garbage: mutated request heads, or random bytes.
       () => {
         const valid = h1Request("POST", `${SVC}/GetEntity`, { "content-type": "application/json" }, json.GetEntity);
