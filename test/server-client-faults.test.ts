@@ -108,6 +108,15 @@ describe("other requests the framework answered badly", () => {
     expect(body.message).toContain("application/connect+json");
   });
 
+  it("a wrong method (405) or a bidirectional stream over HTTP/1.1 (505): a body saying what to do", async () => {
+    const put = await rawExchange(port, h1Request("PUT", `${SVC}/GetEntity`, { "content-type": "application/json", connection: "close" }, Buffer.from("{}")), 3000);
+    expect(put.status).toBe(405);
+    expect(JSON.parse(bodyOf(put.text)).message).toContain("does not accept PUT: use POST or GET");
+    const bidi = await post("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", "application/grpc-web+proto", envelope(Buffer.alloc(0)));
+    expect(bidi.status).toBe(505);
+    expect(JSON.parse(bodyOf(bidi.text)).message).toContain("needs HTTP/2");
+  });
+
   it("a handler that throws fails its own request with code internal; the server carries on", async () => {
     const res = await rawExchange(port, h1Request("GET", "/boom", { connection: "close" }, undefined), 3000);
     expect(res.status).toBe(500);
