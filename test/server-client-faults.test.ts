@@ -112,9 +112,12 @@ describe("other requests the framework answered badly", () => {
     const put = await rawExchange(port, h1Request("PUT", `${SVC}/GetEntity`, { "content-type": "application/json", connection: "close" }, Buffer.from("{}")), 3000);
     expect(put.status).toBe(405);
     expect(JSON.parse(bodyOf(put.text)).message).toContain("does not accept PUT: use POST or GET");
-    const bidi = await post("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", "application/grpc-web+proto", envelope(Buffer.alloc(0)));
+    // No "connection: close" from the client: the server's own header must close the connection.
+    const bidi = await rawExchange(port, h1Request("POST", "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", { "content-type": "application/grpc-web+proto" }, envelope(Buffer.alloc(0))), 3000);
     expect(bidi.status).toBe(505);
     expect(JSON.parse(bodyOf(bidi.text)).message).toContain("needs HTTP/2");
+    // Still closes the connection, so a client expecting full duplex is not left hanging.
+    expect(bidi.text.slice(0, bidi.text.indexOf("\r\n\r\n"))).toMatch(/^connection: close$/im);
   });
 
   it("a handler that throws fails its own request with code internal; the server carries on", async () => {

@@ -52,7 +52,8 @@ export function explainClientFaults(handler: UniversalHandler, onFault?: OnClien
     if (res.body === undefined && (res.status === 415 || res.status === 405 || res.status === 505)) {
       const error = new ConnectError(explainRefusal(res.status, handler, req), res.status === 505 ? Code.Unimplemented : Code.InvalidArgument);
       report(error);
-      return { ...connectUnaryError(error), status: res.status };
+      // Keep the refusal's own headers (a 505 says "Connection: close").
+      return { ...withHeaders(connectUnaryError(error), res.header), status: res.status };
     }
     if (res.status === 500) return rewriteUnary(res, reportParse);
     if (res.trailer) rewriteGrpcStatus(res.trailer, reportParse);
@@ -72,7 +73,7 @@ export function explainClientFaults(handler: UniversalHandler, onFault?: OnClien
 /** The error a Connect GET query deserves before connect-es reads it, or undefined. */
 function badGetQuery(url: string): ConnectError | undefined {
   const q = url.indexOf("?");
-  if (q === -1) return undefined;
+  if (q === -1 || !url.includes("base64=1", q)) return undefined;
   const params = new URLSearchParams(url.slice(q + 1));
   if (params.get("base64") !== "1") return undefined;
   try {
@@ -115,8 +116,12 @@ async function rewriteUnary(res: UniversalServerResponse, report: (e: ConnectErr
   if (json?.code !== "internal" || typeof json.message !== "string" || !json.message.startsWith(PARSE_BINARY)) return unchanged;
   const error = new ConnectError(json.message, Code.InvalidArgument);
   report(error);
-  const answer = connectUnaryError(error);
-  res.header!.forEach((value, key) => {
+  return withHeaders(connectUnaryError(error), res.header);
+}
+
+/** `answer` with the headers of `from` it does not set itself. */
+function withHeaders(answer: UniversalServerResponse, from: HeadersInit | undefined): UniversalServerResponse {
+  new Headers(from).forEach((value, key) => {
     if (!answer.header!.has(key)) answer.header!.set(key, value);
   });
   return answer;
