@@ -40,8 +40,9 @@ export function explainClientFaults(handler: UniversalHandler, onFault?: OnClien
   const report = (error: ConnectError) => onFault?.(rpc, codeToString(error.code), error.rawMessage);
   // Streams parse their request inside the interceptors, which log it (see `clientFaultCode`); unary calls before them.
   const reportParse = handler.method.methodKind === "unary" ? report : () => undefined;
+  const gettable = handler.allowedMethods.includes("GET");
   const wrapped = async (req: UniversalServerRequest): Promise<UniversalServerResponse> => {
-    if (req.method === "GET") {
+    if (gettable && req.method === "GET") {
       const bad = badGetQuery(req.url);
       if (bad) {
         report(bad);
