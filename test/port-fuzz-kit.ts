@@ -9,6 +9,8 @@ import net from "node:net";
 import { fileURLToPath } from "node:url";
 
 const BIN = fileURLToPath(new URL("../bin/shotgrid-cache.mjs", import.meta.url));
+/** The child serves the webhook route with this secret, so the fuzz can sign some bodies. */
+export const WEBHOOK_SECRET = "fuzz-secret";
 
 export interface Child {
   port: number;
@@ -21,7 +23,7 @@ export interface Child {
 
 /** `serve` in demo mode on free ports; resolves once `/readyz` answers 200. */
 export async function startServiceChild(timeoutMs = 20_000): Promise<Child> {
-  const child: ChildProcess = spawn(process.execPath, [BIN, "serve", "--port", "0", "--host", "127.0.0.1", "--demo-site-port", "0", "--log-level", "error", "--heartbeat-s", "1", "--webhook-secret", "fuzz-secret"], {
+  const child: ChildProcess = spawn(process.execPath, [BIN, "serve", "--port", "0", "--host", "127.0.0.1", "--demo-site-port", "0", "--log-level", "error", "--heartbeat-s", "1", "--webhook-secret", WEBHOOK_SECRET], {
     env: { PATH: process.env["PATH"] ?? "" },
     stdio: ["ignore", "pipe", "pipe"],
   });
