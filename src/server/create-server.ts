@@ -26,7 +26,10 @@ export interface ServerOptions extends Omit<RequestHandlerOptions, "routes" | "d
   tls?: TlsOptions;
   /** A connection that sends nothing for this long is closed. Default 30 000 ms. */
   idleTimeoutMs?: number;
-  /** HTTP/1.1 keep-alive sockets idle this long are closed. Default 65 000 ms. */
+  /**
+   * Connections idle this long between requests are closed: HTTP/1.1 keep-alive sockets, and
+   * HTTP/2 sessions with no call in flight (GOAWAY). Default 65 000 ms.
+   */
   keepAliveTimeoutMs?: number;
 }
 
@@ -78,6 +81,7 @@ export function createServer(options: ServerOptions): Server {
       shutdown.abort(new ConnectError("the server is shutting down", Code.Unavailable));
     },
     onClientError: (err) => logger?.debug({ err: err.message }, "client connection error"),
+    onRequestFault: (err, req) => logger?.error({ err, method: req.method, path: req.url?.split("?", 1)[0] }, "request failed: a fault in serving it (the request got an internal error; the server carries on)"),
   });
 
   return {

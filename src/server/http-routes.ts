@@ -86,11 +86,13 @@ export function createHttpRoutes(options: HttpRoutesOptions): (req: Req, res: Re
         );
         return true;
       case "/readyz":
-        void readyz(res, head);
+        // A throw once the client is gone must not become an unhandled rejection (fatal).
+        readyz(res, head).catch(() => res.destroy());
         return true;
       case "/metrics":
         if (!options.metrics) return false;
-        void metrics(res, head);
+        // A throw once the client is gone must not become an unhandled rejection (fatal).
+        metrics(res, head).catch(() => res.destroy());
         return true;
       default:
         return false;
@@ -109,7 +111,8 @@ function sendJson(res: Res, status: number, body: unknown, head: boolean): void 
 }
 
 function send(res: Res, status: number, contentType: string, body: string, head: boolean): void {
-  if (res.headersSent) return;
+  // The client may have gone while readiness or metrics were computed.
+  if (res.headersSent || res.destroyed) return;
   const bytes = Buffer.from(body);
   // Both response types support writeHead/end; their TypeScript overloads differ.
   (res as http.ServerResponse).writeHead(status, {

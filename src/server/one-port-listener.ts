@@ -37,7 +37,10 @@ export interface OnePortListenerOptions {
   tls?: TlsOptions;
   /** A connection that sends nothing for this long is closed. Default 30 000 ms. */
   idleTimeoutMs?: number;
-  /** Keep-alive sockets (HTTP/1.1) idle between requests close after this long. Default 65 000 ms. */
+  /**
+   * Connections idle between requests close after this long: HTTP/1.1 keep-alive sockets, and
+   * HTTP/2 sessions with no call in flight and no frame sent or received (GOAWAY). Default 65 000 ms.
+   */
   keepAliveTimeoutMs?: number;
   /** Called once when `close()` starts: end streams now, while unary calls run on. */
   onDrain?: () => void;
@@ -45,6 +48,12 @@ export interface OnePortListenerOptions {
   onForce?: () => void;
   /** Called for errors on client sockets and sessions (resets, TLS failures); never fatal. */
   onClientError?: (err: Error) => void;
+  /**
+   * Called when serving one request threw (a bug): that request fails (a 500 with code
+   * "internal", or its connection or stream is reset if the answer had started), the process
+   * carries on.
+   */
+  onRequestFault?: (err: unknown, req: { method?: string; url?: string }) => void;
 }
 
 /** The address the listener is bound to. */
@@ -58,6 +67,8 @@ export interface BoundAddress {
 /** How long forced-off calls get to answer before their connections are destroyed. */
 const FORCE_FLUSH_MS = 100;
 const BAD_REQUEST = "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+/** How long an idle HTTP/2 session closed with GOAWAY may take to end before it is destroyed. */
+const H2_CLOSE_GRACE_MS = 1000;
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 
 /** Per HTTP/1.1 socket (the socket the HTTP layer sees: raw, or TLS on top of raw). */
@@ -67,6 +78,21 @@ interface H1State {
 }
 const kH1 = Symbol("one-port-h1");
 type H1Socket = net.Socket & { [kH1]?: H1State };
+/**
+ * The socket an HTTP/1.1 response was served on, kept on the response itself: by the time the
+ * response's "close" fires, Node may already have detached it (`req.socket` is null when the
+ * request body was not read to its end, e.g. an RPC refused before reading it).
+ */
+const kSocket = Symbol("one-port-socket");
+type H1Response = http.ServerResponse & { [kSocket]?: H1Socket };
+/** Per HTTP/2 session: its calls in flight (those that reached the handler). */
+const kH2 = Symbol("one-port-h2");
+type H2Session = http2.Http2Session & { [kH2]?: { inflight: number } };
+/** The session an HTTP/2 response belongs to (as kSocket for HTTP/1.1). */
+const kSession = Symbol("one-port-session");
+type H2Response = http2.Http2ServerResponse & { [kSession]?: H2Session };
+/** What a request whose handler threw gets (see `#requestFault`). */
+const INTERNAL_ERROR = JSON.stringify({ code: "internal", message: "internal error" });
 
 /** Accepts connections on one port and routes each to HTTP/1.1 or HTTP/2. */
 export class OnePortListener {
@@ -114,10 +140,14 @@ export class OnePortListener {
       // (slow-client protection) on "listening"; `close()` stops them again.
       this.#h1.emit("listening");
     }
-    this.#h2.on("session", (session: http2.Http2Session) => {
+    const sessionIdleMs = options.keepAliveTimeoutMs ?? 65_000;
+    this.#h2.on("session", (session: H2Session) => {
+      session[kH2] = { inflight: 0 };
       this.#sessions.add(session);
       session.once("close", () => this.#sessions.delete(session));
       session.on("error", onClientError);
+      // Without this a client that opens a session and goes quiet holds it forever.
+      session.setTimeout(sessionIdleMs, h2SessionIdle);
       if (this.#draining) session.close();
     });
     this.#h2.on("sessionError", onClientError);
@@ -217,13 +247,19 @@ export class OnePortListener {
       this.#pending.delete(socket);
       // Give the bytes back so the HTTP server parses the stream from its start.
       socket.unshift(seen);
-      if (verdict === "h2") {
-        // The HTTP/2 server reads the buffered bytes itself; resuming here would lose the preface.
-        this.#h2.emit("connection", socket);
-      } else {
-        this.#trackH1(socket);
-        this.#h1!.emit("connection", socket);
-        socket.resume();
+      try {
+        if (verdict === "h2") {
+          // The HTTP/2 server reads the buffered bytes itself; resuming here would lose the preface.
+          this.#h2.emit("connection", socket);
+        } else {
+          this.#trackH1(socket);
+          this.#h1!.emit("connection", socket);
+          socket.resume();
+        }
+      } catch (err) {
+        // A throw from an event callback would end the process: this connection fails instead.
+        this.#opts.onClientError?.(err instanceof Error ? err : new Error(String(err)));
+        socket.destroy();
       }
     };
     socket.on("data", onData);
@@ -236,29 +272,77 @@ export class OnePortListener {
   }
 
   #wrapHandler(handler: RequestHandler): RequestHandler {
+    // Nothing may end the process: an 'error' with no listener would, so every request and response has one.
+    const onStreamError = (err: Error) => this.#opts.onClientError?.(err);
     return (req, res) => {
-      if (req.httpVersionMajor === 1) {
-        const state = (req.socket as H1Socket)[kH1];
+      req.on("error", onStreamError);
+      res.on("error", onStreamError);
+      if (req.httpVersionMajor === 2) {
+        const session = (req as http2.Http2ServerRequest).stream.session as H2Session | undefined;
+        const state = session?.[kH2];
         if (state) {
           state.inflight++;
+          (res as H2Response)[kSession] = session;
+          res.once("close", h2ResponseClosed);
+        }
+      } else if (req.httpVersionMajor === 1) {
+        const socket = req.socket as H1Socket;
+        const state = socket[kH1];
+        if (state) {
+          state.inflight++;
+          (res as H1Response)[kSocket] = socket;
           res.once("close", h1ResponseClosed);
         }
         // Tell the client not to reuse this connection: the server is going away.
         if (this.#draining) (res as http.ServerResponse).shouldKeepAlive = false;
       }
-      handler(req, res);
+      try {
+        handler(req, res);
+      } catch (err) {
+        this.#requestFault(err, req, res);
+      }
     };
+  }
+
+  /** The last resort for a request whose handler threw: fail that request, log, carry on. */
+  #requestFault(err: unknown, req: Parameters<RequestHandler>[0], res: Parameters<RequestHandler>[1]): void {
+    try {
+      this.#opts.onRequestFault?.(err, { method: req.method, url: req.url });
+    } catch {
+      // A failing logger must not turn one bad request into a crash either.
+    }
+    try {
+      if (res.headersSent || res.destroyed) return void res.destroy();
+      (res as http.ServerResponse).writeHead(500, { "content-type": "application/json", "content-length": Buffer.byteLength(INTERNAL_ERROR) });
+      (res as http.ServerResponse).end(INTERNAL_ERROR);
+    } catch {
+      res.destroy();
+    }
   }
 }
 
 /** Runs with `this` the HTTP/1.1 response, so no closure is allocated per request. */
-function h1ResponseClosed(this: http.ServerResponse): void {
-  const socket = this.req.socket as H1Socket;
-  const state = socket[kH1];
+function h1ResponseClosed(this: H1Response): void {
+  const socket = this[kSocket];
+  const state = socket?.[kH1];
   if (!state) return;
   state.inflight--;
   // end(), not destroy(): the response may still sit in the socket's write buffer.
-  if (state.inflight === 0 && state.listener.draining) socket.end();
+  if (state.inflight === 0 && state.listener.draining) socket!.end();
+}
+
+/** Runs with `this` the HTTP/2 response (see h1ResponseClosed). */
+function h2ResponseClosed(this: H2Response): void {
+  const state = this[kSession]?.[kH2];
+  if (state) state.inflight--;
+}
+
+/** A session with no frame for the idle time: close it (GOAWAY) unless calls are in flight. */
+function h2SessionIdle(this: H2Session): void {
+  if (this.closed || this.destroyed || (this[kH2]?.inflight ?? 0) > 0) return;
+  this.close();
+  // close() waits for streams that never reached the handler (e.g. headers with no path): give them no longer.
+  setTimeout(() => this.destroy(), H2_CLOSE_GRACE_MS).unref();
 }
 
 /** HTTP/2 prior knowledge starts with the preface; anything that diverges from it is HTTP/1.1. */

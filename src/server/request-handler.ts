@@ -13,6 +13,7 @@ import { registerReflection } from "./reflection.ts";
 import { createFastPath, type FastPath } from "./fast-path.ts";
 import type { HitPath } from "../service/hit-path.ts";
 import { defaultDeadline, endStreamsOn, observeRpcs, rpcFinished } from "./rpc-interceptors.ts";
+import { explainClientFaults } from "./client-faults.ts";
 
 /** Size and time limits. Each violation answers a clear error code. */
 export interface RpcLimits {
@@ -86,6 +87,9 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
     routes(router) {
       options.routes(router);
       if (options.reflection ?? true) registerReflection(router, servicesOf(router));
+      // The adapter maps paths to these handlers once this returns: wrap each in place.
+      const onFault = options.logger && ((rpc: string, code: string, err: string) => options.logger!.info({ rpc, code, err }, "rpc failed"));
+      router.handlers.forEach((h, i) => (router.handlers[i] = explainClientFaults(h, onFault)));
     },
     connect: true,
     grpc: true,

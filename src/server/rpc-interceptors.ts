@@ -6,6 +6,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import type { Logger } from "pino";
 import type { Metrics } from "./metrics.ts";
+import { clientFaultCode } from "./client-faults.ts";
 
 /** Codes that mean the server (or ShotGrid behind it) failed, not the caller: logged as warnings. */
 const SERVER_FAULTS = new Set<Code>([Code.Unknown, Code.Internal, Code.Unavailable, Code.DataLoss, Code.Unimplemented]);
@@ -43,7 +44,8 @@ export function rpcFinished(options: ObserveRpcsOptions): RpcFinished {
   const { metrics, logger } = options;
   return (name, start, error, canceled) => {
     const seconds = (performance.now() - start) / 1000;
-    const code = error !== undefined ? ConnectError.from(error).code : canceled ? Code.Canceled : undefined;
+    const failure = error !== undefined ? ConnectError.from(error) : undefined;
+    const code = failure ? clientFaultCode(failure.code, failure.rawMessage) : canceled ? Code.Canceled : undefined;
     const codeName = code === undefined ? "ok" : codeToString(code);
     metrics?.rpcFinished(name, codeName, seconds);
     if (!logger) return;
