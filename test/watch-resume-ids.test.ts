@@ -266,9 +266,8 @@ describe("WatchChanges resume ids: memory", () => {
     expect((err as ConnectError).rawMessage).toContain("sinceEventId: 9223372036854775807 is not an event id");
   }, 20_000);
 
-  // Skipped until the one-port listener's crash on this request (TypeError in h1ResponseClosed,
-  // fixed on the listener's own branch for issue 9) is merged: the answer itself is already right.
-  it.skip("a fractional sinceEventId is invalid_argument naming the field", async () => {
+  // This request used to end the process (the listener read a detached socket); now it is answered.
+  it("a fractional sinceEventId is invalid_argument naming the field", async () => {
     const e2e = await startE2E({ site: { shots: 2, assets: 1 }, config: { preloadTypes: [] } });
     cleanups.push(() => e2e.close());
     // A fraction cannot even be decoded: the codec's answer names the field.
