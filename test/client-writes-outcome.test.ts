@@ -8,6 +8,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { Logger } from "../src/logging/index.ts";
 import { classifyFailure, isRetryable, writeOutcomeUnknown } from "../src/shotgrid/retry.ts";
 import {
   ShotGridClient,
@@ -15,7 +16,6 @@ import {
   UnavailableError,
   WriteOutcomeUnknownError,
   type ShotGridClientOptions,
-  type ShotGridLogger,
 } from "../src/shotgrid/index.ts";
 
 type Mode = "ok" | "reset" | "half" | "stall" | "502";
@@ -120,7 +120,7 @@ beforeEach(async () => {
 /** A client with its token already fetched, fast retries, and its log lines kept. */
 async function client(extra: Partial<ShotGridClientOptions> = {}): Promise<{ c: ShotGridClient; log: string[] }> {
   const log: string[] = [];
-  const logger: ShotGridLogger = {
+  const logger: Logger = {
     debug: () => undefined,
     info: (o, m) => log.push(`${m} ${JSON.stringify(o)}`),
     warn: (o, m) => log.push(`${m} ${JSON.stringify(o)}`),

@@ -5,8 +5,9 @@
  * login, reused and bounded; the caller's own credentials; and no secret in any message or log.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Logger } from "../src/logging/index.ts";
 import { startSimulator, type SimulatorHandle } from "../src/simulator/index.ts";
-import { CallerAuthError, ShotGridClient, type EntityLink, type ShotGridLogger } from "../src/shotgrid/index.ts";
+import { CallerAuthError, ShotGridClient, type EntityLink } from "../src/shotgrid/index.ts";
 
 const SCRIPT_KEY = "sudo-script-key-0123456789";
 const PASSWORD = "pat-password-0123456789";
@@ -16,7 +17,7 @@ let project: EntityLink;
 const lines: string[] = [];
 const errors: string[] = [];
 
-const logger: ShotGridLogger = {
+const logger: Logger = {
   debug: (o, m) => lines.push(JSON.stringify([o, m])),
   info: (o, m) => lines.push(JSON.stringify([o, m])),
   warn: (o, m) => lines.push(JSON.stringify([o, m])),

@@ -139,7 +139,7 @@ describe("follow: restarts", () => {
       bus: new ChangeBus(),
       store: new FileCursorStore({ dir: join(dir, "blocked"), site: site.url }),
       pollIntervalMs: 20,
-      logger: { debug() {}, info() {}, warn() {}, error: (_o, m) => void errors.push(m) },
+      logger: { debug() {}, info() {}, warn() {}, error: (_o, m) => void errors.push(m ?? "") },
       metrics: { cursorSaveError: () => void saveErrors++ },
     });
     cleanups.push(() => follower.stop());

@@ -21,6 +21,7 @@ import { openSharedStore, type SharedStore } from "../cluster/shared-store.ts";
 import { ShotGridClient } from "../shotgrid/index.ts";
 import type { Backend, EventLogEntry } from "../shotgrid/types.ts";
 import { startSimulator, type SimulatorHandle } from "../simulator/index.ts";
+import { errorMessage } from "../logging/index.ts";
 
 export interface RunningService {
   /** `http://host:port` of the service. */
@@ -106,7 +107,7 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
         return await cache.preload(stopping.signal);
       } catch (err) {
         if (stopping.signal.aborted) return;
-        logger.warn({ err: err instanceof Error ? err.message : String(err), attempt }, "preload after a cache flush failed; retrying");
+        logger.warn({ err: errorMessage(err), attempt }, "preload after a cache flush failed; retrying");
         // Abortable: close() must not leave a back-off timer holding the process open.
         await sleep(Math.min(30_000, 1000 * 2 ** attempt), undefined, { signal: stopping.signal }).catch(() => undefined);
       }
@@ -269,7 +270,7 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
         break;
       } catch (err) {
         if (stopping.signal.aborted) throw err;
-        preloadError = err instanceof Error ? err.message : String(err);
+        preloadError = errorMessage(err);
         logger.warn({ err: preloadError, attempt }, "preload failed; retrying");
         // Abortable, so a close() during the back-off does not leave a timer holding the process.
         await sleep(Math.min(30_000, 1000 * 2 ** attempt), undefined, { signal: stopping.signal });
@@ -339,5 +340,5 @@ function describeListenError(err: unknown): string {
   if (code === "EADDRINUSE") return "the port is already in use";
   if (code === "EACCES") return "permission denied (ports below 1024 need privileges)";
   if (code === "EADDRNOTAVAIL") return "no such address on this machine";
-  return err instanceof Error ? err.message : String(err);
+  return errorMessage(err);
 }

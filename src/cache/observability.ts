@@ -35,17 +35,3 @@ export const NOOP_CACHE_METRICS: CacheMetrics = {
   setCacheSize() {},
 };
 
-/** The subset of pino's Logger the cache uses: `(fields, message)`. */
-export interface CacheLogger {
-  debug(fields: object, message?: string): void;
-  info(fields: object, message?: string): void;
-  warn(fields: object, message?: string): void;
-  error(fields: object, message?: string): void;
-}
-
-export const SILENT_LOGGER: CacheLogger = {
-  debug() {},
-  info() {},
-  warn() {},
-  error() {},
-};

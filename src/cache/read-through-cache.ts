@@ -25,11 +25,10 @@ import { collectLinks } from "./links.ts";
 import { InvalidCacheRequestError } from "./errors.ts";
 import {
   NOOP_CACHE_METRICS,
-  SILENT_LOGGER,
-  type CacheLogger,
   type CacheMetrics,
   type CacheReadKind,
 } from "./observability.ts";
+import { type Logger, SILENT_LOGGER } from "../logging/index.ts";
 
 export const DEFAULT_PRELOAD_TYPES: readonly string[] = ["Project", "Sequence", "Shot", "Asset", "Step"];
 
@@ -57,7 +56,7 @@ export interface ReadThroughCacheOptions {
   /** Counters and gauges (hits, misses, coalesced waits, upstream calls, size). Default: none. */
   metrics?: CacheMetrics;
   /** Structured logger (pino-compatible). Default: silent. */
-  logger?: CacheLogger;
+  logger?: Logger;
   /** Records per upstream page during preload. Default 500 (ShotGrid's own default). */
   preloadPageSize?: number;
   /** Preloaded records refetched after events are asked for this many at a time. Default 100. */
@@ -120,7 +119,7 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
   readonly #maxAgeMs: number;
   readonly #now: () => number;
   readonly #metrics: CacheMetrics;
-  readonly #log: CacheLogger;
+  readonly #log: Logger;
   readonly #preloadPageSize: number;
   readonly #refreshBatchSize: number;
   readonly #flights = new SingleFlight<Fetched<unknown>>();

@@ -3,6 +3,7 @@
  * ShotGrid site). Each command owns its options; this file only dispatches and reports errors.
  */
 import { UsageError } from "./args.ts";
+import { errorMessage } from "../logging/index.ts";
 
 const USAGE = `usage: shotgrid-cache <command> [options]
 
@@ -47,7 +48,7 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = 2;
       return;
     }
-    process.stderr.write(`shotgrid-cache: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`shotgrid-cache: ${errorMessage(err)}\n`);
     process.exitCode = 1;
   }
 }

@@ -12,7 +12,7 @@
  * scrape reaches one of them (label by `pid`, or scrape each through its own port if that matters).
  */
 import cluster, { type Worker } from "node:cluster";
-import type { Logger } from "pino";
+import type { Logger } from "../logging/index.ts";
 
 export interface WorkerPoolOptions {
   /** How many worker processes (>= 1). */

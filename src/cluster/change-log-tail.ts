@@ -17,8 +17,8 @@
  */
 import type { RedisConnection } from "./redis-connection.ts";
 import type { ChangeBus } from "../events/change-bus.ts";
-import type { FollowerLogger } from "../events/event-follower.ts";
 import { parseLogEntry, type LogEntry } from "./redis-change-log.ts";
+import { errorMessage, type Logger, SILENT_LOGGER } from "../logging/index.ts";
 
 export interface ChangeLogTailOptions {
   /** A connection of its own: `XREAD BLOCK` holds it; its command timeout must exceed `blockMs`. */
@@ -33,7 +33,7 @@ export interface ChangeLogTailOptions {
   batchSize?: number;
   /** Called after each entry is replayed into the bus (the cache's freshness mark, hints). */
   onEntry?(entry: LogEntry): void;
-  logger?: FollowerLogger;
+  logger?: Logger;
 }
 
 export interface ChangeLogTailStatus {
@@ -46,7 +46,6 @@ export interface ChangeLogTailStatus {
   lastError?: string;
 }
 
-const SILENT: FollowerLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
 type XReadReply = Array<[string, Array<[string, string[]]>]> | null;
 
@@ -54,7 +53,7 @@ export class ChangeLogTail {
   readonly #options: ChangeLogTailOptions;
   readonly #key: string;
   readonly #bus: ChangeBus;
-  readonly #log: FollowerLogger;
+  readonly #log: Logger;
   readonly #blockMs: number;
   readonly #batchSize: number;
   #lastId = "0-0";
@@ -72,7 +71,7 @@ export class ChangeLogTail {
     this.#options = options;
     this.#key = `${options.keyBase}changes`;
     this.#bus = options.bus;
-    this.#log = options.logger ?? SILENT;
+    this.#log = options.logger ?? SILENT_LOGGER;
     this.#blockMs = options.blockMs ?? 1000;
     this.#batchSize = options.batchSize ?? 500;
     if (!Number.isSafeInteger(this.#blockMs) || this.#blockMs < 1) throw new RangeError(`change log tail blockMs: must be a whole number >= 1, got ${options.blockMs}`);
@@ -126,7 +125,7 @@ export class ChangeLogTail {
         if (entries.length < this.#batchSize) this.#markCaughtUp();
       } catch (err) {
         if (!this.#running) break;
-        const message = err instanceof Error ? err.message : String(err);
+        const message = errorMessage(err);
         if (this.#lastError === undefined) this.#log.warn({ err: message }, "change log unreadable (redis); retrying with backoff");
         this.#lastError = message;
         this.#caughtUp = false;

@@ -17,11 +17,12 @@ import type { ChangeBus } from "../events/change-bus.ts";
 import { ChangeLogTail, type ChangeLogTailStatus } from "./change-log-tail.ts";
 import type { Change } from "../events/change.ts";
 import { CursorStateError, type CursorStore } from "../events/cursor-store.ts";
-import type { ChangePublisher, EventFollower, EventSink, FollowerLogger } from "../events/event-follower.ts";
+import type { ChangePublisher, EventFollower, EventSink } from "../events/event-follower.ts";
 import type { CursorState } from "../events/follow-cursor.ts";
 import { FencedOutError, LeaderLease, type LeaderTerm } from "./leader-lease.ts";
 import { RedisChangeLog, type LogEntry } from "./redis-change-log.ts";
 import { RedisCursorStore } from "./redis-cursor-store.ts";
+import { errorMessage, type Logger, SILENT_LOGGER } from "../logging/index.ts";
 
 /** The key prefix of a cluster's follow state: `<prefix>:{<site>}:follow:` (next to the store's keys). */
 export function followKeyBase(prefix: string, site: string): string {
@@ -68,7 +69,7 @@ export interface ClusterFollowOptions {
   /** Register cluster metrics here (`/metrics`). */
   registry?: Registry;
   instanceId?: string;
-  logger?: FollowerLogger;
+  logger?: Logger;
 }
 
 /** Where this instance stands in the cluster, for /readyz. */
@@ -82,7 +83,6 @@ export interface ClusterStatus {
   changeLog: ChangeLogTailStatus;
 }
 
-const SILENT: FollowerLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
 export class ClusterFollow {
   readonly lease: LeaderLease;
@@ -91,7 +91,7 @@ export class ClusterFollow {
   readonly #options: ClusterFollowOptions;
   readonly #connection: RedisConnection;
   readonly #tailConnection: RedisConnection;
-  readonly #log: FollowerLogger;
+  readonly #log: Logger;
   #follower: EventFollower | undefined;
   /** Terms run one after another: a new follower starts only after the old one stopped. */
   #terms: Promise<void> = Promise.resolve();
@@ -99,7 +99,7 @@ export class ClusterFollow {
 
   constructor(options: ClusterFollowOptions) {
     this.#options = options;
-    this.#log = options.logger ?? SILENT;
+    this.#log = options.logger ?? SILENT_LOGGER;
     this.keyBase = followKeyBase(options.prefix, options.site);
     const blockMs = options.tailBlockMs ?? 1000;
     this.#connection = new RedisConnection({ url: options.redisUrl, clientName: "shotgrid-cache-lease" });
@@ -112,7 +112,7 @@ export class ClusterFollow {
       logger: this.#log,
       onAcquired: (term) => {
         this.#terms = this.#terms.then(() => this.#lead(term)).catch((err: unknown) => {
-          this.#log.error({ err: err instanceof Error ? err.message : String(err) }, "leader term ended by an error");
+          this.#log.error({ err: errorMessage(err) }, "leader term ended by an error");
         });
       },
     });
@@ -177,7 +177,7 @@ export class ClusterFollow {
     } catch (err) {
       if (!(err instanceof CursorStateError)) {
         // Redis failed: following without knowing where the cluster stands could skip events.
-        await this.lease.resign(term, `cannot read the shared cursor: ${err instanceof Error ? err.message : String(err)}`);
+        await this.lease.resign(term, `cannot read the shared cursor: ${errorMessage(err)}`);
         return;
       }
       lostReason = err.message;
@@ -206,7 +206,7 @@ export class ClusterFollow {
         await this.#options.onCursorLost(lostReason);
         await log.reset(`shared event cursor unusable: ${lostReason}`);
       } catch (err) {
-        await this.lease.resign(term, `cannot flush after losing the shared cursor: ${err instanceof Error ? err.message : String(err)}`);
+        await this.lease.resign(term, `cannot flush after losing the shared cursor: ${errorMessage(err)}`);
         return;
       }
     }
@@ -264,13 +264,13 @@ export interface EntryCache {
  * applies new, revival and retirement changes as hints too: its in-process set of existing ids
  * (which lets it answer "no such record" without asking) would otherwise miss them.
  */
-export function applyEntryToCache(cache: EntryCache, entry: LogEntry, leader: boolean, log: FollowerLogger = SILENT): void {
+export function applyEntryToCache(cache: EntryCache, entry: LogEntry, leader: boolean, log: Logger = SILENT_LOGGER): void {
   const through = Math.max(entry.t ?? 0, entry.c?.eventId ?? 0);
   if (through > 0) cache.startFrom(through);
   const change = entry.c;
   if (leader || !change || change.kind === "change") return;
   cache.applyHints([eventFromChange(change)]).catch((err: unknown) => {
-    log.warn({ err: err instanceof Error ? err.message : String(err), eventId: change.eventId }, "standby: could not apply a change from the change log as a hint");
+    log.warn({ err: errorMessage(err), eventId: change.eventId }, "standby: could not apply a change from the change log as a hint");
   });
 }
 

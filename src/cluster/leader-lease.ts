@@ -17,7 +17,7 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { luaScript, type LuaScript, type RedisConnection } from "./redis-connection.ts";
-import type { FollowerLogger } from "../events/event-follower.ts";
+import { errorMessage, type Logger, SILENT_LOGGER } from "../logging/index.ts";
 
 /** Acquire: SET NX PX with a fresh fencing number. ARGV: base, instance id, ttl ms. */
 const ACQUIRE = luaScript(`
@@ -112,7 +112,7 @@ export interface LeaderLeaseOptions {
   onAcquired?(term: LeaderTerm): void;
   /** Called when a term ends for any reason but `stop()`. */
   onLost?(term: LeaderTerm, reason: string): void;
-  logger?: FollowerLogger;
+  logger?: Logger;
 }
 
 /** Counters for /metrics and tests. */
@@ -123,7 +123,6 @@ export interface LeaseCounters {
   fencedWritesRefused: number;
 }
 
-const SILENT: FollowerLogger = { debug() {}, info() {}, warn() {}, error() {} };
 const KEY_BASE = /^[^\s]{1,300}:$/;
 
 export class LeaderLease {
@@ -134,7 +133,7 @@ export class LeaderLease {
   readonly #connection: RedisConnection;
   readonly #base: string;
   readonly #options: LeaderLeaseOptions;
-  readonly #log: FollowerLogger;
+  readonly #log: Logger;
   #term: LeaderTerm | undefined;
   /** Until when (local clock) the current term's lease is surely valid: last renew's send time + ttl. */
   #validUntil = 0;
@@ -159,7 +158,7 @@ export class LeaderLease {
     this.#connection = options.connection;
     this.#base = options.keyBase;
     this.#options = options;
-    this.#log = options.logger ?? SILENT;
+    this.#log = options.logger ?? SILENT_LOGGER;
   }
 
   /** The current term while this instance leads, else undefined. */
@@ -277,7 +276,7 @@ export class LeaderLease {
       this.#log.info({ fence: newTerm.fence, instance: this.instanceId }, "leader lease acquired: this instance follows the event log");
       this.#options.onAcquired?.(newTerm);
     } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
+      const message = errorMessage(err);
       if (this.#lastError === undefined) this.#log.warn({ err: message }, "leader lease: redis unreachable; retrying");
       this.#lastError = message;
       // A failed renew is not yet a loss: the lease is ours until #validUntil (checked next tick).

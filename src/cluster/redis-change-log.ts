@@ -14,10 +14,11 @@
  */
 import { luaScript } from "./redis-connection.ts";
 import type { Change } from "../events/change.ts";
-import type { ChangePublisher, FollowerLogger } from "../events/event-follower.ts";
+import type { ChangePublisher } from "../events/event-follower.ts";
 import type { CursorState } from "../events/follow-cursor.ts";
 import { FENCE_CHECK_LUA, type LeaderLease, type LeaderTerm } from "./leader-lease.ts";
 import { encodeCursor } from "./redis-cursor-store.ts";
+import { errorMessage, type Logger } from "../logging/index.ts";
 
 /** One stream entry, replayed by readers into their bus exactly as the leader published. */
 export interface LogEntry {
@@ -72,7 +73,7 @@ export interface RedisChangeLogOptions {
    * of the log, so this follower must not go on (nor save). Called once, before the error is thrown.
    */
   onFailure(reason: string): void;
-  logger?: FollowerLogger;
+  logger?: Logger;
 }
 
 /** The leader's side: satisfies the follower's `ChangePublisher`. */
@@ -143,7 +144,7 @@ export class RedisChangeLog implements ChangePublisher {
       ]);
       if (reply === -1) throw new Error(`change log append refused: cursor ${saved.last} is older than the shared cursor`);
     } catch (err) {
-      const reason = err instanceof Error ? err.message : String(err);
+      const reason = errorMessage(err);
       this.#failed = reason;
       this.#options.logger?.warn({ err: reason, entries: entries.length }, "change log append failed: this follower stops; the next leader resumes from the shared cursor");
       this.#options.onFailure(reason);

@@ -14,7 +14,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { CoalescedResult, MissCoalescer } from "../cache/miss-coalescer.ts";
 import { luaScript, type RedisConnection } from "./redis-connection.ts";
-import { SILENT_LOGGER, type CacheLogger } from "../cache/observability.ts";
+import { type Logger, SILENT_LOGGER } from "../logging/index.ts";
 
 export interface RedisCoalescerOptions {
   /** The connection to use, usually the store's (`store.connection`). */
@@ -31,7 +31,7 @@ export interface RedisCoalescerOptions {
   /** Longest pause between two looks at the store. Default 50 ms. */
   maxPollMs?: number;
   /** Default: silent. */
-  logger?: CacheLogger;
+  logger?: Logger;
 }
 
 /** Delete the lock only if this holder still owns it (it may have expired and been taken by another). */
@@ -51,7 +51,7 @@ export class RedisCoalescer implements MissCoalescer {
   readonly #ttlMs: number;
   readonly #minPollMs: number;
   readonly #maxPollMs: number;
-  readonly #log: CacheLogger;
+  readonly #log: Logger;
 
   constructor(options: RedisCoalescerOptions) {
     this.#connection = options.connection;

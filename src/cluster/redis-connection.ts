@@ -11,7 +11,7 @@
 import { createHash } from "node:crypto";
 import { Redis, type RedisOptions } from "ioredis";
 import { StoreUnavailableError } from "../cache/cache-store.ts";
-import { SILENT_LOGGER, type CacheLogger } from "../cache/observability.ts";
+import { errorMessage, type Logger, SILENT_LOGGER } from "../logging/index.ts";
 
 export interface RedisConnectionOptions {
   /** `redis://[:password@]host:port[/db]` or `rediss://…`. Never logged (it may hold a password). */
@@ -25,7 +25,7 @@ export interface RedisConnectionOptions {
   /** Shown by `CLIENT LIST` (suffixed `:cmd` / `:sub`), to tell instances apart. Default "shotgrid-cache". */
   clientName?: string;
   /** Connection events (lost, back) are logged here. Default: silent. */
-  logger?: CacheLogger;
+  logger?: Logger;
 }
 
 /** What a connection event listener is told. */
@@ -45,7 +45,7 @@ function checkOptions(o: RedisConnectionOptions): void {
 export class RedisConnection {
   readonly command: Redis;
   readonly #options: RedisConnectionOptions;
-  readonly #log: CacheLogger;
+  readonly #log: Logger;
   readonly #listeners = new Set<(client: "command" | "subscriber", event: RedisConnectionEvent) => void>();
   #subscriber: Redis | undefined;
   #closed = false;
@@ -107,7 +107,7 @@ export class RedisConnection {
       return result;
     } catch (err) {
       this.#markFailing();
-      throw new StoreUnavailableError(operation, err instanceof Error ? err.message : String(err), { cause: err });
+      throw new StoreUnavailableError(operation, errorMessage(err), { cause: err });
     }
   }
 

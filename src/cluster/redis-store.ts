@@ -15,7 +15,7 @@ import { deepFreeze, renameLink } from "../cache/links.ts";
 import { NearCache, parseInvalidation, type NearCacheOptions } from "./near-cache.ts";
 import { RedisConnection, type LuaScript, type RedisConnectionOptions } from "./redis-connection.ts";
 import * as scripts from "./redis-scripts.ts";
-import { SILENT_LOGGER, type CacheLogger } from "../cache/observability.ts";
+import { errorMessage, type Logger, SILENT_LOGGER } from "../logging/index.ts";
 
 export interface RedisStoreOptions {
   /** Where Redis is (with timeouts), or an existing connection to share (then `close` leaves it open). */
@@ -44,7 +44,7 @@ export interface RedisStoreOptions {
   /** How often `stats()` is refreshed from Redis (other instances change it too). Default 5000 ms. */
   statsIntervalMs?: number;
   /** Default: silent (or the connection's logger). */
-  logger?: CacheLogger;
+  logger?: Logger;
 }
 
 const NAME_PART = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -80,7 +80,7 @@ export class RedisStore implements CacheStore {
   readonly #maxEntryBytes: number;
   readonly #maxTagRecords: number;
   readonly #near: NearCache | undefined;
-  readonly #log: CacheLogger;
+  readonly #log: Logger;
   readonly #statsTimer: NodeJS.Timeout;
   readonly #offEvent: () => void;
   #stats: CacheStoreStats = { bytes: 0, entries: 0 };
@@ -310,7 +310,7 @@ export class RedisStore implements CacheStore {
       const clock = Number(await this.connection.command.get(`${this.keyBase}clock`));
       if (generation === this.#nearGeneration && !this.#closed) near.activate(clock);
     } catch (err) {
-      this.#log.debug({ err: err instanceof Error ? err.message : String(err) }, "near cache activation failed; retrying");
+      this.#log.debug({ err: errorMessage(err) }, "near cache activation failed; retrying");
       if (generation === this.#nearGeneration && !this.#closed) setTimeout(() => void this.#activateNear(), 250).unref();
     }
   }

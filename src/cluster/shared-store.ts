@@ -3,10 +3,11 @@
  * the cross-instance miss coalescer over the same connection, and how their state is reported in
  * `/readyz`. Kept out of create-app.ts so the composition root only decides *whether* to use Redis.
  */
-import type { Logger } from "pino";
+import type { Logger } from "../logging/index.ts";
 import type { ReadThroughCache } from "../cache/index.ts";
 import { RedisCoalescer } from "./redis-coalescer.ts";
 import { RedisStore } from "./redis-store.ts";
+import { errorMessage } from "../logging/index.ts";
 
 export interface SharedStoreConfig {
   /** `redis://…` or `rediss://…`; may hold a password, so it is never logged. */
@@ -48,7 +49,7 @@ export async function openSharedStore(config: SharedStoreConfig, siteUrl: string
     logger.info({ redis: where, keyBase: store.keyBase }, "cache store: redis");
   } catch (err) {
     logger.warn(
-      { redis: where, err: err instanceof Error ? err.message : String(err) },
+      { redis: where, err: errorMessage(err) },
       "cache store: redis does not answer yet; answering from ShotGrid until it does",
     );
   }

@@ -4,6 +4,7 @@
  * same contract later (the cursor then lives next to the cache it describes).
  */
 import type { CursorState } from "./follow-cursor.ts";
+import { errorMessage } from "../logging/index.ts";
 
 export interface CursorStore {
   /**
@@ -45,7 +46,7 @@ export async function loadSavedCursor(
     else log.info({ store: store.description }, "no saved event cursor: starting after the newest event");
     return state ? { state } : {};
   } catch (err) {
-    const reason = err instanceof Error ? err.message : String(err);
+    const reason = errorMessage(err);
     log.warn({ store: store.description, err: reason }, "saved event cursor unusable: flushing the cache and starting after the newest event");
     return { lostReason: reason };
   }

@@ -24,6 +24,7 @@ import type { Backend, EventLogEntry } from "../shotgrid/types.ts";
 import { changeFromEvent, type Change } from "./change.ts";
 import type { CursorStore } from "./cursor-store.ts";
 import { FollowCursor, type CursorState } from "./follow-cursor.ts";
+import { errorMessage, type Logger, SILENT_LOGGER } from "../logging/index.ts";
 
 /** Where applied events go. `ReadThroughCache` satisfies it (with `reset` wired to a flush). */
 export interface EventSink {
@@ -70,14 +71,6 @@ export interface FollowerMetrics {
   cursorSaveError?(): void;
 }
 
-/** A structured logger; pino's satisfies it. */
-export interface FollowerLogger {
-  debug(obj: Record<string, unknown>, msg: string): void;
-  info(obj: Record<string, unknown>, msg: string): void;
-  warn(obj: Record<string, unknown>, msg: string): void;
-  error(obj: Record<string, unknown>, msg: string): void;
-}
-
 export interface Clock {
   /** Epoch milliseconds. */
   now(): number;
@@ -106,7 +99,7 @@ export interface EventFollowerOptions {
   initialCursor?: CursorState;
   /** Saves the cursor after every applied batch (and on stop). Absent: nothing is saved. */
   store?: CursorStore;
-  logger?: FollowerLogger;
+  logger?: Logger;
   metrics?: Partial<FollowerMetrics>;
   /** Default: the system clock. */
   clock?: Clock;
@@ -147,7 +140,6 @@ export interface FollowerStatus {
   lastErrorCode?: string;
 }
 
-const SILENT: FollowerLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
 function positiveOption(name: string, value: number | undefined, fallback: number): number {
   const v = value ?? fallback;
@@ -166,7 +158,7 @@ export class EventFollower {
   readonly #gapWindowMs: number;
   readonly #gapRecheckMs: number;
   readonly #headRefreshMs: number;
-  readonly #log: FollowerLogger;
+  readonly #log: Logger;
   readonly #metrics: Partial<FollowerMetrics>;
   readonly #clock: Clock;
 
@@ -207,7 +199,7 @@ export class EventFollower {
     this.#gapWindowMs = positiveOption("gapWindowMs", options.gapWindowMs, 300_000);
     this.#gapRecheckMs = positiveOption("gapRecheckMs", options.gapRecheckMs, this.#pollIntervalMs);
     this.#headRefreshMs = positiveOption("headRefreshMs", options.headRefreshMs, 5000);
-    this.#log = options.logger ?? SILENT;
+    this.#log = options.logger ?? SILENT_LOGGER;
     this.#metrics = options.metrics ?? {};
     this.#clock = options.clock ?? Date;
     if (options.initialCursor) {
@@ -301,7 +293,7 @@ export class EventFollower {
     this.#loop = this.#run(controller.signal)
       .catch((err: unknown) => {
         // Only a throwing logger or metrics sink gets here; report it rather than crash the process.
-        this.#log.error({ err: err instanceof Error ? err.message : String(err) }, "event follower loop ended by an error");
+        this.#log.error({ err: errorMessage(err) }, "event follower loop ended by an error");
       })
       .finally(async () => {
         // Keep what the last batches did (gaps filled or given up) for the next run.
@@ -351,7 +343,7 @@ export class EventFollower {
         delayMs = outcome.fullPage ? 0 : Math.max(0, this.#pollIntervalMs - (this.#clock.now() - pollStartedAt));
       } catch (err) {
         if (signal.aborted) break;
-        const message = err instanceof Error ? err.message : String(err);
+        const message = errorMessage(err);
         this.#consecutiveErrors++;
         this.#lastError = message;
         this.#lastErrorCode = errorCode(err);
@@ -513,7 +505,7 @@ export class EventFollower {
     } catch (err) {
       if (signal.aborted) throw err;
       // Only a number for dashboards: the next poll carries on either way.
-      this.#log.debug({ err: err instanceof Error ? err.message : String(err) }, "could not read the newest event id");
+      this.#log.debug({ err: errorMessage(err) }, "could not read the newest event id");
     }
   }
 
@@ -531,7 +523,7 @@ export class EventFollower {
       this.#metrics.cursorSaveError?.();
       if (!this.#saveFailing) {
         this.#log.error(
-          { store: this.#store.description, err: err instanceof Error ? err.message : String(err) },
+          { store: this.#store.description, err: errorMessage(err) },
           "cannot save the event cursor; a restart would resume from an older one (events re-applied, none lost)",
         );
       }

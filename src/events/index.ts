@@ -24,7 +24,6 @@ export {
   type EventFollowerOptions,
   type ChangePublisher,
   type EventSink,
-  type FollowerLogger,
   type FollowerMetrics,
   type FollowerStatus,
   type PollOutcome,

@@ -18,6 +18,7 @@
  */
 import { NotFoundError, RequestRejectedError } from "../shotgrid/errors.ts";
 import type { Backend, Entity, EventLogEntry } from "../shotgrid/types.ts";
+import { errorMessage, type Logger, SILENT_LOGGER } from "../logging/index.ts";
 
 /** What the reconciler needs of the cache; `ReadThroughCache` satisfies it. */
 export interface ReconcileCache {
@@ -38,11 +39,6 @@ export interface ReconcileCache {
 export interface ReconcileMetrics {
   reconcileRun(outcome: "ok" | "error"): void;
   reconcileFindings(count: number): void;
-}
-
-export interface ReconcileLogger {
-  info(obj: Record<string, unknown>, msg: string): void;
-  warn(obj: Record<string, unknown>, msg: string): void;
 }
 
 /** One run's result. */
@@ -74,17 +70,16 @@ export interface ReconcilerOptions {
   /** Called after fetching, before comparing: lets the event follower apply what it has (e.g. `pollNow`). */
   settle?: () => Promise<unknown>;
   metrics?: Partial<ReconcileMetrics>;
-  logger?: ReconcileLogger;
+  logger?: Logger;
   /** Epoch ms. Default `Date.now`. */
   now?: () => number;
 }
 
-const SILENT: ReconcileLogger = { info() {}, warn() {} };
 
 export class Reconciler {
   readonly #o: ReconcilerOptions;
   readonly #now: () => number;
-  readonly #log: ReconcileLogger;
+  readonly #log: Logger;
   #since: number;
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<ReconcileReport> | undefined;
@@ -95,7 +90,7 @@ export class Reconciler {
     if (!(options.intervalMs > 0)) throw new RangeError(`intervalMs must be > 0, got ${options.intervalMs}`);
     this.#o = options;
     this.#now = options.now ?? Date.now;
-    this.#log = options.logger ?? SILENT;
+    this.#log = options.logger ?? SILENT_LOGGER;
     this.#since = options.since ?? this.#now();
   }
 
@@ -179,7 +174,7 @@ export class Reconciler {
         this.#log.info({ checked: report.checked }, "reconcile: cache matches ShotGrid");
       }
     } catch (err) {
-      report.error = err instanceof Error ? err.message : String(err);
+      report.error = errorMessage(err);
       this.#o.metrics?.reconcileRun?.("error");
       this.#log.warn({ err: report.error }, "reconcile failed; the next run covers the same window");
     }

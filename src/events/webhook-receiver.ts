@@ -18,6 +18,7 @@ import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import type { EventLogEntry } from "../shotgrid/types.ts";
 import { RecentIds } from "./recent-ids.ts";
 import { WebhookBodyError, parseWebhookBody, verifyWebhookSignature } from "./webhook-delivery.ts";
+import { errorMessage, type Logger, SILENT_LOGGER } from "../logging/index.ts";
 
 /** The route the receiver serves. */
 export const WEBHOOK_PATH = "/webhooks/shotgrid";
@@ -47,12 +48,6 @@ export interface WebhookMetrics {
   webhookRejected(reason: WebhookRejection): void;
 }
 
-/** A structured logger; pino's satisfies it. */
-export interface WebhookLogger {
-  debug(obj: Record<string, unknown>, msg: string): void;
-  warn(obj: Record<string, unknown>, msg: string): void;
-}
-
 export interface WebhookReceiverOptions {
   /** The webhook's secret token, as entered on the site. Required, never logged. */
   secret: string;
@@ -70,12 +65,11 @@ export interface WebhookReceiverOptions {
    */
   replayWindowMs?: number;
   metrics?: Partial<WebhookMetrics>;
-  logger?: WebhookLogger;
+  logger?: Logger;
   /** Epoch ms. Default `Date.now`. */
   now?: () => number;
 }
 
-const SILENT: WebhookLogger = { debug() {}, warn() {} };
 
 export class WebhookReceiver {
   readonly #secret: string;
@@ -85,7 +79,7 @@ export class WebhookReceiver {
   readonly #replayWindowMs: number;
   readonly #recent: RecentIds;
   readonly #metrics: Partial<WebhookMetrics>;
-  readonly #log: WebhookLogger;
+  readonly #log: Logger;
   readonly #now: () => number;
   readonly #processing = new Set<Promise<void>>();
 
@@ -102,7 +96,7 @@ export class WebhookReceiver {
     this.#now = options.now ?? Date.now;
     this.#recent = new RecentIds(options.replayMaxIds ?? 10_000, this.#replayWindowMs, this.#now);
     this.#metrics = options.metrics ?? {};
-    this.#log = options.logger ?? SILENT;
+    this.#log = options.logger ?? SILENT_LOGGER;
   }
 
   /** Serves `POST /webhooks/shotgrid`; returns false for any other path (to chain routes). */
@@ -199,7 +193,7 @@ export class WebhookReceiver {
         (err: unknown) => {
           for (let i = 0; i < events.length; i++) this.#metrics.webhookDelivery?.("failed");
           // The event log will bring the same rows; nothing is lost but the speed-up.
-          this.#log.warn({ err: err instanceof Error ? err.message : String(err), count: events.length }, "webhook hints could not be applied");
+          this.#log.warn({ err: errorMessage(err), count: events.length }, "webhook hints could not be applied");
         },
       );
     this.#processing.add(work);

@@ -23,12 +23,13 @@ import type { DescMessage, DescMethodUnary, MessageShape } from "@bufbuild/proto
 import { base64Decode } from "@bufbuild/protobuf/wire";
 import { contentTypeUnaryJson, contentTypeUnaryProto, parseContentType } from "@connectrpc/connect/protocol-connect";
 import { createMethodSerializationLookup, validateReadWriteMaxBytes } from "@connectrpc/connect/protocol";
-import type { Logger } from "pino";
+import type { Logger } from "../logging/index.ts";
 import { CacheService } from "../../gen/shotgrid/cache/v1/cache_pb.ts";
 import { CACHE_SERVICE_OPTIONS } from "../service/cache-service.ts";
 import type { HitPath } from "../service/hit-path.ts";
 import { createHitEncoder } from "./hit-encoding.ts";
 import type { RpcFinished } from "./rpc-interceptors.ts";
+import { errorMessage } from "../logging/index.ts";
 
 export interface FastPathOptions {
   /** The CacheService's hit path; the service is registered with `CACHE_SERVICE_OPTIONS`. */
@@ -129,7 +130,7 @@ export function createFastPath(options: FastPathOptions): FastPath {
       return true;
     } catch (err) {
       // A bug, but it must cost one request its fast path, not the process: the normal path answers.
-      logger?.warn({ rpc: route.name, err: err instanceof Error ? err.message : String(err) }, "fast path failed; answering on the normal path");
+      logger?.warn({ rpc: route.name, err: errorMessage(err) }, "fast path failed; answering on the normal path");
       return res.headersSent;
     }
   };

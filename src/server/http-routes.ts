@@ -6,6 +6,7 @@ import type http from "node:http";
 import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import { homePage } from "./home-page.ts";
 import type { Metrics } from "./metrics.ts";
+import { errorMessage } from "../logging/index.ts";
 
 /** The adapter's request and response types: HTTP/1.1 or HTTP/2 compat. */
 type NodeHandler = NonNullable<ConnectNodeAdapterOptions["fallback"]>;
@@ -50,7 +51,7 @@ export function createHttpRoutes(options: HttpRoutesOptions): (req: Req, res: Re
     try {
       report = await readiness();
     } catch (err) {
-      report = { ready: false, reasons: [`readiness check failed: ${err instanceof Error ? err.message : String(err)}`] };
+      report = { ready: false, reasons: [`readiness check failed: ${errorMessage(err)}`] };
     }
     const details = report.details ? { details: report.details } : {};
     if (report.ready) sendJson(res, 200, { status: "ready", ...details }, head);
@@ -62,7 +63,7 @@ export function createHttpRoutes(options: HttpRoutesOptions): (req: Req, res: Re
       const text = await options.metrics!.text();
       send(res, 200, options.metrics!.contentType, text, head);
     } catch (err) {
-      sendJson(res, 500, { code: "internal", message: `metrics collection failed: ${err instanceof Error ? err.message : String(err)}` }, head);
+      sendJson(res, 500, { code: "internal", message: `metrics collection failed: ${errorMessage(err)}` }, head);
     }
   };
 

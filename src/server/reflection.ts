@@ -153,27 +153,20 @@ function notFound(message: string): ReflectionAnswer {
 export function registerReflection(router: ConnectRouter, services: Iterable<DescService>): DescriptorIndex {
   const index = new DescriptorIndex([...services, ...reflectionServices]);
   router.service(v1.ServerReflection, {
-    async *serverReflectionInfo(requests) {
-      for await (const req of requests) {
-        yield create(v1.ServerReflectionResponseSchema, {
-          validHost: req.host,
-          originalRequest: req,
-          messageResponse: index.answer(req.messageRequest),
-        });
-      }
-    },
+    serverReflectionInfo: (requests) =>
+      answerEach(requests, (req) => create(v1.ServerReflectionResponseSchema, { validHost: req.host, originalRequest: req, messageResponse: index.answer(req.messageRequest) })),
   });
   router.service(v1alpha.ServerReflection, {
-    async *serverReflectionInfo(requests) {
-      for await (const req of requests) {
-        yield create(v1alpha.ServerReflectionResponseSchema, {
-          validHost: req.host,
-          originalRequest: req,
-          // The v1alpha oneof has the same cases and fields as v1.
-          messageResponse: index.answer(req.messageRequest as ReflectionQuestion),
-        });
-      }
-    },
+    // The v1alpha oneof has the same cases and fields as v1.
+    serverReflectionInfo: (requests) =>
+      answerEach(requests, (req) =>
+        create(v1alpha.ServerReflectionResponseSchema, { validHost: req.host, originalRequest: req, messageResponse: index.answer(req.messageRequest as ReflectionQuestion) }),
+      ),
   });
   return index;
+}
+
+/** One answer per question, in order: both reflection versions are this bidirectional stream. */
+async function* answerEach<Q, A>(requests: AsyncIterable<Q>, answer: (req: Q) => A): AsyncGenerator<A> {
+  for await (const req of requests) yield answer(req);
 }

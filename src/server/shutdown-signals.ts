@@ -10,6 +10,7 @@
 import type { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import type { Server } from "./create-server.ts";
+import { errorMessage } from "../logging/index.ts";
 
 export interface ShutdownSignalOptions {
   /** How long calls in flight get to finish. Default 10 000 ms. */
@@ -51,7 +52,7 @@ export function closeOnSignals(server: Pick<Server, "close">, options: ShutdownS
         options.logger?.info("stopped");
       } catch (err) {
         code = 1;
-        options.logger?.error({ err: err instanceof Error ? err.message : String(err) }, "shutdown failed");
+        options.logger?.error({ err: errorMessage(err) }, "shutdown failed");
       }
       options.logger?.flush?.();
       exit(code);

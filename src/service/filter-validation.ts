@@ -144,11 +144,50 @@ function checkCondition(
   return [path, operator, ...normalised];
 }
 
+/** A check for operators that take exactly one value of a fixed kind, whatever the field's type. */
+interface SingleValueRule {
+  /** What the count error says is expected, e.g. "one id". */
+  count: string;
+  /** What the value error says the operator takes, e.g. "a whole-number id". */
+  kind: string;
+  accepts(v: unknown): boolean;
+}
+
+const wholeNumber = (v: unknown) => Number.isInteger(v);
+const text = (v: unknown) => typeof v === "string";
+const CALENDAR_OFFSET: SingleValueRule = { count: "one whole-number offset (0 this period, -1 the last, 1 the next)", kind: "a whole-number offset", accepts: wholeNumber };
+const TYPE_NAME: SingleValueRule = { count: "one entity type name", kind: "an entity type name", accepts: (v) => typeof v === "string" || v === null };
+const TEXT: SingleValueRule = { count: "one text value", kind: "text", accepts: text };
+const SINGLE_VALUE: Readonly<Record<string, SingleValueRule>> = {
+  in_calendar_day: CALENDAR_OFFSET,
+  in_calendar_week: CALENDAR_OFFSET,
+  in_calendar_month: CALENDAR_OFFSET,
+  in_calendar_year: CALENDAR_OFFSET,
+  type_is: TYPE_NAME,
+  type_is_not: TYPE_NAME,
+  name_id: { count: "one id", kind: "a whole-number id", accepts: wholeNumber },
+  contains: TEXT,
+  not_contains: TEXT,
+  starts_with: TEXT,
+  ends_with: TEXT,
+  name_contains: TEXT,
+  name_not_contains: TEXT,
+  name_starts_with: TEXT,
+  name_ends_with: TEXT,
+  name_is: TEXT,
+};
+
 /** Check the value count and types an operator takes; returns the values as sent upstream. */
 function checkValues(operator: string, values: unknown[], dataType: string, where: string, path: string): unknown[] {
   const needCount = (n: number, what: string) => {
     if (values.length !== n) throw new InvalidInputError(where, `"${operator}" on ${quote(path)} takes ${what}, got ${values.length} value(s)`);
   };
+  const single = SINGLE_VALUE[operator];
+  if (single) {
+    needCount(1, single.count);
+    if (!single.accepts(values[0])) throw new InvalidInputError(`${where}[2]`, `"${operator}" takes ${single.kind}, got ${describe(values[0])}`);
+    return values;
+  }
   switch (operator) {
     case "in":
     case "not_in": {
@@ -175,37 +214,6 @@ function checkValues(operator: string, values: unknown[], dataType: string, wher
       }
       return [count, unit.toUpperCase()];
     }
-    case "in_calendar_day":
-    case "in_calendar_week":
-    case "in_calendar_month":
-    case "in_calendar_year":
-      needCount(1, "one whole-number offset (0 this period, -1 the last, 1 the next)");
-      if (!Number.isInteger(values[0])) throw new InvalidInputError(`${where}[2]`, `"${operator}" takes a whole-number offset, got ${describe(values[0])}`);
-      return values;
-    case "type_is":
-    case "type_is_not":
-      needCount(1, "one entity type name");
-      if (typeof values[0] !== "string" && values[0] !== null) throw new InvalidInputError(`${where}[2]`, `"${operator}" takes an entity type name, got ${describe(values[0])}`);
-      return values;
-    case "name_contains":
-    case "name_not_contains":
-    case "name_starts_with":
-    case "name_ends_with":
-    case "name_is":
-      needCount(1, "one text value");
-      if (typeof values[0] !== "string") throw new InvalidInputError(`${where}[2]`, `"${operator}" takes text, got ${describe(values[0])}`);
-      return values;
-    case "name_id":
-      needCount(1, "one id");
-      if (!Number.isInteger(values[0])) throw new InvalidInputError(`${where}[2]`, `"name_id" takes a whole-number id, got ${describe(values[0])}`);
-      return values;
-    case "contains":
-    case "not_contains":
-    case "starts_with":
-    case "ends_with":
-      needCount(1, "one text value");
-      if (typeof values[0] !== "string") throw new InvalidInputError(`${where}[2]`, `"${operator}" takes text, got ${describe(values[0])}`);
-      return values;
     default: {
       // is, is_not, less_than, greater_than
       needCount(1, "one value");

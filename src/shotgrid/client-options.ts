@@ -1,15 +1,8 @@
+import { type Logger } from "../logging/index.ts";
 /**
  * Options of ShotGridClient, and their validation: every bad value is reported with the option's
  * name and the reason (never the script key's value).
  */
-
-/** Structured logging in pino's calling convention (`logger.warn({ ... }, "message")`). */
-export interface ShotGridLogger {
-  debug(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
 
 export interface ShotGridClientOptions {
   /** The site, e.g. `https://studio.shotgrid.autodesk.com` (or the simulator's URL). A path prefix is kept. */
@@ -46,13 +39,13 @@ export interface ShotGridClientOptions {
    */
   maxActingTokens?: number;
   /** Where to log requests, retries and token refreshes. Default: nowhere. */
-  logger?: ShotGridLogger;
+  logger?: Logger;
   /** Clock (epoch ms) that token lifetimes are measured with; tests pin it. Default `Date.now`. */
   now?: () => number;
 }
 
 export type ResolvedClientOptions = Required<Omit<ShotGridClientOptions, "logger" | "siteUrl">> & {
-  logger?: ShotGridLogger;
+  logger?: Logger;
   /** `scheme://host:port` of the site. */
   origin: string;
   /** Path prefix before `/api/...` ("" for most sites). */

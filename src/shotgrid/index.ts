@@ -1,6 +1,6 @@
 /** The ShotGrid side: the Backend contract, its REST implementation, and the error hierarchy. */
 export { ShotGridClient } from "./shotgrid-client.ts";
-export type { ShotGridClientOptions, ShotGridLogger } from "./client-options.ts";
+export type { ShotGridClientOptions } from "./client-options.ts";
 export * from "./errors.ts";
 export type * from "./types.ts";
 export { FILTER_OPERATORS } from "./types.ts";
