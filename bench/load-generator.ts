@@ -21,7 +21,12 @@ interface Prepared {
   headers: Record<string, string>;
   body: Buffer | undefined;
 }
-const prepare = (r: RequestShape): Prepared => ({ method: r.method, path: r.path, headers: r.headers, body: r.body === undefined ? undefined : Buffer.from(r.body, "base64") });
+const prepare = (r: RequestShape): Prepared => ({
+  method: r.method,
+  path: r.path,
+  headers: r.headers,
+  body: r.body === undefined ? undefined : Buffer.from(r.body, "base64"),
+});
 
 interface Outcome {
   ok: boolean;
@@ -81,7 +86,11 @@ function h2Call(session: http2.ClientHttp2Session, r: Prepared): Promise<Outcome
     stream.on("data", (c: Buffer) => (bytes += c.length));
     stream.on("error", (err) => resolve({ ok: false, bytes, error: err.message }));
     stream.on("close", () =>
-      resolve(status === 200 && grpcStatus === "0" ? { ok: true, bytes } : { ok: false, bytes, error: `HTTP ${status} grpc-status ${grpcStatus} ${grpcMessage ?? ""}` }),
+      resolve(
+        status === 200 && grpcStatus === "0"
+          ? { ok: true, bytes }
+          : { ok: false, bytes, error: `HTTP ${status} grpc-status ${grpcStatus} ${grpcMessage ?? ""}` },
+      ),
     );
     stream.end(r.body);
   });
@@ -153,7 +162,15 @@ async function load(spec: LoadSpec): Promise<LoadResult> {
     const began = performance.now();
     const out = await runFor(senders, requests, began + spec.durationMs, rec);
     const elapsedMs = performance.now() - began;
-    return { requests: rec.count, errors: out.errors, firstError: out.firstError, elapsedMs, rps: (rec.count / elapsedMs) * 1000, latency: summarize(rec), answerBytes: out.answerBytes };
+    return {
+      requests: rec.count,
+      errors: out.errors,
+      firstError: out.firstError,
+      elapsedMs,
+      rps: (rec.count / elapsedMs) * 1000,
+      latency: summarize(rec),
+      answerBytes: out.answerBytes,
+    };
   } finally {
     await close();
   }
@@ -166,7 +183,12 @@ async function sequence(arg: { origin: string; check: AnswerCheck; concurrency: 
   let token: Promise<string> | undefined;
   const getToken = (): Promise<string> =>
     (token ??= (async () => {
-      const res = await pool.request({ method: "POST", path: arg.token!.path, headers: { "content-type": "application/x-www-form-urlencoded" }, body: arg.token!.form });
+      const res = await pool.request({
+        method: "POST",
+        path: arg.token!.path,
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: arg.token!.form,
+      });
       const json = (await res.body.json()) as { access_token?: string };
       if (!json.access_token) throw new Error(`token: HTTP ${res.statusCode}`);
       return json.access_token;

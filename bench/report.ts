@@ -84,7 +84,10 @@ export function renderSvg(points: HitPoint[], subtitle: string): string {
   const levels = [...new Set(points.map((p) => p.connections))].sort((a, b) => a - b);
   const labels: Array<[string, (p: HitPoint) => boolean]> = [
     ["floor: bare node:http", (p) => p.target === "floor"],
-    ...(Object.keys(PROTOCOL_LABEL) as Protocol[]).map((pr): [string, (p: HitPoint) => boolean] => [`GetEntity, ${PROTOCOL_LABEL[pr]}`, (p) => p.method === "GetEntity" && p.protocol === pr]),
+    ...(Object.keys(PROTOCOL_LABEL) as Protocol[]).map((pr): [string, (p: HitPoint) => boolean] => [
+      `GetEntity, ${PROTOCOL_LABEL[pr]}`,
+      (p) => p.method === "GetEntity" && p.protocol === pr,
+    ]),
     ["Query, Connect JSON POST (HTTP/1.1)", (p) => p.method === "Query" && p.protocol === "connect-json-post"],
   ];
   const max = Math.max(1, ...points.map((p) => p.result.rps));
@@ -111,7 +114,9 @@ export function renderSvg(points: HitPoint[], subtitle: string): string {
       if (!p) return;
       const w = Math.max(1, (p.result.rps / max) * plotW);
       svg.push(`<rect x="${left}" y="${y}" width="${w.toFixed(1)}" height="${barH - 2}" fill="${colors[li % colors.length]}"/>`);
-      svg.push(`<text x="${(left + w + 4).toFixed(1)}" y="${y + barH - 4}" fill="#333">${Math.round(p.result.rps).toLocaleString("en-US")} (p99 ${p.result.latency.p99Ms.toFixed(1)} ms)</text>`);
+      svg.push(
+        `<text x="${(left + w + 4).toFixed(1)}" y="${y + barH - 4}" fill="#333">${Math.round(p.result.rps).toLocaleString("en-US")} (p99 ${p.result.latency.p99Ms.toFixed(1)} ms)</text>`,
+      );
     });
   });
   const ly = height - 18;
@@ -120,7 +125,7 @@ export function renderSvg(points: HitPoint[], subtitle: string): string {
     svg.push(`<text x="${left + li * 140 + 16}" y="${ly}">${c} connection${c === 1 ? "" : "s"}</text>`);
   });
   svg.push("</svg>");
-  return svg.join("\n") + "\n";
+  return `${svg.join("\n")}\n`;
 }
 
 /** Write latest.json, latest.md and latest.svg under bench/results; returns the paths. */
@@ -130,13 +135,16 @@ export async function writeReport(report: RunReport): Promise<string[]> {
   const m = machine();
   const json = { machine: m, settings: report.settings, totalS: report.totalS, failures: report.failures, scenarios: report.results };
   const files = [`${dir}latest.json`, `${dir}latest.md`];
-  writeFileSync(files[0]!, JSON.stringify(json, null, 2) + "\n");
+  writeFileSync(files[0]!, `${JSON.stringify(json, null, 2)}\n`);
   writeFileSync(files[1]!, renderMarkdown(report, m));
   const hits = report.results.find((r) => r.id === "hits");
   if (hits) {
     const points = (hits.data as { points: HitPoint[] }).points;
     const svgPath = `${dir}latest.svg`;
-    writeFileSync(svgPath, renderSvg(points, `Node ${m.node}, ${m.cores} cores, loopback, ${report.settings.durationMs / 1000} s per point; ${m.date.slice(0, 10)}`));
+    writeFileSync(
+      svgPath,
+      renderSvg(points, `Node ${m.node}, ${m.cores} cores, loopback, ${report.settings.durationMs / 1000} s per point; ${m.date.slice(0, 10)}`),
+    );
     files.push(svgPath);
   }
   return files;

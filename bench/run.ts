@@ -51,7 +51,10 @@ export function settingsFrom(argv: string[], env: NodeJS.ProcessEnv): BenchSetti
     strict: true,
   });
   const quick = values.quick === true || env.BENCH_QUICK === "1";
-  const only = values.only?.split(",").map((x) => x.trim()).filter(Boolean);
+  const only = values.only
+    ?.split(",")
+    .map((x) => x.trim())
+    .filter(Boolean);
   const known = SCENARIOS.map(([id]) => id);
   for (const id of only ?? []) if (!known.includes(id)) throw new Error(`--only: unknown scenario "${id}" (known: ${known.join(", ")})`);
   return {

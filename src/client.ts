@@ -82,7 +82,10 @@ function convertTop(raw: unknown, where: string): JsonValue {
     return items.every((item) => Array.isArray(item)) ? items : { logical_operator: "and", conditions: items };
   }
   if (isPlainObject(raw)) return convertGroup(raw, where);
-  throw invalid(where, `must be a list of conditions like [["code", "is", "SH010"]] or a group like {"filter_operator": "any", "filters": [...]}, got ${describe(raw)}`);
+  throw invalid(
+    where,
+    `must be a list of conditions like [["code", "is", "SH010"]] or a group like {"filter_operator": "any", "filters": [...]}, got ${describe(raw)}`,
+  );
 }
 
 function convertItem(raw: unknown, where: string): JsonValue {

@@ -100,8 +100,14 @@ export const SERVE_OPTIONS: Record<string, OptionSpec> = {
   "reconcile-interval-s": { kind: "string", help: "seconds between checks for changes made without events (default 300; 0: off)" },
   redis: { kind: "string", help: "share the cache through Redis: redis://[:password@]host:port[/db] or rediss://… (env REDIS_URL); none: memory cache" },
   "redis-prefix": { kind: "string", help: "first part of every Redis key (env REDIS_PREFIX; default sgc)" },
-  workers: { kind: "string", help: "processes serving the port on this machine, N >= 1, or 0/auto for one per core (default 1; above 1 needs --redis and --site)" },
-  "leader-lease-ms": { kind: "string", help: "with --redis: lifetime of the event follower's leader lease; a dead leader is replaced within about 4/3 of it (default 5000)" },
+  workers: {
+    kind: "string",
+    help: "processes serving the port on this machine, N >= 1, or 0/auto for one per core (default 1; above 1 needs --redis and --site)",
+  },
+  "leader-lease-ms": {
+    kind: "string",
+    help: "with --redis: lifetime of the event follower's leader lease; a dead leader is replaced within about 4/3 of it (default 5000)",
+  },
   "log-level": { kind: "string", help: "trace, debug, info, warn, error (env LOG_LEVEL; default info)" },
   help: { kind: "boolean", help: "show this help" },
 };
@@ -134,7 +140,9 @@ export function loadServeConfig(argv: string[], env: NodeJS.ProcessEnv = process
     }
     const missing = [!scriptName && "--script-name (SHOTGRID_SCRIPT_NAME)", !scriptKey && "--script-key (SHOTGRID_SCRIPT_KEY)"].filter(Boolean);
     if (missing.length > 0) {
-      throw new UsageError(`a site is set (${parsed.origin}) but ${missing.join(" and ")} ${missing.length > 1 ? "are" : "is"} missing: the service cannot authenticate to ShotGrid`);
+      throw new UsageError(
+        `a site is set (${parsed.origin}) but ${missing.join(" and ")} ${missing.length > 1 ? "are" : "is"} missing: the service cannot authenticate to ShotGrid`,
+      );
     }
     site = { url: parsed.origin + parsed.pathname.replace(/\/+$/, ""), scriptName: scriptName!, scriptKey: scriptKey! };
   }
@@ -243,7 +251,8 @@ function workersOption(raw: string | undefined, hasRedis: boolean, hasSite: bool
 /** `--webhook-secret`: absent or empty → no webhook route; whitespace around it is a paste mistake. */
 function webhookSecretOption(raw: string | undefined): string | undefined {
   if (raw === undefined || raw === "") return undefined;
-  if (raw.trim() !== raw) throw new UsageError("--webhook-secret (SHOTGRID_WEBHOOK_SECRET) has spaces around it; give the token exactly as entered on the site");
+  if (raw.trim() !== raw)
+    throw new UsageError("--webhook-secret (SHOTGRID_WEBHOOK_SECRET) has spaces around it; give the token exactly as entered on the site");
   return raw;
 }
 

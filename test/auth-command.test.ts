@@ -40,7 +40,22 @@ function split(stdout: string): { token: string; entry: string } {
 describe("auth new-token", () => {
   for (const format of ["yaml", "json"] as const) {
     it(`prints a token and a ${format} entry that loads; the token authenticates as that client`, async () => {
-      const out = await run(["auth", "new-token", "--name", "farm", "--scopes", "read,watch,write", "--projects", "12,13", "--types", "Shot,Asset", "--sudo-as-login", "jdoe", "--format", format]);
+      const out = await run([
+        "auth",
+        "new-token",
+        "--name",
+        "farm",
+        "--scopes",
+        "read,watch,write",
+        "--projects",
+        "12,13",
+        "--types",
+        "Shot,Asset",
+        "--sudo-as-login",
+        "jdoe",
+        "--format",
+        format,
+      ]);
       expect(out.stderr).toBe("");
       expect(out.code).toBe(0);
       expect(out.stdout).toMatch(/It will not be shown again/);
@@ -51,7 +66,14 @@ describe("auth new-token", () => {
       await writeFile(path, entry);
       const file = await loadAuthFile(path);
       expect(file.clients).toEqual([
-        { name: "farm", tokenSha256: hashToken(token), scopes: ["read", "watch", "write"], projects: [12, 13], entityTypes: ["Shot", "Asset"], sudoAsLogin: "jdoe" },
+        {
+          name: "farm",
+          tokenSha256: hashToken(token),
+          scopes: ["read", "watch", "write"],
+          projects: [12, 13],
+          entityTypes: ["Shot", "Asset"],
+          sudoAsLogin: "jdoe",
+        },
       ]);
       const caller = AccessPolicy.fromFile(file).authorize(`Bearer ${token}`, "write");
       expect(caller).toMatchObject({ name: "farm", sudoAsLogin: "jdoe" });
@@ -59,7 +81,10 @@ describe("auth new-token", () => {
   }
 
   it("makes a different token each time; the default format is YAML, limits are optional", async () => {
-    const [a, b] = await Promise.all([run(["auth", "new-token", "--name", "a", "--scopes", "read"]), run(["auth", "new-token", "--name", "b", "--scopes", "watch"])]);
+    const [a, b] = await Promise.all([
+      run(["auth", "new-token", "--name", "a", "--scopes", "read"]),
+      run(["auth", "new-token", "--name", "b", "--scopes", "watch"]),
+    ]);
     const ta = split(a.stdout);
     const tb = split(b.stdout);
     expect(ta.token).not.toBe(tb.token);
@@ -87,7 +112,10 @@ describe("auth new-token", () => {
     for (const [args, message] of cases) {
       let printed = "";
       const out = new PassThrough().on("data", (c: Buffer) => (printed += c.toString("utf8")));
-      const err = await runAuth(["new-token", ...args], out).then(() => undefined, (e: unknown) => e);
+      const err = await runAuth(["new-token", ...args], out).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(err, args.join(" ")).toBeInstanceOf(UsageError);
       expect((err as Error).message).toMatch(message);
       expect(printed).toBe("");

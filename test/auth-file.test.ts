@@ -73,7 +73,13 @@ describe("good files", () => {
   });
 
   it("loads from disk by extension (.yaml, .yml, .json) and by content otherwise", async () => {
-    for (const [file, text] of [["a.yaml", YAML_FILE], ["a.yml", YAML_FILE], ["a.json", oneClient({})], ["clients", YAML_FILE], ["clients.conf", oneClient({})]] as const) {
+    for (const [file, text] of [
+      ["a.yaml", YAML_FILE],
+      ["a.yml", YAML_FILE],
+      ["a.json", oneClient({})],
+      ["clients", YAML_FILE],
+      ["clients.conf", oneClient({})],
+    ] as const) {
       const path = join(dir, file);
       await writeFile(path, text);
       expect((await loadAuthFile(path)).clients[0]!.name).toBe("farm");
@@ -105,9 +111,24 @@ describe("bad files name the entry and the field", () => {
     ["bad name", oneClient({ name: "has space" }), /clients\[0\]: name must be .*got "has space"/, "name"],
     ["missing name", JSON.stringify({ clients: [{ token_sha256: H1, scopes: ["read"] }] }), /clients\[0\]: name must be .*got undefined/, "name"],
     ["missing hash", JSON.stringify({ clients: [{ name: "farm", scopes: ["read"] }] }), /clients\[0\] \("farm"\): token_sha256 is required/, "token_sha256"],
-    ["short hash", oneClient({ token_sha256: H1.slice(0, 40) }), /\("farm"\): token_sha256 must be 64 hex digits \(a SHA-256\), got 40 characters$/, "token_sha256"],
-    ["non-hex hash", oneClient({ token_sha256: "z" + H1.slice(1) }), /token_sha256 must be 64 hex digits \(a SHA-256\), got 64 characters including non-hex ones/, "token_sha256"],
-    ["token instead of hash", oneClient({ token_sha256: "sgc_the-token-itself-pasted-by-mistake-xxxxxxxxx" }), /token_sha256 holds a token, not its hash/, "token_sha256"],
+    [
+      "short hash",
+      oneClient({ token_sha256: H1.slice(0, 40) }),
+      /\("farm"\): token_sha256 must be 64 hex digits \(a SHA-256\), got 40 characters$/,
+      "token_sha256",
+    ],
+    [
+      "non-hex hash",
+      oneClient({ token_sha256: `z${H1.slice(1)}` }),
+      /token_sha256 must be 64 hex digits \(a SHA-256\), got 64 characters including non-hex ones/,
+      "token_sha256",
+    ],
+    [
+      "token instead of hash",
+      oneClient({ token_sha256: "sgc_the-token-itself-pasted-by-mistake-xxxxxxxxx" }),
+      /token_sha256 holds a token, not its hash/,
+      "token_sha256",
+    ],
     ["missing scopes", JSON.stringify({ clients: [{ name: "farm", token_sha256: H1 }] }), /\("farm"\): scopes is required/, "scopes"],
     ["empty scopes", oneClient({ scopes: [] }), /scopes is an empty list; give at least one scope/, "scopes"],
     ["scopes as text", oneClient({ scopes: "read,watch" }), /scopes must be a list, got "read,watch"/, "scopes"],
@@ -119,7 +140,12 @@ describe("bad files name the entry and the field", () => {
     ["negative project id", oneClient({ projects: [-3] }), /projects must hold project ids .*got -3/, "projects"],
     ["project id past int32", oneClient({ projects: [2 ** 31] }), /projects must hold project ids/, "projects"],
     ["empty projects", oneClient({ projects: [] }), /projects is an empty list; leave the field out to allow all/, "projects"],
-    ["null projects", `clients:\n  - name: farm\n    token_sha256: ${H1}\n    scopes: [read]\n    projects:\n`, /projects must be a list, got null/, "projects"],
+    [
+      "null projects",
+      `clients:\n  - name: farm\n    token_sha256: ${H1}\n    scopes: [read]\n    projects:\n`,
+      /projects must be a list, got null/,
+      "projects",
+    ],
     ["duplicate project", oneClient({ projects: [12, 12] }), /projects lists 12 twice/, "projects"],
     ["bad entity type", oneClient({ entity_types: ["Shot", "1Shot"] }), /entity_types must hold entity type names .*got "1Shot"/, "entity_types"],
     ["duplicate entity type", oneClient({ entity_types: ["Shot", "Shot"] }), /entity_types lists "Shot" twice/, "entity_types"],
@@ -127,13 +153,23 @@ describe("bad files name the entry and the field", () => {
     ["write without login", oneClient({ scopes: ["read", "write"] }), /sudo_as_login is required with the "write" scope/, "sudo_as_login"],
     [
       "duplicate names",
-      JSON.stringify({ clients: [{ name: "farm", token_sha256: H1, scopes: ["read"] }, { name: "farm", token_sha256: H2, scopes: ["read"] }] }),
+      JSON.stringify({
+        clients: [
+          { name: "farm", token_sha256: H1, scopes: ["read"] },
+          { name: "farm", token_sha256: H2, scopes: ["read"] },
+        ],
+      }),
       /clients\[1\] and clients\[0\] are both named "farm"/,
       "name",
     ],
     [
       "duplicate hashes (even in another case)",
-      JSON.stringify({ clients: [{ name: "farm", token_sha256: H1, scopes: ["read"] }, { name: "render", token_sha256: H1.toUpperCase(), scopes: ["read"] }] }),
+      JSON.stringify({
+        clients: [
+          { name: "farm", token_sha256: H1, scopes: ["read"] },
+          { name: "render", token_sha256: H1.toUpperCase(), scopes: ["read"] },
+        ],
+      }),
       /clients\[1\] \("render"\) has the same token_sha256 as clients\[0\] \("farm"\)/,
       "token_sha256",
     ],

@@ -67,7 +67,7 @@ describe("authenticate with an auth file", () => {
   });
 
   it("wrong token: unauthenticated, neither the presented nor any known token is echoed", () => {
-    const wrong = [newToken(), FARM.slice(0, -1) + (FARM.endsWith("A") ? "B" : "A"), FARM + "x", hashToken(FARM), "sgc_"];
+    const wrong = [newToken(), FARM.slice(0, -1) + (FARM.endsWith("A") ? "B" : "A"), `${FARM}x`, hashToken(FARM), "sgc_"];
     for (const token of wrong) {
       const e = refusal(() => policy.authenticate(`Bearer ${token}`), [FARM, PUBLISHER, token]);
       expect(e.code).toBe(Code.Unauthenticated);
@@ -111,7 +111,9 @@ describe("open mode (no auth file)", () => {
   it("writes are refused, naming --auth-file", () => {
     const e = refusal(() => open.authorize(undefined, "write"));
     expect(e.code).toBe(Code.PermissionDenied);
-    expect(e.rawMessage).toMatch(/^writes need an identified client: this server runs without --auth-file.*Start it with --auth-file and call with a token that has the "write" scope/);
+    expect(e.rawMessage).toMatch(
+      /^writes need an identified client: this server runs without --auth-file.*Start it with --auth-file and call with a token that has the "write" scope/,
+    );
   });
 
   it("AccessPolicy.load: open without a path, the file's clients with one", async () => {

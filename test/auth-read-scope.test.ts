@@ -23,7 +23,14 @@ import type { Entity } from "../src/shotgrid/types.ts";
 import { startSimulator, type SimulatorHandle } from "../src/simulator/index.ts";
 
 function caller(name: string, projects: number[] | null, types: string[] | null, scopes: Scope[] = ["read", "watch"]): Caller {
-  return { name, anonymous: false, scopes: new Set(scopes), projectIds: projects && new Set(projects), entityTypes: types && new Set(types), sudoAsLogin: null };
+  return {
+    name,
+    anonymous: false,
+    scopes: new Set(scopes),
+    projectIds: projects && new Set(projects),
+    entityTypes: types && new Set(types),
+    sudoAsLogin: null,
+  };
 }
 
 const P12 = caller("p12", [12], null);
@@ -96,7 +103,15 @@ describe("mayReadEntity", () => {
 
 describe("mayReceiveChange", () => {
   const change = (entityType: string, entityId: number, projectId: number): Change => ({
-    eventId: 1, eventType: `Shotgun_${entityType}_Change`, kind: "change", entityType, entityId, projectId, attributeName: "code", createdAt: "2024-01-01T00:00:00Z", user: null,
+    eventId: 1,
+    eventType: `Shotgun_${entityType}_Change`,
+    kind: "change",
+    entityType,
+    entityId,
+    projectId,
+    attributeName: "code",
+    createdAt: "2024-01-01T00:00:00Z",
+    user: null,
   });
 
   it("follows the read rule: project, Project by id, project-less by listed type, type list", () => {
@@ -128,17 +143,26 @@ describe("readConstraint and scopeQueryFilters", () => {
     expect(readConstraint(P12_WITH_USERS, "HumanUser", false)).toBeNull();
     expect(readConstraint(P12_WITH_USERS, "Shot", true)).toEqual({
       logical_operator: "or",
-      conditions: [["project", "in", [{ type: "Project", id: 12 }]], ["project", "is", null]],
+      conditions: [
+        ["project", "in", [{ type: "Project", id: 12 }]],
+        ["project", "is", null],
+      ],
     });
   });
 
   it("ANDs the constraint into either filter form", () => {
     const inP12 = ["project", "in", [{ type: "Project", id: 12 }]];
     expect(scopeQueryFilters(P12, "Shot", [["code", "is", "A"]], true)).toEqual([["code", "is", "A"], inP12]);
-    const group = { logical_operator: "or" as const, conditions: [["code", "is", "A"] as [string, string, string], ["code", "is", "B"] as [string, string, string]] };
+    const group = {
+      logical_operator: "or" as const,
+      conditions: [["code", "is", "A"] as [string, string, string], ["code", "is", "B"] as [string, string, string]],
+    };
     expect(scopeQueryFilters(P12, "Shot", group, true)).toEqual({ logical_operator: "and", conditions: [group, inP12] });
     const withNull = readConstraint(P12_WITH_USERS, "Shot", true);
-    expect(scopeQueryFilters(P12_WITH_USERS, "Shot", [["code", "is", "A"]], true)).toEqual({ logical_operator: "and", conditions: [["code", "is", "A"], withNull] });
+    expect(scopeQueryFilters(P12_WITH_USERS, "Shot", [["code", "is", "A"]], true)).toEqual({
+      logical_operator: "and",
+      conditions: [["code", "is", "A"], withNull],
+    });
   });
 });
 
@@ -162,7 +186,10 @@ describe("the Query constraint and the entity rule agree, on a real site", () =>
   async function both(c: Caller, type: string, hasProject: boolean): Promise<{ queried: number[]; allowed: number[] }> {
     const fields = hasProject ? ["project"] : ["name"];
     const all: Entity[] = await client.search(type, { fields });
-    const allowed = all.filter((e) => mayReadEntity(c, type, entityProjectId(e))).map((e) => e.id).sort((a, b) => a - b);
+    const allowed = all
+      .filter((e) => mayReadEntity(c, type, entityProjectId(e)))
+      .map((e) => e.id)
+      .sort((a, b) => a - b);
     const queried = (await client.search(type, { fields, filters: scopeQueryFilters(c, type, [], hasProject) })).map((e) => e.id).sort((a, b) => a - b);
     return { queried, allowed };
   }

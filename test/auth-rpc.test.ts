@@ -49,7 +49,10 @@ function clientFor(transport: Transport) {
 }
 
 async function codeOf(p: Promise<unknown>): Promise<ConnectError> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(ConnectError);
   return err as ConnectError;
 }
@@ -93,9 +96,11 @@ describe("with an auth file", () => {
       const scope = await codeOf(client.getEntity({ entityType: "Shot", id: 1 }, { headers: { authorization: `Bearer ${WATCHER}` }, timeoutMs: 5000 }));
       expect(scope.code).toBe(Code.PermissionDenied);
       expect(scope.rawMessage).toBe(`client "watcher" lacks the "read" scope (it has: watch)`);
-      const stream = await codeOf((async () => {
-        for await (const _ of client.watchChanges({}, { headers: { authorization: `Bearer ${READER}` }, timeoutMs: 5000 })) break;
-      })());
+      const stream = await codeOf(
+        (async () => {
+          for await (const _ of client.watchChanges({}, { headers: { authorization: `Bearer ${READER}` }, timeoutMs: 5000 })) break;
+        })(),
+      );
       expect(stream.code).toBe(Code.PermissionDenied);
       expect(stream.rawMessage).toMatch(/"reader" lacks the "watch" scope/);
       expect(handled).toBe(before);

@@ -6,7 +6,10 @@ import type { EntityQuery } from "../src/cache/types.ts";
 
 const base: EntityQuery = {
   entityType: "Shot",
-  filters: [["project", "is", { type: "Project", id: 1 }], ["sg_status_list", "is", "ip"]],
+  filters: [
+    ["project", "is", { type: "Project", id: 1 }],
+    ["sg_status_list", "is", "ip"],
+  ],
   fields: ["code", "sg_status_list"],
   order: [{ field: "code", direction: "asc" }],
   includeArchivedProjects: false,
@@ -19,14 +22,38 @@ describe("cache canonical query keys", () => {
     const k = key({});
     expect(key({ fields: ["sg_status_list", "code", "code"] })).toBe(k);
     expect(key({ order: [{ field: "code" } as never] })).toBe(k);
-    expect(key({ filters: [["project", "is", { id: 1, type: "Project" }], ["sg_status_list", "is", "ip"]] })).toBe(k);
-    expect(key({ filters: { logical_operator: "and", conditions: [["project", "is", { type: "Project", id: 1 }], ["sg_status_list", "is", "ip"]] } })).toBe(k);
+    expect(
+      key({
+        filters: [
+          ["project", "is", { id: 1, type: "Project" }],
+          ["sg_status_list", "is", "ip"],
+        ],
+      }),
+    ).toBe(k);
+    expect(
+      key({
+        filters: {
+          logical_operator: "and",
+          conditions: [
+            ["project", "is", { type: "Project", id: 1 }],
+            ["sg_status_list", "is", "ip"],
+          ],
+        },
+      }),
+    ).toBe(k);
     expect(key({ limit: 0, page: 0 })).toBe(key({ limit: undefined, page: 7 }));
   });
 
   it("different requests get different keys", () => {
     const k = key({});
-    expect(key({ filters: [["sg_status_list", "is", "ip"], ["project", "is", { type: "Project", id: 1 }]] })).not.toBe(k);
+    expect(
+      key({
+        filters: [
+          ["sg_status_list", "is", "ip"],
+          ["project", "is", { type: "Project", id: 1 }],
+        ],
+      }),
+    ).not.toBe(k);
     expect(key({ order: [{ field: "code", direction: "desc" }] })).not.toBe(k);
     expect(key({ fields: ["code"] })).not.toBe(k);
     expect(key({ retired: true })).not.toBe(k);
@@ -38,9 +65,28 @@ describe("cache canonical query keys", () => {
     const scope = (filters: EntityQuery["filters"]) => projectScope(canonicalQuery({ ...base, filters }).filters);
     expect(scope([["project", "is", { type: "Project", id: 4 }]])).toEqual([4]);
     expect(scope([["project.Project.id", "is", 5]])).toEqual([5]);
-    expect(scope([["project", "in", [{ type: "Project", id: 1 }, { type: "Project", id: 2 }]]])).toEqual([1, 2]);
+    expect(
+      scope([
+        [
+          "project",
+          "in",
+          [
+            { type: "Project", id: 1 },
+            { type: "Project", id: 2 },
+          ],
+        ],
+      ]),
+    ).toEqual([1, 2]);
     expect(scope({ logical_operator: "and", conditions: [{ logical_operator: "and", conditions: [["project.Project.id", "in", [7]]] }] })).toEqual([7]);
-    expect(scope({ logical_operator: "or", conditions: [["project", "is", { type: "Project", id: 1 }], ["code", "is", "x"]] })).toBeUndefined();
+    expect(
+      scope({
+        logical_operator: "or",
+        conditions: [
+          ["project", "is", { type: "Project", id: 1 }],
+          ["code", "is", "x"],
+        ],
+      }),
+    ).toBeUndefined();
     expect(scope([["project", "is_not", { type: "Project", id: 1 }]])).toBeUndefined();
     expect(scope([["code", "is", "x"]])).toBeUndefined();
   });
@@ -49,7 +95,11 @@ describe("cache canonical query keys", () => {
     const deps = queryDependencies(
       canonicalQuery({
         ...base,
-        filters: [["sg_sequence.Sequence.code", "is", "SQ"], ["sg_sequence", "name_contains", "S"], ["updated_at", "in_last", 1, "DAY"]],
+        filters: [
+          ["sg_sequence.Sequence.code", "is", "SQ"],
+          ["sg_sequence", "name_contains", "S"],
+          ["updated_at", "in_last", 1, "DAY"],
+        ],
         fields: ["entity.Asset.code"],
       }),
     );

@@ -10,7 +10,14 @@ describe("cache freshness and outages", () => {
   let cache: MemoryEntityCache;
   let seed: ReturnType<typeof seedMiniSite>;
   let now: number;
-  const q = (projectId: number): EntityQuery => ({ entityType: "Shot", filters: [["project", "is", { type: "Project", id: projectId }]], fields: ["code"], order: [], includeArchivedProjects: false, retired: false });
+  const q = (projectId: number): EntityQuery => ({
+    entityType: "Shot",
+    filters: [["project", "is", { type: "Project", id: projectId }]],
+    fields: ["code"],
+    order: [],
+    includeArchivedProjects: false,
+    retired: false,
+  });
 
   beforeEach(async () => {
     site = new MiniSite();

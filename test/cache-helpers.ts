@@ -78,8 +78,7 @@ export class MiniSite implements Backend {
 
   #condition(row: Row, [path, op, ...values]: FilterCondition): boolean {
     const v = this.#resolve(row, path);
-    const same = (a: unknown, b: unknown) =>
-      isLinkValue(a) && isLinkValue(b) ? a.type === b.type && a.id === b.id : a === b;
+    const same = (a: unknown, b: unknown) => (isLinkValue(a) && isLinkValue(b) ? a.type === b.type && a.id === b.id : a === b);
     switch (op) {
       case "is":
         return same(v, values[0] ?? null);
@@ -167,7 +166,12 @@ export class MiniSite implements Backend {
   // ---- writes (the test's hands on the site; each appends event rows) ----
 
   #event(row: Row, kind: string, extra: Partial<EventLogEntry> = {}): void {
-    const project = row.type === "Project" ? { type: "Project", id: row.id, name: this.#name(row) } : isLinkValue(row.fields.project) ? (this.#render(row.fields.project) as EntityLink) : null;
+    const project =
+      row.type === "Project"
+        ? { type: "Project", id: row.id, name: this.#name(row) }
+        : isLinkValue(row.fields.project)
+          ? (this.#render(row.fields.project) as EntityLink)
+          : null;
     this.#events.push({
       id: this.#events.length + 1,
       event_type: `Shotgun_${row.type}_${kind}`,
@@ -199,7 +203,14 @@ export class MiniSite implements Backend {
       row.fields[name] = value;
       this.#event(row, "Change", {
         attribute_name: name,
-        meta: { type: "attribute_change", attribute_name: name, entity_type: type, entity_id: id, old_value: this.#render(old), new_value: this.#render(value) },
+        meta: {
+          type: "attribute_change",
+          attribute_name: name,
+          entity_type: type,
+          entity_id: id,
+          old_value: this.#render(old),
+          new_value: this.#render(value),
+        },
       });
     }
   }
@@ -212,7 +223,7 @@ export class MiniSite implements Backend {
 
   async revive(type: string, id: number): Promise<boolean> {
     const row = this.#row(type, id);
-    if (!row || !row.retired) return false;
+    if (!row?.retired) return false;
     row.retired = false;
     this.#event(row, "Revival");
     return true;
@@ -220,7 +231,17 @@ export class MiniSite implements Backend {
 
   /** A site event that is not an entity change. */
   login(): void {
-    this.#events.push({ id: this.#events.length + 1, event_type: "Shotgun_User_Login", attribute_name: null, meta: null, entity: null, project: null, user: null, session_uuid: null, created_at: new Date().toISOString() });
+    this.#events.push({
+      id: this.#events.length + 1,
+      event_type: "Shotgun_User_Login",
+      attribute_name: null,
+      meta: null,
+      entity: null,
+      project: null,
+      user: null,
+      session_uuid: null,
+      created_at: new Date().toISOString(),
+    });
   }
 
   // ---- the rest of Backend: not used by the cache ----
@@ -336,7 +357,11 @@ export function seedMiniSite(site: MiniSite): { projectA: number; projectB: numb
   const pb = { type: "Project", id: projectB };
   const seqA = site.add("Sequence", { code: "SQ_A", project: pa, description: null });
   const seqB = site.add("Sequence", { code: "SQ_B", project: pb, description: null });
-  const shotsA = [1, 2, 3].map((n) => site.add("Shot", { code: `A${n}0`, project: pa, sg_sequence: { type: "Sequence", id: seqA }, sg_status_list: "wtg", description: null }));
-  const shotsB = [1, 2].map((n) => site.add("Shot", { code: `B${n}0`, project: pb, sg_sequence: { type: "Sequence", id: seqB }, sg_status_list: "wtg", description: null }));
+  const shotsA = [1, 2, 3].map((n) =>
+    site.add("Shot", { code: `A${n}0`, project: pa, sg_sequence: { type: "Sequence", id: seqA }, sg_status_list: "wtg", description: null }),
+  );
+  const shotsB = [1, 2].map((n) =>
+    site.add("Shot", { code: `B${n}0`, project: pb, sg_sequence: { type: "Sequence", id: seqB }, sg_status_list: "wtg", description: null }),
+  );
   return { projectA, projectB, seqA, seqB, shotsA, shotsB };
 }

@@ -34,7 +34,14 @@ describe("cache races: no stale write-back, coalescing", () => {
   });
 
   it("a query fetched before an invalidation never fills the cache", async () => {
-    const q: EntityQuery = { entityType: "Shot", filters: [["project", "is", { type: "Project", id: seed.projectA }]], fields: ["code"], order: [], includeArchivedProjects: false, retired: false };
+    const q: EntityQuery = {
+      entityType: "Shot",
+      filters: [["project", "is", { type: "Project", id: seed.projectA }]],
+      fields: ["code"],
+      order: [],
+      includeArchivedProjects: false,
+      retired: false,
+    };
     const gate = backend.holdNext("search");
     const slow = cache.query(q);
     await gate.reached;
@@ -75,7 +82,14 @@ describe("cache races: no stale write-back, coalescing", () => {
 
   it("concurrent identical misses make one upstream call", async () => {
     const gate = backend.holdNext("search");
-    const q = (fields: string[]): EntityQuery => ({ entityType: "Shot", filters: [["sg_status_list", "is", "wtg"]], fields, order: [], includeArchivedProjects: false, retired: false });
+    const q = (fields: string[]): EntityQuery => ({
+      entityType: "Shot",
+      filters: [["sg_status_list", "is", "wtg"]],
+      fields,
+      order: [],
+      includeArchivedProjects: false,
+      retired: false,
+    });
     const answers = [cache.query(q(["code", "project"])), cache.query(q(["project", "code"])), cache.query(q(["code", "project", "code"]))];
     await gate.reached;
     answers.push(cache.query(q(["project", "code"])));

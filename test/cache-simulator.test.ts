@@ -84,7 +84,11 @@ describe("cache over the simulated site", () => {
     const q = shotQuery(projectA);
     const before = (await cache.query(q)).value.length;
     sim.store.update("Shot", shotA.id, { code: "RENAMED_SHOT" });
-    const created = sim.store.create("Shot", { code: "NEW_SHOT", project: { type: "Project", id: projectA }, sg_sequence: { type: "Sequence", id: shotA.sequence } });
+    const created = sim.store.create("Shot", {
+      code: "NEW_SHOT",
+      project: { type: "Project", id: projectA },
+      sg_sequence: { type: "Sequence", id: shotA.sequence },
+    });
     sim.store.update("Sequence", shotA.sequence, { code: "SEQ_RENAMED" });
     await catchUp(cache, client);
     await cache.whenIdle();
@@ -92,7 +96,9 @@ describe("cache over the simulated site", () => {
     expect(shot.value?.fields.code).toBe("RENAMED_SHOT");
     expect((shot.value?.fields.sg_sequence as EntityLink).name).toBe("SEQ_RENAMED");
     // A sibling shot nobody changed: its stored record is patched, not refetched.
-    const sibling = shotsByProject().get(projectA)!.find((s) => s.sequence === shotA.sequence && s.id !== shotA.id && s.id !== created.id)!;
+    const sibling = shotsByProject()
+      .get(projectA)!
+      .find((s) => s.sequence === shotA.sequence && s.id !== shotA.id && s.id !== created.id)!;
     const fetchesBefore = backend.calls.getEntity;
     const siblingAnswer = await cache.getEntity("Shot", sibling.id, ["sg_sequence"]);
     expect(siblingAnswer.freshness.source).toBe("cache");
@@ -135,7 +141,9 @@ describe("cache over the simulated site", () => {
 
   it("coalesces identical concurrent misses into one upstream call", async () => {
     const before = backend.calls.search;
-    const answers = await Promise.all(Array.from({ length: 8 }, (_, i) => cache.query(shotQuery(projectB, i % 2 ? ["code", "sg_sequence"] : ["sg_sequence", "code"]))));
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => cache.query(shotQuery(projectB, i % 2 ? ["code", "sg_sequence"] : ["sg_sequence", "code"]))),
+    );
     expect(backend.calls.search).toBe(before + 1);
     expect(new Set(answers.map((a) => a.value.length)).size).toBe(1);
   });

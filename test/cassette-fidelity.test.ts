@@ -61,7 +61,8 @@ function recordedSchema(): Api3Schema {
   for (const f of ["event_type", "attribute_name", "description"]) schema["EventLogEntry"]![f] = text(f);
   schema["EventLogEntry"]!["meta"] = { data_type: { value: "serializable", editable: false } };
   schema["EventLogEntry"]!["created_at"] = { data_type: { value: "date_time", editable: false } };
-  for (const f of ["entity", "project", "user"]) schema["EventLogEntry"]![f] = { data_type: { value: "entity", editable: false }, properties: { valid_types: { value: [], editable: false } } };
+  for (const f of ["entity", "project", "user"])
+    schema["EventLogEntry"]![f] = { data_type: { value: "entity", editable: false }, properties: { valid_types: { value: [], editable: false } } };
   return schema;
 }
 
@@ -86,7 +87,12 @@ function seed(sim: SimulatorHandle, interactions: Interaction[]): void {
       const key = `${r.type}:${r.id}`;
       const prev = records.get(key);
       // Keep the widest view of a record (fields=* answers over single-field ones).
-      if (!prev || Object.keys(r.attributes ?? {}).length + Object.keys(r.relationships ?? {}).length > Object.keys(prev.attributes ?? {}).length + Object.keys(prev.relationships ?? {}).length) records.set(key, r);
+      if (
+        !prev ||
+        Object.keys(r.attributes ?? {}).length + Object.keys(r.relationships ?? {}).length >
+          Object.keys(prev.attributes ?? {}).length + Object.keys(prev.relationships ?? {}).length
+      )
+        records.set(key, r);
       if (isRetiredRead) retired.set(r.id, true);
       if (projectFilter) projects.set(r.id, Number(projectFilter[1]));
       for (const rel of Object.values(r.relationships ?? {})) {
@@ -101,7 +107,13 @@ function seed(sim: SimulatorHandle, interactions: Interaction[]): void {
     if (store.get(l.type, l.id)) continue;
     const name = l.name ?? null;
     const fields: Record<string, unknown> =
-      l.type === "Project" || l.type === "HumanUser" ? { name } : l.type === "Task" ? { content: name } : l.type === "ApiUser" ? { firstname: (name ?? "").replace(/ 1\.0$/, ""), lastname: "1.0" } : { code: name };
+      l.type === "Project" || l.type === "HumanUser"
+        ? { name }
+        : l.type === "Task"
+          ? { content: name }
+          : l.type === "ApiUser"
+            ? { firstname: (name ?? "").replace(/ 1\.0$/, ""), lastname: "1.0" }
+            : { code: name };
     if (!sim.schema.hasType(l.type)) continue;
     store.insert(l.type, { id: l.id, ...fields });
   }
@@ -109,7 +121,8 @@ function seed(sim: SimulatorHandle, interactions: Interaction[]): void {
     if (r.type !== "Asset" || created.has(r.id) || store.get(r.type, r.id)) continue;
     const fields: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(r.attributes ?? {})) if (!k.includes(".")) fields[k] = v;
-    for (const [k, v] of Object.entries(r.relationships ?? {})) fields[k] = Array.isArray(v.data) ? v.data.map((l) => ({ type: l.type, id: l.id })) : v.data ? { type: v.data.type, id: v.data.id } : null;
+    for (const [k, v] of Object.entries(r.relationships ?? {}))
+      fields[k] = Array.isArray(v.data) ? v.data.map((l) => ({ type: l.type, id: l.id })) : v.data ? { type: v.data.type, id: v.data.id } : null;
     const project = projects.get(r.id);
     if (fields["project"] === undefined && project !== undefined) fields["project"] = { type: "Project", id: project };
     store.insert("Asset", { id: r.id, ...fields }, { retired: retired.get(r.id) ?? false });
@@ -175,10 +188,19 @@ describe("cassette fidelity", () => {
       const interactions = load(file);
       const siteSchema = structuredClone(schema);
       // Link targets of types outside the recorded schema get a type with a `code` field.
-      for (const m of interactions.map((i) => i.response.body.string).join("\n").matchAll(/"type":"([A-Z]\w+)"/g)) {
+      for (const m of interactions
+        .map((i) => i.response.body.string)
+        .join("\n")
+        .matchAll(/"type":"([A-Z]\w+)"/g)) {
         siteSchema[m[1]!] ??= { code: { data_type: { value: "text", editable: false } } };
       }
-      const sim = await startSimulator({ dataset: "empty", schema: siteSchema, scriptName: SCRIPT_NAME, scriptKey: SCRIPT_KEY, users: [{ login: "<USERNAME>", password: "<PASSWORD>" }] });
+      const sim = await startSimulator({
+        dataset: "empty",
+        schema: siteSchema,
+        scriptName: SCRIPT_NAME,
+        scriptKey: SCRIPT_KEY,
+        users: [{ login: "<USERNAME>", password: "<PASSWORD>" }],
+      });
       const mismatches: string[] = [];
       let matched = 0;
       try {
@@ -186,7 +208,10 @@ describe("cassette fidelity", () => {
         const idMap = new Map<number, number>();
         let token = "";
         for (const [index, it] of interactions.entries()) {
-          let uri = it.request.uri.replace(/^https?:\/\/[^/]+/, "").replace(/<SHOTGUN_SCRIPT_NAME>/g, SCRIPT_NAME).replace(/<SHOTGUN_SCRIPT_KEY>/g, SCRIPT_KEY);
+          let uri = it.request.uri
+            .replace(/^https?:\/\/[^/]+/, "")
+            .replace(/<SHOTGUN_SCRIPT_NAME>/g, SCRIPT_NAME)
+            .replace(/<SHOTGUN_SCRIPT_KEY>/g, SCRIPT_KEY);
           uri = uri.replace(/(\/Asset\/|filter%5Bid%5D=|filter\[id\]=)(\d+)/g, (_m, p: string, id: string) => p + String(idMap.get(Number(id)) ?? id));
           const headers: Record<string, string> = {};
           const ct = it.request.headers["Content-Type"];

@@ -69,8 +69,15 @@ async function npmStart(): Promise<NpmStart> {
   let text = "";
   npm.stdout!.on("data", (c: Buffer) => (text += c.toString("utf8")));
   npm.stderr!.on("data", (c: Buffer) => (text += c.toString("utf8")));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => npm.once("exit", (code, signal) => resolve({ code, signal })));
-  const ready = await pollUntil(async () => (await rawRequest(port, "GET", "/readyz").catch(() => undefined))?.status, (s) => s === 200 || npm.exitCode !== null, 30_000, 100);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    npm.once("exit", (code, signal) => resolve({ code, signal })),
+  );
+  const ready = await pollUntil(
+    async () => (await rawRequest(port, "GET", "/readyz").catch(() => undefined))?.status,
+    (s) => s === 200 || npm.exitCode !== null,
+    30_000,
+    100,
+  );
   expect(ready, text).toBe(200);
   const health = (await rawRequest(port, "GET", "/healthz")).json as { pid?: number } | undefined;
   expect(health?.pid, text).toBeTypeOf("number");

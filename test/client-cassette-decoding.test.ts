@@ -8,12 +8,7 @@ import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { mapErrorResponse } from "../src/shotgrid/error-mapping.ts";
 import { AuthError, NotFoundError, RequestRejectedError } from "../src/shotgrid/errors.ts";
-import {
-  decodeRecordList,
-  decodeReviveResult,
-  decodeSchemaFields,
-  decodeSingleRecord,
-} from "../src/shotgrid/wire-codec.ts";
+import { decodeRecordList, decodeReviveResult, decodeSchemaFields, decodeSingleRecord } from "../src/shotgrid/wire-codec.ts";
 import type { Entity } from "../src/shotgrid/types.ts";
 
 const ROOT = new URL("./fixtures/shotgrid-recorded/", import.meta.url).pathname;
@@ -53,7 +48,9 @@ const interactions: Interaction[] = cassettes(ROOT).flatMap((file) => {
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;
 
 /** The recorded record(s) as raw JSON, for comparing with what the decoder made of them. */
-function rawRecords(body: string): Array<{ type: string; id: number; attributes?: Record<string, unknown>; relationships?: Record<string, { data: unknown }> }> {
+function rawRecords(
+  body: string,
+): Array<{ type: string; id: number; attributes?: Record<string, unknown>; relationships?: Record<string, { data: unknown }> }> {
   const data = (JSON.parse(body) as { data: unknown }).data;
   return (Array.isArray(data) ? data : [data]) as ReturnType<typeof rawRecords>;
 }

@@ -14,7 +14,14 @@ describe("error mapping", () => {
     expect(err).toBeInstanceOf(NotFoundError);
     expect(err.code).toBe("SG_NOT_FOUND");
     expect(err.shotgridCode).toBe(104);
-    expect(err.details[0]).toMatchObject({ id: "abc", status: 404, code: 104, title: "Not Found", detail: "Asset: 400000 not found", source: { field: ["x"] } });
+    expect(err.details[0]).toMatchObject({
+      id: "abc",
+      status: 404,
+      code: 104,
+      title: "Not Found",
+      detail: "Asset: 400000 not found",
+      source: { field: ["x"] },
+    });
     expect(err.message).toContain("Asset: 400000 not found");
     expect(err.message).toContain("GET /api/v1.1/entity/Asset/400000");
   });

@@ -37,18 +37,41 @@ describe("Query with plain ShotGrid filters", () => {
   });
 
   it("takes shotgun_api3's {filter_operator, filters} group, alone or inside a list", { timeout: 15_000 }, async () => {
-    const anyOf = { filter_operator: "any", filters: [["code", "is", "NLT_010_0010"], ["code", "is", "NLT_010_0040"]] };
+    const anyOf = {
+      filter_operator: "any",
+      filters: [
+        ["code", "is", "NLT_010_0010"],
+        ["code", "is", "NLT_010_0040"],
+      ],
+    };
     expect(await codes(anyOf)).toEqual(["NLT_010_0010", "NLT_010_0040"]);
     expect(await codes([["code", "starts_with", "NLT_010_004"], anyOf])).toEqual(["NLT_010_0040"]);
-    expect(await codes({ filter_operator: "all", filters: [["code", "is", "NLT_010_0010"], { filter_operator: "or", filters: [["id", "is", 1]] }] })).toEqual(["NLT_010_0010"]);
+    expect(await codes({ filter_operator: "all", filters: [["code", "is", "NLT_010_0010"], { filter_operator: "or", filters: [["id", "is", 1]] }] })).toEqual([
+      "NLT_010_0010",
+    ]);
   });
 
   it("takes the REST API's {logical_operator, conditions} group", { timeout: 15_000 }, async () => {
-    expect(await codes({ logical_operator: "or", conditions: [["code", "is", "NLT_010_0010"], ["code", "is", "NLT_010_0040"]] })).toEqual(["NLT_010_0010", "NLT_010_0040"]);
+    expect(
+      await codes({
+        logical_operator: "or",
+        conditions: [
+          ["code", "is", "NLT_010_0010"],
+          ["code", "is", "NLT_010_0040"],
+        ],
+      }),
+    ).toEqual(["NLT_010_0010", "NLT_010_0040"]);
   });
 
   it("sends Dates in ShotGrid's ISO form, and a Value built by shotgridFilters as is", { timeout: 15_000 }, async () => {
-    expect((await codes([["created_at", "greater_than", new Date("2000-01-01T00:00:00Z")], ["id", "is", 1]])).length).toBe(1);
+    expect(
+      (
+        await codes([
+          ["created_at", "greater_than", new Date("2000-01-01T00:00:00Z")],
+          ["id", "is", 1],
+        ])
+      ).length,
+    ).toBe(1);
     const { entities } = await cache.query({ entityType: "Shot", filters: shotgridFilters([["id", "is", 4]]), fields: ["code"] });
     expect(entities.map((e) => e.fields?.code)).toEqual(["NLT_010_0040"]);
   });
@@ -63,7 +86,10 @@ describe("Query with plain ShotGrid filters", () => {
       ["code is SH010", /^\[invalid_argument\] filters: must be a list of conditions/],
       [[42], /^\[invalid_argument\] filters\[0\]: must be a condition like \["code", "is", "SH010"\] or a group .*got number 42/],
       [{ filter_operator: "some", filters: [] }, /filters\.filter_operator: must be "all" or "any" \(or "and" \/ "or"\), got string "some"/],
-      [{ filter_operator: "any", filters: [["code", "is", "a"]], conditions: [] }, /filters: a group has "filters" \(shotgun_api3\) or "conditions" \(REST API\), not both/],
+      [
+        { filter_operator: "any", filters: [["code", "is", "a"]], conditions: [] },
+        /filters: a group has "filters" \(shotgun_api3\) or "conditions" \(REST API\), not both/,
+      ],
       [{ filter_operator: "any" }, /filters: a group needs "filters"/],
       [[{ filter_operator: "any", filters: "x" }], /filters\[0\]\.filters: must be a list of conditions and groups, got string "x"/],
       [{ filter_operator: "any", filters: [], extra: 1 }, /filters\.extra: unknown key/],

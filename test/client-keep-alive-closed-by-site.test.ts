@@ -50,7 +50,9 @@ async function closingSite(idleMs: number): Promise<{ url: string; answered: () 
           : { data: { type: "Shot", id: 1, attributes: { code: "A" }, relationships: {}, links: {} }, links: {} };
         const text = JSON.stringify(body);
         answered++;
-        socket.write(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: keep-alive\r\nkeep-alive: timeout=60\r\n\r\n${text}`);
+        socket.write(
+          `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: keep-alive\r\nkeep-alive: timeout=60\r\n\r\n${text}`,
+        );
         idleSince = performance.now();
       }
     });
@@ -88,7 +90,7 @@ it("adds nothing per request to a long-lived caller signal", async () => {
   // Node keeps, on a signal passed to AbortSignal.any, a set of the signals derived from it,
   // which only grows; no listener is left behind either.
   const dependants = Object.getOwnPropertySymbols(longLived).find((s) => s.description === "kDependantSignals");
-  const derived = dependants ? (longLived as unknown as Record<symbol, Set<unknown> | undefined>)[dependants]?.size ?? 0 : 0;
+  const derived = dependants ? ((longLived as unknown as Record<symbol, Set<unknown> | undefined>)[dependants]?.size ?? 0) : 0;
   expect(derived).toBe(0);
   expect(getEventListeners(longLived, "abort")).toHaveLength(0);
 });

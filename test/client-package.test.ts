@@ -71,7 +71,10 @@ console.log(JSON.stringify({ code: entity.fields.code, source: freshness.source,
   it("type-checks a TypeScript consumer against the installed declarations", { timeout: 120_000 }, async () => {
     writeFileSync(
       join(scratch, "tsconfig.json"),
-      JSON.stringify({ compilerOptions: { module: "NodeNext", moduleResolution: "NodeNext", target: "ES2022", strict: true, noEmit: true, types: [] }, files: ["good.ts", "bad.ts"] }),
+      JSON.stringify({
+        compilerOptions: { module: "NodeNext", moduleResolution: "NodeNext", target: "ES2022", strict: true, noEmit: true, types: [] },
+        files: ["good.ts", "bad.ts"],
+      }),
     );
     writeFileSync(
       join(scratch, "good.ts"),
@@ -86,7 +89,10 @@ export async function codes(): Promise<QueryResponse> {
 `,
     );
     // Proves the declarations are really read: a wrong field type must be reported.
-    writeFileSync(join(scratch, "bad.ts"), `import { createCacheClient } from "shotgrid-cache";\nexport const p = createCacheClient("x").getEntity({ entityType: "Shot", id: "one" });\n`);
+    writeFileSync(
+      join(scratch, "bad.ts"),
+      `import { createCacheClient } from "shotgrid-cache";\nexport const p = createCacheClient("x").getEntity({ entityType: "Shot", id: "one" });\n`,
+    );
     const result = await run(process.execPath, [TSC, "-p", "tsconfig.json"], { cwd: scratch, env: cleanEnv(), timeout: 110_000 }).then(
       () => ({ code: 0, stdout: "" }),
       (err: { code?: number; stdout?: string }) => ({ code: err.code ?? -1, stdout: err.stdout ?? "" }),

@@ -85,7 +85,9 @@ describe("filters, fields and sort", () => {
   });
 
   it("filters and returns deep dotted paths through single links", async () => {
-    const shot = (await client.search("Shot", { fields: ["sg_sequence", "sg_sequence.Sequence.code"], filters: [["sg_sequence", "is_not", null]], limit: 1 }))[0]!;
+    const shot = (
+      await client.search("Shot", { fields: ["sg_sequence", "sg_sequence.Sequence.code"], filters: [["sg_sequence", "is_not", null]], limit: 1 })
+    )[0]!;
     const seq = shot.fields.sg_sequence as { type: string; id: number; name: string };
     expect(seq.type).toBe("Sequence");
     expect(shot.fields["sg_sequence.Sequence.code"]).toBe(seq.name);
@@ -95,7 +97,13 @@ describe("filters, fields and sort", () => {
   });
 
   it("sorts by several fields, descending ones included", async () => {
-    const shots = await client.search("Shot", { fields: ["code"], sort: [{ field: "code", direction: "desc" }, { field: "id", direction: "asc" }] });
+    const shots = await client.search("Shot", {
+      fields: ["code"],
+      sort: [
+        { field: "code", direction: "desc" },
+        { field: "id", direction: "asc" },
+      ],
+    });
     const codes = shots.map((e) => e.fields.code as string);
     expect(codes).toEqual([...codes].sort((a, b) => (a < b ? 1 : a > b ? -1 : 0)));
   });

@@ -5,14 +5,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startSimulator, type SimulatorHandle } from "../src/simulator/index.ts";
-import {
-  AbortedError,
-  MalformedResponseError,
-  ShotGridClient,
-  TimeoutError,
-  UnavailableError,
-  type ShotGridClientOptions,
-} from "../src/shotgrid/index.ts";
+import { AbortedError, MalformedResponseError, ShotGridClient, TimeoutError, UnavailableError, type ShotGridClientOptions } from "../src/shotgrid/index.ts";
 
 let site: SimulatorHandle;
 let projectId: number;

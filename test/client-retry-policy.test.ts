@@ -94,10 +94,10 @@ describe("token manager", () => {
     let now = 0;
     let n = 0;
     let resolveFetch!: () => void;
-    const tm = new TokenManager(
-      () => new Promise((resolve) => (resolveFetch = () => resolve({ accessToken: `t${++n}`, expiresInS: 100 }))),
-      { refreshMarginMs: 10_000, now: () => now },
-    );
+    const tm = new TokenManager(() => new Promise((resolve) => (resolveFetch = () => resolve({ accessToken: `t${++n}`, expiresInS: 100 }))), {
+      refreshMarginMs: 10_000,
+      now: () => now,
+    });
     const all = Promise.all([tm.get(), tm.get(), tm.get()]);
     resolveFetch();
     expect(await all).toEqual(["t1", "t1", "t1"]);

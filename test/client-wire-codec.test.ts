@@ -24,7 +24,13 @@ describe("decoding REST records", () => {
     attributes: { code: "SH010", created_at: "2021-06-16 08:55:17 UTC", updated_at: "2021-06-16T08:55:13Z", "sg_sequence.Sequence.code": "SQ1" },
     relationships: {
       sg_sequence: { data: { id: 3, name: "SQ1", type: "Sequence" }, links: { self: "/x", related: "/y" } },
-      assets: { data: [{ id: 1, name: "Tree", type: "Asset" }, { id: 2, type: "Asset" }], links: { self: "/z" } },
+      assets: {
+        data: [
+          { id: 1, name: "Tree", type: "Asset" },
+          { id: 2, type: "Asset" },
+        ],
+        links: { self: "/z" },
+      },
       parent: { data: null, links: { self: "/p" } },
     },
     links: { self: "/api/v1.1/entity/shots/12" },
@@ -92,7 +98,14 @@ describe("decoding REST records", () => {
     const e = decodeRecord({
       type: "EventLogEntry",
       id: 77,
-      attributes: { event_type: "Shotgun_Shot_Change", attribute_name: "code", meta: { type: "attribute_change" }, session_uuid: null, created_at: "2021-06-16T08:55:13Z", description: "x" },
+      attributes: {
+        event_type: "Shotgun_Shot_Change",
+        attribute_name: "code",
+        meta: { type: "attribute_change" },
+        session_uuid: null,
+        created_at: "2021-06-16T08:55:13Z",
+        description: "x",
+      },
       relationships: { entity: { data: { type: "Shot", id: 1, name: "SH1" } }, project: { data: null }, user: { data: { type: "ApiUser", id: 5, name: "s" } } },
     });
     expect(toEventLogEntry(e)).toEqual({
@@ -122,7 +135,11 @@ describe("decoding REST records", () => {
 
 describe("encoding requests", () => {
   it("picks the array content type for a list of conditions", () => {
-    const f: Filters = [["code", "is", "SH010"], ["created_at", "between", "2021-01-01", "2021-02-01"], ["id", "in", [1, 2]]];
+    const f: Filters = [
+      ["code", "is", "SH010"],
+      ["created_at", "between", "2021-01-01", "2021-02-01"],
+      ["id", "in", [1, 2]],
+    ];
     expect(encodeFilters(f)).toEqual({ contentType: ARRAY_FILTERS_CONTENT_TYPE, filters: f });
     expect(encodeFilters(undefined)).toEqual({ contentType: ARRAY_FILTERS_CONTENT_TYPE, filters: [] });
   });
@@ -156,7 +173,12 @@ describe("encoding requests", () => {
   });
 
   it("encodes sort as ShotGrid's comma string", () => {
-    expect(encodeSort([{ field: "code", direction: "asc" }, { field: "created_at", direction: "desc" }])).toBe("code,-created_at");
+    expect(
+      encodeSort([
+        { field: "code", direction: "asc" },
+        { field: "created_at", direction: "desc" },
+      ]),
+    ).toBe("code,-created_at");
     expect(encodeSort([])).toBeUndefined();
     expect(() => encodeSort([{ field: "code", direction: "up" as "asc" }])).toThrow("sort[0].direction");
   });

@@ -83,14 +83,32 @@ describe("bad write options", () => {
   it("are refused with the option named, before anything is sent", async () => {
     const before = site.stats.requests;
     const cases: Array<[() => Promise<unknown>, RegExp]> = [
-      [() => client.update("Shot", 1, { code: "x" }, { multiEntityUpdateModes: { assets: "add" } }), /multiEntityUpdateModes\.assets: data does not set the field "assets"/],
-      [() => client.update("Shot", 1, { assets: [a] }, { multiEntityUpdateModes: { assets: "merge" as never } }), /multiEntityUpdateModes\.assets must be "set", "add" or "remove", got "merge"/],
+      [
+        () => client.update("Shot", 1, { code: "x" }, { multiEntityUpdateModes: { assets: "add" } }),
+        /multiEntityUpdateModes\.assets: data does not set the field "assets"/,
+      ],
+      [
+        () => client.update("Shot", 1, { assets: [a] }, { multiEntityUpdateModes: { assets: "merge" as never } }),
+        /multiEntityUpdateModes\.assets must be "set", "add" or "remove", got "merge"/,
+      ],
       [() => client.update("Shot", 1, { assets: a }, { multiEntityUpdateModes: { assets: "add" } }), /data\.assets must be a list of links/],
-      [() => client.update("Shot", 1, { assets: [{ id: 3 } as never] }, { multiEntityUpdateModes: { assets: "add" } }), /data\.assets\[0\] must be an entity link/],
-      [() => client.update("Shot", 1, { assets: { multi_entity_update_mode: "set", value: [a] } }, { multiEntityUpdateModes: { assets: "add" } }), /is "add" but data\.assets\.multi_entity_update_mode is "set"/],
+      [
+        () => client.update("Shot", 1, { assets: [{ id: 3 } as never] }, { multiEntityUpdateModes: { assets: "add" } }),
+        /data\.assets\[0\] must be an entity link/,
+      ],
+      [
+        () => client.update("Shot", 1, { assets: { multi_entity_update_mode: "set", value: [a] } }, { multiEntityUpdateModes: { assets: "add" } }),
+        /is "add" but data\.assets\.multi_entity_update_mode is "set"/,
+      ],
       [() => client.create("Shot", { assets: [a] }, { multiEntityUpdateModes: { assets: "add" } }), /multiEntityUpdateModes applies to update only/],
-      [() => client.batch([{ requestType: "update", entityType: "Shot", id: 1, data: {}, multiEntityUpdateModes: { assets: "set" } }]), /requests\[0\]\.multiEntityUpdateModes\.assets: requests\[0\]\.data does not set/],
-      [() => client.batch([{ requestType: "create", entityType: "Shot", data: {}, fields: "code" as never }]), /requests\[0\]\.fields must be a list of field names/],
+      [
+        () => client.batch([{ requestType: "update", entityType: "Shot", id: 1, data: {}, multiEntityUpdateModes: { assets: "set" } }]),
+        /requests\[0\]\.multiEntityUpdateModes\.assets: requests\[0\]\.data does not set/,
+      ],
+      [
+        () => client.batch([{ requestType: "create", entityType: "Shot", data: {}, fields: "code" as never }]),
+        /requests\[0\]\.fields must be a list of field names/,
+      ],
       [() => client.update("Shot", 1, { code: "x" }, { fields: ["bad field"] }), /options\.fields\[0\] must be a field name/],
       [() => client.delete("Shot", 1, null as never), /options must be an object, got null/],
       [() => client.create("Shot", { code: "x" }, "code" as never), /options must be an object, got "code"/],

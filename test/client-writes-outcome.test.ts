@@ -10,13 +10,7 @@ import type { AddressInfo, Socket } from "node:net";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Logger } from "../src/logging/index.ts";
 import { classifyFailure, isRetryable, writeOutcomeUnknown } from "../src/shotgrid/retry.ts";
-import {
-  ShotGridClient,
-  TimeoutError,
-  UnavailableError,
-  WriteOutcomeUnknownError,
-  type ShotGridClientOptions,
-} from "../src/shotgrid/index.ts";
+import { ShotGridClient, TimeoutError, UnavailableError, WriteOutcomeUnknownError, type ShotGridClientOptions } from "../src/shotgrid/index.ts";
 
 type Mode = "ok" | "reset" | "half" | "stall" | "502";
 
@@ -53,7 +47,9 @@ async function rawSite(): Promise<RawSite> {
       if (key.endsWith("/auth/access_token")) return json(200, { token_type: "Bearer", access_token: "raw-token-0123456789", expires_in: 600 });
       switch (site.mode) {
         case "ok":
-          return req.method === "DELETE" ? (res.writeHead(204), res.end()) : json(key.endsWith("_batch") ? 200 : 201, key.endsWith("_batch") ? { data: [RECORD] } : { data: RECORD });
+          return req.method === "DELETE"
+            ? (res.writeHead(204), res.end())
+            : json(key.endsWith("_batch") ? 200 : 201, key.endsWith("_batch") ? { data: [RECORD] } : { data: RECORD });
         case "reset":
           return req.socket.destroy();
         case "half":
@@ -126,7 +122,16 @@ async function client(extra: Partial<ShotGridClientOptions> = {}): Promise<{ c: 
     warn: (o, m) => log.push(`${m} ${JSON.stringify(o)}`),
     error: (o, m) => log.push(`${m} ${JSON.stringify(o)}`),
   };
-  const c = new ShotGridClient({ siteUrl: site.url, scriptName: "raw", scriptKey: "raw-key-0123456789", maxRetries: 3, retryBaseDelayMs: 1, retryMaxDelayMs: 5, logger, ...extra });
+  const c = new ShotGridClient({
+    siteUrl: site.url,
+    scriptName: "raw",
+    scriptKey: "raw-key-0123456789",
+    maxRetries: 3,
+    retryBaseDelayMs: 1,
+    retryMaxDelayMs: 5,
+    logger,
+    ...extra,
+  });
   cleanups.push(() => c.close());
   await c.getEntity("Shot", 7);
   site.counts.clear();
@@ -247,7 +252,12 @@ describe("one classification for reads and writes", () => {
       [{ status: 500 }, "answered", false, false, false],
     ];
     for (const [failure, cls, read, write, unknown] of cases) {
-      expect([classifyFailure(failure), isRetryable(failure, true), isRetryable(failure, false), writeOutcomeUnknown(failure)]).toEqual([cls, read, write, unknown]);
+      expect([classifyFailure(failure), isRetryable(failure, true), isRetryable(failure, false), writeOutcomeUnknown(failure)]).toEqual([
+        cls,
+        read,
+        write,
+        unknown,
+      ]);
     }
   });
 });

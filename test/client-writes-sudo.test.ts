@@ -140,7 +140,9 @@ describe("writes with the caller's own credentials", () => {
   });
 
   it("made with another script's key or a wrong password fail as the caller's error, secrets unsaid", async () => {
-    const wrongKey = await failure(client.create("Shot", { code: "CALLER_X", project }, { credentials: { scriptName: "other-script", scriptKey: "other-key-0123456789" } }));
+    const wrongKey = await failure(
+      client.create("Shot", { code: "CALLER_X", project }, { credentials: { scriptName: "other-script", scriptKey: "other-key-0123456789" } }),
+    );
     expect(wrongKey).toBeInstanceOf(CallerAuthError);
     expect(wrongKey.message).toContain(`with the caller's script "other-script"`);
     expect(wrongKey.message).not.toContain("other-key-0123456789");
@@ -156,7 +158,13 @@ describe("writes with the caller's own credentials", () => {
       [() => client.create("Shot", {}, { asLogin: "two words" }), /options\.asLogin must be a ShotGrid login .*got "two words"/],
       [() => client.delete("Shot", 1, { asLogin: "" }), /options\.asLogin must be a ShotGrid login/],
       [() => client.revive("Shot", 1, { credentials: { login: "pat.caller", password: "" } }), /options\.credentials\.password must be a non-empty string$/],
-      [() => client.batch([{ requestType: "delete", entityType: "Shot", id: 1 }], { credentials: { scriptName: "s", scriptKey: "k-secret-0123456", login: "x", password: "p-secret-0123456" } as never }), /options\.credentials must hold exactly one of/],
+      [
+        () =>
+          client.batch([{ requestType: "delete", entityType: "Shot", id: 1 }], {
+            credentials: { scriptName: "s", scriptKey: "k-secret-0123456", login: "x", password: "p-secret-0123456" } as never,
+          }),
+        /options\.credentials must hold exactly one of/,
+      ],
       [() => client.update("Shot", 1, {}, { credentials: { sessionToken: 42 } as never }), /options\.credentials\.sessionToken must be a non-empty string$/],
     ];
     for (const [call, message] of cases) {

@@ -36,7 +36,10 @@ describe("writes", () => {
     const shot = await client.create("Shot", { code: "W_UPDATE", project });
     const [a, b, c] = assets as [EntityLink, EntityLink, EntityLink];
     const ids = (e: { fields: Record<string, unknown> }) => (e.fields.assets as EntityLink[]).map((l) => l.id).sort();
-    const set = await client.update("Shot", shot.id, { description: "x", assets: { multi_entity_update_mode: "set", value: [a, b] } }, ["description", "assets"]);
+    const set = await client.update("Shot", shot.id, { description: "x", assets: { multi_entity_update_mode: "set", value: [a, b] } }, [
+      "description",
+      "assets",
+    ]);
     expect(set.fields.description).toBe("x");
     expect(ids(set)).toEqual([a.id, b.id].sort());
     const added = await client.update("Shot", shot.id, { assets: { multi_entity_update_mode: "add", value: [c] } }, ["assets"]);

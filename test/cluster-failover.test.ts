@@ -39,7 +39,10 @@ describe("cluster: leader killed", () => {
     const lastId = site.store.latestEventId;
 
     await stream.waitFor((m) => Number(changeOf(m)?.eventId) === lastId, 20_000);
-    const got = stream.messages.map(changeOf).filter((c) => c !== undefined).map((c) => Number(c.eventId));
+    const got = stream.messages
+      .map(changeOf)
+      .filter((c) => c !== undefined)
+      .map((c) => Number(c.eventId));
     // Every event since the stream opened is a Shot change: the stream must hold each id once, in order.
     expect(got).toEqual(Array.from({ length: lastId - startId }, (_, i) => startId + 1 + i));
     expect(stream.messages.some((m) => m.message.case === "resync")).toBe(false);
@@ -47,7 +50,11 @@ describe("cluster: leader killed", () => {
     for (const instance of survivors) {
       for (const id of ids) {
         const truth = site.store.get("Shot", id)!.fields["description"] ?? null;
-        await waitUntil(`instance ${instance.port} answers shot ${id}'s current description`, async () => (await descriptionOn(instance, id)) === truth, 10_000);
+        await waitUntil(
+          `instance ${instance.port} answers shot ${id}'s current description`,
+          async () => (await descriptionOn(instance, id)) === truth,
+          10_000,
+        );
       }
     }
     expect(await isLeader(next)).toBe(true);

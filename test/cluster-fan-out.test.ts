@@ -18,7 +18,11 @@ afterAll(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-const changeIds = (w: Watch) => w.messages.map(changeOf).filter((c) => c !== undefined).map((c) => Number(c.eventId));
+const changeIds = (w: Watch) =>
+  w.messages
+    .map(changeOf)
+    .filter((c) => c !== undefined)
+    .map((c) => Number(c.eventId));
 
 describe("cluster: change fan-out", () => {
   it("elects one leader and shows a site change on every instance, by GetEntity and by stream", async () => {

@@ -61,7 +61,11 @@ describe("cluster: paused old leader", () => {
     expect(await isLeader(other)).toBe(true);
     writeShot(site, ids[1]!, "after the resume");
     for (const instance of cluster.instances) {
-      await waitUntil(`instance ${instance.port} answers the newest value`, async () => (await descriptionOn(instance, ids[1]!)) === "after the resume", 10_000);
+      await waitUntil(
+        `instance ${instance.port} answers the newest value`,
+        async () => (await descriptionOn(instance, ids[1]!)) === "after the resume",
+        10_000,
+      );
       for (const id of ids) {
         const truth = site.store.get("Shot", id)!.fields["description"] ?? null;
         expect(await descriptionOn(instance, id)).toBe(truth);

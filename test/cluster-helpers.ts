@@ -45,12 +45,34 @@ export async function startCluster(cleanups: Cleanup[], count: number, leaseMs =
 export async function startInstance(cleanups: Cleanup[], site: SimulatorHandle, redis: TestRedisServer, prefix: string, leaseMs: number): Promise<Instance> {
   const port = await freePort();
   const args = [
-    "bin/shotgrid-cache.mjs", "serve",
-    "--site", site.url, "--script-name", site.scriptName, "--script-key", DEFAULT_SCRIPT_KEY,
-    "--redis", redis.url, "--redis-prefix", prefix,
-    "--port", String(port), "--host", "127.0.0.1",
-    "--preload", "Shot", "--poll-interval-ms", "100", "--heartbeat-s", "1",
-    "--leader-lease-ms", String(leaseMs), "--reconcile-interval-s", "0", "--log-level", "info",
+    "bin/shotgrid-cache.mjs",
+    "serve",
+    "--site",
+    site.url,
+    "--script-name",
+    site.scriptName,
+    "--script-key",
+    DEFAULT_SCRIPT_KEY,
+    "--redis",
+    redis.url,
+    "--redis-prefix",
+    prefix,
+    "--port",
+    String(port),
+    "--host",
+    "127.0.0.1",
+    "--preload",
+    "Shot",
+    "--poll-interval-ms",
+    "100",
+    "--heartbeat-s",
+    "1",
+    "--leader-lease-ms",
+    String(leaseMs),
+    "--reconcile-interval-s",
+    "0",
+    "--log-level",
+    "info",
   ];
   const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
   const logs: Array<Record<string, unknown>> = [];
@@ -85,9 +107,14 @@ export async function startInstance(cleanups: Cleanup[], site: SimulatorHandle, 
     exited,
     signal: (sig) => void child.kill(sig),
   };
-  await waitUntil(`instance on port ${port} listening (stderr: ${stderr})`, () => logs.some((l) => l["msg"] === "shotgrid-cache listening"), 30_000, () => {
-    if (child.exitCode !== null) throw new Error(`instance exited with ${child.exitCode}: ${stderr}`);
-  });
+  await waitUntil(
+    `instance on port ${port} listening (stderr: ${stderr})`,
+    () => logs.some((l) => l["msg"] === "shotgrid-cache listening"),
+    30_000,
+    () => {
+      if (child.exitCode !== null) throw new Error(`instance exited with ${child.exitCode}: ${stderr}`);
+    },
+  );
   return instance;
 }
 
@@ -114,12 +141,16 @@ export async function isLeader(instance: Instance): Promise<boolean> {
 /** The one leader among `instances`, waiting for there to be exactly one. */
 export async function waitForLeader(instances: Instance[], timeoutMs = 15_000): Promise<Instance> {
   let leader: Instance | undefined;
-  await waitUntil("exactly one leader", async () => {
-    const flags = await Promise.all(instances.map(isLeader));
-    const leaders = instances.filter((_, i) => flags[i]);
-    leader = leaders.length === 1 ? leaders[0] : undefined;
-    return leader !== undefined;
-  }, timeoutMs);
+  await waitUntil(
+    "exactly one leader",
+    async () => {
+      const flags = await Promise.all(instances.map(isLeader));
+      const leaders = instances.filter((_, i) => flags[i]);
+      leader = leaders.length === 1 ? leaders[0] : undefined;
+      return leader !== undefined;
+    },
+    timeoutMs,
+  );
   return leader!;
 }
 

@@ -34,7 +34,9 @@ function start(args: string[]): Run {
   let text = "";
   child.stdout!.on("data", (c: Buffer) => (text += c.toString("utf8")));
   child.stderr!.on("data", (c: Buffer) => (text += c.toString("utf8")));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once("exit", (code, signal) => resolve({ code, signal })),
+  );
   return { child, output: () => text, exited };
 }
 

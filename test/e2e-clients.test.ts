@@ -85,7 +85,13 @@ describe("@grpc/grpc-js over cleartext HTTP/2", () => {
         stream.once("error", reject);
       });
       expect(got[0].message).toBe("heartbeat");
-      expect(change).toMatchObject({ kind: "CHANGE_KIND_CHANGE", entityType: "Asset", entityId: 5, attributeName: "description", eventType: "Shotgun_Asset_Change" });
+      expect(change).toMatchObject({
+        kind: "CHANGE_KIND_CHANGE",
+        entityType: "Asset",
+        entityId: 5,
+        attributeName: "description",
+        eventType: "Shotgun_Asset_Change",
+      });
       expect(Number(change.eventId)).toBeGreaterThan(0);
     } finally {
       stream.on("error", () => undefined);
@@ -157,7 +163,12 @@ describe("connect-node transports", () => {
       const client = createClient(CacheService, createConnectTransport({ baseUrl, httpVersion: "1.1", useHttpGet: true }));
       const one = await client.getEntity({ entityType: "Shot", id: 7, fields: ["code"] });
       expect(one.entity?.fields).toEqual({ code: "NLT_010_0070" });
-      const many = await client.query({ entityType: "Shot", filters: fromJson(ValueSchema, [["id", "in", [7, 8]]]), fields: ["code"], order: [{ field: "id" }] });
+      const many = await client.query({
+        entityType: "Shot",
+        filters: fromJson(ValueSchema, [["id", "in", [7, 8]]]),
+        fields: ["code"],
+        order: [{ field: "id" }],
+      });
       expect(many.entities.map((e) => e.id)).toEqual([7, 8]);
       expect(methods).toEqual(["GET", "GET"]);
     } finally {

@@ -47,7 +47,14 @@ describe("a change on the site", () => {
 
     const msg = await stream.waitFor((m) => changeOf(m)?.entityId === 11);
     const change = changeOf(msg)!;
-    expect(change).toMatchObject({ kind: ChangeKind.CHANGE, entityType: "Shot", entityId: 11, projectId: 1, attributeName: "code", eventType: "Shotgun_Shot_Change" });
+    expect(change).toMatchObject({
+      kind: ChangeKind.CHANGE,
+      entityType: "Shot",
+      entityId: 11,
+      projectId: 1,
+      attributeName: "code",
+      eventType: "Shotgun_Shot_Change",
+    });
     expect(change.eventId).toBeGreaterThan(0n);
     expect(change.user).toMatchObject({ type: "ApiUser", id: e2e.site.scriptUser.id });
     expect(change.createdAt).toBeDefined();
@@ -71,11 +78,24 @@ describe("a change on the site", () => {
     const asset = await assetsOnly.waitFor((m) => changeOf(m) !== undefined);
     expect(changeOf(asset)).toMatchObject({ entityType: "Asset", entityId: 2 });
     await everything.waitFor((m) => changeOf(m)?.entityType === "Asset");
-    const seen = everything.messages.map(changeOf).filter((c) => c !== undefined).map((c) => `${c.entityType}:${c.entityId}`);
+    const seen = everything.messages
+      .map(changeOf)
+      .filter((c) => c !== undefined)
+      .map((c) => `${c.entityType}:${c.entityId}`);
     expect(seen).toEqual(["Shot:12", "Shot:41", "Asset:2"]);
     // Everything the filtered streams got matched their filters.
-    expect(shotsOfProject2.messages.map(changeOf).filter(Boolean).map((c) => c!.entityId)).toEqual([41]);
-    expect(assetsOnly.messages.map(changeOf).filter(Boolean).map((c) => c!.entityType)).toEqual(["Asset"]);
+    expect(
+      shotsOfProject2.messages
+        .map(changeOf)
+        .filter(Boolean)
+        .map((c) => c!.entityId),
+    ).toEqual([41]);
+    expect(
+      assetsOnly.messages
+        .map(changeOf)
+        .filter(Boolean)
+        .map((c) => c!.entityType),
+    ).toEqual(["Asset"]);
   });
 
   it("sends heartbeats on an idle stream", async () => {
@@ -105,7 +125,10 @@ describe("cached queries and links follow the site", () => {
     const ask = () =>
       postJson(e2e.port, QUERY, {
         entityType: "Shot",
-        filters: [["sg_status_list", "is", "omt"], ["project", "is", { type: "Project", id: 1 }]],
+        filters: [
+          ["sg_status_list", "is", "omt"],
+          ["project", "is", { type: "Project", id: 1 }],
+        ],
         fields: ["code"],
       });
     const before = await ask();
@@ -128,9 +151,14 @@ describe("cached queries and links follow the site", () => {
     expect((await ask()).json.freshness.source).toBe("cache");
 
     await siteUpdate(e2e.site, "sequences", 3, { code: "NLT_030_renamed" });
-    const got = await pollUntil(() => getShot(21, ["sg_sequence"]), (r) => r.json.entity.fields.sg_sequence.name === "NLT_030_renamed");
+    const got = await pollUntil(
+      () => getShot(21, ["sg_sequence"]),
+      (r) => r.json.entity.fields.sg_sequence.name === "NLT_030_renamed",
+    );
     expect(got.json.entity.fields.sg_sequence).toEqual({ type: "Sequence", id: 3, name: "NLT_030_renamed" });
-    const queried = await pollUntil(ask, (r) => r.json.entities.every((e: { fields: { sg_sequence: { name: string } } }) => e.fields.sg_sequence.name === "NLT_030_renamed"));
+    const queried = await pollUntil(ask, (r) =>
+      r.json.entities.every((e: { fields: { sg_sequence: { name: string } } }) => e.fields.sg_sequence.name === "NLT_030_renamed"),
+    );
     expect(queried.json.entities.map((e: { fields: { sg_sequence: unknown } }) => e.fields.sg_sequence)).toEqual([
       { type: "Sequence", id: 3, name: "NLT_030_renamed" },
       { type: "Sequence", id: 3, name: "NLT_030_renamed" },

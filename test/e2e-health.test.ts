@@ -63,7 +63,10 @@ describe("metrics", () => {
     } finally {
       for (const s of streams) s.close();
     }
-    const closed = await pollUntil(() => metricSum(e2e.port, "shotgrid_cache_open_streams"), (n) => n === 0);
+    const closed = await pollUntil(
+      () => metricSum(e2e.port, "shotgrid_cache_open_streams"),
+      (n) => n === 0,
+    );
     expect(closed).toBe(0);
   });
 });

@@ -65,7 +65,10 @@ describe("Query over raw HTTP/1.1", () => {
   it("filters in the array form, orders, and answers {entities, freshness}", async () => {
     const res = await postJson(e2e.port, QUERY, {
       entityType: "Shot",
-      filters: [["sg_sequence", "is", { type: "Sequence", id: 1 }], ["sg_cut_order", "less_than", 4]],
+      filters: [
+        ["sg_sequence", "is", { type: "Sequence", id: 1 }],
+        ["sg_cut_order", "less_than", 4],
+      ],
       fields: ["code", "sg_sequence"],
       order: [{ field: "code", direction: "desc" }],
     });
@@ -80,7 +83,10 @@ describe("Query over raw HTTP/1.1", () => {
     // The same question again, fields in another order, is a cache hit.
     const again = await postJson(e2e.port, QUERY, {
       entityType: "Shot",
-      filters: [["sg_sequence", "is", { type: "Sequence", id: 1 }], ["sg_cut_order", "less_than", 4]],
+      filters: [
+        ["sg_sequence", "is", { type: "Sequence", id: 1 }],
+        ["sg_cut_order", "less_than", 4],
+      ],
       fields: ["sg_sequence", "code"],
       order: [{ field: "code", direction: "desc" }],
     });
@@ -95,7 +101,13 @@ describe("Query over raw HTTP/1.1", () => {
         logical_operator: "or",
         conditions: [
           ["code", "is", "NLT_010_0010"],
-          { logical_operator: "and", conditions: [["code", "starts_with", "NLT_010_00"], ["sg_cut_order", "is", 2]] },
+          {
+            logical_operator: "and",
+            conditions: [
+              ["code", "starts_with", "NLT_010_00"],
+              ["sg_cut_order", "is", 2],
+            ],
+          },
         ],
       },
       fields: ["code"],
@@ -120,7 +132,14 @@ describe("Query over raw HTTP/1.1", () => {
 
   it("pages with limit and page", async () => {
     const page = (n: number) =>
-      postJson(e2e.port, QUERY, { entityType: "Shot", filters: [["sg_sequence", "is", { type: "Sequence", id: 1 }]], fields: ["code"], order: [{ field: "id" }], limit: 4, page: n });
+      postJson(e2e.port, QUERY, {
+        entityType: "Shot",
+        filters: [["sg_sequence", "is", { type: "Sequence", id: 1 }]],
+        fields: ["code"],
+        order: [{ field: "id" }],
+        limit: 4,
+        page: n,
+      });
     const [p1, p2, p3, p4] = await Promise.all([page(1), page(2), page(3), page(4)]);
     expect(p1.json.entities.map((e: { id: number }) => e.id)).toEqual([1, 2, 3, 4]);
     expect(p2.json.entities.map((e: { id: number }) => e.id)).toEqual([5, 6, 7, 8]);
@@ -147,7 +166,8 @@ describe("Query over raw HTTP/1.1", () => {
     e2e.site.store.update("Project", 3, { archived: true }, { user: e2e.site.scriptUser });
     const ask = (includeArchivedProjects: boolean) =>
       postJson(e2e.port, QUERY, { entityType: "Sequence", fields: ["code", "project"], order: [{ field: "id" }], includeArchivedProjects });
-    const projectsOf = (res: { json: { entities: Array<{ fields: { project: { id: number } } }> } }) => [...new Set(res.json.entities.map((e) => e.fields.project.id))].sort();
+    const projectsOf = (res: { json: { entities: Array<{ fields: { project: { id: number } } }> } }) =>
+      [...new Set(res.json.entities.map((e) => e.fields.project.id))].sort();
     const without = await ask(false);
     const withArchived = await ask(true);
     expect(without.status).toBe(200);

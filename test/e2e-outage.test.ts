@@ -14,7 +14,8 @@ beforeAll(async () => {
 afterAll(() => e2e?.close());
 
 const getShot = () => postJson(e2e.port, GET_ENTITY, { entityType: "Shot", id: 1, fields: ["code", "sg_status_list"] });
-const queryShots = () => postJson(e2e.port, QUERY, { entityType: "Shot", filters: [["sg_sequence", "is", { type: "Sequence", id: 2 }]], fields: ["code"], order: [{ field: "id" }] });
+const queryShots = () =>
+  postJson(e2e.port, QUERY, { entityType: "Shot", filters: [["sg_sequence", "is", { type: "Sequence", id: 2 }]], fields: ["code"], order: [{ field: "id" }] });
 
 describe.each(["503", "reset"] as const)("during an outage (%s)", (mode) => {
   it("serves cached answers marked stale, fails uncached ones with unavailable, and recovers", async () => {

@@ -102,7 +102,10 @@ describe("deadlines", () => {
     // Short enough that the client's retries (jittered backoff, four retries: about 1.5 s on
     // average) are still going when it passes: then the answer is the deadline, not "unavailable".
     const started = Date.now();
-    const res = await within(postJson(e2e.port, QUERY, { entityType: "Version", fields: ["code"], filters: [["code", "is", "never-cached"]] }, { "connect-timeout-ms": "200" }), 6000);
+    const res = await within(
+      postJson(e2e.port, QUERY, { entityType: "Version", fields: ["code"], filters: [["code", "is", "never-cached"]] }, { "connect-timeout-ms": "200" }),
+      6000,
+    );
     expect(res).not.toBe("still waiting");
     if (res === "still waiting") return;
     expect(res.json?.code).toBe("deadline_exceeded");
@@ -170,10 +173,25 @@ describe("echoed input", () => {
   const cases: Array<[string, string, unknown, RegExp]> = [
     ["a 200 KB type name", GET_ENTITY, { entityType: huge, id: 1 }, /^entityType: unknown entity type "A{64}"…\(200000 bytes\)/],
     ["a 200 KB field name", GET_ENTITY, { entityType: "Shot", id: 1, fields: [`x${huge}`] }, /^fields\[0\]: Shot has no field "xA{63}"…\(200001 bytes\)/],
-    ["a 200 KB filter field", QUERY, { entityType: "Shot", filters: [[`x${huge}`, "is", 1]] }, /^filters\[0\]\[0\]: Shot has no field "xA{63}"…\(200001 bytes\)/],
+    [
+      "a 200 KB filter field",
+      QUERY,
+      { entityType: "Shot", filters: [[`x${huge}`, "is", 1]] },
+      /^filters\[0\]\[0\]: Shot has no field "xA{63}"…\(200001 bytes\)/,
+    ],
     ["a 200 KB operator", QUERY, { entityType: "Shot", filters: [["code", huge, 1]] }, /^filters\[0\]\[1\]: unknown operator "A{64}"…\(200000 bytes\)/],
-    ["a 200 KB group key", QUERY, { entityType: "Shot", filters: { logical_operator: "and", conditions: [], [huge]: 1 } }, /^filters: unknown key "A{64}"…\(200000 bytes\)/],
-    ["a 200 KB sort direction", QUERY, { entityType: "Shot", order: [{ field: "code", direction: huge }] }, /^order\[0\]\.direction: must be "asc" or "desc", got "A{64}"…\(200000 bytes\)/],
+    [
+      "a 200 KB group key",
+      QUERY,
+      { entityType: "Shot", filters: { logical_operator: "and", conditions: [], [huge]: 1 } },
+      /^filters: unknown key "A{64}"…\(200000 bytes\)/,
+    ],
+    [
+      "a 200 KB sort direction",
+      QUERY,
+      { entityType: "Shot", order: [{ field: "code", direction: huge }] },
+      /^order\[0\]\.direction: must be "asc" or "desc", got "A{64}"…\(200000 bytes\)/,
+    ],
   ];
   it.each(cases)("%s comes back short, naming the field", async (_name, path, message, expected) => {
     const res = await postJson(e2e.port, path, message);

@@ -10,7 +10,7 @@ import type { CacheMetrics } from "../src/cache/observability.ts";
 import type { EntityQuery } from "../src/cache/types.ts";
 import { ShotGridClient } from "../src/shotgrid/index.ts";
 import type { Entity } from "../src/shotgrid/types.ts";
-import { DEFAULT_SCRIPT_KEY, startSimulator, type SimulatorHandle, type SimulatorOptions } from "../src/simulator/index.ts";
+import { DEFAULT_SCRIPT_KEY, startSimulator, type SimulatorOptions } from "../src/simulator/index.ts";
 
 const FIXTURE_SCHEMA = new URL("./fixtures/schema/schema_read.json", import.meta.url).pathname;
 
@@ -62,10 +62,30 @@ describe("event kinds", () => {
     expect(await follow()).toContain("Shotgun_Sequence_New");
     const shots = ids((await cache.getEntity("Sequence", seq, ["shots"])).value!.fields.shots);
     expect(shots).toEqual([]);
-    const query: EntityQuery = { entityType: "Sequence", filters: [["id", "is", seq]], fields: ["shots"], order: [], includeArchivedProjects: true, retired: false };
+    const query: EntityQuery = {
+      entityType: "Sequence",
+      filters: [["id", "is", seq]],
+      fields: ["shots"],
+      order: [],
+      includeArchivedProjects: true,
+      retired: false,
+    };
     expect(ids((await cache.query(query)).value[0]!.fields.shots)).toEqual([]);
 
-    sim.store.update("Sequence", seq, { shots: { multi_entity_update_mode: "add", value: [{ type: "Shot", id: 3 }, { type: "Shot", id: 5 }] } }, user);
+    sim.store.update(
+      "Sequence",
+      seq,
+      {
+        shots: {
+          multi_entity_update_mode: "add",
+          value: [
+            { type: "Shot", id: 3 },
+            { type: "Shot", id: 5 },
+          ],
+        },
+      },
+      user,
+    );
     expect(await follow()).toContain("Shotgun_Sequence_Change");
     expect(ids((await cache.getEntity("Sequence", seq, ["shots"])).value!.fields.shots)).toEqual([3, 5]);
     expect(ids((await cache.query(query)).value[0]!.fields.shots)).toEqual([3, 5]);
@@ -131,7 +151,16 @@ describe("event kinds", () => {
     sim.store.appendEvent({
       event_type: "Shotgun_Shot_Change",
       attribute_name: "image",
-      meta: { type: "attribute_change", attribute_name: "image", entity_type: "Shot", entity_id: 1, field_data_type: "image", is_transient: true, old_value: null, new_value: "transient" },
+      meta: {
+        type: "attribute_change",
+        attribute_name: "image",
+        entity_type: "Shot",
+        entity_id: 1,
+        field_data_type: "image",
+        is_transient: true,
+        old_value: null,
+        new_value: "transient",
+      },
       entity: { type: "Shot", id: 1 },
       project: shot.fields["project"] as { type: string; id: number },
       user: sim.scriptUser,

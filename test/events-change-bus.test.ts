@@ -308,5 +308,4 @@ describe("change bus: late ids", () => {
     bus.publish([change(15)], 15); // evicts the late 11, published at position 13: from 13 it would be missing
     expect(bus.oldestResumableEventId).toBe(14);
   });
-
 });

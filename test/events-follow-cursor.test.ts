@@ -54,7 +54,13 @@ describe("follow cursor", () => {
 
   it("gives up an id whose neighbour is older than the window on the site's clock, at once", () => {
     const cursor = new FollowCursor({ lastAppliedId: 10, skipped: [] });
-    cursor.advance([{ id: 12, createdAtMs: 1_000_000 }, { id: 14, createdAtMs: 1_100_000 }], 5);
+    cursor.advance(
+      [
+        { id: 12, createdAtMs: 1_000_000 },
+        { id: 14, createdAtMs: 1_100_000 },
+      ],
+      5,
+    );
     // Site clock: the newest event is 100 s after id 12's; window 60 s (+1 s resolution).
     expect(cursor.expire(6, 60_000, 1_100_000)).toEqual([11]);
     expect(cursor.skipped()).toEqual([{ id: 13, firstSeenMs: 5, neighbourCreatedAtMs: 1_100_000 }]);

@@ -27,7 +27,12 @@ describe("fast path and the default deadline", () => {
     e2e.site.knobs.set({ latencyMs: 5_000 });
     const shapes: Array<[string, string, string | Buffer | undefined, Record<string, string>]> = [
       ["POST", QUERY, JSON.stringify({ entityType: "Shot", filters: [["id", "is", 2]], fields: ["code"] }), { "content-type": "application/json" }],
-      ["GET", `${QUERY}?connect=v1&encoding=json&message=${encodeURIComponent(JSON.stringify({ entityType: "Shot", filters: [["id", "is", 3]] }))}`, undefined, {}],
+      [
+        "GET",
+        `${QUERY}?connect=v1&encoding=json&message=${encodeURIComponent(JSON.stringify({ entityType: "Shot", filters: [["id", "is", 3]] }))}`,
+        undefined,
+        {},
+      ],
       // QueryRequest{entity_type: "Shot", limit: 2}, as connect-es encodes it.
       ["POST", QUERY, Buffer.from([0x0a, 0x04, 0x53, 0x68, 0x6f, 0x74, 0x28, 0x02]), { "content-type": "application/proto" }],
     ];
@@ -48,11 +53,15 @@ describe("fast path and shutdown", () => {
     const other = await startE2E({ site: { shots: 5, assets: 1 }, config: { deadlineMs: 20_000, preloadTypes: ["Project"] } });
     try {
       // Validation does not heed the shutdown signal: load what this query's validation needs first.
-      const warm = await rawRequest(other.port, "POST", QUERY, JSON.stringify({ entityType: "Shot", filters: [["id", "is", 1]] }), { "content-type": "application/json" });
+      const warm = await rawRequest(other.port, "POST", QUERY, JSON.stringify({ entityType: "Shot", filters: [["id", "is", 1]] }), {
+        "content-type": "application/json",
+      });
       expect(warm.status).toBe(200);
       other.site.knobs.set({ latencyMs: 5_000 });
       const started = performance.now();
-      const pending = rawRequest(other.port, "POST", QUERY, JSON.stringify({ entityType: "Shot", filters: [["id", "is", 4]] }), { "content-type": "application/json" });
+      const pending = rawRequest(other.port, "POST", QUERY, JSON.stringify({ entityType: "Shot", filters: [["id", "is", 4]] }), {
+        "content-type": "application/json",
+      });
       await new Promise((r) => setTimeout(r, 100));
       const closing = other.service.close(300);
       const answer = await pending;

@@ -76,10 +76,28 @@ afterAll(async () => {
   await site?.close();
 });
 
-
 const queries: JsonObject[] = [
-  { entityType: "Shot", filters: [["sg_sequence", "is", { type: "Sequence", id: 1 }]], fields: ["code", "description", "sg_cut_in"], order: [{ field: "code", direction: "desc" }], limit: 5 },
-  { entityType: "Shot", filters: { logical_operator: "or", conditions: [["id", "is", 2], ["code", "contains", "0"]] }, fields: ["code", "description"], order: [{ field: "id" }], limit: 4, page: 2 },
+  {
+    entityType: "Shot",
+    filters: [["sg_sequence", "is", { type: "Sequence", id: 1 }]],
+    fields: ["code", "description", "sg_cut_in"],
+    order: [{ field: "code", direction: "desc" }],
+    limit: 5,
+  },
+  {
+    entityType: "Shot",
+    filters: {
+      logical_operator: "or",
+      conditions: [
+        ["id", "is", 2],
+        ["code", "contains", "0"],
+      ],
+    },
+    fields: ["code", "description"],
+    order: [{ field: "id" }],
+    limit: 4,
+    page: 2,
+  },
   { entityType: "Shot", filters: [["id", "in", [1, 2, 3]]], fields: ["code", "project", "sg_sequence"] },
   // Nothing matches: the answer carries no entities.
   { entityType: "Shot", filters: [["code", "is", "no such shot"]] },
@@ -116,11 +134,18 @@ describe("Query fast path", () => {
   });
 
   it("leaves misses to the normal handler, where identical ones share one upstream call", async () => {
-    const msg: JsonObject = { entityType: "Shot", filters: [["sg_sequence", "is", { type: "Sequence", id: 2 }]], fields: ["code", "description"], order: [{ field: "code" }], limit: 50 };
+    const msg: JsonObject = {
+      entityType: "Shot",
+      filters: [["sg_sequence", "is", { type: "Sequence", id: 2 }]],
+      fields: ["code", "description"],
+      order: [{ field: "code" }],
+      limit: 50,
+    };
     let open!: () => void;
     gate = new Promise((r) => (open = r));
     const searches0 = searches;
-    const rpcOk = () => Promise.all([fast, slow].map((s) => metricValue(s.metrics, "shotgrid_cache_rpc_total", 'method="shotgrid.cache.v1.CacheService/Query",code="ok"')));
+    const rpcOk = () =>
+      Promise.all([fast, slow].map((s) => metricValue(s.metrics, "shotgrid_cache_rpc_total", 'method="shotgrid.cache.v1.CacheService/Query",code="ok"')));
     const ok0 = await rpcOk();
     const before = pair.reads.count;
     const pending: Array<Promise<[Exchange, Exchange]>> = [];

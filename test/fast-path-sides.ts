@@ -112,10 +112,18 @@ export interface Shape {
 /** The Connect unary shapes of a request message to `path`: JSON and binary, POST and GET. */
 export function shapesOf(schema: DescMessage, path: string) {
   const binary = (msg: JsonObject) => toBinary(schema, fromJson(schema, msg));
-  const jsonPost = (msg: JsonObject, headers: Record<string, string> = {}): Shape => ({ method: "POST", path, body: JSON.stringify(msg), headers: { "content-type": "application/json", ...headers } });
+  const jsonPost = (msg: JsonObject, headers: Record<string, string> = {}): Shape => ({
+    method: "POST",
+    path,
+    body: JSON.stringify(msg),
+    headers: { "content-type": "application/json", ...headers },
+  });
   const jsonGet = (msg: JsonObject): Shape => ({ method: "GET", path: `${path}?connect=v1&encoding=json&message=${encodeURIComponent(JSON.stringify(msg))}` });
   const protoPost = (msg: JsonObject): Shape => ({ method: "POST", path, body: Buffer.from(binary(msg)), headers: { "content-type": "application/proto" } });
-  const protoGet = (msg: JsonObject): Shape => ({ method: "GET", path: `${path}?connect=v1&encoding=proto&base64=1&message=${encodeURIComponent(base64Encode(binary(msg), "url"))}` });
+  const protoGet = (msg: JsonObject): Shape => ({
+    method: "GET",
+    path: `${path}?connect=v1&encoding=proto&base64=1&message=${encodeURIComponent(base64Encode(binary(msg), "url"))}`,
+  });
   return { jsonPost, jsonGet, protoPost, protoGet, all: (msg: JsonObject): Shape[] => [jsonPost(msg), jsonGet(msg), protoPost(msg), protoGet(msg)] };
 }
 

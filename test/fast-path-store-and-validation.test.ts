@@ -95,7 +95,9 @@ describe("synchronous validation", () => {
     expect(asyncOutcomes[0]).toEqual({ ok: { entityType: "Shot", id: 1, fields: ["code", "description"] } });
     // An unknown type may be new on the site, but the list was asked within the refresh interval:
     // the sync form decides too, as the async form would (without asking the site again).
-    expect(await outcome(() => validateGetEntityNow(req({ entityType: "Nope", id: 1 }), schema, limits))).toEqual(await outcome(() => validateGetEntity(req({ entityType: "Nope", id: 1 }), schema, limits)));
+    expect(await outcome(() => validateGetEntityNow(req({ entityType: "Nope", id: 1 }), schema, limits))).toEqual(
+      await outcome(() => validateGetEntity(req({ entityType: "Nope", id: 1 }), schema, limits)),
+    );
     // After a schema change the memo is not trusted: undecided until loaded again.
     schema.invalidate("Shot");
     expect(validateGetEntityNow(cases[0]!, schema, limits)).toBeUndefined();

@@ -5,17 +5,7 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import type { BusMessage } from "../src/events/change-bus.ts";
-import {
-  expectCacheAnswersTruth,
-  shotIds,
-  slowWrite,
-  startRig,
-  startSite,
-  tempDir,
-  waitFor,
-  writeShot,
-  type Cleanup,
-} from "./follow-helpers.ts";
+import { expectCacheAnswersTruth, shotIds, slowWrite, startRig, startSite, tempDir, waitFor, writeShot, type Cleanup } from "./follow-helpers.ts";
 
 const cleanups: Cleanup[] = [];
 afterEach(async () => {

@@ -3,17 +3,7 @@
  * when they arrive, given up after the window, never a cause of page re-reads.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import {
-  expectCacheAnswersTruth,
-  shotIds,
-  slowWrite,
-  startRig,
-  startSite,
-  tempDir,
-  waitFor,
-  writeShot,
-  type Cleanup,
-} from "./follow-helpers.ts";
+import { expectCacheAnswersTruth, shotIds, slowWrite, startRig, startSite, tempDir, waitFor, writeShot, type Cleanup } from "./follow-helpers.ts";
 
 const cleanups: Cleanup[] = [];
 afterEach(async () => {

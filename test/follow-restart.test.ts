@@ -12,17 +12,7 @@ import { CursorStateError, loadSavedCursor } from "../src/events/cursor-store.ts
 import { EventFollower } from "../src/events/event-follower.ts";
 import { FileCursorStore } from "../src/events/file-cursor-store.ts";
 import { DEFAULT_SCRIPT_KEY } from "../src/simulator/index.ts";
-import {
-  expectCacheAnswersTruth,
-  shotIds,
-  slowWrite,
-  startRig,
-  startSite,
-  tempDir,
-  waitFor,
-  writeShot,
-  type Cleanup,
-} from "./follow-helpers.ts";
+import { expectCacheAnswersTruth, shotIds, slowWrite, startRig, startSite, tempDir, waitFor, writeShot, type Cleanup } from "./follow-helpers.ts";
 
 const cleanups: Cleanup[] = [];
 afterEach(async () => {
@@ -71,15 +61,24 @@ describe("follow: restarts", () => {
     child.stderr.on("data", (d: Buffer) => (err += d.toString()));
     const lines = () => out.split("\n").filter(Boolean);
     // Two batches done, a third being applied: kill now.
-    await waitFor(`the child mid-batch (stderr: ${err})`, () => {
-      const l = lines();
-      return l.filter((x) => x.startsWith("applied ")).length >= 2 && l[l.length - 1]!.startsWith("applying ");
-    }, 15_000);
+    await waitFor(
+      `the child mid-batch (stderr: ${err})`,
+      () => {
+        const l = lines();
+        return l.filter((x) => x.startsWith("applied ")).length >= 2 && l[l.length - 1]!.startsWith("applying ");
+      },
+      15_000,
+    );
     child.kill("SIGKILL");
     await new Promise((r) => child.once("exit", r));
 
     const l = lines();
-    const interrupted = l.filter((x) => x.startsWith("applying ")).pop()!.split(" ").slice(1).map(Number);
+    const interrupted = l
+      .filter((x) => x.startsWith("applying "))
+      .pop()!
+      .split(" ")
+      .slice(1)
+      .map(Number);
     const childApplied = l.filter((x) => x.startsWith("applied ")).flatMap((x) => x.split(" ").slice(1).map(Number));
     expect(childApplied).not.toContain(interrupted[0]);
 

@@ -10,17 +10,7 @@ import { loadServeConfig } from "../src/config.ts";
 import type { ChangeSubscription } from "../src/events/change-bus.ts";
 import type { Change } from "../src/events/change.ts";
 import { DEFAULT_SCRIPT_KEY } from "../src/simulator/index.ts";
-import {
-  expectCacheAnswersTruth,
-  shotIds,
-  slowWrite,
-  startRig,
-  startSite,
-  tempDir,
-  waitFor,
-  writeShot,
-  type Cleanup,
-} from "./follow-helpers.ts";
+import { expectCacheAnswersTruth, shotIds, slowWrite, startRig, startSite, tempDir, waitFor, writeShot, type Cleanup } from "./follow-helpers.ts";
 
 const cleanups: Cleanup[] = [];
 afterEach(async () => {
@@ -104,7 +94,22 @@ describe("follow: resumable streams", () => {
     const dir = await tempDir(cleanups);
     const config = () => {
       const { help: _h, ...c } = loadServeConfig(
-        ["--site", site.url, "--script-name", site.scriptName, "--state-dir", dir, "--port", "0", "--host", "127.0.0.1", "--poll-interval-ms", "20", "--preload", "Shot"],
+        [
+          "--site",
+          site.url,
+          "--script-name",
+          site.scriptName,
+          "--state-dir",
+          dir,
+          "--port",
+          "0",
+          "--host",
+          "127.0.0.1",
+          "--poll-interval-ms",
+          "20",
+          "--preload",
+          "Shot",
+        ],
         { SHOTGRID_SCRIPT_KEY: DEFAULT_SCRIPT_KEY },
       );
       return c;

@@ -23,10 +23,29 @@ export interface Child {
 
 /** `serve` in demo mode on free ports; resolves once `/readyz` answers 200. */
 export async function startServiceChild(timeoutMs = 20_000): Promise<Child> {
-  const child: ChildProcess = spawn(process.execPath, [BIN, "serve", "--port", "0", "--host", "127.0.0.1", "--demo-site-port", "0", "--log-level", "error", "--heartbeat-s", "1", "--webhook-secret", WEBHOOK_SECRET], {
-    env: { PATH: process.env["PATH"] ?? "" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [
+      BIN,
+      "serve",
+      "--port",
+      "0",
+      "--host",
+      "127.0.0.1",
+      "--demo-site-port",
+      "0",
+      "--log-level",
+      "error",
+      "--heartbeat-s",
+      "1",
+      "--webhook-secret",
+      WEBHOOK_SECRET,
+    ],
+    {
+      env: { PATH: process.env["PATH"] ?? "" },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   let out = "";
   let exit: string | undefined;
   child.stdout!.on("data", (c: Buffer) => (out += c.toString()));
@@ -73,7 +92,12 @@ export interface RawAnswer {
  * Write `bytes` on a fresh connection (in `pieces` writes, optionally half-closing or destroying
  * after), collect whatever comes back until the server closes or `waitMs` passes.
  */
-export function rawExchange(port: number, bytes: Buffer, waitMs: number, opts: { pieces?: number; after?: "keep" | "half-close" | "destroy" } = {}): Promise<RawAnswer> {
+export function rawExchange(
+  port: number,
+  bytes: Buffer,
+  waitMs: number,
+  opts: { pieces?: number; after?: "keep" | "half-close" | "destroy" } = {},
+): Promise<RawAnswer> {
   return new Promise((resolve) => {
     const socket = net.connect(port, "127.0.0.1");
     const chunks: Buffer[] = [];
@@ -110,7 +134,13 @@ export interface H2Answer {
 }
 
 /** One HTTP/2 request on its own session; whatever happens, resolves within `waitMs`. */
-export function h2Exchange(port: number, headers: Record<string, string>, body: Buffer | undefined, waitMs: number, opts: { cancelAfterMs?: number } = {}): Promise<H2Answer> {
+export function h2Exchange(
+  port: number,
+  headers: Record<string, string>,
+  body: Buffer | undefined,
+  waitMs: number,
+  opts: { cancelAfterMs?: number } = {},
+): Promise<H2Answer> {
   return new Promise((resolve) => {
     const answer: H2Answer = { status: 0, headers: {}, trailers: {}, body: Buffer.alloc(0), end: "timeout" };
     const chunks: Buffer[] = [];
@@ -170,11 +200,17 @@ export function envelope(data: Buffer, flags = 0, length = data.length): Buffer 
 }
 
 /** An HTTP/1.1 request's bytes, with a content-length or chunked body. */
-export function h1Request(method: string, path: string, headers: Record<string, string>, body: Buffer | undefined, framing: "length" | "chunked" | "none" = "length"): Buffer {
+export function h1Request(
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body: Buffer | undefined,
+  framing: "length" | "chunked" | "none" = "length",
+): Buffer {
   const lines = [`${method} ${path} HTTP/1.1`, "Host: fuzz", ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)];
   if (body && framing === "length") lines.push(`Content-Length: ${body.length}`);
   if (body && framing === "chunked") lines.push("Transfer-Encoding: chunked");
-  const head = Buffer.from(lines.join("\r\n") + "\r\n\r\n", "latin1");
+  const head = Buffer.from(`${lines.join("\r\n")}\r\n\r\n`, "latin1");
   if (!body || framing === "none") return body ? Buffer.concat([head, body]) : head;
   if (framing === "length") return Buffer.concat([head, body]);
   const parts: Buffer[] = [head];

@@ -59,7 +59,14 @@ describe("redis faults", () => {
       ["delete", () => store.delete("k")],
     ];
     for (const [name, op] of ops) {
-      const error = await settlesWithin(op().then(() => undefined, (e: unknown) => e), BOUND_MS, name);
+      const error = await settlesWithin(
+        op().then(
+          () => undefined,
+          (e: unknown) => e,
+        ),
+        BOUND_MS,
+        name,
+      );
       expect(error, name).toBeInstanceOf(StoreUnavailableError);
       expect((error as StoreUnavailableError).message).not.toContain("redis://");
     }
@@ -70,7 +77,15 @@ describe("redis faults", () => {
     const seed = seedMiniSite(site);
     const backend = new ObservedBackend(site);
     const metrics: CacheMetrics = { ...NOOP_CACHE_METRICS, storeUnavailable: (op) => void unavailable.push(op) };
-    const cache = new ReadThroughCache({ backend, store, preloadTypes: [], maxAgeMs: Infinity, metrics, storeRetryMs: 100, lastAppliedEventId: await site.latestEventId() });
+    const cache = new ReadThroughCache({
+      backend,
+      store,
+      preloadTypes: [],
+      maxAgeMs: Infinity,
+      metrics,
+      storeRetryMs: 100,
+      lastAppliedEventId: await site.latestEventId(),
+    });
     const ids = [...seed.shotsA, ...seed.shotsB];
     for (const id of ids) await cache.getEntity("Shot", id, ["code"]);
     expect((await cache.getEntity("Shot", ids[0]!, ["code"])).freshness.source).toBe("cache");

@@ -3,11 +3,18 @@
  * TYPE pubsub on a private redis-server) flushing it.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { type StoredEntry } from "../src/cache/index.ts";
+import type { StoredEntry } from "../src/cache/index.ts";
 import { NearCache, RedisStore } from "../src/cluster/index.ts";
 import { TestRedisServer, deletePrefix, randomPrefix } from "./support/redis-server.ts";
 
-const entry = (value: unknown, tags: string[], links?: string[]): StoredEntry => ({ value, seq: 1, fetchedAt: 1, asOfEventId: 0, tags, ...(links ? { links } : {}) });
+const entry = (value: unknown, tags: string[], links?: string[]): StoredEntry => ({
+  value,
+  seq: 1,
+  fetchedAt: 1,
+  asOfEventId: 0,
+  tags,
+  ...(links ? { links } : {}),
+});
 
 describe("near cache rules", () => {
   it("is bypassed until activated, and flushed and bypassed again when deactivated", async () => {

@@ -51,6 +51,8 @@ describe("redis-server lookup", () => {
 
   it("fails with the install command when REDIS_SERVER_BIN names nothing", async () => {
     process.env.REDIS_SERVER_BIN = join(tempDir(), "no-such-redis-server");
-    await expect(TestRedisServer.start()).rejects.toThrow(/REDIS_SERVER_BIN=.*no-such-redis-server is not an executable file: install it \(apt-get install redis-server\)/);
+    await expect(TestRedisServer.start()).rejects.toThrow(
+      /REDIS_SERVER_BIN=.*no-such-redis-server is not an executable file: install it \(apt-get install redis-server\)/,
+    );
   });
 });

@@ -17,7 +17,10 @@ describe("--redis configuration", () => {
 
   it("takes the flag or REDIS_URL (flag wins), with the default prefix sgc", () => {
     expect(load(["--redis", "redis://127.0.0.1:7000/2"]).redis).toEqual({ url: "redis://127.0.0.1:7000/2", prefix: "sgc" });
-    expect(load([], { REDIS_URL: "rediss://cache.example:6380", REDIS_PREFIX: "studio" }).redis).toEqual({ url: "rediss://cache.example:6380", prefix: "studio" });
+    expect(load([], { REDIS_URL: "rediss://cache.example:6380", REDIS_PREFIX: "studio" }).redis).toEqual({
+      url: "rediss://cache.example:6380",
+      prefix: "studio",
+    });
     expect(load(["--redis", "redis://a:1", "--redis-prefix", "p1"], { REDIS_URL: "redis://b:2" }).redis).toEqual({ url: "redis://a:1", prefix: "p1" });
   });
 

@@ -114,11 +114,19 @@ describe("service on redis: redis faults", () => {
       await siteUpdate(e2e.site, "shots", id, { code: `${oldCode}_NEW` });
       const follower = e2e.service.follower!;
       // Told by its code, not its wording: readiness below must not count this as a site failure.
-      await pollUntil(async () => follower.status, (s) => s.lastErrorCode === "CACHE_STORE_UNAVAILABLE", 5000);
+      await pollUntil(
+        async () => follower.status,
+        (s) => s.lastErrorCode === "CACHE_STORE_UNAVAILABLE",
+        5000,
+      );
       // Stop this instance's follower retrying (each failed retry also skips the store for a
       // moment): what must keep the old entry from being served is the unwritten invalidation.
       await follower.stop();
-      await pollUntil(async () => e2e.service.cache.storeBypassReason, (r) => r?.includes("invalidation") === true, 5000);
+      await pollUntil(
+        async () => e2e.service.cache.storeBypassReason,
+        (r) => r?.includes("invalidation") === true,
+        5000,
+      );
       for (let i = 0; i < 5; i++) {
         const r = await getShot(id);
         expect(r.status).toBe(200);

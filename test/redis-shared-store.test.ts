@@ -8,7 +8,14 @@ import { RedisStore } from "../src/cluster/index.ts";
 import { MiniSite, ObservedBackend, catchUp, seedMiniSite } from "./cache-helpers.ts";
 import { TestRedisServer, deletePrefix, randomPrefix } from "./support/redis-server.ts";
 
-const entry = (value: unknown, seq: number, tags: string[], links?: string[]): StoredEntry => ({ value, seq, fetchedAt: 1, asOfEventId: 0, tags, ...(links ? { links } : {}) });
+const entry = (value: unknown, seq: number, tags: string[], links?: string[]): StoredEntry => ({
+  value,
+  seq,
+  fetchedAt: 1,
+  asOfEventId: 0,
+  tags,
+  ...(links ? { links } : {}),
+});
 
 describe("redis store shared by two instances", () => {
   let server: TestRedisServer;
@@ -99,7 +106,10 @@ describe("redis store shared by two instances", () => {
     await catchUp(cacheA, site);
     gate.open();
     expect((await slow).value?.fields.code).toBe("A20"); // its caller gets it, marked shotgrid
-    for (const [shotId, code] of [[id, "A10_NEW"], [other, "A20_NEW"]] as const) {
+    for (const [shotId, code] of [
+      [id, "A10_NEW"],
+      [other, "A20_NEW"],
+    ] as const) {
       const answer = await cacheB.getEntity("Shot", shotId, ["code"]);
       expect(answer.value?.fields.code).toBe(code);
       expect(answer.freshness.source).toBe("shotgrid");

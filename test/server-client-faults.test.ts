@@ -53,7 +53,11 @@ describe("malformed protobuf is the caller's fault: invalid_argument", () => {
   });
 
   it("Connect GET with encoding=proto", async () => {
-    const res = await rawExchange(port, h1Request("GET", `${SVC}/GetEntity?connect=v1&encoding=proto&base64=1&message=${TRUNCATED.toString("base64url")}`, { connection: "close" }, undefined), 3000);
+    const res = await rawExchange(
+      port,
+      h1Request("GET", `${SVC}/GetEntity?connect=v1&encoding=proto&base64=1&message=${TRUNCATED.toString("base64url")}`, { connection: "close" }, undefined),
+      3000,
+    );
     expect(res.status).toBe(400);
     expect(JSON.parse(bodyOf(res.text))).toMatchObject({ code: "invalid_argument", message: expect.stringMatching(/^parse binary: premature EOF/) });
   });
@@ -85,7 +89,11 @@ describe("malformed protobuf is the caller's fault: invalid_argument", () => {
 
 describe("other requests the framework answered badly", () => {
   it("invalid base64 in a Connect GET: invalid_argument naming the parameter", async () => {
-    const res = await rawExchange(port, h1Request("GET", `${SVC}/GetEntity?connect=v1&encoding=json&base64=1&message=!!!!`, { connection: "close" }, undefined), 3000);
+    const res = await rawExchange(
+      port,
+      h1Request("GET", `${SVC}/GetEntity?connect=v1&encoding=json&base64=1&message=!!!!`, { connection: "close" }, undefined),
+      3000,
+    );
     expect(res.status).toBe(400);
     expect(JSON.parse(bodyOf(res.text))).toMatchObject({ code: "invalid_argument", message: expect.stringContaining('"message" is not valid base64') });
     expect(logged.some((l) => l.includes("GetEntity") && l.includes("not valid base64"))).toBe(true);
@@ -109,11 +117,24 @@ describe("other requests the framework answered badly", () => {
   });
 
   it("a wrong method (405) or a bidirectional stream over HTTP/1.1 (505): a body saying what to do", async () => {
-    const put = await rawExchange(port, h1Request("PUT", `${SVC}/GetEntity`, { "content-type": "application/json", connection: "close" }, Buffer.from("{}")), 3000);
+    const put = await rawExchange(
+      port,
+      h1Request("PUT", `${SVC}/GetEntity`, { "content-type": "application/json", connection: "close" }, Buffer.from("{}")),
+      3000,
+    );
     expect(put.status).toBe(405);
     expect(JSON.parse(bodyOf(put.text)).message).toContain("does not accept PUT: use POST or GET");
     // No "connection: close" from the client: the server's own header must close the connection.
-    const bidi = await rawExchange(port, h1Request("POST", "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", { "content-type": "application/grpc-web+proto" }, envelope(Buffer.alloc(0))), 3000);
+    const bidi = await rawExchange(
+      port,
+      h1Request(
+        "POST",
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        { "content-type": "application/grpc-web+proto" },
+        envelope(Buffer.alloc(0)),
+      ),
+      3000,
+    );
     expect(bidi.status).toBe(505);
     expect(JSON.parse(bodyOf(bidi.text)).message).toContain("needs HTTP/2");
     // Still closes the connection, so a client expecting full duplex is not left hanging.

@@ -70,10 +70,12 @@ describe("graceful close", () => {
     const agent = new http.Agent({ keepAlive: true });
     try {
       await new Promise<void>((resolve, reject) => {
-        http.get({ host: "127.0.0.1", port, path: "/healthz", agent }, (res) => {
-          res.resume();
-          res.on("end", resolve);
-        }).on("error", reject);
+        http
+          .get({ host: "127.0.0.1", port, path: "/healthz", agent }, (res) => {
+            res.resume();
+            res.on("end", resolve);
+          })
+          .on("error", reject);
       });
       const client = createClient(CacheService, createGrpcTransport({ baseUrl: url }));
       await client.getEntity({ entityType: "Shot", id: SHOT_ID });

@@ -121,7 +121,9 @@ describe("the reflection protocol", () => {
   it("serves v1alpha with the same answers", async () => {
     const client = createClient(v1alpha.ServerReflection, createGrpcTransport({ baseUrl: url }));
     async function* one() {
-      yield create(v1alpha.ServerReflectionRequestSchema, { messageRequest: { case: "fileContainingSymbol", value: "grpc.reflection.v1alpha.ServerReflection" } });
+      yield create(v1alpha.ServerReflectionRequestSchema, {
+        messageRequest: { case: "fileContainingSymbol", value: "grpc.reflection.v1alpha.ServerReflection" },
+      });
     }
     const answers = [];
     for await (const res of client.serverReflectionInfo(one())) answers.push(res);

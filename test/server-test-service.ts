@@ -4,12 +4,7 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter, type ServiceImpl } from "@connectrpc/connect";
-import {
-  CacheService,
-  GetEntityResponseSchema,
-  QueryResponseSchema,
-  WatchChangesResponseSchema,
-} from "../gen/shotgrid/cache/v1/cache_pb.ts";
+import { CacheService, GetEntityResponseSchema, QueryResponseSchema, WatchChangesResponseSchema } from "../gen/shotgrid/cache/v1/cache_pb.ts";
 import { createServer, type Server, type ServerOptions } from "../src/server/index.ts";
 
 export const SHOT_ID = 1234;
@@ -49,7 +44,10 @@ export function testService(): { impl: ServiceImpl<typeof CacheService>; control
     },
     async query(req) {
       return create(QueryResponseSchema, {
-        entities: [{ type: req.entityType, id: 1 }, { type: req.entityType, id: 2 }],
+        entities: [
+          { type: req.entityType, id: 1 },
+          { type: req.entityType, id: 2 },
+        ],
         freshness: { source: "shotgrid" },
       });
     },
@@ -68,9 +66,7 @@ export function testService(): { impl: ServiceImpl<typeof CacheService>; control
 }
 
 /** A listening server with the test service; `close()` it in afterAll/afterEach. */
-export async function startTestServer(
-  options: Partial<ServerOptions> = {},
-): Promise<{ server: Server; url: string; port: number; controls: TestControls }> {
+export async function startTestServer(options: Partial<ServerOptions> = {}): Promise<{ server: Server; url: string; port: number; controls: TestControls }> {
   const { impl, controls } = testService();
   const server = createServer({
     version: "0.0.0-test",

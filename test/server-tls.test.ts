@@ -29,9 +29,23 @@ let port: number;
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "server-tls-"));
   await run("openssl", [
-    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-    "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"), "-days", "1",
-    "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-keyout",
+    join(dir, "key.pem"),
+    "-out",
+    join(dir, "cert.pem"),
+    "-days",
+    "1",
+    "-subj",
+    "/CN=localhost",
+    "-addext",
+    "subjectAltName=IP:127.0.0.1,DNS:localhost",
   ]);
   cert = readFileSync(join(dir, "cert.pem"));
   ({ server, url, port } = await startTestServer({ tls: { cert, key: readFileSync(join(dir, "key.pem")) } }));
@@ -50,7 +64,15 @@ describe("TLS with ALPN on one port", () => {
     const body = JSON.stringify({ entityType: "Shot", id: SHOT_ID });
     const res = await new Promise<{ version: string; alpn: string | false | null; status: number; body: string }>((resolve, reject) => {
       const req = https.request(
-        { host: "127.0.0.1", port, method: "POST", path: "/shotgrid.cache.v1.CacheService/GetEntity", ca: cert, agent: false, headers: { "content-type": "application/json" } },
+        {
+          host: "127.0.0.1",
+          port,
+          method: "POST",
+          path: "/shotgrid.cache.v1.CacheService/GetEntity",
+          ca: cert,
+          agent: false,
+          headers: { "content-type": "application/json" },
+        },
         (r) => {
           let text = "";
           r.setEncoding("utf8");

@@ -83,7 +83,11 @@ describe("api3 info and credentials", () => {
 
   it("refuses wrong or missing credentials with HTTP 200, exception and error_code 102, naming who", async () => {
     const args = { type: "Shot", return_fields: ["code"] };
-    expect(await fault("read", args, { script_name: "test-script", script_key: "nope" })).toEqual({ exception: true, message: "Can't authenticate script 'test-script'", error_code: 102 });
+    expect(await fault("read", args, { script_name: "test-script", script_key: "nope" })).toEqual({
+      exception: true,
+      message: "Can't authenticate script 'test-script'",
+      error_code: 102,
+    });
     expect(await fault("read", args, { user_login: "ana", user_password: "bad" })).toMatchObject({ error_code: 102, message: "Can't authenticate user 'ana'" });
     expect(await fault("read", args, { session_token: "not-a-token" })).toMatchObject({ error_code: 102 });
     expect(await fault("read", args, {})).toMatchObject({ error_code: 102 });
@@ -98,7 +102,11 @@ describe("api3 info and credentials", () => {
     const { session_id } = await call("get_session_token", undefined, user);
     expect(typeof session_id).toBe("string");
     const before = site.sim.store.latestEventId;
-    const rec = await call("create", { type: "Asset", fields: [{ field_name: "code", value: "api3-ana-asset" }], return_fields: ["created_by"] }, { session_token: session_id, reject_if_expired: true, session_uuid: "sess-ana-1" });
+    const rec = await call(
+      "create",
+      { type: "Asset", fields: [{ field_name: "code", value: "api3-ana-asset" }], return_fields: ["created_by"] },
+      { session_token: session_id, reject_if_expired: true, session_uuid: "sess-ana-1" },
+    );
     expect(rec.created_by).toMatchObject({ type: "HumanUser", name: "Ana Lima" });
     const evs = await eventsAfter(before);
     expect(evs.length).toBeGreaterThan(0);
@@ -109,14 +117,25 @@ describe("api3 info and credentials", () => {
   });
 
   it("sudo_as_login writes as that user; an unknown login is refused with 102", async () => {
-    const rec = await call("create", { type: "Asset", fields: [{ field_name: "code", value: "api3-sudo-asset" }], return_fields: ["created_by"] }, { ...SCRIPT, sudo_as_login: "ana" });
+    const rec = await call(
+      "create",
+      { type: "Asset", fields: [{ field_name: "code", value: "api3-sudo-asset" }], return_fields: ["created_by"] },
+      { ...SCRIPT, sudo_as_login: "ana" },
+    );
     expect(rec.created_by).toMatchObject({ type: "HumanUser", name: "Ana Lima" });
-    expect(await fault("read", { type: "Shot" }, { ...SCRIPT, sudo_as_login: "nobody" })).toMatchObject({ error_code: 102, message: expect.stringContaining("sudo_as_login") });
+    expect(await fault("read", { type: "Shot" }, { ...SCRIPT, sudo_as_login: "nobody" })).toMatchObject({
+      error_code: 102,
+      message: expect.stringContaining("sudo_as_login"),
+    });
   });
 
   it("the realism knobs apply to api3 calls as to REST ones", async () => {
     site.sim.knobs.injectMalformed("html-502", 1);
-    const a = await fetch(`${site.sim.url}/api3/json`, { method: "POST", body: JSON.stringify({ method_name: "info", params: [] }), signal: AbortSignal.timeout(10_000) });
+    const a = await fetch(`${site.sim.url}/api3/json`, {
+      method: "POST",
+      body: JSON.stringify({ method_name: "info", params: [] }),
+      signal: AbortSignal.timeout(10_000),
+    });
     expect(a.status).toBe(502);
     await a.text();
     expect((await rpc("info", [])).status).toBe(200);
@@ -130,7 +149,11 @@ describe("api3 info and credentials", () => {
       const token = got.body.results.session_id;
       expect((await rpc("read", [{ session_token: token }, { type: "Shot" }], other.sim.url)).body.results.entities).toEqual([]);
       other.sim.expireTokens();
-      expect((await rpc("read", [{ session_token: token }, { type: "Shot" }], other.sim.url)).body).toEqual({ exception: true, message: "The session token has expired.", error_code: 102 });
+      expect((await rpc("read", [{ session_token: token }, { type: "Shot" }], other.sim.url)).body).toEqual({
+        exception: true,
+        message: "The session token has expired.",
+        error_code: 102,
+      });
     } finally {
       await other.close();
     }
@@ -139,18 +162,64 @@ describe("api3 info and credentials", () => {
 
 describe("api3 read", () => {
   const questions: Array<{ name: string; rest: Json; filters: unknown[]; op?: "and" | "or"; sorts?: Json; fields: string[] }> = [
-    { name: "status in, sorted by code desc", rest: { sort: "-code" }, filters: [["sg_status_list", "in", ["ip", "rev"]]], sorts: [{ field_name: "code", direction: "desc" }], fields: ["code", "sg_status_list", "sg_sequence", "created_at", "assets"] },
-    { name: "deep path filter and field", rest: { sort: "id" }, filters: [["sg_sequence.Sequence.code", "ends_with", "0"], ["sg_cut_in", "between", 1000, 1100]], fields: ["code", "sg_sequence.Sequence.code", "project.Project.name", "sg_cut_in"] },
-    { name: "or group", rest: {}, filters: [["code", "contains", "0010"], ["sg_status_list", "is", "fin"]], op: "or", fields: ["code", "updated_by"] },
-    { name: "links: is, type_is, name_contains", rest: {}, filters: [["project", "is", { type: "Project", id: 1 }], ["sg_sequence", "type_is", "Sequence"], ["sg_sequence", "name_contains", "_0"]], fields: ["code", "project"] },
+    {
+      name: "status in, sorted by code desc",
+      rest: { sort: "-code" },
+      filters: [["sg_status_list", "in", ["ip", "rev"]]],
+      sorts: [{ field_name: "code", direction: "desc" }],
+      fields: ["code", "sg_status_list", "sg_sequence", "created_at", "assets"],
+    },
+    {
+      name: "deep path filter and field",
+      rest: { sort: "id" },
+      filters: [
+        ["sg_sequence.Sequence.code", "ends_with", "0"],
+        ["sg_cut_in", "between", 1000, 1100],
+      ],
+      fields: ["code", "sg_sequence.Sequence.code", "project.Project.name", "sg_cut_in"],
+    },
+    {
+      name: "or group",
+      rest: {},
+      filters: [
+        ["code", "contains", "0010"],
+        ["sg_status_list", "is", "fin"],
+      ],
+      op: "or",
+      fields: ["code", "updated_by"],
+    },
+    {
+      name: "links: is, type_is, name_contains",
+      rest: {},
+      filters: [
+        ["project", "is", { type: "Project", id: 1 }],
+        ["sg_sequence", "type_is", "Sequence"],
+        ["sg_sequence", "name_contains", "_0"],
+      ],
+      fields: ["code", "project"],
+    },
   ];
 
   for (const q of questions) {
     it(`equals the REST read for the same question: ${q.name}`, async () => {
       const restFilters = q.op === "or" ? { logical_operator: "or", conditions: q.filters } : q.filters;
-      const rest = await site.request("POST", "/entity/Shot/_search", { filters: restFilters, fields: q.fields.join(","), ...q.rest, page: { size: 500 } }, q.op === "or" ? "application/vnd+shotgun.api3_hash+json" : ARRAY_CT);
+      const rest = await site.request(
+        "POST",
+        "/entity/Shot/_search",
+        { filters: restFilters, fields: q.fields.join(","), ...q.rest, page: { size: 500 } },
+        q.op === "or" ? "application/vnd+shotgun.api3_hash+json" : ARRAY_CT,
+      );
       expect(rest.status).toBe(200);
-      const api3 = await call("read", { type: "Shot", return_fields: q.fields, filters: api3Filters(q.filters, q.op), sorts: q.sorts, paging: { entities_per_page: 500, current_page: 1 }, return_only: "active", return_paging_info_without_counts: true, api_return_image_urls: true });
+      const api3 = await call("read", {
+        type: "Shot",
+        return_fields: q.fields,
+        filters: api3Filters(q.filters, q.op),
+        sorts: q.sorts,
+        paging: { entities_per_page: 500, current_page: 1 },
+        return_only: "active",
+        return_paging_info_without_counts: true,
+        api_return_image_urls: true,
+      });
       expect(api3.entities.length).toBeGreaterThan(0);
       expect(api3.entities).toEqual(rest.body.data.map(restAsApi3));
       expect(api3.paging_info).toEqual({ has_next_page: false });
@@ -158,7 +227,8 @@ describe("api3 read", () => {
   }
 
   it("gives links as {type,id,name}, date-times as YYYY-MM-DDTHH:MM:SSZ, dates as YYYY-MM-DD, and type and id on every entity", async () => {
-    const [p] = (await call("read", { type: "Project", return_fields: ["name", "start_date", "created_at", "users"], filters: api3Filters([["id", "is", 1]]) })).entities;
+    const [p] = (await call("read", { type: "Project", return_fields: ["name", "start_date", "created_at", "users"], filters: api3Filters([["id", "is", 1]]) }))
+      .entities;
     expect(Object.keys(p).slice(0, 2)).toEqual(["type", "id"]);
     expect(p.created_at).toMatch(DATE_TIME);
     expect(p.start_date).toMatch(/^\d{4}-\d\d-\d\d$/);
@@ -198,7 +268,9 @@ describe("api3 read", () => {
     expect((await call("read", { type: "Shot", filters: byCode("api3-arch-shot") })).entities).toHaveLength(1);
     expect((await call("read", { type: "Shot", filters: byCode("api3-arch-shot"), include_archived_projects: false })).entities).toHaveLength(0);
     expect((await call("read", { type: "Shot", filters: byCode("api3-retired-shot") })).entities).toHaveLength(0);
-    expect((await call("read", { type: "Shot", filters: byCode("api3-retired-shot"), return_only: "retired" })).entities).toEqual([{ type: "Shot", id: gone.id }]);
+    expect((await call("read", { type: "Shot", filters: byCode("api3-retired-shot"), return_only: "retired" })).entities).toEqual([
+      { type: "Shot", id: gone.id },
+    ]);
     expect(shot.id).toBeGreaterThan(0);
   });
 
@@ -229,7 +301,15 @@ describe("api3 writes", () => {
       ],
       return_fields: ["sg_status_list", "created_at"],
     });
-    expect(rec).toEqual({ type: "Shot", id: expect.any(Number), code: "api3-create-1", project: { id: 1, name: expect.any(String), type: "Project" }, sg_cut_in: 1001, sg_status_list: "wtg", created_at: expect.stringMatching(DATE_TIME) });
+    expect(rec).toEqual({
+      type: "Shot",
+      id: expect.any(Number),
+      code: "api3-create-1",
+      project: { id: 1, name: expect.any(String), type: "Project" },
+      sg_cut_in: 1001,
+      sg_status_list: "wtg",
+      created_at: expect.stringMatching(DATE_TIME),
+    });
     const read = await call("read", { type: "Shot", filters: api3Filters([["id", "is", rec.id]]), return_fields: ["code", "sg_cut_in"] });
     expect(read.entities).toEqual([{ type: "Shot", id: rec.id, code: "api3-create-1", sg_cut_in: 1001 }]);
     expect((await site.get(`/entity/Shot/${rec.id}?fields=code`)).body.data.attributes.code).toBe("api3-create-1");
@@ -246,10 +326,28 @@ describe("api3 writes", () => {
     const a3 = site.sim.store.create("Asset", { code: "api3-a3" }, { user: site.sim.scriptUser });
     const shot = site.sim.store.create("Shot", { code: "api3-upd", assets: [{ type: "Asset", id: a1.id }] }, { user: site.sim.scriptUser });
     const link = (r: { id: number }) => ({ type: "Asset", id: r.id });
-    const assetsOf = async () => (await call("read", { type: "Shot", filters: api3Filters([["id", "is", shot.id]]), return_fields: ["assets"] })).entities[0].assets.map((l: Json) => l.id);
+    const assetsOf = async () =>
+      (await call("read", { type: "Shot", filters: api3Filters([["id", "is", shot.id]]), return_fields: ["assets"] })).entities[0].assets.map(
+        (l: Json) => l.id,
+      );
     const before = site.sim.store.latestEventId;
-    const up = await call("update", { type: "Shot", id: shot.id, fields: [{ field_name: "assets", value: [link(a2)], multi_entity_update_mode: "add" }, { field_name: "description", value: "changed" }] });
-    expect(up).toEqual({ type: "Shot", id: shot.id, assets: [{ id: a1.id, name: "api3-a1", type: "Asset" }, { id: a2.id, name: "api3-a2", type: "Asset" }], description: "changed" });
+    const up = await call("update", {
+      type: "Shot",
+      id: shot.id,
+      fields: [
+        { field_name: "assets", value: [link(a2)], multi_entity_update_mode: "add" },
+        { field_name: "description", value: "changed" },
+      ],
+    });
+    expect(up).toEqual({
+      type: "Shot",
+      id: shot.id,
+      assets: [
+        { id: a1.id, name: "api3-a1", type: "Asset" },
+        { id: a2.id, name: "api3-a2", type: "Asset" },
+      ],
+      description: "changed",
+    });
     const evs = await eventsAfter(before);
     expect(evs.map((e) => e.attributes.attribute_name)).toEqual(["assets", "description"]);
     expect(evs[0].attributes.meta).toMatchObject({ added: [{ type: "Asset", id: a2.id }], removed: [] });
@@ -257,7 +355,9 @@ describe("api3 writes", () => {
     expect(await assetsOf()).toEqual([a2.id]);
     await call("update", { type: "Shot", id: shot.id, fields: [{ field_name: "assets", value: [link(a3)], multi_entity_update_mode: "set" }] });
     expect(await assetsOf()).toEqual([a3.id]);
-    expect((await fault("update", { type: "Shot", id: shot.id, fields: [{ field_name: "assets", value: [], multi_entity_update_mode: "merge" }] })).message).toContain("fields[0].multi_entity_update_mode");
+    expect(
+      (await fault("update", { type: "Shot", id: shot.id, fields: [{ field_name: "assets", value: [], multi_entity_update_mode: "merge" }] })).message,
+    ).toContain("fields[0].multi_entity_update_mode");
     expect((await fault("update", { type: "Shot", id: shot.id, fields: [{ field_name: "sg_cut_in", value: "x" }] })).message).toContain("Shot.sg_cut_in");
     expect((await fault("update", { type: "Shot", id: 999_999, fields: [{ field_name: "code", value: "x" }] })).error_code).toBe(104);
   });
@@ -308,7 +408,9 @@ describe("api3 writes", () => {
     expect(site.sim.store.nextEventIdValue).toBe(nextEvent);
     expect((await call("read", { type: "Shot", filters: api3Filters([["code", "is", "api3-rollback-new"]]) })).entities).toEqual([]);
     // The index is named even when the value at fault spells "batch".
-    expect((await fault("batch", [{ request_type: "update", type: "Shot", id: target.id, fields: [{ field_name: "sg_cut_in", value: "batch" }] }])).message).toMatch(/^API batch\(\) request 0 \(update\): API write Shot.sg_cut_in/);
+    expect(
+      (await fault("batch", [{ request_type: "update", type: "Shot", id: target.id, fields: [{ field_name: "sg_cut_in", value: "batch" }] }])).message,
+    ).toMatch(/^API batch\(\) request 0 \(update\): API write Shot.sg_cut_in/);
     expect((await fault("batch", [{ request_type: "upsert", type: "Shot" }])).message).toContain("request_type");
     expect((await fault("batch", [])).message).toContain("non-empty list");
   });
@@ -331,18 +433,32 @@ describe("api3 summarize", () => {
       [null, "wtg", 7],
     ];
     rows.forEach(([seq, status, cut], i) =>
-      s.create("Shot", { code: `api3-sum-${i}`, project, sg_status_list: status, sg_cut_in: cut, ...(seq ? { sg_sequence: { type: "Sequence", id: seq } } : {}) }, ctx),
+      s.create(
+        "Shot",
+        { code: `api3-sum-${i}`, project, sg_status_list: status, sg_cut_in: cut, ...(seq ? { sg_sequence: { type: "Sequence", id: seq } } : {}) },
+        ctx,
+      ),
     );
   });
 
-  const summaries = [{ field: "id", type: "count" }, { field: "sg_cut_in", type: "sum" }, { field: "sg_cut_in", type: "maximum" }];
+  const summaries = [
+    { field: "id", type: "count" },
+    { field: "sg_cut_in", type: "sum" },
+    { field: "sg_cut_in", type: "maximum" },
+  ];
 
   it("totals and groups by an entity field then a status, nested, in the documented shape", async () => {
     const r = await call("summarize", {
       type: "Shot",
-      summaries: [{ field: "id", type: "count" }, { field: "sg_cut_in", type: "sum" }],
+      summaries: [
+        { field: "id", type: "count" },
+        { field: "sg_cut_in", type: "sum" },
+      ],
       filters: api3Filters([["project", "is", project]]),
-      grouping: [{ field: "sg_sequence", type: "exact", direction: "asc" }, { field: "sg_status_list", type: "exact", direction: "desc" }],
+      grouping: [
+        { field: "sg_sequence", type: "exact", direction: "asc" },
+        { field: "sg_status_list", type: "exact", direction: "desc" },
+      ],
     });
     expect(r.summaries).toEqual({ id: 6, sg_cut_in: 6266 });
     expect(r.groups.map((g: Json) => g.group_name)).toEqual(["AAA", "BBB", ""]);
@@ -361,23 +477,41 @@ describe("api3 summarize", () => {
   });
 
   it("buckets numbers (tens, hundreds, thousands) and dates (day … year), desc when asked", async () => {
-    const byHundreds = await call("summarize", { type: "Shot", summaries, filters: api3Filters([["project", "is", project]]), grouping: [{ field: "sg_cut_in", type: "hundreds", direction: "desc" }] });
+    const byHundreds = await call("summarize", {
+      type: "Shot",
+      summaries,
+      filters: api3Filters([["project", "is", project]]),
+      grouping: [{ field: "sg_cut_in", type: "hundreds", direction: "desc" }],
+    });
     expect(byHundreds.groups.map((g: Json) => [g.group_value, g.group_name, g.summaries.id])).toEqual([
       [2000, "2000 - 2099", 1],
       [1100, "1100 - 1199", 1],
       [1000, "1000 - 1099", 3],
       [0, "0 - 99", 1],
     ]);
-    const byYear = await call("summarize", { type: "Shot", summaries, filters: api3Filters([["project", "is", project]]), grouping: [{ field: "created_at", type: "year" }] });
+    const byYear = await call("summarize", {
+      type: "Shot",
+      summaries,
+      filters: api3Filters([["project", "is", project]]),
+      grouping: [{ field: "created_at", type: "year" }],
+    });
     expect(byYear.groups).toHaveLength(1);
     expect(byYear.groups[0].group_value).toMatch(/^\d{4}-01-01$/);
     expect(byYear.groups[0].summaries.id).toBe(6);
   });
 
   it("REST _summarize honours grouping too and answers the same groups", async () => {
-    const grouping = [{ field: "sg_sequence", type: "exact", direction: "asc" }, { field: "sg_cut_in", type: "tens", direction: "asc" }];
+    const grouping = [
+      { field: "sg_sequence", type: "exact", direction: "asc" },
+      { field: "sg_cut_in", type: "tens", direction: "asc" },
+    ];
     const api3 = await call("summarize", { type: "Shot", summaries, filters: api3Filters([["project", "is", project]]), grouping });
-    const rest = await site.request("POST", "/entity/Shot/_summarize", { filters: [["project", "is", project]], summary_fields: summaries, grouping }, ARRAY_CT);
+    const rest = await site.request(
+      "POST",
+      "/entity/Shot/_summarize",
+      { filters: [["project", "is", project]], summary_fields: summaries, grouping },
+      ARRAY_CT,
+    );
     expect(rest.status).toBe(200);
     expect(rest.body.data.groups).toHaveLength(3);
     expect(rest.body.data.groups[0].groups.map((g: Json) => g.group_value)).toEqual([1000, 1010, 1090]);
@@ -387,7 +521,9 @@ describe("api3 summarize", () => {
   it("names the parameter at fault", async () => {
     const base = { type: "Shot", summaries, filters: api3Filters([["project", "is", project]]) };
     expect((await fault("summarize", { ...base, grouping: [{ field: "sg_cut_in", type: "fortnights" }] })).message).toContain("grouping[0].type");
-    expect((await fault("summarize", { ...base, grouping: [{ field: "code", type: "tens" }] })).message).toContain("grouping[0].type tens does not apply to Shot.code");
+    expect((await fault("summarize", { ...base, grouping: [{ field: "code", type: "tens" }] })).message).toContain(
+      "grouping[0].type tens does not apply to Shot.code",
+    );
     expect((await fault("summarize", { ...base, grouping: [{ field: "nope", type: "exact" }] })).message).toContain("grouping[0].field");
     expect((await fault("summarize", { ...base, grouping: [{ field: "code", direction: "up" }] })).message).toContain("grouping[0].direction");
     expect((await fault("summarize", { ...base, summaries: [{ field: "id", type: "median" }] })).message).toContain("summaries[0].type");
@@ -435,7 +571,9 @@ describe("a non-JS client", () => {
       const created = py.sim.store.get("Shot", seen.created_id)!;
       expect(created.fields["code"]).toBe("py-smoke-été");
       expect(seen.created_code).toBe("py-smoke-été");
-      const events = [...py.sim.store.records("EventLogEntry")].filter((e) => (e.fields["entity"] as { id: number; type: string } | undefined)?.id === seen.created_id && e.fields["event_type"] === "Shotgun_Shot_New");
+      const events = [...py.sim.store.records("EventLogEntry")].filter(
+        (e) => (e.fields["entity"] as { id: number; type: string } | undefined)?.id === seen.created_id && e.fields["event_type"] === "Shotgun_Shot_New",
+      );
       expect(events).toHaveLength(1);
       const byStatus = new Map<string, number>();
       for (const r of shots) byStatus.set(String(r.fields["sg_status_list"]), (byStatus.get(String(r.fields["sg_status_list"])) ?? 0) + 1);

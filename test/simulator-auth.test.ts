@@ -20,7 +20,9 @@ describe("simulator auth", () => {
     expect(Object.keys(tok.body)).toEqual(["token_type", "access_token", "expires_in", "refresh_token"]);
     expect(tok.body.token_type).toBe("Bearer");
     expect(tok.body.expires_in).toBe(600);
-    const p = await toAnswer(await fetch(`${sim.url}/api/v1.1/entity/ApiUser/${sim.scriptUser.id}`, { headers: { authorization: `Bearer ${tok.body.access_token}` } }));
+    const p = await toAnswer(
+      await fetch(`${sim.url}/api/v1.1/entity/ApiUser/${sim.scriptUser.id}`, { headers: { authorization: `Bearer ${tok.body.access_token}` } }),
+    );
     expect(p.status).toBe(200);
     expect(p.body.data.attributes.firstname).toBe("s");
   });

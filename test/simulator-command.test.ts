@@ -6,7 +6,9 @@ const BIN = new URL("../bin/shotgrid-cache.mjs", import.meta.url).pathname;
 
 describe("shotgrid-cache simulator command", () => {
   it("prints its URL and script name (not a custom key), serves the REST API, and stops on SIGTERM", async () => {
-    const child = spawn(process.execPath, [BIN, "simulator", "--port", "0", "--script-name", "s", "--script-key", "k-secret", "--shots", "12"], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [BIN, "simulator", "--port", "0", "--script-name", "s", "--script-key", "k-secret", "--shots", "12"], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let out = "";
     const url = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no URL printed: ${out}`)), 15_000);
@@ -43,7 +45,9 @@ describe("shotgrid-cache simulator command", () => {
   });
 
   it("starts an outage window from the command line and ends it", async () => {
-    const child = spawn(process.execPath, [BIN, "simulator", "--port", "0", "--shots", "3", "--outage-after-s", "0.3", "--outage-s", "0.6"], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [BIN, "simulator", "--port", "0", "--shots", "3", "--outage-after-s", "0.3", "--outage-s", "0.6"], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     try {
       let out = "";
       const url = await new Promise<string>((resolve, reject) => {

@@ -15,9 +15,45 @@ beforeAll(async () => {
   s.insert("Asset", { id: 100, code: "Hero", project: { type: "Project", id: 1 } });
   s.insert("Asset", { id: 101, code: "Boat", project: { type: "Project", id: 1 } });
   const iso = (ms: number) => new Date(ms).toISOString();
-  s.insert("Shot", { id: 1, code: "SH010", project: { type: "Project", id: 1 }, sg_sequence: { type: "Sequence", id: 10 }, sg_cut_in: 1001, sg_frame_rate: 24, sg_omit: true, assets: [{ type: "Asset", id: 100 }], tag_list: ["hero"], sg_target_date: "2025-06-18", created_at: iso(NOW - 2 * 3600_000), description: "Wide establishing shot" });
-  s.insert("Shot", { id: 2, code: "SH020", project: { type: "Project", id: 1 }, sg_sequence: { type: "Sequence", id: 10 }, sg_cut_in: 1010, sg_frame_rate: 25, assets: [{ type: "Asset", id: 100 }, { type: "Asset", id: 101 }], sg_target_date: "2025-06-10", created_at: iso(NOW - 3 * DAY), description: "Close up" });
-  s.insert("Shot", { id: 3, code: "BX030", project: { type: "Project", id: 2 }, sg_sequence: { type: "Sequence", id: 20 }, sg_cut_in: 1100, sg_target_date: "2025-07-02", created_at: iso(NOW - 40 * DAY), image: "https://example.invalid/t.jpg" });
+  s.insert("Shot", {
+    id: 1,
+    code: "SH010",
+    project: { type: "Project", id: 1 },
+    sg_sequence: { type: "Sequence", id: 10 },
+    sg_cut_in: 1001,
+    sg_frame_rate: 24,
+    sg_omit: true,
+    assets: [{ type: "Asset", id: 100 }],
+    tag_list: ["hero"],
+    sg_target_date: "2025-06-18",
+    created_at: iso(NOW - 2 * 3600_000),
+    description: "Wide establishing shot",
+  });
+  s.insert("Shot", {
+    id: 2,
+    code: "SH020",
+    project: { type: "Project", id: 1 },
+    sg_sequence: { type: "Sequence", id: 10 },
+    sg_cut_in: 1010,
+    sg_frame_rate: 25,
+    assets: [
+      { type: "Asset", id: 100 },
+      { type: "Asset", id: 101 },
+    ],
+    sg_target_date: "2025-06-10",
+    created_at: iso(NOW - 3 * DAY),
+    description: "Close up",
+  });
+  s.insert("Shot", {
+    id: 3,
+    code: "BX030",
+    project: { type: "Project", id: 2 },
+    sg_sequence: { type: "Sequence", id: 20 },
+    sg_cut_in: 1100,
+    sg_target_date: "2025-07-02",
+    created_at: iso(NOW - 40 * DAY),
+    image: "https://example.invalid/t.jpg",
+  });
   s.insert("Shot", { id: 4, code: "ZZ040", project: { type: "Project", id: 2 }, created_at: iso(NOW + 2 * DAY) });
 });
 afterAll(() => site.close());
@@ -64,7 +100,18 @@ describe("simulator filters", () => {
     expect(await match([["sg_sequence", "is", { type: "Sequence", id: 10 }]])).toEqual([1, 2]);
     expect(await match([["sg_sequence", "is", null]])).toEqual([4]);
     expect(await match([["sg_sequence", "is_not", null]])).toEqual([1, 2, 3]);
-    expect(await match([["sg_sequence", "in", [{ type: "Sequence", id: 20 }, { type: "Sequence", id: 10 }]]])).toEqual([1, 2, 3]);
+    expect(
+      await match([
+        [
+          "sg_sequence",
+          "in",
+          [
+            { type: "Sequence", id: 20 },
+            { type: "Sequence", id: 10 },
+          ],
+        ],
+      ]),
+    ).toEqual([1, 2, 3]);
     expect(await match([["assets", "is", { type: "Asset", id: 101 }]])).toEqual([2]);
     expect(await match([["assets", "is_not", { type: "Asset", id: 100 }]])).toEqual([3, 4]);
     expect(await match([["assets", "in", [{ type: "Asset", id: 101 }]]])).toEqual([2]);
@@ -119,7 +166,13 @@ describe("simulator filters", () => {
       logical_operator: "or",
       conditions: [
         ["code", "is", "ZZ040"],
-        { logical_operator: "and", conditions: [["sg_sequence.Sequence.code", "is", "SQ010"], ["sg_cut_in", "greater_than", 1001]] },
+        {
+          logical_operator: "and",
+          conditions: [
+            ["sg_sequence.Sequence.code", "is", "SQ010"],
+            ["sg_cut_in", "greater_than", 1001],
+          ],
+        },
       ],
     };
     expect(await match(filters)).toEqual([2, 4]);
@@ -149,7 +202,13 @@ describe("simulator filters", () => {
     expect(evIds.length).toBe(2);
     const after = await site.search("EventLogEntry", { filters: [["id", "greater_than", evIds[0]]], sort: "id", fields: "id" });
     expect(after.body.data.map((d: { id: number }) => d.id)).toEqual([evIds[1]]);
-    const byIds = await site.search("EventLogEntry", { filters: [["id", "in", [evIds[1]]], ["event_type", "is", "Shotgun_Shot_Change"]], fields: "id" });
+    const byIds = await site.search("EventLogEntry", {
+      filters: [
+        ["id", "in", [evIds[1]]],
+        ["event_type", "is", "Shotgun_Shot_Change"],
+      ],
+      fields: "id",
+    });
     expect(byIds.body.data).toHaveLength(1);
   });
 });

@@ -90,7 +90,8 @@ describe("simulator realism knobs", () => {
     expect(first.status).toBe(200);
     site.sim.knobs.set({ eventCommitDelayMs: 0 });
     await site.request("PUT", "/entity/Project/1", { name: "P2" });
-    const ids = async () => (await site!.search("EventLogEntry", { filters: [["id", "greater_than", 0]], sort: "id", fields: "id" })).body.data.map((d: { id: number }) => d.id);
+    const ids = async () =>
+      (await site!.search("EventLogEntry", { filters: [["id", "greater_than", 0]], sort: "id", fields: "id" })).body.data.map((d: { id: number }) => d.id);
     const early = await ids();
     expect(early).toHaveLength(1);
     expect(s.reservedEventIds()).toHaveLength(1);

@@ -17,7 +17,15 @@ beforeAll(async () => {
     [5, "SH050", null, "wtg", 1040],
   ] as const;
   for (const [id, code, seq, status, cutIn] of shots) {
-    s.insert("Shot", { id, code, project: { type: "Project", id: 1 }, sg_sequence: seq ? { type: "Sequence", id: seq } : null, sg_status_list: status, sg_cut_in: cutIn, created_at: `2024-01-0${id}T10:00:00Z` });
+    s.insert("Shot", {
+      id,
+      code,
+      project: { type: "Project", id: 1 },
+      sg_sequence: seq ? { type: "Sequence", id: seq } : null,
+      sg_status_list: status,
+      sg_cut_in: cutIn,
+      created_at: `2024-01-0${id}T10:00:00Z`,
+    });
   }
   s.insert("Shot", { id: 6, code: "SH_RETIRED", project: { type: "Project", id: 1 } }, { retired: true });
   s.insert("Shot", { id: 7, code: "SH_ARCHIVED", project: { type: "Project", id: 2 } });
@@ -138,7 +146,12 @@ describe("simulator reads", () => {
     const rel = await site.get("/entity/Shot/1/relationships/sg_sequence");
     expect(rel.body.data).toEqual({ id: 10, name: "SQ010", type: "Sequence" });
     expect((await site.get("/preferences")).body.data).toHaveProperty("format_date_fields");
-    const sum = await site.request("POST", "/entity/Shot/_summarize", { filters: [["sg_status_list", "is", "ip"]], summary_fields: [{ type: "record_count", field: "id" }] }, ARRAY_CT);
+    const sum = await site.request(
+      "POST",
+      "/entity/Shot/_summarize",
+      { filters: [["sg_status_list", "is", "ip"]], summary_fields: [{ type: "record_count", field: "id" }] },
+      ARRAY_CT,
+    );
     expect(sum.body).toEqual({ data: { summaries: { id: 2 }, groups: [] } });
   });
 });

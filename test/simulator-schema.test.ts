@@ -12,7 +12,22 @@ afterEach(async () => {
 describe("simulator schema", () => {
   it("ships a demo schema with the common entity types and link valid_types", () => {
     const s = demoSchema();
-    for (const t of ["Project", "Sequence", "Shot", "Asset", "Task", "Step", "Version", "PublishedFile", "PublishedFileType", "HumanUser", "ApiUser", "Note", "Playlist", "EventLogEntry"]) {
+    for (const t of [
+      "Project",
+      "Sequence",
+      "Shot",
+      "Asset",
+      "Task",
+      "Step",
+      "Version",
+      "PublishedFile",
+      "PublishedFileType",
+      "HumanUser",
+      "ApiUser",
+      "Note",
+      "Playlist",
+      "EventLogEntry",
+    ]) {
       expect(s[t], t).toBeDefined();
     }
     expect(s["Shot"]!["sg_sequence"]!.properties!["valid_types"]!.value).toEqual(["Sequence"]);
@@ -30,10 +45,25 @@ describe("simulator schema", () => {
     const list = await site.get("/schema");
     expect(Object.keys(list.body.data)).toContain("Shot");
     const one = await site.get("/schema/Shot");
-    expect(one.body).toEqual({ data: { name: { value: "Shot", editable: false }, visible: { value: true, editable: false } }, links: { self: "/api/v1.1/schema/Shot" } });
+    expect(one.body).toEqual({
+      data: { name: { value: "Shot", editable: false }, visible: { value: true, editable: false } },
+      links: { self: "/api/v1.1/schema/Shot" },
+    });
     const fields = await site.get("/schema/Shot/fields");
     expect(fields.body.links).toEqual({ self: "/api/v1.1/schema/Shot/fields" });
-    expect(Object.keys(fields.body.data.code)).toEqual(["name", "description", "custom_metadata", "entity_type", "data_type", "editable", "mandatory", "unique", "properties", "visible", "ui_value_displayable"]);
+    expect(Object.keys(fields.body.data.code)).toEqual([
+      "name",
+      "description",
+      "custom_metadata",
+      "entity_type",
+      "data_type",
+      "editable",
+      "mandatory",
+      "unique",
+      "properties",
+      "visible",
+      "ui_value_displayable",
+    ]);
     expect(fields.body.data.sg_sequence.properties.valid_types).toEqual({ value: ["Sequence"], editable: true });
     const field = await site.get("/schema/shots/fields/sg_status_list");
     expect(field.body.data.data_type).toEqual({ value: "status_list", editable: false });
@@ -47,7 +77,11 @@ describe("simulator schema", () => {
     expect(Object.keys(list.body.data)).toHaveLength(77);
     expect((await site.get("/schema/CustomEntity01/fields")).status).toBe(200);
     expect((await site.get("/schema/custom_entity_01s")).body.data.name.value).toBe("CustomEntity01");
-    const shots = await site.search("Shot", { filters: [["sg_sequence.Sequence.code", "is_not", null]], fields: "code,sg_sequence,project.Project.name", page: { size: 5 } });
+    const shots = await site.search("Shot", {
+      filters: [["sg_sequence.Sequence.code", "is_not", null]],
+      fields: "code,sg_sequence,project.Project.name",
+      page: { size: 5 },
+    });
     expect(shots.status).toBe(200);
     expect(shots.body.data).toHaveLength(5);
     expect(shots.body.data[0].relationships.sg_sequence.data.type).toBe("Sequence");
@@ -58,7 +92,10 @@ describe("simulator schema", () => {
   });
 
   it("accepts a schema object and rejects a file that is not a schema", async () => {
-    site = await openSite({ dataset: "empty", schema: { Thing: { code: { data_type: { value: "text", editable: false } } }, ApiUser: { firstname: { data_type: { value: "text", editable: false } } } } });
+    site = await openSite({
+      dataset: "empty",
+      schema: { Thing: { code: { data_type: { value: "text", editable: false } } }, ApiUser: { firstname: { data_type: { value: "text", editable: false } } } },
+    });
     expect((await site.request("POST", "/entity/Thing", { code: "x" })).status).toBe(201);
     await expect(openSite({ schema: new URL("../package.json", import.meta.url).pathname })).rejects.toThrow(/schema/);
   });

@@ -36,7 +36,7 @@ export async function fetchToken(url: string, form: Record<string, string>): Pro
 
 export async function toAnswer(res: Response): Promise<Answer> {
   const text = await res.text();
-  let body: unknown = undefined;
+  let body: unknown;
   try {
     body = text ? JSON.parse(text) : undefined;
   } catch {

@@ -22,7 +22,12 @@ async function eventsAfter(id: number): Promise<Ev[]> {
 describe("simulator writes and their events", () => {
   it("creates with 201, the create date format, set fields plus every multi-entity, and New + Change events", async () => {
     const before = site.sim.store.latestEventId;
-    const a = await site.request("POST", "/entity/Shot", { code: "SH010", project: { type: "Project", id: 1 }, sg_sequence: { type: "Sequence", id: 10 }, assets: [{ type: "Asset", id: 100 }] });
+    const a = await site.request("POST", "/entity/Shot", {
+      code: "SH010",
+      project: { type: "Project", id: 1 },
+      sg_sequence: { type: "Sequence", id: 10 },
+      assets: [{ type: "Asset", id: 100 }],
+    });
     expect(a.status).toBe(201);
     expect(Object.keys(a.body)).toEqual(["data"]);
     const d = a.body.data;
@@ -38,7 +43,16 @@ describe("simulator writes and their events", () => {
     const changes = evs.slice(1).map((e) => e.attributes);
     expect(changes.every((c) => c["event_type"] === "Shotgun_Shot_Change")).toBe(true);
     const code = changes.find((c) => c["attribute_name"] === "code")!;
-    expect(code["meta"]).toEqual({ type: "attribute_change", attribute_name: "code", entity_type: "Shot", entity_id: d.id, field_data_type: "text", old_value: null, new_value: "SH010", in_create: true });
+    expect(code["meta"]).toEqual({
+      type: "attribute_change",
+      attribute_name: "code",
+      entity_type: "Shot",
+      entity_id: d.id,
+      field_data_type: "text",
+      old_value: null,
+      new_value: "SH010",
+      in_create: true,
+    });
     const assets = changes.find((c) => c["attribute_name"] === "assets")!;
     expect(assets["meta"]).toMatchObject({ field_data_type: "multi_entity", added: [{ type: "Asset", id: 100, name: "Hero" }], removed: [], in_create: true });
     // Reads then give the read date format.
@@ -175,7 +189,12 @@ describe("simulator writes and their events", () => {
     s.update("Asset", 100, { description: "after the reservations" });
     const visible = async () => (await eventsAfter(base)).map((e) => e.id);
     expect(await visible()).toEqual([dropped + 1]);
-    s.commitReservedEvent(late, { event_type: "Shotgun_Asset_Change", attribute_name: "code", entity: { type: "Asset", id: 100 }, meta: { type: "attribute_change" } });
+    s.commitReservedEvent(late, {
+      event_type: "Shotgun_Asset_Change",
+      attribute_name: "code",
+      entity: { type: "Asset", id: 100 },
+      meta: { type: "attribute_change" },
+    });
     expect(await visible()).toEqual([late, dropped + 1]);
     s.dropReservedEvent(dropped);
     expect(s.reservedEventIds()).toEqual([]);

@@ -113,9 +113,34 @@ describe("WatchChanges resume ids: --workers", () => {
     cleanups.push(() => site.close());
     const child = spawn(
       process.execPath,
-      ["bin/shotgrid-cache.mjs", "serve", "--workers", "2", "--redis", redis.url, "--redis-prefix", randomPrefix(), "--site", site.url,
-        "--script-name", site.scriptName, "--script-key", DEFAULT_SCRIPT_KEY, "--port", "0", "--host", "127.0.0.1", "--preload", "Shot",
-        "--poll-interval-ms", "100", "--reconcile-interval-s", "0", "--leader-lease-ms", "1000"],
+      [
+        "bin/shotgrid-cache.mjs",
+        "serve",
+        "--workers",
+        "2",
+        "--redis",
+        redis.url,
+        "--redis-prefix",
+        randomPrefix(),
+        "--site",
+        site.url,
+        "--script-name",
+        site.scriptName,
+        "--script-key",
+        DEFAULT_SCRIPT_KEY,
+        "--port",
+        "0",
+        "--host",
+        "127.0.0.1",
+        "--preload",
+        "Shot",
+        "--poll-interval-ms",
+        "100",
+        "--reconcile-interval-s",
+        "0",
+        "--leader-lease-ms",
+        "1000",
+      ],
       { stdio: ["ignore", "pipe", "pipe"] },
     );
     const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
@@ -261,7 +286,10 @@ describe("WatchChanges resume ids: memory", () => {
       for await (const _ of client.watchChanges({ sinceEventId: 9223372036854775807n }, { signal: AbortSignal.timeout(5000) })) {
         // nothing expected
       }
-    })().then(() => undefined, (e: unknown) => e);
+    })().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(ConnectError);
     expect((err as ConnectError).code).toBe(Code.InvalidArgument);
     expect((err as ConnectError).rawMessage).toContain("sinceEventId: 9223372036854775807 is not an event id");
@@ -274,8 +302,17 @@ describe("WatchChanges resume ids: memory", () => {
     // A fraction cannot even be decoded: the codec's answer names the field.
     const body = Buffer.from('{"sinceEventId":1.5}');
     const envelope = Buffer.concat([Buffer.from([0, 0, 0, 0, body.length]), body]);
-    const answer = await fetch(`${e2e.url}${WATCH}`, { method: "POST", headers: { "content-type": "application/connect+json" }, body: envelope, signal: AbortSignal.timeout(5000) });
-    const end = JSON.parse(Buffer.from(await answer.arrayBuffer()).subarray(5).toString()) as { error?: { code: string; message: string } };
+    const answer = await fetch(`${e2e.url}${WATCH}`, {
+      method: "POST",
+      headers: { "content-type": "application/connect+json" },
+      body: envelope,
+      signal: AbortSignal.timeout(5000),
+    });
+    const end = JSON.parse(
+      Buffer.from(await answer.arrayBuffer())
+        .subarray(5)
+        .toString(),
+    ) as { error?: { code: string; message: string } };
     expect(end.error?.code).toBe("invalid_argument");
     expect(end.error?.message).toMatch(/since_?event_?id/i);
   }, 20_000);

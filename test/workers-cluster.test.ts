@@ -56,11 +56,37 @@ describe("serve --workers", () => {
   it("two workers serve one port, a crashed one is replaced, SIGTERM stops all with exit 0", async () => {
     child = spawn(
       process.execPath,
-      [BIN, "serve", "--workers", "2", "--redis", redis.url, "--redis-prefix", randomPrefix(), "--site", site.url, "--script-name", site.scriptName,
-        "--script-key", DEFAULT_SCRIPT_KEY, "--port", "0", "--host", "127.0.0.1", "--preload", "Project", "--state-dir", "", "--poll-interval-ms", "200"],
+      [
+        BIN,
+        "serve",
+        "--workers",
+        "2",
+        "--redis",
+        redis.url,
+        "--redis-prefix",
+        randomPrefix(),
+        "--site",
+        site.url,
+        "--script-name",
+        site.scriptName,
+        "--script-key",
+        DEFAULT_SCRIPT_KEY,
+        "--port",
+        "0",
+        "--host",
+        "127.0.0.1",
+        "--preload",
+        "Project",
+        "--state-dir",
+        "",
+        "--poll-interval-ms",
+        "200",
+      ],
       { stdio: ["ignore", "pipe", "pipe"] },
     );
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child!.once("exit", (code, signal) => resolve({ code, signal })));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child!.once("exit", (code, signal) => resolve({ code, signal })),
+    );
     child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
     createInterface({ input: child.stdout! }).on("line", (line) => {
       try {
@@ -70,7 +96,12 @@ describe("serve --workers", () => {
       }
     });
     const listening = () => logs.filter((l) => l["msg"] === "worker listening");
-    await until(() => listening().length, (n) => n >= 2, 20_000, `two workers listening (stderr: ${stderr})`);
+    await until(
+      () => listening().length,
+      (n) => n >= 2,
+      20_000,
+      `two workers listening (stderr: ${stderr})`,
+    );
     const ports = new Set(listening().map((l) => l["port"]));
     expect(ports.size).toBe(1);
     const port = Number([...ports][0]);
@@ -92,14 +123,22 @@ describe("serve --workers", () => {
     );
     expect(seen).toEqual(workerPids);
     const shot = [...site.store.records("Shot")][0]!;
-    const answer = await until(() => postJson(port, GET_ENTITY, { entityType: "Shot", id: shot.id, fields: ["code"] }), (r) => r.status === 200, 10_000, "a GetEntity answer");
+    const answer = await until(
+      () => postJson(port, GET_ENTITY, { entityType: "Shot", id: shot.id, fields: ["code"] }),
+      (r) => r.status === 200,
+      10_000,
+      "a GetEntity answer",
+    );
     expect(answer.json.entity.fields.code).toBe(shot.fields.code);
 
     // A worker crashes: the pool starts another in its place.
     const [victim, survivor] = [...workerPids];
     process.kill(victim!, "SIGKILL");
     const replacement = await until(
-      () => listening().map((l) => Number(l["pid"])).find((pid) => !workerPids.has(pid)),
+      () =>
+        listening()
+          .map((l) => Number(l["pid"]))
+          .find((pid) => !workerPids.has(pid)),
       (pid) => pid !== undefined,
       20_000,
       "a replacement worker",
@@ -110,7 +149,13 @@ describe("serve --workers", () => {
     child.kill("SIGTERM");
     const { code, signal } = await exited;
     expect({ code, signal }).toEqual({ code: 0, signal: null });
-    for (const pid of [survivor!, replacement!]) await until(() => alive(pid), (a) => !a, 5000, `worker ${pid} to exit`);
+    for (const pid of [survivor!, replacement!])
+      await until(
+        () => alive(pid),
+        (a) => !a,
+        5000,
+        `worker ${pid} to exit`,
+      );
     expect(logs.filter((l) => l["msg"] === "worker stopped").map((l) => l["code"])).toEqual([0, 0]);
     // Three processes start under tsx here; on a loaded 2-core machine that alone can take most of
     // the default 30 s, so this test gets room for its own bounded waits (20 + 10 + 10 + 20 + 5 s).

@@ -93,7 +93,21 @@ export class BenchContext {
   /** The service, following `siteUrl`, in its own process, started with `serve` flags. */
   async server(siteUrl: string, flags: string[] = [], nodeFlags: string[] = [], timeoutMs = 120_000): Promise<{ proc: BenchChild; info: ServerInfo }> {
     const proc = await this.child("server", "server-process.ts", nodeFlags);
-    const argv = ["--site", siteUrl, "--script-name", SCRIPT_NAME, "--script-key", SCRIPT_KEY, "--host", "127.0.0.1", "--port", "0", "--log-level", "warn", ...flags];
+    const argv = [
+      "--site",
+      siteUrl,
+      "--script-name",
+      SCRIPT_NAME,
+      "--script-key",
+      SCRIPT_KEY,
+      "--host",
+      "127.0.0.1",
+      "--port",
+      "0",
+      "--log-level",
+      "warn",
+      ...flags,
+    ];
     // Every run starts from the site's newest event: a cursor saved by an earlier run (of another
     // simulated site) must not be read, and the benchmark leaves no state files behind.
     if ("state-dir" in SERVE_OPTIONS) argv.push("--state-dir", "");

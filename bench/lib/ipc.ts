@@ -37,7 +37,7 @@ export function serveParent(handlers: Record<string, Handler>): void {
       .then(() => handler(m.arg))
       .then(
         (result) => reply({ id: m.id, result }),
-        (err: unknown) => reply({ id: m.id, error: err instanceof Error ? err.stack ?? err.message : String(err) }),
+        (err: unknown) => reply({ id: m.id, error: err instanceof Error ? (err.stack ?? err.message) : String(err) }),
       );
   });
   process.on("disconnect", () => process.exit(0));
@@ -96,7 +96,10 @@ export class BenchChild {
     });
     const child = new BenchChild(name, proc);
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${name} did not start within ${options.startTimeoutMs ?? 30_000} ms`)), options.startTimeoutMs ?? 30_000);
+      const timer = setTimeout(
+        () => reject(new Error(`${name} did not start within ${options.startTimeoutMs ?? 30_000} ms`)),
+        options.startTimeoutMs ?? 30_000,
+      );
       child.#pending.set(0, { resolve: () => resolve(), reject, timer });
     });
     return child;

@@ -20,7 +20,11 @@ export const PROTOCOL_LABEL: Record<Protocol, string> = {
 
 export type Method = "GetEntity" | "Query";
 const SERVICE = "/shotgrid.cache.v1.CacheService/";
-const SCHEMA: Record<Method | "WatchChanges", DescMessage> = { GetEntity: GetEntityRequestSchema, Query: QueryRequestSchema, WatchChanges: WatchChangesRequestSchema };
+const SCHEMA: Record<Method | "WatchChanges", DescMessage> = {
+  GetEntity: GetEntityRequestSchema,
+  Query: QueryRequestSchema,
+  WatchChanges: WatchChangesRequestSchema,
+};
 
 /** The fields a pipeline tool typically asks of a Shot. */
 export const SHOT_FIELDS = ["code", "description", "sg_status_list", "sg_sequence", "project", "sg_cut_in", "sg_cut_out"];
@@ -62,7 +66,12 @@ export function encodeRequest(protocol: Protocol, method: Method | "WatchChanges
     case "grpc-h2c":
       return { method: "POST", path, headers: { "content-type": "application/grpc+proto", te: "trailers" }, body: envelope(binary()).toString("base64") };
     case "grpc-web":
-      return { method: "POST", path, headers: { "content-type": "application/grpc-web+proto", "x-grpc-web": "1" }, body: envelope(binary()).toString("base64") };
+      return {
+        method: "POST",
+        path,
+        headers: { "content-type": "application/grpc-web+proto", "x-grpc-web": "1" },
+        body: envelope(binary()).toString("base64"),
+      };
   }
 }
 

@@ -46,8 +46,23 @@ export async function burstScenario(ctx: BenchContext): Promise<ScenarioResult> 
     const upstreamMs = ((await metricSum(server.url, "shotgrid_cache_upstream_duration_seconds_sum", { operation: "search" })) - upSum0) * 1000;
     const polls = (await metricSum(server.url, "shotgrid_cache_event_polls_total")) - polls0;
     const siteOther = site1.requests - site0.requests - polls - (site1.authRequests - site0.authRequests);
-    rows.push([fmtInt(n), r.connected, r.ok, r.errors, searches, siteOther, fmt(r.latency.p50Ms, 1), fmt(r.latency.p99Ms, 1), fmt(r.lastMs, 1), fmt(upstreamMs, 0)]);
-    targets.push({ target: `Farm burst of ${fmtInt(n)}: exactly one upstream call`, reached: `${searches} (cache metric), ${siteOther} (site's count, event polls excluded)`, pass: searches === 1 && siteOther === 1 && r.errors === 0 });
+    rows.push([
+      fmtInt(n),
+      r.connected,
+      r.ok,
+      r.errors,
+      searches,
+      siteOther,
+      fmt(r.latency.p50Ms, 1),
+      fmt(r.latency.p99Ms, 1),
+      fmt(r.lastMs, 1),
+      fmt(upstreamMs, 0),
+    ]);
+    targets.push({
+      target: `Farm burst of ${fmtInt(n)}: exactly one upstream call`,
+      reached: `${searches} (cache metric), ${siteOther} (site's count, event polls excluded)`,
+      pass: searches === 1 && siteOther === 1 && r.errors === 0,
+    });
     targets.push({
       target: `Farm burst of ${fmtInt(n)}: last answer within the site latency plus 100 ms (${limitMs} ms: ${s.siteLatencyMs} ms + up to ${s.siteJitterMs} ms jitter + 100 ms)`,
       reached: `${fmt(r.lastMs, 0)} ms`,
@@ -56,7 +71,9 @@ export async function burstScenario(ctx: BenchContext): Promise<ScenarioResult> 
     data.push({ ...r, upstreamSearches: searches, siteRequestsBesidesPolls: siteOther, eventPolls: polls, upstreamMs });
   }
   await ctx.stopAll();
-  const notes = ["Connections are opened (and used once for /healthz) before the burst, so the time measures the service rather than the kernel's accept queue; the clock starts when the first request is sent and stops at the last answer."];
+  const notes = [
+    "Connections are opened (and used once for /healthz) before the burst, so the time measures the service rather than the kernel's accept queue; the clock starts when the first request is sent and stops at the last answer.",
+  ];
   for (const d of data as BurstResult[]) if (d.errors) notes.push(`burst ${d.n}: ${d.errors} errors, first: ${d.firstError}`);
   return {
     id: "burst",
@@ -66,7 +83,18 @@ export async function burstScenario(ctx: BenchContext): Promise<ScenarioResult> 
       "service poll interval 600 s (no event polls during a burst); one unrelated Query sent first, so the validation schema is already loaded",
       "all requests Connect JSON POST over HTTP/1.1, one connection each, sent at once by one load-generator process",
     ],
-    columns: ["concurrent requests", "connections open", "answered", "errors", "upstream searches (metric)", "site requests (polls excluded)", "p50 ms", "p99 ms", "last answer ms", "upstream call ms"],
+    columns: [
+      "concurrent requests",
+      "connections open",
+      "answered",
+      "errors",
+      "upstream searches (metric)",
+      "site requests (polls excluded)",
+      "p50 ms",
+      "p99 ms",
+      "last answer ms",
+      "upstream call ms",
+    ],
     rows,
     targets,
     notes,

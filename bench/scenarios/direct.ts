@@ -18,8 +18,10 @@ interface SequenceResult {
 /** A deterministic mix: 80% GetEntity of random shots, 20% a typical Query over a few sequences. */
 function mix(count: number, shots: number): Array<{ kind: "get"; id: number } | { kind: "query"; seq: number }> {
   let x = 12345;
-  const rnd = () => ((x = (x * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
-  return Array.from({ length: count }, () => (rnd() < 0.8 ? { kind: "get" as const, id: 1 + Math.floor(rnd() * shots) } : { kind: "query" as const, seq: 1 + Math.floor(rnd() * 6) }));
+  const rnd = () => (x = (x * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
+  return Array.from({ length: count }, () =>
+    rnd() < 0.8 ? { kind: "get" as const, id: 1 + Math.floor(rnd() * shots) } : { kind: "query" as const, seq: 1 + Math.floor(rnd() * 6) },
+  );
 }
 
 export async function directScenario(ctx: BenchContext): Promise<ScenarioResult> {
@@ -31,20 +33,31 @@ export async function directScenario(ctx: BenchContext): Promise<ScenarioResult>
   const load = await ctx.loadGenerator();
   const plan = mix(count, s.shots);
 
-  const directRequests = plan.map((r): RequestShape =>
-    r.kind === "get"
-      ? { method: "GET", path: `/api/v1.1/entity/shots/${r.id}?fields=${SHOT_FIELDS.join(",")}`, headers: {} }
-      : {
-          method: "POST",
-          path: "/api/v1.1/entity/shots/_search",
-          headers: { "content-type": "application/vnd+shotgun.api3_array+json" },
-          body: Buffer.from(
-            JSON.stringify({ filters: [["sg_sequence", "is", { type: "Sequence", id: r.seq }]], fields: "code,sg_status_list,sg_cut_in,sg_cut_out", sort: "code", page: { size: 50, number: 1 } }),
-          ).toString("base64"),
-        },
+  const directRequests = plan.map(
+    (r): RequestShape =>
+      r.kind === "get"
+        ? { method: "GET", path: `/api/v1.1/entity/shots/${r.id}?fields=${SHOT_FIELDS.join(",")}`, headers: {} }
+        : {
+            method: "POST",
+            path: "/api/v1.1/entity/shots/_search",
+            headers: { "content-type": "application/vnd+shotgun.api3_array+json" },
+            body: Buffer.from(
+              JSON.stringify({
+                filters: [["sg_sequence", "is", { type: "Sequence", id: r.seq }]],
+                fields: "code,sg_status_list,sg_cut_in,sg_cut_out",
+                sort: "code",
+                page: { size: 50, number: 1 },
+              }),
+            ).toString("base64"),
+          },
   );
-  const cacheRequests = plan.map((r) => (r.kind === "get" ? encodeRequest("connect-json-post", "GetEntity", getEntityJson(r.id)) : encodeRequest("connect-json-post", "Query", queryJson(r.seq))));
-  const token = { path: "/api/v1.1/auth/access_token", form: new URLSearchParams({ grant_type: "client_credentials", client_id: SCRIPT_NAME, client_secret: SCRIPT_KEY }).toString() };
+  const cacheRequests = plan.map((r) =>
+    r.kind === "get" ? encodeRequest("connect-json-post", "GetEntity", getEntityJson(r.id)) : encodeRequest("connect-json-post", "Query", queryJson(r.seq)),
+  );
+  const token = {
+    path: "/api/v1.1/auth/access_token",
+    form: new URLSearchParams({ grant_type: "client_credentials", client_id: SCRIPT_NAME, client_secret: SCRIPT_KEY }).toString(),
+  };
 
   const before = await siteProc.call<{ requests: number }>("stats");
   const direct = await load.call<SequenceResult>("sequence", { origin: site.url, check: "http-200", concurrency, requests: directRequests, token }, 300_000);
@@ -55,13 +68,23 @@ export async function directScenario(ctx: BenchContext): Promise<ScenarioResult>
 
   const sp50 = direct.latency.p50Ms / cached.latency.p50Ms;
   const sp99 = direct.latency.p99Ms / cached.latency.p99Ms;
-  const row = (name: string, r: SequenceResult, siteCalls: number) => [name, r.requests, r.errors, fmt(r.latency.p50Ms, 2), fmt(r.latency.p99Ms, 2), fmt(r.latency.maxMs, 1), fmt(r.elapsedMs / 1000, 2), siteCalls];
+  const row = (name: string, r: SequenceResult, siteCalls: number) => [
+    name,
+    r.requests,
+    r.errors,
+    fmt(r.latency.p50Ms, 2),
+    fmt(r.latency.p99Ms, 2),
+    fmt(r.latency.maxMs, 1),
+    fmt(r.elapsedMs / 1000, 2),
+    siteCalls,
+  ];
   const distinctQueries = new Set(plan.filter((r) => r.kind === "query").map((r) => (r.kind === "query" ? r.seq : 0))).size;
   const notes = [
     `Through the cache, the first call of each distinct Query (${distinctQueries} of ${count} requests, ${fmt((distinctQueries / count) * 100, 1)}%) goes to the site: when that share is above 1%, the cache's p99 is such a miss and is near the site's latency.`,
     "The site calls through the cache are its event-log polls and the first fetch of each distinct Query (GetEntity answers come from the preload).",
   ];
-  if (direct.errors || cached.errors) notes.push(`errors: direct ${direct.errors} (${direct.firstError ?? ""}), cache ${cached.errors} (${cached.firstError ?? ""})`);
+  if (direct.errors || cached.errors)
+    notes.push(`errors: direct ${direct.errors} (${direct.firstError ?? ""}), cache ${cached.errors} (${cached.firstError ?? ""})`);
   return {
     id: "direct",
     title: "3. Versus direct",
@@ -71,7 +94,11 @@ export async function directScenario(ctx: BenchContext): Promise<ScenarioResult>
       "direct: REST GET /entity/shots/{id} and POST /entity/shots/_search with a token fetched on the first call (its time counts in the first calls); through the cache: Connect JSON POST over HTTP/1.1",
     ],
     columns: ["path", "requests", "errors", "p50 ms", "p99 ms", "max ms", "wall s", "site requests during"],
-    rows: [row("direct to the site", direct, mid.requests - before.requests), row("through the cache", cached, after.requests - mid.requests), ["speedup", "", "", `${fmt(sp50, 0)}×`, `${fmt(sp99, 0)}×`, "", "", ""]],
+    rows: [
+      row("direct to the site", direct, mid.requests - before.requests),
+      row("through the cache", cached, after.requests - mid.requests),
+      ["speedup", "", "", `${fmt(sp50, 0)}×`, `${fmt(sp99, 0)}×`, "", "", ""],
+    ],
     targets: [],
     notes,
     data: { site, serverReadyMs: server.readyMs, count, concurrency, direct, cached, speedupP50: sp50, speedupP99: sp99 },

@@ -21,11 +21,19 @@ export async function hitsScenario(ctx: BenchContext): Promise<ScenarioResult> {
   const { info: site } = await ctx.site({ shots: s.shots });
   const { info: server } = await ctx.server(site.url);
   // A real answer, to size the floor's body and to prove the requests are valid before loading.
-  const ids = Array.from({ length: 100 }, (_, i) => 1 + Math.floor(((i * 7919) % s.shots)));
-  const sample = await request(`${server.url}/shotgrid.cache.v1.CacheService/GetEntity`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(getEntityJson(ids[0]!)) });
+  const ids = Array.from({ length: 100 }, (_, i) => 1 + Math.floor((i * 7919) % s.shots));
+  const sample = await request(`${server.url}/shotgrid.cache.v1.CacheService/GetEntity`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(getEntityJson(ids[0]!)),
+  });
   const sampleBody = await sample.body.text();
   if (sample.statusCode !== 200) throw new Error(`GetEntity sample answered ${sample.statusCode}: ${sampleBody.slice(0, 300)}`);
-  const q = await request(`${server.url}/shotgrid.cache.v1.CacheService/Query`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(queryJson(1)) });
+  const q = await request(`${server.url}/shotgrid.cache.v1.CacheService/Query`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(queryJson(1)),
+  });
   const qBody = await q.body.text();
   if (q.statusCode !== 200) throw new Error(`Query sample answered ${q.statusCode}: ${qBody.slice(0, 300)}`);
   const queryEntities = (JSON.parse(qBody) as { entities: unknown[] }).entities.length;
@@ -39,7 +47,13 @@ export async function hitsScenario(ctx: BenchContext): Promise<ScenarioResult> {
   const points: HitPoint[] = [];
   const sequences = [1, 2, 3];
   for (const c of s.connections) {
-    const floorResult = await run({ origin: floorUrl, transport: "h1", check: "http-200", connections: c, requests: [{ method: "GET", path: "/", headers: {} }] });
+    const floorResult = await run({
+      origin: floorUrl,
+      transport: "h1",
+      check: "http-200",
+      connections: c,
+      requests: [{ method: "GET", path: "/", headers: {} }],
+    });
     points.push({ target: "floor", method: "floor", protocol: "http-get", connections: c, result: floorResult });
     for (const protocol of PROTOCOLS) {
       const requests = ids.map((id) => encodeRequest(protocol, "GetEntity", getEntityJson(id)));
@@ -85,7 +99,8 @@ export async function hitsScenario(ctx: BenchContext): Promise<ScenarioResult> {
     "gRPC (h2c) opens one HTTP/2 session per connection, one stream in flight on each.",
     `GetEntity asks ${ids.length} different preloaded shots round-robin; the Query asks the shots of sequence 1, 2 or 3 (${queryEntities} entities in the sample answer, fields code, status, cut in/out, limit 50), cached after the first call.`,
   ];
-  for (const p of points) if (p.result.errors > 0) notes.push(`${p.method} ${p.protocol} @${p.connections}: ${p.result.errors} errors, first: ${p.result.firstError}`);
+  for (const p of points)
+    if (p.result.errors > 0) notes.push(`${p.method} ${p.protocol} @${p.connections}: ${p.result.errors} errors, first: ${p.result.firstError}`);
   return {
     id: "hits",
     title: "1–2. Floor and cache hits",

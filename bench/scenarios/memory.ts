@@ -27,7 +27,12 @@ export async function memoryScenario(ctx: BenchContext): Promise<ScenarioResult>
   for (const shots of sizes) {
     const { proc: siteProc, info: site } = await ctx.site({ shots }, BIG_HEAP, 600_000);
     const jsonBytes = await siteProc.call<number>("jsonSize", { type: "Shot", sample: 2000 });
-    const { proc: server, info } = await ctx.server(site.url, ["--cache-max-mb", "16384", "--preload", "Project,Sequence,Shot,Asset,Step"], ["--expose-gc", ...BIG_HEAP], 900_000);
+    const { proc: server, info } = await ctx.server(
+      site.url,
+      ["--cache-max-mb", "16384", "--preload", "Project,Sequence,Shot,Asset,Step"],
+      ["--expose-gc", ...BIG_HEAP],
+      900_000,
+    );
     const full = await server.call<Mem>("memory", undefined, 120_000);
     const empty = await server.call<Mem>("dropCache", undefined, 120_000);
     const entries = full.cache?.entries ?? 0;
@@ -45,14 +50,22 @@ export async function memoryScenario(ctx: BenchContext): Promise<ScenarioResult>
       fmtInt((full.cache?.bytes ?? 0) / Math.max(1, entries)),
       fmt(full.rss / 2 ** 20, 0),
     ]);
-    targets.push({ target: `Memory with ${fmtInt(shots)} preloaded shots: under 2 KB per cached shot beyond its JSON size`, reached: `${fmtInt(beyondJson)} bytes beyond ${fmtInt(jsonBytes)} bytes of JSON (${fmtInt(perEntry)} bytes per entry in all)`, pass: beyondJson < 2048 });
+    targets.push({
+      target: `Memory with ${fmtInt(shots)} preloaded shots: under 2 KB per cached shot beyond its JSON size`,
+      reached: `${fmtInt(beyondJson)} bytes beyond ${fmtInt(jsonBytes)} bytes of JSON (${fmtInt(perEntry)} bytes per entry in all)`,
+      pass: beyondJson < 2048,
+    });
     if (!full.collected) notes.push("run without --expose-gc: heap figures include garbage");
     data[`shots${shots}`] = { site, readyMs: info.readyMs, jsonBytes, full, empty, entries, heapDelta, perEntry, beyondJson };
     await ctx.stopAll();
   }
 
   if (!s.million && !s.quick) {
-    targets.push({ target: "Memory with 1,000,000 preloaded shots: under 2 KB per cached shot beyond its JSON size", reached: "not measured in this run (opt-in: --million)", pass: null });
+    targets.push({
+      target: "Memory with 1,000,000 preloaded shots: under 2 KB per cached shot beyond its JSON size",
+      reached: "not measured in this run (opt-in: --million)",
+      pass: null,
+    });
     notes.push(
       "1M shots: not part of the default run. Building a 1M-shot site and preloading it (2,000 pages, over a gigabyte of heap) takes minutes on its own and would push the run past its 10-minute budget; run `npm run bench -- --only memory --million` to measure it.",
     );
@@ -75,7 +88,17 @@ export async function memoryScenario(ctx: BenchContext): Promise<ScenarioResult>
       "site latency 0 for the memory points; service preloads Project, Sequence, Shot, Asset, Step with --cache-max-mb 16384 (nothing evicted); simulator and service in separate processes, --max-old-space-size=12288",
       `preload time: ${fmtInt(preloadShots)} shots, site latency ${s.siteLatencyMs} ms + 0–${s.siteJitterMs} ms`,
     ],
-    columns: ["shots", "cache entries", "ready s (latency 0)", "heap delta MiB", "bytes/entry (heap)", "JSON bytes/shot", "beyond JSON", "store estimate bytes/entry", "server RSS MiB"],
+    columns: [
+      "shots",
+      "cache entries",
+      "ready s (latency 0)",
+      "heap delta MiB",
+      "bytes/entry (heap)",
+      "JSON bytes/shot",
+      "beyond JSON",
+      "store estimate bytes/entry",
+      "server RSS MiB",
+    ],
     rows: [...rows, [`${fmtInt(preloadShots)} @ ${s.siteLatencyMs} ms`, "", fmt(slow.readyMs / 1000, 1), "", "", "", "", "", ""]],
     targets,
     notes,

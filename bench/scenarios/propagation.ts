@@ -15,7 +15,11 @@ import { summarize, wallMs, type LatencySummary } from "../lib/stats.ts";
 async function whenVisible(serviceUrl: string, id: number, field: string, value: string, deadline: number, everyMs: number): Promise<number> {
   const body = JSON.stringify({ entityType: "Shot", id, fields: [field] });
   while (performance.now() < deadline) {
-    const res = await request(`${serviceUrl}/shotgrid.cache.v1.CacheService/GetEntity`, { method: "POST", headers: { "content-type": "application/json" }, body });
+    const res = await request(`${serviceUrl}/shotgrid.cache.v1.CacheService/GetEntity`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body,
+    });
     const json = (await res.body.json()) as { entity?: { fields?: Record<string, unknown> } };
     if (json.entity?.fields?.[field] === value) return wallMs();
     await sleep(everyMs);
@@ -33,7 +37,13 @@ interface WatchCollect {
 async function measure(ctx: BenchContext, site: BenchChild, serviceUrl: string, changes: number, pollMs: number, firstId: number) {
   const load = await ctx.loadGenerator();
   const watchRequest = encodeRequest("grpc-h2c", "WatchChanges", { entityTypes: ["Shot"] });
-  const opened = await load.call<{ opened: number }>("watchOpen", { origin: serviceUrl, subscribers: 1, sessions: 1, request: watchRequest, openTimeoutMs: 5000 });
+  const opened = await load.call<{ opened: number }>("watchOpen", {
+    origin: serviceUrl,
+    subscribers: 1,
+    sessions: 1,
+    request: watchRequest,
+    openTimeoutMs: 5000,
+  });
   if (opened.opened !== 1) throw new Error("the WatchChanges stream did not open");
   const updates: Array<{ id: number; at: number }> = [];
   const getMs: number[] = [];
@@ -88,26 +98,54 @@ export async function propagationScenario(ctx: BenchContext): Promise<ScenarioRe
   const limit = pollMs / 2 + 50;
   const rows: Array<Array<string | number>> = [];
   const row = (mode: string, path: string, l: LatencySummary, got: string) => rows.push([mode, path, got, fmt(l.p50Ms, 1), fmt(l.p99Ms, 1), fmt(l.maxMs, 1)]);
-  row(`polling every ${pollMs} ms`, "WatchChanges stream receives the change", polling.stream.latency, `${polling.stream.delivered}/${polling.stream.expected}`);
+  row(
+    `polling every ${pollMs} ms`,
+    "WatchChanges stream receives the change",
+    polling.stream.latency,
+    `${polling.stream.delivered}/${polling.stream.expected}`,
+  );
   row(`polling every ${pollMs} ms`, "GetEntity returns the new value", polling.getEntity, `${changes - polling.missed}/${changes}`);
   const targets: TargetResult[] = [
-    { target: `Change propagation with polling: p50 within half the poll interval plus 50 ms (${limit} ms), stream`, reached: `p50 ${fmt(polling.stream.latency.p50Ms, 0)} ms`, pass: polling.stream.latency.p50Ms <= limit },
-    { target: `Change propagation with polling: p50 within half the poll interval plus 50 ms (${limit} ms), GetEntity`, reached: `p50 ${fmt(polling.getEntity.p50Ms, 0)} ms`, pass: polling.getEntity.p50Ms <= limit },
+    {
+      target: `Change propagation with polling: p50 within half the poll interval plus 50 ms (${limit} ms), stream`,
+      reached: `p50 ${fmt(polling.stream.latency.p50Ms, 0)} ms`,
+      pass: polling.stream.latency.p50Ms <= limit,
+    },
+    {
+      target: `Change propagation with polling: p50 within half the poll interval plus 50 ms (${limit} ms), GetEntity`,
+      reached: `p50 ${fmt(polling.getEntity.p50Ms, 0)} ms`,
+      pass: polling.getEntity.p50Ms <= limit,
+    },
   ];
-  const notes = ["GetEntity is asked every 2 ms from the orchestrator process while a change is pending, so its figure includes up to ~2 ms of probing granularity."];
+  const notes = [
+    "GetEntity is asked every 2 ms from the orchestrator process while a change is pending, so its figure includes up to ~2 ms of probing granularity.",
+  ];
   if (webhooks) {
     const mode = `webhooks (+ polling every ${pollMs} ms)`;
     row(mode, "WatchChanges stream receives the change", webhooks.stream.latency, `${webhooks.stream.delivered}/${webhooks.stream.expected}`);
     row(mode, "GetEntity returns the new value", webhooks.getEntity, `${changes - webhooks.missed}/${changes}`);
-    for (const [path, l] of [["stream", webhooks.stream.latency], ["GetEntity", webhooks.getEntity]] as const) {
-      targets.push({ target: `Change propagation with webhooks: under 100 ms (p50), ${path}`, reached: `p50 ${fmt(l.p50Ms, 0)} ms, p99 ${fmt(l.p99Ms, 0)} ms`, pass: l.p50Ms < 100 });
+    for (const [path, l] of [
+      ["stream", webhooks.stream.latency],
+      ["GetEntity", webhooks.getEntity],
+    ] as const) {
+      targets.push({
+        target: `Change propagation with webhooks: under 100 ms (p50), ${path}`,
+        reached: `p50 ${fmt(l.p50Ms, 0)} ms, p99 ${fmt(l.p99Ms, 0)} ms`,
+        pass: l.p50Ms < 100,
+      });
     }
-    notes.push("Webhook deliveries are one per event (not batched), signed with a secret the service is started with (--webhook-secret); the service treats them as hints and still takes the change itself from the event log.");
+    notes.push(
+      "Webhook deliveries are one per event (not batched), signed with a secret the service is started with (--webhook-secret); the service treats them as hints and still takes the change itself from the event log.",
+    );
   } else if (webhookError) {
     targets.push({ target: "Change propagation with webhooks: under 100 ms", reached: `not measured: ${webhookError}`, pass: null });
     notes.push(`Webhooks: the run failed: ${webhookError}`);
   } else if (!webhooksReady) {
-    targets.push({ target: "Change propagation with webhooks: under 100 ms", reached: "pending: the service has no webhook receiver yet (no --webhook-secret)", pass: null });
+    targets.push({
+      target: "Change propagation with webhooks: under 100 ms",
+      reached: "pending: the service has no webhook receiver yet (no --webhook-secret)",
+      pass: null,
+    });
     notes.push("Webhooks: pending (the service has no --webhook-secret option in this checkout), so only polling is measured.");
   }
   return {

@@ -65,13 +65,24 @@ export async function redisScenario(ctx: BenchContext): Promise<ScenarioResult> 
     const { info: b } = await ctx.server(site.url, flags);
     const ids = Array.from({ length: 100 }, (_, i) => 1 + ((i * 7919) % s.shots));
     const requests = ids.map((id) => encodeRequest("connect-json-post", "GetEntity", getEntityJson(id)));
-    const spec = (origin: string, connections: number) => ({ origin, transport: "h1", check: "http-200", connections, requests, warmupMs: s.warmupMs, durationMs: s.durationMs });
+    const spec = (origin: string, connections: number) => ({
+      origin,
+      transport: "h1",
+      check: "http-200",
+      connections,
+      requests,
+      warmupMs: s.warmupMs,
+      durationMs: s.durationMs,
+    });
     const timeout = s.warmupMs + s.durationMs + 60_000;
     const loadA = await ctx.loadGenerator();
     const loadB = await ctx.loadGenerator();
     const onlyA = await loadA.call<LoadResult>("load", spec(a.url, 32), timeout);
     const onlyB = await loadB.call<LoadResult>("load", spec(b.url, 32), timeout);
-    const [bothA, bothB] = await Promise.all([loadA.call<LoadResult>("load", spec(a.url, 16), timeout), loadB.call<LoadResult>("load", spec(b.url, 16), timeout)]);
+    const [bothA, bothB] = await Promise.all([
+      loadA.call<LoadResult>("load", spec(a.url, 16), timeout),
+      loadB.call<LoadResult>("load", spec(b.url, 16), timeout),
+    ]);
     await ctx.stopAll();
     const row = (name: string, c: number, r: LoadResult) => [name, c, fmtInt(r.rps), fmt(r.latency.p50Ms, 2), fmt(r.latency.p99Ms, 2), r.errors];
     return {
@@ -82,7 +93,13 @@ export async function redisScenario(ctx: BenchContext): Promise<ScenarioResult> 
         `GetEntity hits, Connect JSON POST over HTTP/1.1, ${s.warmupMs / 1000} s warm-up then ${s.durationMs / 1000} s; "both" runs two load generators at once, 16 connections each`,
       ],
       columns: ["instance", "connections", "req/s", "p50 ms", "p99 ms", "errors"],
-      rows: [row("A alone", 32, onlyA), row("B alone", 32, onlyB), row("A (both at once)", 16, bothA), row("B (both at once)", 16, bothB), ["A + B", 32, fmtInt(bothA.rps + bothB.rps), "", "", bothA.errors + bothB.errors]],
+      rows: [
+        row("A alone", 32, onlyA),
+        row("B alone", 32, onlyB),
+        row("A (both at once)", 16, bothA),
+        row("B (both at once)", 16, bothB),
+        ["A + B", 32, fmtInt(bothA.rps + bothB.rps), "", "", bothA.errors + bothB.errors],
+      ],
       targets: [],
       notes: ["Compare with scenario 2's GetEntity Connect JSON POST at 32 connections (memory store, same run)."],
       data: { port, onlyA, onlyB, bothA, bothB },

@@ -38,10 +38,15 @@ export async function streamsScenario(ctx: BenchContext): Promise<ScenarioResult
   const cpu = await server.call<{ userMs: number; systemMs: number; wallMs: number; coreShare: number }>("cpuSince");
   await ctx.stopAll();
   const notes: string[] = [];
-  if (got.delivered < got.expected) notes.push(`${fmtInt(got.expected - got.delivered)} deliveries had not arrived when collection stopped (no new delivery for 5 s, or 60 s after the last change); latency is over the deliveries that arrived.`);
+  if (got.delivered < got.expected)
+    notes.push(
+      `${fmtInt(got.expected - got.delivered)} deliveries had not arrived when collection stopped (no new delivery for 5 s, or 60 s after the last change); latency is over the deliveries that arrived.`,
+    );
   if (opened.opened < subscribers) notes.push(`only ${opened.opened} of ${subscribers} streams had answered headers when the changes started`);
   if (got.resyncs) notes.push(`${got.resyncs} resync messages: subscribers the server judged too slow`);
-  notes.push("The server sends the response headers of a stream when it opens; the load generator waits for all of them before the site starts changing records.");
+  notes.push(
+    "The server sends the response headers of a stream when it opens; the load generator waits for all of them before the site starts changing records.",
+  );
   return {
     id: "streams",
     title: "7. Streams",
@@ -51,7 +56,19 @@ export async function streamsScenario(ctx: BenchContext): Promise<ScenarioResult
       "server CPU = process.cpuUsage() in the server process from just before the first change until deliveries stopped",
     ],
     columns: ["subscribers", "changes", "deliveries", "expected", "p50 ms", "p99 ms", "max ms", "server CPU (share of one core)", "CPU window s"],
-    rows: [[fmtInt(subscribers), count, fmtInt(got.delivered), fmtInt(got.expected), fmt(got.latency.p50Ms, 1), fmt(got.latency.p99Ms, 1), fmt(got.latency.maxMs, 1), `${fmt(cpu.coreShare * 100, 0)}%`, fmt(cpu.wallMs / 1000, 1)]],
+    rows: [
+      [
+        fmtInt(subscribers),
+        count,
+        fmtInt(got.delivered),
+        fmtInt(got.expected),
+        fmt(got.latency.p50Ms, 1),
+        fmt(got.latency.p99Ms, 1),
+        fmt(got.latency.maxMs, 1),
+        `${fmt(cpu.coreShare * 100, 0)}%`,
+        fmt(cpu.wallMs / 1000, 1),
+      ],
+    ],
     targets: [],
     notes,
     data: { subscribers, sessions, perSecond, seconds, pollMs, opened, changesElapsedMs: made.elapsedMs, delivery: got, cpu, serverReadyMs: info.readyMs },

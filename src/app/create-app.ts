@@ -118,23 +118,23 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
   let follower: EventFollower | undefined;
   const newFollower = (head: number, term?: TermFollowerSetup) =>
     new EventFollower({
-    backend,
-    sink: guardedSink(term, {
-      applyEvents: async (events) => {
-        await applySchema(events);
-        await cache.applyEvents(events);
-      },
-      // The cursor cannot be trusted (the log was trimmed past it): drop everything, reload preloads.
-      reset: async () => {
-        await cache.invalidateAll();
-        schema.invalidate();
-        repreloading = repreloading.then(repreload);
-      },
-    }),
-    bus: term?.bus ?? bus,
-    pollIntervalMs: config.pollIntervalMs,
-    logger: logger.child({ component: "follower" }),
-    metrics,
+      backend,
+      sink: guardedSink(term, {
+        applyEvents: async (events) => {
+          await applySchema(events);
+          await cache.applyEvents(events);
+        },
+        // The cursor cannot be trusted (the log was trimmed past it): drop everything, reload preloads.
+        reset: async () => {
+          await cache.invalidateAll();
+          schema.invalidate();
+          repreloading = repreloading.then(repreload);
+        },
+      }),
+      bus: term?.bus ?? bus,
+      pollIntervalMs: config.pollIntervalMs,
+      logger: logger.child({ component: "follower" }),
+      metrics,
       initialCursor: term?.initialCursor ?? saved.state ?? { lastAppliedId: head, skipped: [] },
       store: term?.store ?? cursorStore,
       gapWindowMs: config.gapWindowMs,
@@ -211,7 +211,8 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     if (!follower?.running) {
       // A standby cluster instance runs no follower: it serves the shared store and tails the change log.
       if (!cluster) reasons.push("event follower not started");
-    } else if (!follower.ready && !storeOutage) reasons.push(follower.lastError ? `event follower cannot read the event log: ${follower.lastError}` : "event follower has not polled yet");
+    } else if (!follower.ready && !storeOutage)
+      reasons.push(follower.lastError ? `event follower cannot read the event log: ${follower.lastError}` : "event follower has not polled yet");
     // Lag never makes the service unready (cached answers stay useful); it is shown instead.
     const details: Record<string, unknown> = {};
     if (follower) details["eventFollow"] = follower.status;
@@ -285,7 +286,10 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
       // has told this bus where the cluster stands (streams wait for that before announcing it).
       await new Promise<void>((resolve, reject) => {
         stopping.signal.addEventListener("abort", () => reject(stopping.signal.reason), { once: true });
-        void cluster.tail.whenCaughtUp().then(() => bus.whenPositioned(stopping.signal)).then((positioned) => positioned && resolve());
+        void cluster.tail
+          .whenCaughtUp()
+          .then(() => bus.whenPositioned(stopping.signal))
+          .then((positioned) => positioned && resolve());
       });
       return;
     }

@@ -72,11 +72,15 @@ export class AccessPolicy {
       throw new ConnectError(`missing credentials: this server needs an "Authorization: Bearer <token>" header`, Code.Unauthenticated);
     }
     const m = /^\s*bearer\s+(\S+)\s*$/i.exec(authorization);
-    if (!m) throw new ConnectError(`malformed credentials: the Authorization header must be "Bearer <token>" (one token, no other scheme)`, Code.Unauthenticated);
+    if (!m)
+      throw new ConnectError(`malformed credentials: the Authorization header must be "Bearer <token>" (one token, no other scheme)`, Code.Unauthenticated);
     const digest = tokenDigest(m[1]!);
     const known = this.#byHash.get(digest.toString("hex"));
     if (!known || !timingSafeEqual(known.digest, digest)) {
-      throw new ConnectError(`invalid credentials: the bearer token is not known to this server (mistyped, revoked, or meant for another server)`, Code.Unauthenticated);
+      throw new ConnectError(
+        `invalid credentials: the bearer token is not known to this server (mistyped, revoked, or meant for another server)`,
+        Code.Unauthenticated,
+      );
     }
     return known.caller;
   }

@@ -72,7 +72,7 @@ export async function runAuth(argv: string[], out: NodeJS.WritableStream = proce
     throw new UsageError(`${FLAG_OF[err.field]}: ${err.message.replace(/^new-token( \("[^"]*"\))?: /, "")}`);
   }
   const file = { clients: [entry] };
-  const text = format === "json" ? JSON.stringify(file, null, 2) + "\n" : toYaml(file);
+  const text = format === "json" ? `${JSON.stringify(file, null, 2)}\n` : toYaml(file);
   out.write(
     `New token for client "${entry.name}". It will not be shown again: store it now (e.g. in the client's secret store).\n\n` +
       `  ${token}\n\n` +

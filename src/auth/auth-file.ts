@@ -48,7 +48,10 @@ export interface AuthFileEntry {
 /** A bad auth file. `field` is the entry key at fault, when one is. */
 export class AuthFileError extends Error {
   override readonly name = "AuthFileError";
-  constructor(message: string, readonly field?: EntryKey) {
+  constructor(
+    message: string,
+    readonly field?: EntryKey,
+  ) {
     super(message);
   }
 }
@@ -99,22 +102,30 @@ function lineAndColumn(text: string, offset: number): string {
 
 /** Validate a decoded auth file. */
 export function validateAuthFile(raw: unknown, source = "auth file"): AuthFile {
-  if (!isRecord(raw)) throw new AuthFileError(`${source}: must be a mapping with a "clients" list, e.g. clients: [{name: farm, token_sha256: …, scopes: [read]}]`);
+  if (!isRecord(raw))
+    throw new AuthFileError(`${source}: must be a mapping with a "clients" list, e.g. clients: [{name: farm, token_sha256: …, scopes: [read]}]`);
   for (const key of Object.keys(raw)) {
     if (key !== "clients") throw new AuthFileError(`${source}: unknown top-level key ${describe(key)} (the file holds only "clients")`);
   }
   const list = raw["clients"];
   if (!Array.isArray(list)) throw new AuthFileError(`${source}: "clients" must be a list of client entries`);
-  if (list.length === 0) throw new AuthFileError(`${source}: "clients" is empty, so no one could call; add a client (shotgrid-cache auth new-token) or drop --auth-file for open mode`);
+  if (list.length === 0)
+    throw new AuthFileError(
+      `${source}: "clients" is empty, so no one could call; add a client (shotgrid-cache auth new-token) or drop --auth-file for open mode`,
+    );
   const clients = list.map((entry, i) => validateClient(entry, `${source}: clients[${i}]`));
   const byName = new Map<string, number>();
   const byHash = new Map<string, number>();
   clients.forEach((c, i) => {
     const sameName = byName.get(c.name);
-    if (sameName !== undefined) throw new AuthFileError(`${source}: clients[${i}] and clients[${sameName}] are both named "${c.name}"; names must be unique`, "name");
+    if (sameName !== undefined)
+      throw new AuthFileError(`${source}: clients[${i}] and clients[${sameName}] are both named "${c.name}"; names must be unique`, "name");
     const sameHash = byHash.get(c.tokenSha256);
     if (sameHash !== undefined) {
-      throw new AuthFileError(`${source}: clients[${i}] ("${c.name}") has the same token_sha256 as clients[${sameHash}] ("${clients[sameHash]!.name}"); give each client its own token`, "token_sha256");
+      throw new AuthFileError(
+        `${source}: clients[${i}] ("${c.name}") has the same token_sha256 as clients[${sameHash}] ("${clients[sameHash]!.name}"); give each client its own token`,
+        "token_sha256",
+      );
     }
     byName.set(c.name, i);
     byHash.set(c.tokenSha256, i);
@@ -136,11 +147,15 @@ const MAX_PROJECT_ID = 2 ** 31 - 1; // project ids travel as int32 in the API
 export function validateClient(raw: unknown, where: string): AuthClient {
   if (!isRecord(raw)) throw new AuthFileError(`${where}: must be a mapping with name, token_sha256 and scopes`);
   for (const key of Object.keys(raw)) {
-    if (!(ENTRY_KEYS as readonly string[]).includes(key)) throw new AuthFileError(`${where}: unknown field ${describe(key)} (fields: ${ENTRY_KEYS.join(", ")})`);
+    if (!(ENTRY_KEYS as readonly string[]).includes(key))
+      throw new AuthFileError(`${where}: unknown field ${describe(key)} (fields: ${ENTRY_KEYS.join(", ")})`);
   }
   const name = raw["name"];
   if (typeof name !== "string" || !NAME.test(name)) {
-    throw new AuthFileError(`${where}: name must be 1 to 64 letters, digits or . _ @ - (starting with a letter or digit), got ${describe(raw["name"])}`, "name");
+    throw new AuthFileError(
+      `${where}: name must be 1 to 64 letters, digits or . _ @ - (starting with a letter or digit), got ${describe(raw["name"])}`,
+      "name",
+    );
   }
   const at = `${where} ("${name}")`;
   const fail = (field: EntryKey, reason: string): never => {
@@ -148,31 +163,39 @@ export function validateClient(raw: unknown, where: string): AuthClient {
   };
 
   const hash = raw["token_sha256"];
-  if (typeof hash !== "string") fail("token_sha256", `is required: the SHA-256 of the client's token, 64 hex digits (the token itself never goes in this file)`);
+  if (typeof hash !== "string")
+    fail("token_sha256", `is required: the SHA-256 of the client's token, 64 hex digits (the token itself never goes in this file)`);
   const h = hash as string;
-  if (h.startsWith(TOKEN_PREFIX)) fail("token_sha256", `holds a token, not its hash: store only the token's SHA-256, and treat that token as leaked (make a new one)`);
-  if (!HASH.test(h)) fail("token_sha256", `must be 64 hex digits (a SHA-256), got ${h.length} characters${/^[0-9a-fA-F]*$/.test(h) ? "" : " including non-hex ones"}`);
+  if (h.startsWith(TOKEN_PREFIX))
+    fail("token_sha256", `holds a token, not its hash: store only the token's SHA-256, and treat that token as leaked (make a new one)`);
+  if (!HASH.test(h))
+    fail("token_sha256", `must be 64 hex digits (a SHA-256), got ${h.length} characters${/^[0-9a-fA-F]*$/.test(h) ? "" : " including non-hex ones"}`);
 
   const scopes = list(raw["scopes"], "scopes", fail);
   if (scopes === undefined) fail("scopes", `is required: a list of ${SCOPES.join(", ")}`);
-  for (const s of scopes!) if (typeof s !== "string" || !(SCOPES as readonly string[]).includes(s)) fail("scopes", `has unknown scope ${describe(s)} (scopes: ${SCOPES.join(", ")})`);
+  for (const s of scopes!)
+    if (typeof s !== "string" || !(SCOPES as readonly string[]).includes(s)) fail("scopes", `has unknown scope ${describe(s)} (scopes: ${SCOPES.join(", ")})`);
   noDuplicates(scopes!, "scopes", fail);
 
   const projects = list(raw["projects"], "projects", fail);
   for (const p of projects ?? []) {
-    if (typeof p !== "number" || !Number.isInteger(p) || p < 1 || p > MAX_PROJECT_ID) fail("projects", `must hold project ids (whole numbers from 1), got ${describe(p)}`);
+    if (typeof p !== "number" || !Number.isInteger(p) || p < 1 || p > MAX_PROJECT_ID)
+      fail("projects", `must hold project ids (whole numbers from 1), got ${describe(p)}`);
   }
   noDuplicates(projects ?? [], "projects", fail);
 
   const types = list(raw["entity_types"], "entity_types", fail);
-  for (const t of types ?? []) if (typeof t !== "string" || !ENTITY_TYPE.test(t)) fail("entity_types", `must hold entity type names like Shot or CustomEntity01, got ${describe(t)}`);
+  for (const t of types ?? [])
+    if (typeof t !== "string" || !ENTITY_TYPE.test(t)) fail("entity_types", `must hold entity type names like Shot or CustomEntity01, got ${describe(t)}`);
   noDuplicates(types ?? [], "entity_types", fail);
 
   const login = raw["sudo_as_login"];
-  if (login !== undefined && (typeof login !== "string" || !LOGIN.test(login))) fail("sudo_as_login", `must be a ShotGrid login (text without spaces), got ${describe(login)}`);
+  if (login !== undefined && (typeof login !== "string" || !LOGIN.test(login)))
+    fail("sudo_as_login", `must be a ShotGrid login (text without spaces), got ${describe(login)}`);
   // ShotGrid attributes every change to someone; without a login the writes would be the
   // cache's own script user's, and no one could tell which client made them.
-  if (scopes!.includes("write") && login === undefined) fail("sudo_as_login", `is required with the "write" scope: the ShotGrid login this client's writes are made as`);
+  if (scopes!.includes("write") && login === undefined)
+    fail("sudo_as_login", `is required with the "write" scope: the ShotGrid login this client's writes are made as`);
 
   return {
     name,
@@ -224,7 +247,8 @@ function describe(v: unknown): string {
   if (v === null) return "null";
   if (Array.isArray(v)) return "a list";
   if (typeof v === "object") return "a mapping";
-  if (typeof v === "string" && (v.startsWith(TOKEN_PREFIX) || /^[0-9a-fA-F]{16,}$/.test(v))) return `a ${v.length}-character ${v.startsWith(TOKEN_PREFIX) ? "token" : "hex string"} (not shown)`;
+  if (typeof v === "string" && (v.startsWith(TOKEN_PREFIX) || /^[0-9a-fA-F]{16,}$/.test(v)))
+    return `a ${v.length}-character ${v.startsWith(TOKEN_PREFIX) ? "token" : "hex string"} (not shown)`;
   const s = typeof v === "string" ? JSON.stringify(v) : String(v);
   return s.length > 40 ? `${s.slice(0, 37)}…` : s;
 }

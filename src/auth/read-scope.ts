@@ -31,7 +31,9 @@ export function readDenial(caller: Caller, entityType: string, projectId: number
   const projects = caller.projectIds;
   if (!projects) return null;
   if (entityType === "Project") {
-    return projectId !== undefined && projects.has(projectId) ? null : `client "${caller.name}" may not read Project ${projectId ?? "(unknown id)"} (its projects: ${listOf(projects)})`;
+    return projectId !== undefined && projects.has(projectId)
+      ? null
+      : `client "${caller.name}" may not read Project ${projectId ?? "(unknown id)"} (its projects: ${listOf(projects)})`;
   }
   if (projectId === undefined || projectId === 0) {
     return caller.entityTypes?.has(entityType)

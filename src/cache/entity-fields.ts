@@ -22,7 +22,8 @@ const DISPLAY_NAME_FIELD: Record<string, string> = {
 };
 
 /** Types whose display name is `code` (the ShotGrid default, and every CustomEntity). */
-const CODE_NAMED = /^(Sequence|Shot|Asset|Step|Version|PublishedFile|Playlist|Episode|Scene|Group|Camera|CustomEntity\d+|CustomNonProjectEntity\d+|CustomThreadedEntity\d+)$/;
+const CODE_NAMED =
+  /^(Sequence|Shot|Asset|Step|Version|PublishedFile|Playlist|Episode|Scene|Group|Camera|CustomEntity\d+|CustomNonProjectEntity\d+|CustomThreadedEntity\d+)$/;
 
 /** Fields that can hold a display name on types the cache does not know. */
 const NAME_LIKE_FIELDS = new Set(["code", "name", "content", "subject", "title", "description", "firstname", "lastname"]);
@@ -42,11 +43,7 @@ export function displayNameField(entityType: string): string | undefined {
  * when the new name is not known for sure (derived fields, unknown types, no `new_value` in meta):
  * then the records showing the old name are dropped rather than patched.
  */
-export function displayNameChange(
-  entityType: string,
-  attribute: string,
-  meta: Record<string, unknown>,
-): { name: string | null | undefined } | undefined {
+export function displayNameChange(entityType: string, attribute: string, meta: Record<string, unknown>): { name: string | null | undefined } | undefined {
   const field = displayNameField(entityType);
   if (field === attribute) {
     const v = meta.new_value;
@@ -61,18 +58,7 @@ export function displayNameChange(
  * The fields an empty field list means, for every type: these, where the type has them. Kept small
  * on purpose: enough to show and find a record; ask for more by name.
  */
-export const DEFAULT_FIELDS = [
-  "code",
-  "name",
-  "content",
-  "subject",
-  "title",
-  "description",
-  "project",
-  "sg_status_list",
-  "created_at",
-  "updated_at",
-] as const;
+export const DEFAULT_FIELDS = ["code", "name", "content", "subject", "title", "description", "project", "sg_status_list", "created_at", "updated_at"] as const;
 
 /** `record` with only `fields` (all of which it must hold); an empty list means DEFAULT_FIELDS it has. */
 export function projectRecord(record: Entity, fields: readonly string[]): Entity {

@@ -90,7 +90,13 @@ export class MemoryStore implements CacheStore {
   peek(key: string): StoredEntry | undefined {
     const slot = this.#touch(key);
     if (!slot) return undefined;
-    const entry: StoredEntry = { value: JSON.parse(slot.text), seq: slot.seq, fetchedAt: slot.fetchedAt, asOfEventId: slot.asOfEventId, tags: slot.tags.slice() };
+    const entry: StoredEntry = {
+      value: JSON.parse(slot.text),
+      seq: slot.seq,
+      fetchedAt: slot.fetchedAt,
+      asOfEventId: slot.asOfEventId,
+      tags: slot.tags.slice(),
+    };
     if (slot.links) entry.links = slot.links.slice();
     return entry;
   }
@@ -153,7 +159,7 @@ export class MemoryStore implements CacheStore {
       this.#lastBump.delete(tag);
       this.#lastBump.set(tag, seq);
       const own = this.#slots.get(tag);
-      if (own && own.tags.includes(tag)) this.#remove(tag, own);
+      if (own?.tags.includes(tag)) this.#remove(tag, own);
       const keys = this.#byTag.get(tag);
       if (!keys) continue;
       for (const key of [...keys]) {

@@ -34,4 +34,3 @@ export const NOOP_CACHE_METRICS: CacheMetrics = {
   upstreamCall() {},
   setCacheSize() {},
 };
-

@@ -10,24 +10,12 @@ import { StoreUnavailableError, type CacheStore, type StoredEntry } from "./cach
 import { MemoryStore } from "./memory-store.ts";
 import { SingleFlight, abortable } from "./single-flight.ts";
 import type { MissCoalescer } from "./miss-coalescer.ts";
-import {
-  canonicalFields,
-  canonicalQuery,
-  checkEntityType,
-  projectionKey,
-  queryKey,
-  recordKey,
-  type CanonicalQuery,
-} from "./query-key.ts";
+import { canonicalFields, canonicalQuery, checkEntityType, projectionKey, queryKey, recordKey, type CanonicalQuery } from "./query-key.ts";
 import { eventEffects, projectionDependencies, queryDependencies, typesOnPath } from "./dependencies.ts";
 import { projectRecord, recordAnswers } from "./entity-fields.ts";
 import { collectLinks } from "./links.ts";
 import { InvalidCacheRequestError } from "./errors.ts";
-import {
-  NOOP_CACHE_METRICS,
-  type CacheMetrics,
-  type CacheReadKind,
-} from "./observability.ts";
+import { NOOP_CACHE_METRICS, type CacheMetrics, type CacheReadKind } from "./observability.ts";
 import { type Logger, SILENT_LOGGER } from "../logging/index.ts";
 
 export const DEFAULT_PRELOAD_TYPES: readonly string[] = ["Project", "Sequence", "Shot", "Asset", "Step"];
@@ -508,9 +496,7 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
     const seq = await this.#storeSeq();
     const fetchedAt = this.#now();
     const asOf = this.#lastApplied;
-    const record = await this.#upstream("getEntity", () =>
-      this.backend.getEntity(type, id, { fields: [], includeArchivedProjects: true }),
-    );
+    const record = await this.#upstream("getEntity", () => this.backend.getEntity(type, id, { fields: [], includeArchivedProjects: true }));
     await this.#fillRecord(type, id, record, seq, fetchedAt, asOf);
     return { value: record, fetchedAt, asOfEventId: asOf };
   }
@@ -523,7 +509,11 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
     const entry: StoredEntry = { value: record, seq, fetchedAt, asOfEventId: asOf, tags: [key, `ty:${type}`], links };
     // Links are guards, not tags: a rename patches stored records instead of dropping them, but a
     // record fetched before the rename must not be stored with the old name.
-    const ok = await this.#storeSet(key, entry, links.map((l) => `ln:${l}`));
+    const ok = await this.#storeSet(
+      key,
+      entry,
+      links.map((l) => `ln:${l}`),
+    );
     if (ok && record && this.#knownIds.has(type)) this.#knownIds.get(type)!.add(id);
     return ok;
   }
@@ -540,9 +530,7 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
       const seq = await this.#storeSeq();
       const fetchedAt = this.#now();
       const asOf = this.#lastApplied;
-      const record = await this.#upstream("getEntity", () =>
-        this.backend.getEntity(type, id, { fields, includeArchivedProjects: true }),
-      );
+      const record = await this.#upstream("getEntity", () => this.backend.getEntity(type, id, { fields, includeArchivedProjects: true }));
       const links = record ? [...collectLinks(record.fields)].map((l) => `ln:${l}`) : [];
       if (seq !== undefined) await this.#storeSet(key, { value: record, seq, fetchedAt, asOfEventId: asOf, tags: [...deps, ...links] });
       this.#reportSize();

@@ -37,7 +37,7 @@ export async function main(argv: string[]): Promise<void> {
       case "help":
       case "--help":
       case "-h":
-        process.stdout.write(USAGE + "\n");
+        process.stdout.write(`${USAGE}\n`);
         return;
       default:
         throw new UsageError(`unknown command "${command}"`);

@@ -31,7 +31,7 @@ export async function runServe(argv: string[]): Promise<void> {
     const site = service.demoSite;
     // Said plainly on stderr as well as in the log: a user must not mistake the demo for their site.
     process.stderr.write(
-      [
+      `${[
         "",
         "  shotgrid-cache is running in DEMO mode: no ShotGrid site is configured (--site / SHOTGRID_URL),",
         "  so it serves a built-in simulated ShotGrid site with a small demo studio.",
@@ -44,7 +44,7 @@ export async function runServe(argv: string[]): Promise<void> {
         `    ${firstCommand(service.url)}`,
         `  What else it answers: curl -s ${service.url}/`,
         "",
-      ].join("\n") + "\n",
+      ].join("\n")}\n`,
     );
   } else {
     logger.info({ site: config.site!.url, scriptName: config.site!.scriptName, try: `curl -s ${service.url}/` }, "following ShotGrid site");

@@ -46,7 +46,6 @@ export interface ChangeLogTailStatus {
   lastError?: string;
 }
 
-
 type XReadReply = Array<[string, Array<[string, string[]]>]> | null;
 
 export class ChangeLogTail {
@@ -74,8 +73,10 @@ export class ChangeLogTail {
     this.#log = options.logger ?? SILENT_LOGGER;
     this.#blockMs = options.blockMs ?? 1000;
     this.#batchSize = options.batchSize ?? 500;
-    if (!Number.isSafeInteger(this.#blockMs) || this.#blockMs < 1) throw new RangeError(`change log tail blockMs: must be a whole number >= 1, got ${options.blockMs}`);
-    if (!Number.isSafeInteger(this.#batchSize) || this.#batchSize < 1) throw new RangeError(`change log tail batchSize: must be a whole number >= 1, got ${options.batchSize}`);
+    if (!Number.isSafeInteger(this.#blockMs) || this.#blockMs < 1)
+      throw new RangeError(`change log tail blockMs: must be a whole number >= 1, got ${options.blockMs}`);
+    if (!Number.isSafeInteger(this.#batchSize) || this.#batchSize < 1)
+      throw new RangeError(`change log tail batchSize: must be a whole number >= 1, got ${options.batchSize}`);
   }
 
   get status(): ChangeLogTailStatus {

@@ -83,7 +83,6 @@ export interface ClusterStatus {
   changeLog: ChangeLogTailStatus;
 }
 
-
 export class ClusterFollow {
   readonly lease: LeaderLease;
   readonly tail: ChangeLogTail;
@@ -111,9 +110,11 @@ export class ClusterFollow {
       instanceId: options.instanceId,
       logger: this.#log,
       onAcquired: (term) => {
-        this.#terms = this.#terms.then(() => this.#lead(term)).catch((err: unknown) => {
-          this.#log.error({ err: errorMessage(err) }, "leader term ended by an error");
-        });
+        this.#terms = this.#terms
+          .then(() => this.#lead(term))
+          .catch((err: unknown) => {
+            this.#log.error({ err: errorMessage(err) }, "leader term ended by an error");
+          });
       },
     });
     this.tail = new ChangeLogTail({
@@ -184,7 +185,12 @@ export class ClusterFollow {
     }
     const initialCursor = saved ?? this.#options.fallbackCursor();
     this.#log.info(
-      { fence: term.fence, lastEventId: initialCursor.lastAppliedId, gapsAwaited: initialCursor.skipped.length, from: saved ? "shared cursor" : "this instance's start" },
+      {
+        fence: term.fence,
+        lastEventId: initialCursor.lastAppliedId,
+        gapsAwaited: initialCursor.skipped.length,
+        from: saved ? "shared cursor" : "this instance's start",
+      },
       "leader: resuming the event log",
     );
     let follower: EventFollower | undefined;
@@ -320,5 +326,9 @@ function registerClusterMetrics(registry: Registry, cluster: ClusterFollow): voi
     "Writes to shared follow state (cursor, change log) refused because this instance's leader term was over.",
     () => counters.fencedWritesRefused,
   );
-  counter("shotgrid_cache_cluster_change_log_resyncs_total", "Times the local change bus was reset because the shared change log lost unread entries.", () => cluster.tail.status.resyncs);
+  counter(
+    "shotgrid_cache_cluster_change_log_resyncs_total",
+    "Times the local change bus was reset because the shared change log lost unread entries.",
+    () => cluster.tail.status.resyncs,
+  );
 }

@@ -5,7 +5,15 @@ export { NearCache, type NearCacheOptions, type InvalidationMessage } from "./ne
 export { RedisCoalescer, type RedisCoalescerOptions } from "./redis-coalescer.ts";
 export { openSharedStore, redisLocation, type SharedStore, type SharedStoreConfig, type SharedStoreStatus } from "./shared-store.ts";
 export { FencedOutError, LeaderLease, LeaderTerm, type LeaderLeaseOptions, type LeaseCounters } from "./leader-lease.ts";
-export { ClusterFollow, applyEntryToCache, guardedSink, followKeyBase, type ClusterFollowOptions, type ClusterStatus, type TermFollowerSetup } from "./cluster-follow.ts";
+export {
+  ClusterFollow,
+  applyEntryToCache,
+  guardedSink,
+  followKeyBase,
+  type ClusterFollowOptions,
+  type ClusterStatus,
+  type TermFollowerSetup,
+} from "./cluster-follow.ts";
 export { ChangeLogTail, type ChangeLogTailOptions, type ChangeLogTailStatus } from "./change-log-tail.ts";
 export { RedisChangeLog, type RedisChangeLogOptions, type LogEntry } from "./redis-change-log.ts";
 export { RedisCursorStore, type RedisCursorStoreOptions } from "./redis-cursor-store.ts";

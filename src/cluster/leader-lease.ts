@@ -143,7 +143,8 @@ export class LeaderLease {
   #lastError: string | undefined;
 
   constructor(options: LeaderLeaseOptions) {
-    if (!KEY_BASE.test(options.keyBase)) throw new RangeError(`leader lease keyBase: must be a key prefix ending in ":", got ${JSON.stringify(options.keyBase)}`);
+    if (!KEY_BASE.test(options.keyBase))
+      throw new RangeError(`leader lease keyBase: must be a key prefix ending in ":", got ${JSON.stringify(options.keyBase)}`);
     const ttl = options.ttlMs ?? 5000;
     if (!Number.isSafeInteger(ttl) || ttl < 300) throw new RangeError(`leader lease ttlMs: must be a whole number >= 300, got ${options.ttlMs}`);
     const every = options.renewEveryMs ?? Math.floor(ttl / 3);
@@ -262,7 +263,11 @@ export class LeaderLease {
         else this.#lose(term, "the lease was taken by another instance");
         return;
       }
-      const [won, token, fence] = (await this.#connection.script("lease acquire", ACQUIRE, [this.#base, this.instanceId, this.ttlMs])) as [number, string, number];
+      const [won, token, fence] = (await this.#connection.script("lease acquire", ACQUIRE, [this.#base, this.instanceId, this.ttlMs])) as [
+        number,
+        string,
+        number,
+      ];
       this.#lastError = undefined;
       if (won !== 1 || !this.#running) {
         // Stopped while the acquire was in flight: give the lease back at once.

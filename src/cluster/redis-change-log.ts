@@ -146,7 +146,10 @@ export class RedisChangeLog implements ChangePublisher {
     } catch (err) {
       const reason = errorMessage(err);
       this.#failed = reason;
-      this.#options.logger?.warn({ err: reason, entries: entries.length }, "change log append failed: this follower stops; the next leader resumes from the shared cursor");
+      this.#options.logger?.warn(
+        { err: reason, entries: entries.length },
+        "change log append failed: this follower stops; the next leader resumes from the shared cursor",
+      );
       this.#options.onFailure(reason);
       throw err;
     }

@@ -52,7 +52,11 @@ const NAME_PART = /^[A-Za-z0-9_.-]{1,64}$/;
 /** A key-safe form of the site: `studio.shotgrid.autodesk.com`, or a hash when that is not possible. */
 export function siteKey(site: string): string {
   if (typeof site !== "string" || site.trim() === "") throw new RangeError("redis site: must be a non-empty string (the ShotGrid site)");
-  const plain = site.trim().toLowerCase().replace(/^https?:\/\//, "").replace(/\/+$/, "");
+  const plain = site
+    .trim()
+    .toLowerCase()
+    .replace(/^https?:\/\//, "")
+    .replace(/\/+$/, "");
   return NAME_PART.test(plain) ? plain : `h-${createHash("sha256").update(site).digest("hex").slice(0, 24)}`;
 }
 
@@ -102,8 +106,7 @@ export class RedisStore implements CacheStore {
     this.#log = options.logger ?? SILENT_LOGGER;
     this.#ownsConnection = !(options.redis instanceof RedisConnection);
     this.connection = options.redis instanceof RedisConnection ? options.redis : new RedisConnection({ logger: options.logger, ...options.redis });
-    this.#near =
-      options.nearCache === false ? undefined : new NearCache({ ttlMs: Math.min(this.#ttlMs, 60_000), ...options.nearCache });
+    this.#near = options.nearCache === false ? undefined : new NearCache({ ttlMs: Math.min(this.#ttlMs, 60_000), ...options.nearCache });
 
     this.#offEvent = this.connection.onEvent((client, event) => {
       if (event === "lost") {

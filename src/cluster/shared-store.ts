@@ -48,10 +48,7 @@ export async function openSharedStore(config: SharedStoreConfig, siteUrl: string
     await store.ready(readyTimeoutMs);
     logger.info({ redis: where, keyBase: store.keyBase }, "cache store: redis");
   } catch (err) {
-    logger.warn(
-      { redis: where, err: errorMessage(err) },
-      "cache store: redis does not answer yet; answering from ShotGrid until it does",
-    );
+    logger.warn({ redis: where, err: errorMessage(err) }, "cache store: redis does not answer yet; answering from ShotGrid until it does");
   }
   let wasReady = store.connection.command.status === "ready";
   return {

@@ -222,9 +222,7 @@ export class ChangeBus {
       if (refused !== undefined) {
         subscription.start({ kind: "resync", reason: refused, resumeEventId: this.#lastEventId, closes: false }, []);
       } else {
-        const replay = this.#replay
-          .filter((p) => publishedAfter(p, since) && subscription.matches(p.change))
-          .map((p) => p.change);
+        const replay = this.#replay.filter((p) => publishedAfter(p, since) && subscription.matches(p.change)).map((p) => p.change);
         subscription.start(undefined, replay);
       }
     }

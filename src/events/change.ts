@@ -70,8 +70,7 @@ export function changeFromEvent(entry: EventLogEntry): Change | null {
   // Retirement rows often carry no `entity` link (the record is gone from normal reads), but
   // their meta still names it; prefer the link, fall back to meta.
   const meta = entry.meta ?? {};
-  const entityId =
-    entry.entity?.type === parsed.entityType ? positiveInt(entry.entity.id) : positiveInt(meta["entity_id"]);
+  const entityId = entry.entity?.type === parsed.entityType ? positiveInt(entry.entity.id) : positiveInt(meta["entity_id"]);
   if (entityId === null) return null;
   return {
     eventId: entry.id,

@@ -42,7 +42,8 @@ export async function loadSavedCursor(
   if (!store) return {};
   try {
     const state = await store.load();
-    if (state) log.info({ store: store.description, lastEventId: state.lastAppliedId, gapsAwaited: state.skipped.length }, "resuming from the saved event cursor");
+    if (state)
+      log.info({ store: store.description, lastEventId: state.lastAppliedId, gapsAwaited: state.skipped.length }, "resuming from the saved event cursor");
     else log.info({ store: store.description }, "no saved event cursor: starting after the newest event");
     return state ? { state } : {};
   } catch (err) {

@@ -140,7 +140,6 @@ export interface FollowerStatus {
   lastErrorCode?: string;
 }
 
-
 function positiveOption(name: string, value: number | undefined, fallback: number): number {
   const v = value ?? fallback;
   if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`${name} must be a whole number >= 1, got ${String(value)}`);

@@ -91,7 +91,7 @@ export class FileCursorStore implements CursorStore {
     try {
       const file = await open(tmp, "w", 0o600);
       try {
-        await file.writeFile(JSON.stringify(doc) + "\n", "utf8");
+        await file.writeFile(`${JSON.stringify(doc)}\n`, "utf8");
         await file.sync();
       } finally {
         await file.close();

@@ -148,10 +148,7 @@ export class FollowCursor {
   expire(nowMs: number, windowMs: number, siteNowMs?: number): number[] {
     const givenUp: number[] = [];
     for (const [id, { firstSeenMs, neighbourCreatedAtMs }] of this.#skipped) {
-      const old =
-        siteNowMs !== undefined &&
-        neighbourCreatedAtMs !== undefined &&
-        siteNowMs - neighbourCreatedAtMs >= windowMs + CREATED_AT_RESOLUTION_MS;
+      const old = siteNowMs !== undefined && neighbourCreatedAtMs !== undefined && siteNowMs - neighbourCreatedAtMs >= windowMs + CREATED_AT_RESOLUTION_MS;
       if (old || nowMs - firstSeenMs >= windowMs) {
         this.#skipped.delete(id);
         givenUp.push(id);

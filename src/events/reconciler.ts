@@ -75,7 +75,6 @@ export interface ReconcilerOptions {
   now?: () => number;
 }
 
-
 export class Reconciler {
   readonly #o: ReconcilerOptions;
   readonly #now: () => number;
@@ -142,7 +141,10 @@ export class Reconciler {
           return [];
         });
         if (records.length > max) {
-          this.#log.warn({ entityType: type, changedSince: after, atLeast: records.length }, "reconcile: too many changed records to compare; dropping the type from the cache");
+          this.#log.warn(
+            { entityType: type, changedSince: after, atLeast: records.length },
+            "reconcile: too many changed records to compare; dropping the type from the cache",
+          );
           await this.#o.cache.invalidateType(type);
         } else if (records.length > 0) changed.set(type, records);
       }

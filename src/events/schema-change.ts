@@ -96,6 +96,12 @@ async function ownersOf(change: SchemaChange, schema: SchemaChangeTargets["schem
 /** The value if `p` has already settled (undefined if it failed), else "pending". */
 async function settledOrPending<T>(p: Promise<T>): Promise<T | undefined | "pending"> {
   const pending = Symbol("pending");
-  const result = await Promise.race([p.then((v) => v, () => undefined), Promise.resolve().then(() => pending)]);
+  const result = await Promise.race([
+    p.then(
+      (v) => v,
+      () => undefined,
+    ),
+    Promise.resolve().then(() => pending),
+  ]);
   return result === pending ? "pending" : (result as T | undefined);
 }

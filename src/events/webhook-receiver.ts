@@ -70,7 +70,6 @@ export interface WebhookReceiverOptions {
   now?: () => number;
 }
 
-
 export class WebhookReceiver {
   readonly #secret: string;
   readonly #sink: WebhookHintSink;

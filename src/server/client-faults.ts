@@ -82,7 +82,10 @@ function badGetQuery(url: string): ConnectError | undefined {
     base64Decode(params.get("message") ?? "");
     return undefined;
   } catch {
-    return new ConnectError('query parameter "message" is not valid base64 (with base64=1 it must be base64url or standard base64 of the request message)', Code.InvalidArgument);
+    return new ConnectError(
+      'query parameter "message" is not valid base64 (with base64=1 it must be base64url or standard base64 of the request message)',
+      Code.InvalidArgument,
+    );
   }
 }
 

@@ -81,7 +81,11 @@ export function createServer(options: ServerOptions): Server {
       shutdown.abort(new ConnectError("the server is shutting down", Code.Unavailable));
     },
     onClientError: (err) => logger?.debug({ err: err.message }, "client connection error"),
-    onRequestFault: (err, req) => logger?.error({ err, method: req.method, path: req.url?.split("?", 1)[0] }, "request failed: a fault in serving it (the request got an internal error; the server carries on)"),
+    onRequestFault: (err, req) =>
+      logger?.error(
+        { err, method: req.method, path: req.url?.split("?", 1)[0] },
+        "request failed: a fault in serving it (the request got an internal error; the server carries on)",
+      ),
   });
 
   return {

@@ -78,10 +78,17 @@ export function createFastPath(options: FastPathOptions): FastPath {
   const { compressMinBytes } = validateReadWriteMaxBytes(readMaxBytes, writeMaxBytes, undefined);
   const encoder = createHitEncoder({ hits, jsonOptions, writeMaxBytes, maxEncodedBytes: options.maxEncodedBytes });
   const routes = new Map<string, Route>();
-  const route = <I extends DescMessage, O extends DescMessage>(method: DescMethodUnary<I, O>, answer: (message: MessageShape<I>, binary: boolean, kept: boolean) => ReturnType<Route["answer"]>) => {
+  const route = <I extends DescMessage, O extends DescMessage>(
+    method: DescMethodUnary<I, O>,
+    answer: (message: MessageShape<I>, binary: boolean, kept: boolean) => ReturnType<Route["answer"]>,
+  ) => {
     const name = `${method.parent.typeName}/${method.name}`;
     const serialization = createMethodSerializationLookup(method, undefined, jsonOptions, { readMaxBytes, writeMaxBytes });
-    routes.set(`/${name}`, { name, parse: (bytes, binary) => serialization.getI(binary).parse(bytes), answer: (message, binary, kept) => answer(message as MessageShape<I>, binary, kept) });
+    routes.set(`/${name}`, {
+      name,
+      parse: (bytes, binary) => serialization.getI(binary).parse(bytes),
+      answer: (message, binary, kept) => answer(message as MessageShape<I>, binary, kept),
+    });
   };
   route(CacheService.method.getEntity, (message, binary) => {
     const hit = hits.getEntity(message);
@@ -117,7 +124,14 @@ export function createFastPath(options: FastPathOptions): FastPath {
   };
 
   /** Answer a hit; false (nothing sent, nothing counted) when the normal path must answer. */
-  const answer = (req: http.IncomingMessage, res: http.ServerResponse, route: Route, request: { message: object; kept: boolean }, binary: boolean, started: number): boolean => {
+  const answer = (
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    route: Route,
+    request: { message: object; kept: boolean },
+    binary: boolean,
+    started: number,
+  ): boolean => {
     try {
       const hit = route.answer(request.message, binary, request.kept);
       if (!hit) return false;

@@ -87,7 +87,9 @@ export function createHitEncoder(options: HitEncoderOptions): HitEncoder {
       return head && withFreshness(GetEntityResponseSchema, head, hit.freshness, binary);
     },
     query(hit, binary) {
-      const head = keptHead(hit, binary, () => headOf(queryOut.getO(binary).serialize, create(QueryResponseSchema, { entities: hits.entitiesOf(hit).map(toEntityMessage) }), binary));
+      const head = keptHead(hit, binary, () =>
+        headOf(queryOut.getO(binary).serialize, create(QueryResponseSchema, { entities: hits.entitiesOf(hit).map(toEntityMessage) }), binary),
+      );
       return head && withFreshness(QueryResponseSchema, head, hit.freshness, binary);
     },
   };

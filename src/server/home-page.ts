@@ -26,7 +26,10 @@ export function homePage(info: HomePageInfo, accept: string | undefined, host: s
   const base = `http://${host && /^[A-Za-z0-9.\-:[\]]+$/.test(host) ? host : "localhost:8080"}`;
   const lines = describe(info, base);
   if (/\btext\/html\b/i.test(accept ?? "")) return { contentType: "text/html", body: html(info, lines) };
-  return { contentType: "text/plain", body: lines.map(([head, body]) => (head ? `${head}\n${body.map((l) => `  ${l}`).join("\n")}` : body.join("\n"))).join("\n\n") + "\n" };
+  return {
+    contentType: "text/plain",
+    body: `${lines.map(([head, body]) => (head ? `${head}\n${body.map((l) => `  ${l}`).join("\n")}` : body.join("\n"))).join("\n\n")}\n`,
+  };
 }
 
 /** The example every user can run first (a Shot with id 1 exists in the demo studio). */
@@ -37,10 +40,20 @@ export function firstCommand(base: string): string {
 type Section = [heading: string, lines: string[]];
 
 function describe(info: HomePageInfo, base: string): Section[] {
-  const mode = info.mode === "demo" ? "demo (a built-in simulated ShotGrid site, no real site configured)" : info.mode === "site" ? "site (following a ShotGrid site)" : info.mode;
+  const mode =
+    info.mode === "demo"
+      ? "demo (a built-in simulated ShotGrid site, no real site configured)"
+      : info.mode === "site"
+        ? "site (following a ShotGrid site)"
+        : info.mode;
   const store = info.store === "redis" ? "Redis (shared by every instance)" : info.store === "memory" ? "memory (this process)" : (info.store ?? "unknown");
   const methods = CacheService.methods.map((m) => {
-    const kind = m.methodKind === "server_streaming" ? "server stream" : m.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS ? "unary; Connect GET also works" : "unary";
+    const kind =
+      m.methodKind === "server_streaming"
+        ? "server stream"
+        : m.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS
+          ? "unary; Connect GET also works"
+          : "unary";
     return `/${CacheService.typeName}/${m.name}  (${kind})`;
   });
   return [
@@ -49,9 +62,16 @@ function describe(info: HomePageInfo, base: string): Section[] {
     [`RPCs (Connect JSON or binary, gRPC and gRPC-web, all on this port; service ${CacheService.typeName}):`, methods],
     [
       "Plain HTTP:",
-      ["GET /healthz  liveness, version and mode", "GET /readyz   readiness (503 while preloading or shutting down) and event-follow lag", ...(info.metrics ? ["GET /metrics  Prometheus metrics"] : [])],
+      [
+        "GET /healthz  liveness, version and mode",
+        "GET /readyz   readiness (503 while preloading or shutting down) and event-follow lag",
+        ...(info.metrics ? ["GET /metrics  Prometheus metrics"] : []),
+      ],
     ],
-    ["gRPC server reflection (v1 and v1alpha), for tools without the .proto files:", ["npx buf curl --protocol grpc --http2-prior-knowledge --list-services " + base]],
+    [
+      "gRPC server reflection (v1 and v1alpha), for tools without the .proto files:",
+      [`npx buf curl --protocol grpc --http2-prior-knowledge --list-services ${base}`],
+    ],
   ];
 }
 

@@ -73,7 +73,11 @@ export function createHttpRoutes(options: HttpRoutesOptions): (req: Req, res: Re
     if (method !== "GET" && !head) return false;
     switch (path) {
       case "/": {
-        const page = homePage({ version: options.version, mode: options.mode, store: options.store, metrics: options.metrics !== undefined }, req.headers.accept, req.headers.host ?? (req.headers[":authority"] as string | undefined));
+        const page = homePage(
+          { version: options.version, mode: options.mode, store: options.store, metrics: options.metrics !== undefined },
+          req.headers.accept,
+          req.headers.host ?? (req.headers[":authority"] as string | undefined),
+        );
         send(res, 200, page.contentType, page.body, head);
         return true;
       }
@@ -82,7 +86,13 @@ export function createHttpRoutes(options: HttpRoutesOptions): (req: Req, res: Re
           res,
           200,
           // pid: with `serve --workers N` it tells which process answered.
-          { status: "ok", version: options.version, mode: options.mode, pid: process.pid, uptimeSeconds: Math.round((performance.now() - startedAt) / 100) / 10 },
+          {
+            status: "ok",
+            version: options.version,
+            mode: options.mode,
+            pid: process.pid,
+            uptimeSeconds: Math.round((performance.now() - startedAt) / 100) / 10,
+          },
           head,
         );
         return true;

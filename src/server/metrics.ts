@@ -81,12 +81,32 @@ export class Metrics {
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: PREFIX });
 
     const hits = new Counter({ name: `${PREFIX}hits_total`, help: "Lookups answered from the cache.", labelNames: ["kind"], registers });
-    const misses = new Counter({ name: `${PREFIX}misses_total`, help: "Lookups the cache could not answer (fetched upstream or joined a fetch in flight).", labelNames: ["kind"], registers });
+    const misses = new Counter({
+      name: `${PREFIX}misses_total`,
+      help: "Lookups the cache could not answer (fetched upstream or joined a fetch in flight).",
+      labelNames: ["kind"],
+      registers,
+    });
     this.#hits = { entity: hits.labels("entity"), query: hits.labels("query") };
     this.#misses = { entity: misses.labels("entity"), query: misses.labels("query") };
-    this.#coalesced = new Counter({ name: `${PREFIX}coalesced_waits_total`, help: "Misses that waited for an identical fetch already in flight instead of calling ShotGrid.", registers });
-    this.#upstreamCalls = new Counter({ name: `${PREFIX}upstream_requests_total`, help: "Calls to ShotGrid, by operation and outcome.", labelNames: ["operation", "outcome"], registers });
-    this.#upstreamSeconds = new Histogram({ name: `${PREFIX}upstream_duration_seconds`, help: "Latency of calls to ShotGrid.", labelNames: ["operation", "outcome"], buckets: UPSTREAM_BUCKETS, registers });
+    this.#coalesced = new Counter({
+      name: `${PREFIX}coalesced_waits_total`,
+      help: "Misses that waited for an identical fetch already in flight instead of calling ShotGrid.",
+      registers,
+    });
+    this.#upstreamCalls = new Counter({
+      name: `${PREFIX}upstream_requests_total`,
+      help: "Calls to ShotGrid, by operation and outcome.",
+      labelNames: ["operation", "outcome"],
+      registers,
+    });
+    this.#upstreamSeconds = new Histogram({
+      name: `${PREFIX}upstream_duration_seconds`,
+      help: "Latency of calls to ShotGrid.",
+      labelNames: ["operation", "outcome"],
+      buckets: UPSTREAM_BUCKETS,
+      registers,
+    });
 
     const self = this;
     this.#cacheBytes = new Gauge({
@@ -105,7 +125,12 @@ export class Metrics {
         if (self.#cacheSizeSource) this.set(self.#cacheSizeSource().entries);
       },
     });
-    const stale = new Counter({ name: `${PREFIX}stale_served_total`, help: "Cached answers served marked stale because ShotGrid was unreachable.", labelNames: ["kind"], registers });
+    const stale = new Counter({
+      name: `${PREFIX}stale_served_total`,
+      help: "Cached answers served marked stale because ShotGrid was unreachable.",
+      labelNames: ["kind"],
+      registers,
+    });
     this.#staleServed = { entity: stale.labels("entity"), query: stale.labels("query") };
     this.#storeUnavailable = new Counter({
       name: `${PREFIX}store_unavailable_total`,
@@ -124,9 +149,17 @@ export class Metrics {
     this.#eventsApplied = new Counter({ name: `${PREFIX}events_applied_total`, help: "Event log entries applied to the cache.", registers });
     this.#polls = new Counter({ name: `${PREFIX}event_polls_total`, help: "Polls of ShotGrid's event log.", registers });
     this.#pollErrors = new Counter({ name: `${PREFIX}event_poll_errors_total`, help: "Failed polls of ShotGrid's event log.", registers });
-    this.#gapsDetected = new Counter({ name: `${PREFIX}event_gaps_detected_total`, help: "Skipped event ids seen (waited for, in case they appear late).", registers });
+    this.#gapsDetected = new Counter({
+      name: `${PREFIX}event_gaps_detected_total`,
+      help: "Skipped event ids seen (waited for, in case they appear late).",
+      registers,
+    });
     this.#gapsGivenUp = new Counter({ name: `${PREFIX}event_gaps_given_up_total`, help: "Skipped event ids no longer waited for.", registers });
-    this.#eventLag = new Gauge({ name: `${PREFIX}event_lag_seconds`, help: "How far the cache trails ShotGrid's event log, as last reported by the follower.", registers });
+    this.#eventLag = new Gauge({
+      name: `${PREFIX}event_lag_seconds`,
+      help: "How far the cache trails ShotGrid's event log, as last reported by the follower.",
+      registers,
+    });
     this.#lastEventId = new Gauge({ name: `${PREFIX}last_event_id`, help: "Id of the newest event log entry applied to the cache.", registers });
     new Gauge({
       name: `${PREFIX}seconds_since_last_event_applied`,
@@ -140,14 +173,24 @@ export class Metrics {
       behind: new Gauge({ name: `${PREFIX}event_lag_events`, help: "Events known to exist on the site beyond the newest one applied.", registers }),
       awaited: new Gauge({ name: `${PREFIX}event_gaps_awaited`, help: "Skipped event ids currently awaited (out-of-order commits).", registers }),
       filled: new Counter({ name: `${PREFIX}event_gaps_filled_total`, help: "Skipped event ids that arrived late and were applied.", registers }),
-      resets: new Counter({ name: `${PREFIX}event_cursor_resets_total`, help: "Times the event cursor was older than the retained log: cache flushed, streams told to resync.", registers }),
+      resets: new Counter({
+        name: `${PREFIX}event_cursor_resets_total`,
+        help: "Times the event cursor was older than the retained log: cache flushed, streams told to resync.",
+        registers,
+      }),
       saveErrors: new Counter({ name: `${PREFIX}event_cursor_save_errors_total`, help: "Failed saves of the event cursor state.", registers }),
     };
     // Export zeros from the start, so rates and dashboards work before the first lookup.
     for (const kinds of [this.#hits, this.#misses, this.#staleServed]) for (const child of Object.values(kinds)) child.inc(0);
     this.#openStreams = new Gauge({ name: `${PREFIX}open_streams`, help: "Server streams (WatchChanges) currently open.", registers });
     this.#rpcCalls = new Counter({ name: `${PREFIX}rpc_total`, help: "RPCs served, by method and Connect code.", labelNames: ["method", "code"], registers });
-    this.#rpcSeconds = new Histogram({ name: `${PREFIX}rpc_duration_seconds`, help: "Time to serve an RPC (for streams: how long the stream was open).", labelNames: ["method", "code"], buckets: RPC_BUCKETS, registers });
+    this.#rpcSeconds = new Histogram({
+      name: `${PREFIX}rpc_duration_seconds`,
+      help: "Time to serve an RPC (for streams: how long the stream was open).",
+      labelNames: ["method", "code"],
+      buckets: RPC_BUCKETS,
+      registers,
+    });
   }
 
   /** A lookup of `kind` was answered from the cache. */

@@ -18,10 +18,7 @@ import net from "node:net";
 import type { TLSSocket } from "node:tls";
 
 /** A request handler for both HTTP/1.1 and HTTP/2 (compat API), e.g. from `connectNodeAdapter`. */
-export type RequestHandler = (
-  req: http.IncomingMessage | http2.Http2ServerRequest,
-  res: http.ServerResponse | http2.Http2ServerResponse,
-) => void;
+export type RequestHandler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
 
 export interface TlsOptions {
   /** PEM certificate chain. */

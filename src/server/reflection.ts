@@ -154,13 +154,19 @@ export function registerReflection(router: ConnectRouter, services: Iterable<Des
   const index = new DescriptorIndex([...services, ...reflectionServices]);
   router.service(v1.ServerReflection, {
     serverReflectionInfo: (requests) =>
-      answerEach(requests, (req) => create(v1.ServerReflectionResponseSchema, { validHost: req.host, originalRequest: req, messageResponse: index.answer(req.messageRequest) })),
+      answerEach(requests, (req) =>
+        create(v1.ServerReflectionResponseSchema, { validHost: req.host, originalRequest: req, messageResponse: index.answer(req.messageRequest) }),
+      ),
   });
   router.service(v1alpha.ServerReflection, {
     // The v1alpha oneof has the same cases and fields as v1.
     serverReflectionInfo: (requests) =>
       answerEach(requests, (req) =>
-        create(v1alpha.ServerReflectionResponseSchema, { validHost: req.host, originalRequest: req, messageResponse: index.answer(req.messageRequest as ReflectionQuestion) }),
+        create(v1alpha.ServerReflectionResponseSchema, {
+          validHost: req.host,
+          originalRequest: req,
+          messageResponse: index.answer(req.messageRequest as ReflectionQuestion),
+        }),
       ),
   });
   return index;

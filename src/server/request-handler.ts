@@ -81,7 +81,13 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
   const fastAllowed = (options.fastPath ?? true) && (options.interceptors ?? []).length === 0;
   const fast: FastPath | undefined =
     options.hitPath && fastAllowed
-      ? createFastPath({ hits: options.hitPath, readMaxBytes, writeMaxBytes, finished: rpcFinished({ metrics: options.metrics, logger: options.logger }), logger: options.logger })
+      ? createFastPath({
+          hits: options.hitPath,
+          readMaxBytes,
+          writeMaxBytes,
+          finished: rpcFinished({ metrics: options.metrics, logger: options.logger }),
+          logger: options.logger,
+        })
       : undefined;
   const rpc = connectNodeAdapter({
     routes(router) {

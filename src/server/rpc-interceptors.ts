@@ -138,9 +138,13 @@ export function endStreamsOn(signal: AbortSignal): Interceptor {
   // One listener for all streams: one per stream on this shared signal would pile up (and warn
   // past ten), and each stream only needs waking if it is parked when the signal aborts.
   const open = new Set<() => void>();
-  signal.addEventListener("abort", () => {
-    for (const end of open) end();
-  }, { once: true });
+  signal.addEventListener(
+    "abort",
+    () => {
+      for (const end of open) end();
+    },
+    { once: true },
+  );
   return (next) => async (req) => {
     const res = await next(req);
     if (!res.stream) return res;

@@ -5,13 +5,7 @@
 import { create } from "@bufbuild/protobuf";
 import type { JsonObject } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import {
-  CacheService,
-  EntitySchema,
-  FreshnessSchema,
-  GetEntityResponseSchema,
-  QueryResponseSchema,
-} from "../../gen/shotgrid/cache/v1/cache_pb.ts";
+import { type CacheService, EntitySchema, FreshnessSchema, GetEntityResponseSchema, QueryResponseSchema } from "../../gen/shotgrid/cache/v1/cache_pb.ts";
 import { servedFreshness, type EntityCache, type Freshness } from "../cache/types.ts";
 import type { Entity } from "../shotgrid/types.ts";
 import { toConnectError } from "./error-mapping.ts";

@@ -27,7 +27,9 @@ export function toConnectError(err: unknown): ConnectError {
         return new ConnectError(`ShotGrid sent an answer the cache cannot read: ${err.message}`, Code.Unavailable);
       case "SG_ABORTED":
         // The call's signal aborts both when the client goes away and when its deadline passes.
-        return abortedByDeadline(err.cause) ? new ConnectError("the call ran past its deadline", Code.DeadlineExceeded) : new ConnectError("the call was cancelled", Code.Canceled);
+        return abortedByDeadline(err.cause)
+          ? new ConnectError("the call ran past its deadline", Code.DeadlineExceeded)
+          : new ConnectError("the call was cancelled", Code.Canceled);
     }
   }
   if (err instanceof Error && err.name === "AbortError") return new ConnectError("the call was cancelled or ran past its deadline", Code.DeadlineExceeded);

@@ -58,7 +58,14 @@ export interface FilterLimits {
  * the schema they need first (no longer than `signal` allows). `field` names where the filters
  * came from in error messages, e.g. "filters".
  */
-export function validateFilters(raw: unknown, entityType: string, schema: SchemaRegistry, limits: FilterLimits, field = "filters", signal?: AbortSignal): Promise<Filters> {
+export function validateFilters(
+  raw: unknown,
+  entityType: string,
+  schema: SchemaRegistry,
+  limits: FilterLimits,
+  field = "filters",
+  signal?: AbortSignal,
+): Promise<Filters> {
   return schema.settle(() => checkFilters(raw, entityType, schema, limits, field), signal);
 }
 
@@ -71,7 +78,10 @@ export function checkFilters(raw: unknown, entityType: string, schema: SchemaReg
     for (let i = 0; i < raw.length; i++) {
       const item = raw[i];
       if (!Array.isArray(item)) {
-        throw new InvalidInputError(`${field}[${i}]`, "in the array form every item is a condition like [\"code\", \"is\", \"SH010\"]; use the logical form {\"logical_operator\", \"conditions\"} to nest groups");
+        throw new InvalidInputError(
+          `${field}[${i}]`,
+          'in the array form every item is a condition like ["code", "is", "SH010"]; use the logical form {"logical_operator", "conditions"} to nest groups',
+        );
       }
       out.push(checkCondition(item, `${field}[${i}]`, entityType, schema, limits, counter));
     }
@@ -137,7 +147,10 @@ function checkCondition(
   const { field } = resolution.resolved;
   const allowed = OPERATORS_BY_TYPE[field.dataType];
   if (allowed && !allowed.includes(operator)) {
-    const why = allowed.length === 0 ? `${field.dataType} fields cannot be filtered` : `operator "${operator}" does not apply to ${field.dataType} field ${quote(path)} (it takes ${allowed.join(", ")})`;
+    const why =
+      allowed.length === 0
+        ? `${field.dataType} fields cannot be filtered`
+        : `operator "${operator}" does not apply to ${field.dataType} field ${quote(path)} (it takes ${allowed.join(", ")})`;
     throw new InvalidInputError(`${where}[1]`, why);
   }
   const normalised = checkValues(operator, values, field.dataType, `${where}`, path);
@@ -155,7 +168,11 @@ interface SingleValueRule {
 
 const wholeNumber = (v: unknown) => Number.isInteger(v);
 const text = (v: unknown) => typeof v === "string";
-const CALENDAR_OFFSET: SingleValueRule = { count: "one whole-number offset (0 this period, -1 the last, 1 the next)", kind: "a whole-number offset", accepts: wholeNumber };
+const CALENDAR_OFFSET: SingleValueRule = {
+  count: "one whole-number offset (0 this period, -1 the last, 1 the next)",
+  kind: "a whole-number offset",
+  accepts: wholeNumber,
+};
 const TYPE_NAME: SingleValueRule = { count: "one entity type name", kind: "an entity type name", accepts: (v) => typeof v === "string" || v === null };
 const TEXT: SingleValueRule = { count: "one text value", kind: "text", accepts: text };
 const SINGLE_VALUE: Readonly<Record<string, SingleValueRule>> = {

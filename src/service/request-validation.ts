@@ -40,7 +40,7 @@ export interface ValidGetEntity {
 
 /** `field` names where the type sits in the request (default `entityType`). */
 function checkEntityType(entityType: string, schema: SchemaRegistry, field = "entityType"): void {
-  if (entityType === "") throw new InvalidInputError(field, "is required, e.g. \"Shot\"");
+  if (entityType === "") throw new InvalidInputError(field, 'is required, e.g. "Shot"');
   if (!TYPE_NAME.test(entityType)) throw new InvalidInputError(field, `${quote(entityType)} is not an entity type name`);
   if (!schema.typeKnown(entityType)) throw new InvalidInputError(field, `unknown entity type ${quote(entityType)} on this site`);
 }
@@ -114,7 +114,8 @@ function checkQuery(req: QueryRequest, schema: SchemaRegistry, limits: RequestLi
     order.push({ field: o.field, direction: dir === "desc" ? "desc" : "asc" });
   }
   if (req.limit < 0) throw new InvalidInputError("limit", `must not be negative, got ${req.limit}`);
-  if (req.limit > limits.maxPageSize) throw new InvalidInputError("limit", `${req.limit} is over the largest page (${limits.maxPageSize}); page through with "page"`);
+  if (req.limit > limits.maxPageSize)
+    throw new InvalidInputError("limit", `${req.limit} is over the largest page (${limits.maxPageSize}); page through with "page"`);
   if (req.page < 0) throw new InvalidInputError("page", `must not be negative, got ${req.page}`);
   return {
     entityType: req.entityType,
@@ -142,7 +143,13 @@ export function validateEntityTypeNow(entityType: string, schema: SchemaRegistry
   });
 }
 
-export function validateFields(fields: readonly string[], entityType: string, schema: SchemaRegistry, limits: RequestLimits, signal?: AbortSignal): Promise<string[]> {
+export function validateFields(
+  fields: readonly string[],
+  entityType: string,
+  schema: SchemaRegistry,
+  limits: RequestLimits,
+  signal?: AbortSignal,
+): Promise<string[]> {
   return schema.settle(() => checkFields(fields, entityType, schema, limits), signal);
 }
 

@@ -54,9 +54,13 @@ export function createWatchChanges(opts: WatchChangesOptions) {
   const open = new Set<FeedReader>();
   // One listener for every stream: a listener per stream on this shared, long-lived signal
   // would be thousands of listeners (and a MaxListenersExceededWarning past ten).
-  opts.shutdownSignal?.addEventListener("abort", () => {
-    for (const reader of open) reader.stop();
-  }, { once: true });
+  opts.shutdownSignal?.addEventListener(
+    "abort",
+    () => {
+      for (const reader of open) reader.stop();
+    },
+    { once: true },
+  );
 
   return async function* watchChanges(req: WatchChangesRequest, ctx: HandlerContext): AsyncGenerator<WatchChangesResponse> {
     for (let i = 0; i < req.projectIds.length; i++) {
@@ -69,7 +73,8 @@ export function createWatchChanges(opts: WatchChangesOptions) {
       throw toConnectError(err);
     }
     if (req.sinceEventId < 0n) throw new ConnectError("sinceEventId: must not be negative", Code.InvalidArgument);
-    if (req.sinceEventId > MAX_EVENT_ID) throw new ConnectError(`sinceEventId: ${req.sinceEventId} is not an event id (event ids are at most ${MAX_EVENT_ID})`, Code.InvalidArgument);
+    if (req.sinceEventId > MAX_EVENT_ID)
+      throw new ConnectError(`sinceEventId: ${req.sinceEventId} is not an event id (event ids are at most ${MAX_EVENT_ID})`, Code.InvalidArgument);
     const since = Number(req.sinceEventId);
     // Announcing the position before the feed knows it would announce 0 ("live only"), and a
     // client resuming from that would silently miss what happened meanwhile.

@@ -7,7 +7,6 @@
  * impersonating too. Each identity gets its own access token (identity-tokens.ts).
  */
 import { createHmac, randomBytes } from "node:crypto";
-import type { CallerCredentials } from "./types.ts";
 import { describe } from "./wire-codec.ts";
 
 export interface ActingIdentity {
@@ -85,7 +84,12 @@ function callerGrant(c: unknown, where: string): { grant: Record<string, string>
     };
   }
   const token = checkSecret(c.sessionToken, `${where}.sessionToken`);
-  return { grant: { grant_type: "session_token", session_token: token }, label: "with the caller's session token", key: keyOf(["session", token]), secret: token };
+  return {
+    grant: { grant_type: "session_token", session_token: token },
+    label: "with the caller's session token",
+    key: keyOf(["session", token]),
+    secret: token,
+  };
 }
 
 /**

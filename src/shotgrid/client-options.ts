@@ -1,4 +1,4 @@
-import { type Logger } from "../logging/index.ts";
+import type { Logger } from "../logging/index.ts";
 /**
  * Options of ShotGridClient, and their validation: every bad value is reported with the option's
  * name and the reason (never the script key's value).

@@ -10,7 +10,7 @@
  */
 import {
   AuthError,
-  BackendError,
+  type BackendError,
   MalformedResponseError,
   NotFoundError,
   RequestRejectedError,

@@ -56,7 +56,8 @@ function readOptionsBody(o: ReadOptions): Record<string, unknown> | undefined {
     opts.return_only = o.returnOnly;
   }
   if (o.includeArchivedProjects !== undefined) {
-    if (typeof o.includeArchivedProjects !== "boolean") throw new TypeError(`includeArchivedProjects must be a boolean, got ${describe(o.includeArchivedProjects)}`);
+    if (typeof o.includeArchivedProjects !== "boolean")
+      throw new TypeError(`includeArchivedProjects must be a boolean, got ${describe(o.includeArchivedProjects)}`);
     opts.include_archived_projects = o.includeArchivedProjects;
   }
   return Object.keys(opts).length > 0 ? opts : undefined;
@@ -161,13 +162,18 @@ export class ShotGridClient implements Backend {
     const size = limit !== undefined ? Math.min(pageSize, limit) : pageSize;
     let remaining = limit ?? Number.POSITIVE_INFINITY;
     for (;;) {
-      const records = await this.#searchPage(entityType, contentType, {
-        filters,
-        fields,
-        ...(sort ? { sort } : {}),
-        page: { size, number: page },
-        ...(opts ? { options: opts } : {}),
-      }, options.signal);
+      const records = await this.#searchPage(
+        entityType,
+        contentType,
+        {
+          filters,
+          fields,
+          ...(sort ? { sort } : {}),
+          page: { size, number: page },
+          ...(opts ? { options: opts } : {}),
+        },
+        options.signal,
+      );
       const full = records.length >= size;
       const kept = records.length > remaining ? records.slice(0, remaining) : records;
       remaining -= kept.length;
@@ -254,7 +260,14 @@ export class ShotGridClient implements Backend {
     if (o.multiEntityUpdateModes !== undefined) throw new TypeError("multiEntityUpdateModes applies to update only; a create sets the whole list");
     const body = encodeWriteData(data);
     const as = this.#site.identity(o);
-    const answer = await this.#site.send({ method: "POST", path: `/entity/${entityType}${answerFields(o.fields)}`, json: body, idempotent: false, as, signal: o.signal });
+    const answer = await this.#site.send({
+      method: "POST",
+      path: `/entity/${entityType}${answerFields(o.fields)}`,
+      json: body,
+      idempotent: false,
+      as,
+      signal: o.signal,
+    });
     return decodeSingleRecord(answer.body);
   }
 
@@ -264,7 +277,14 @@ export class ShotGridClient implements Backend {
     const o = writeOptions(options);
     const body = encodeWriteData(data, "data", o.multiEntityUpdateModes);
     const as = this.#site.identity(o);
-    const answer = await this.#site.send({ method: "PUT", path: `/entity/${entityType}/${id}${answerFields(o.fields)}`, json: body, idempotent: false, as, signal: o.signal });
+    const answer = await this.#site.send({
+      method: "PUT",
+      path: `/entity/${entityType}/${id}${answerFields(o.fields)}`,
+      json: body,
+      idempotent: false,
+      as,
+      signal: o.signal,
+    });
     return decodeSingleRecord(answer.body);
   }
 

@@ -314,7 +314,8 @@ export class SiteTransport {
     const t0 = Date.now();
     try {
       const body = form ?? (req.json === undefined ? undefined : JSON.stringify(req.json));
-      const contentType = form !== undefined ? "application/x-www-form-urlencoded" : req.json !== undefined ? (req.contentType ?? "application/json") : undefined;
+      const contentType =
+        form !== undefined ? "application/x-www-form-urlencoded" : req.json !== undefined ? (req.contentType ?? "application/json") : undefined;
       const res = await this.#pool.request({
         method: req.method,
         path: this.#apiPrefix + req.path,
@@ -328,7 +329,12 @@ export class SiteTransport {
     } catch (error) {
       if (req.signal?.aborted) {
         // Handed to the connection: a write may have gone out before the abort.
-        return { error: new AbortedError(req.idempotent ? undefined : `${label}: aborted by the caller while the write was in flight; ${WRITE_MAY_HAVE_HAPPENED}`, req.signal.reason) };
+        return {
+          error: new AbortedError(
+            req.idempotent ? undefined : `${label}: aborted by the caller while the write was in flight; ${WRITE_MAY_HAVE_HAPPENED}`,
+            req.signal.reason,
+          ),
+        };
       }
       if (timedOut) return { error: new TimeoutError(`${label}: no complete answer from ShotGrid within ${this.o.requestTimeoutMs} ms`) };
       return { error };

@@ -13,16 +13,7 @@ export interface EntityLink {
 }
 
 /** Any value a field can hold once decoded from the wire. */
-export type FieldValue =
-  | null
-  | string
-  | number
-  | boolean
-  | EntityLink
-  | EntityLink[]
-  | string[]
-  | number[]
-  | { [key: string]: unknown };
+export type FieldValue = null | string | number | boolean | EntityLink | EntityLink[] | string[] | number[] | { [key: string]: unknown };
 
 /** One entity record. `fields` never holds `type` or `id`. */
 export interface Entity {
@@ -165,10 +156,7 @@ export type WriteFields = Record<string, FieldValue | MultiEntityUpdate>;
  * Credentials a caller brings to act as itself (api3 callers do): exactly one form. Secrets go
  * only into the token request's form body, never into a message or a log line.
  */
-export type CallerCredentials =
-  | { scriptName: string; scriptKey: string }
-  | { login: string; password: string }
-  | { sessionToken: string };
+export type CallerCredentials = { scriptName: string; scriptKey: string } | { login: string; password: string } | { sessionToken: string };
 
 /** How a write is made, and as whom. */
 export interface WriteOptions {

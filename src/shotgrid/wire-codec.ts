@@ -148,7 +148,8 @@ export function decodeFieldSchema(name: string, raw: unknown): FieldSchema {
 
 /** `{"data": {field: {...}}}` → EntitySchema. */
 export function decodeSchemaFields(body: unknown): EntitySchema {
-  if (!isObject(body) || !isObject(body.data)) throw new MalformedResponseError(`schema: expected {"data": {field: …}}, got ${describe(isObject(body) ? body.data : body)}`);
+  if (!isObject(body) || !isObject(body.data))
+    throw new MalformedResponseError(`schema: expected {"data": {field: …}}, got ${describe(isObject(body) ? body.data : body)}`);
   const schema: EntitySchema = {};
   for (const [name, raw] of Object.entries(body.data)) schema[name] = decodeFieldSchema(name, raw);
   return schema;
@@ -203,17 +204,7 @@ export function toEventLogEntry(e: Entity): EventLogEntry {
 }
 
 /** The fields an event read asks for. */
-export const EVENT_FIELDS = [
-  "event_type",
-  "attribute_name",
-  "meta",
-  "entity",
-  "project",
-  "user",
-  "session_uuid",
-  "created_at",
-  "description",
-];
+export const EVENT_FIELDS = ["event_type", "attribute_name", "meta", "entity", "project", "user", "session_uuid", "created_at", "description"];
 
 // ---------------------------------------------------------------------------------------------
 // Encoding (caller input is checked here: a clear TypeError naming the part, never a request
@@ -281,9 +272,7 @@ function checkGroup(g: unknown, where: string, depth: number): FilterGroup {
     throw new TypeError(`${where}.logical_operator must be "and" or "or", got ${describe(g.logical_operator)}`);
   }
   if (!Array.isArray(g.conditions)) throw new TypeError(`${where}.conditions must be a list, got ${describe(g.conditions)}`);
-  g.conditions.forEach((c, i) =>
-    Array.isArray(c) ? checkCondition(c, `${where}.conditions[${i}]`) : checkGroup(c, `${where}.conditions[${i}]`, depth + 1),
-  );
+  g.conditions.forEach((c, i) => (Array.isArray(c) ? checkCondition(c, `${where}.conditions[${i}]`) : checkGroup(c, `${where}.conditions[${i}]`, depth + 1)));
   return g as unknown as FilterGroup;
 }
 
@@ -397,7 +386,7 @@ export function describe(v: unknown): string {
   if (v === null) return "null";
   if (Array.isArray(v)) return `a list of ${v.length}`;
   if (typeof v === "object") return "an object";
-  if (typeof v === "string") return JSON.stringify(v.length > 60 ? v.slice(0, 60) + "…" : v);
+  if (typeof v === "string") return JSON.stringify(v.length > 60 ? `${v.slice(0, 60)}…` : v);
   return String(v);
 }
 

@@ -78,7 +78,8 @@ export function fieldValues(method: string, fields: unknown, modes?: unknown, pa
       data[name] = o["value"];
       return;
     }
-    if (typeof mode !== "string" || !UPDATE_MODES.includes(mode)) throw invalid(method, `${param}[${i}].multi_entity_update_mode`, `must be set, add or remove, got ${short(mode)}`);
+    if (typeof mode !== "string" || !UPDATE_MODES.includes(mode))
+      throw invalid(method, `${param}[${i}].multi_entity_update_mode`, `must be set, add or remove, got ${short(mode)}`);
     data[name] = { multi_entity_update_mode: mode, value: o["value"] };
   });
   for (const name of Object.keys(modeMap)) {
@@ -128,7 +129,8 @@ export function readArgs(schema: SchemaIndex, args: Record<string, unknown>): Ap
   const returnOnly = args["return_only"] ?? "active";
   if (returnOnly !== "active" && returnOnly !== "retired") throw invalid(m, "return_only", `must be active or retired, got ${short(returnOnly)}`);
   const paging = args["paging"] ?? {};
-  if (typeof paging !== "object" || paging === null || Array.isArray(paging)) throw invalid(m, "paging", `must be {entities_per_page, current_page}, got ${short(paging)}`);
+  if (typeof paging !== "object" || paging === null || Array.isArray(paging))
+    throw invalid(m, "paging", `must be {entities_per_page, current_page}, got ${short(paging)}`);
   const p = paging as Record<string, unknown>;
   const withoutCounts = optionalBool(m, "return_paging_info_without_counts", args["return_paging_info_without_counts"], false);
   const counts = optionalBool(m, "return_paging_info", args["return_paging_info"], false);

@@ -7,7 +7,17 @@
  */
 import type { Principal, TokenIssuer } from "./auth.ts";
 import type { Credentials } from "./http-server.ts";
-import { API3_MAX_PAGE, argsObject, entityType, fieldValues, readArgs, recordId, returnFields, optionalBool, filters as api3Filters } from "./api3-translate.ts";
+import {
+  API3_MAX_PAGE,
+  argsObject,
+  entityType,
+  fieldValues,
+  readArgs,
+  recordId,
+  returnFields,
+  optionalBool,
+  filters as api3Filters,
+} from "./api3-translate.ts";
 import { findRecords } from "./query.ts";
 import { renderApi3Record, selectFields } from "./render.ts";
 import { entitySchema, serverInfo, sitePreferences } from "./rest-api.ts";
@@ -158,14 +168,25 @@ function writeContext(c: Caller): WriteContext {
 function read(deps: Api3Deps, _c: Caller, rawArgs: unknown): unknown {
   const { store } = deps;
   const q = readArgs(store.schema, argsObject("read", rawArgs));
-  const records = findRecords(store, deps.now(), { type: q.type, filters: q.filters, sort: q.sort, returnOnly: q.returnOnly, includeArchived: q.includeArchived });
+  const records = findRecords(store, deps.now(), {
+    type: q.type,
+    filters: q.filters,
+    sort: q.sort,
+    returnOnly: q.returnOnly,
+    includeArchived: q.includeArchived,
+  });
   const fields = selectFields(store.schema, q.type, q.returnFields);
   const start = (q.page - 1) * q.pageSize;
   const entities = records.slice(start, start + q.pageSize).map((r) => renderApi3Record(store, r, fields));
   const out: Record<string, unknown> = { entities };
   if (q.pagingInfo === "without_counts") out["paging_info"] = { has_next_page: start + q.pageSize < records.length };
   if (q.pagingInfo === "counts") {
-    out["paging_info"] = { entity_count: records.length, current_page: q.page, entities_per_page: q.pageSize, page_count: Math.ceil(records.length / q.pageSize) };
+    out["paging_info"] = {
+      entity_count: records.length,
+      current_page: q.page,
+      entities_per_page: q.pageSize,
+      page_count: Math.ceil(records.length / q.pageSize),
+    };
   }
   return out;
 }
@@ -265,15 +286,18 @@ function schemaFieldRead(deps: Api3Deps, _c: Caller, rawArgs: unknown): unknown 
   const name = args["field_name"];
   if (name === undefined || name === null) return fields;
   if (typeof name !== "string" || !Object.hasOwn(fields, name)) {
-    throw new SimError(200, SG_CODES.badRequest, `API schema_field_read() ${type}.${String(name)} doesn't exist.`, null, { field_name: [`${short(name)} is not a field of ${type}`] });
+    throw new SimError(200, SG_CODES.badRequest, `API schema_field_read() ${type}.${String(name)} doesn't exist.`, null, {
+      field_name: [`${short(name)} is not a field of ${type}`],
+    });
   }
   return { [name]: fields[name] };
 }
 
 function preferencesRead(_d: Api3Deps, _c: Caller, rawArgs: unknown): unknown {
   const m = "preferences_read";
-  const prefs = rawArgs === undefined ? [] : argsObject(m, rawArgs)["prefs"] ?? [];
-  if (!Array.isArray(prefs) || prefs.some((p) => typeof p !== "string")) throw fault(`API preferences_read() prefs must be a list of preference names, got ${short(prefs)}`);
+  const prefs = rawArgs === undefined ? [] : (argsObject(m, rawArgs)["prefs"] ?? []);
+  if (!Array.isArray(prefs) || prefs.some((p) => typeof p !== "string"))
+    throw fault(`API preferences_read() prefs must be a list of preference names, got ${short(prefs)}`);
   const all = sitePreferences();
   if (prefs.length === 0) return all;
   return Object.fromEntries((prefs as string[]).filter((p) => Object.hasOwn(all, p)).map((p) => [p, all[p]]));

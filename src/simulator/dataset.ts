@@ -70,11 +70,46 @@ const ASSET_STEPS = [
   ["Surfacing", "SRF"],
 ];
 const ASSET_NAMES = [
-  "Hero", "Sidekick", "Captain", "Lighthouse", "Harbor Crane", "Fishing Boat", "Lantern", "Rope Coil",
-  "Seagull", "Storm Cloud", "Cliff Face", "Pier", "Tavern Int", "Tavern Ext", "Rowboat", "Anchor",
-  "Compass", "Map Table", "Barrel", "Crate", "Net", "Buoy", "Tug", "Ferry", "Dock Worker",
-  "Harbor Master", "Cat", "Dog", "Gull Flock", "Wave Sim", "Rain FX", "Fog Bank", "Sky Dome",
-  "Town Square", "Market Stall", "Bell Tower", "Bridge", "Tram", "Street Lamp", "Bicycle",
+  "Hero",
+  "Sidekick",
+  "Captain",
+  "Lighthouse",
+  "Harbor Crane",
+  "Fishing Boat",
+  "Lantern",
+  "Rope Coil",
+  "Seagull",
+  "Storm Cloud",
+  "Cliff Face",
+  "Pier",
+  "Tavern Int",
+  "Tavern Ext",
+  "Rowboat",
+  "Anchor",
+  "Compass",
+  "Map Table",
+  "Barrel",
+  "Crate",
+  "Net",
+  "Buoy",
+  "Tug",
+  "Ferry",
+  "Dock Worker",
+  "Harbor Master",
+  "Cat",
+  "Dog",
+  "Gull Flock",
+  "Wave Sim",
+  "Rain FX",
+  "Fog Bank",
+  "Sky Dome",
+  "Town Square",
+  "Market Stall",
+  "Bell Tower",
+  "Bridge",
+  "Tram",
+  "Street Lamp",
+  "Bicycle",
 ];
 const ASSET_TYPES = ["Character", "Prop", "Environment", "Vehicle", "FX", "Matte Painting"];
 const SHOT_STATUS = ["wtg", "rdy", "ip", "ip", "rev", "fin", "hld"];
@@ -93,7 +128,10 @@ export function seedDataset(store: SimStore, options: DatasetOptions): SeededIds
   const at = (hours: number) => EPOCH + hours * HOUR;
 
   const scriptUser = has("ApiUser")
-    ? store.insert("ApiUser", only("ApiUser", { firstname: options.scriptName, lastname: "1.0", description: "Script used by shotgrid-cache", created_at: at(0) }))
+    ? store.insert(
+        "ApiUser",
+        only("ApiUser", { firstname: options.scriptName, lastname: "1.0", description: "Script used by shotgrid-cache", created_at: at(0) }),
+      )
     : { type: "ApiUser", id: 1 };
   const scriptLink: Link = { type: "ApiUser", id: scriptUser.id };
   const users = new Map<string, Link>();
@@ -101,7 +139,17 @@ export function seedDataset(store: SimStore, options: DatasetOptions): SeededIds
     if (!has("HumanUser")) return { type: "HumanUser", id: users.size + 1 };
     const r = store.insert(
       "HumanUser",
-      only("HumanUser", { name: `${first} ${last}`.trim(), firstname: first, lastname: last, login, email: `${login}@studio.example`, department: dept, sg_status_list: "act", created_at: at(1), created_by: scriptLink }),
+      only("HumanUser", {
+        name: `${first} ${last}`.trim(),
+        firstname: first,
+        lastname: last,
+        login,
+        email: `${login}@studio.example`,
+        department: dept,
+        sg_status_list: "act",
+        created_at: at(1),
+        created_by: scriptLink,
+      }),
     );
     const link = { type: "HumanUser", id: r.id };
     users.set(login, link);
@@ -125,9 +173,27 @@ export function seedDataset(store: SimStore, options: DatasetOptions): SeededIds
 
   // Projects (and a few historical events so the event log does not start empty).
   const projects: Link[] = PROJECTS.map((p, i) => {
-    const r = store.insert("Project", only("Project", { ...p, sg_status: "Active", start_date: `2024-0${i + 1}-08`, users: people.slice(0, 4 + i), created_at: at(2 + i), created_by: scriptLink }));
+    const r = store.insert(
+      "Project",
+      only("Project", {
+        ...p,
+        sg_status: "Active",
+        start_date: `2024-0${i + 1}-08`,
+        users: people.slice(0, 4 + i),
+        created_at: at(2 + i),
+        created_by: scriptLink,
+      }),
+    );
     if (has("EventLogEntry")) {
-      store.appendEvent({ event_type: "Shotgun_Project_New", meta: { type: "new_entity", entity_type: "Project", entity_id: r.id }, entity: { type: "Project", id: r.id }, project: { type: "Project", id: r.id }, user: scriptLink, description: `${options.scriptName} created new Project ${p.name}`, created_at: at(2 + i) });
+      store.appendEvent({
+        event_type: "Shotgun_Project_New",
+        meta: { type: "new_entity", entity_type: "Project", entity_id: r.id },
+        entity: { type: "Project", id: r.id },
+        project: { type: "Project", id: r.id },
+        user: scriptLink,
+        description: `${options.scriptName} created new Project ${p.name}`,
+        created_at: at(2 + i),
+      });
     }
     return { type: "Project", id: r.id };
   });
@@ -141,8 +207,16 @@ export function seedDataset(store: SimStore, options: DatasetOptions): SeededIds
   }
   const pfTypes: Link[] = [];
   if (has("PublishedFileType")) {
-    for (const [code, short] of [["Maya Scene", "ma"], ["Alembic Cache", "abc"], ["Rendered Image", "exr"], ["Nuke Script", "nk"]]) {
-      pfTypes.push({ type: "PublishedFileType", id: store.insert("PublishedFileType", only("PublishedFileType", { code, short_name: short, created_at: at(1) })).id });
+    for (const [code, short] of [
+      ["Maya Scene", "ma"],
+      ["Alembic Cache", "abc"],
+      ["Rendered Image", "exr"],
+      ["Nuke Script", "nk"],
+    ]) {
+      pfTypes.push({
+        type: "PublishedFileType",
+        id: store.insert("PublishedFileType", only("PublishedFileType", { code, short_name: short, created_at: at(1) })).id,
+      });
     }
   }
 
@@ -156,7 +230,10 @@ export function seedDataset(store: SimStore, options: DatasetOptions): SeededIds
     for (let i = 0; i < seqCount; i++) {
       const project = projects[i < seqCount / 2 ? 0 : i % projects.length]!;
       const code = `${PROJECTS[projects.indexOf(project)]!.code}_${String(((i + 1) * 10) % 100000).padStart(3, "0")}`;
-      const r = store.insert("Sequence", only("Sequence", { code, project, description: `Sequence ${i + 1}`, sg_status_list: pick(SHOT_STATUS), created_at: tick(), created_by: by() }));
+      const r = store.insert(
+        "Sequence",
+        only("Sequence", { code, project, description: `Sequence ${i + 1}`, sg_status_list: pick(SHOT_STATUS), created_at: tick(), created_by: by() }),
+      );
       sequences.push({ link: { type: "Sequence", id: r.id }, project, code });
     }
   }
@@ -167,7 +244,18 @@ export function seedDataset(store: SimStore, options: DatasetOptions): SeededIds
       const project = projects[i % projects.length]!;
       const base = ASSET_NAMES[i % ASSET_NAMES.length]!;
       const code = i < ASSET_NAMES.length ? base : `${base} ${Math.floor(i / ASSET_NAMES.length) + 1}`;
-      const r = store.insert("Asset", only("Asset", { code, project, sg_asset_type: pick(ASSET_TYPES), sg_status_list: pick(SHOT_STATUS), description: `${code} asset`, created_at: tick(), created_by: by() }));
+      const r = store.insert(
+        "Asset",
+        only("Asset", {
+          code,
+          project,
+          sg_asset_type: pick(ASSET_TYPES),
+          sg_status_list: pick(SHOT_STATUS),
+          description: `${code} asset`,
+          created_at: tick(),
+          created_by: by(),
+        }),
+      );
       assets.push({ link: { type: "Asset", id: r.id }, project });
     }
   }
@@ -210,15 +298,62 @@ export function seedDataset(store: SimStore, options: DatasetOptions): SeededIds
     for (const [stepCode] of stepCodes.slice(0, 2 + Math.floor(random() * (stepCodes.length - 1)))) {
       const step = steps.get(stepCode!) ?? null;
       const status = pick(SHOT_STATUS);
-      const task = store.insert("Task", only("Task", { content: stepCode, project, entity, step, sg_status_list: status, task_assignees: people.length ? [pick(people)] : [], start_date: "2024-02-05", due_date: "2024-03-01", est_in_mins: 60 * 8 * (1 + Math.floor(random() * 5)), created_at: tick(), created_by: by() }));
+      const task = store.insert(
+        "Task",
+        only("Task", {
+          content: stepCode,
+          project,
+          entity,
+          step,
+          sg_status_list: status,
+          task_assignees: people.length ? [pick(people)] : [],
+          start_date: "2024-02-05",
+          due_date: "2024-03-01",
+          est_in_mins: 60 * 8 * (1 + Math.floor(random() * 5)),
+          created_at: tick(),
+          created_by: by(),
+        }),
+      );
       const taskLink = { type: "Task", id: task.id };
       if (status === "wtg" || status === "rdy" || !has("Version")) continue;
       versionNo++;
       const name = `${displayOf(store, entity)}_${stepCode!.toLowerCase()}_v${String(1 + (versionNo % 3)).padStart(3, "0")}`;
       const artist = by();
-      const version = store.insert("Version", only("Version", { code: name, project, entity, sg_task: taskLink, user: artist, sg_status_list: pick(["rev", "vwd", "apr", "rej"]), sg_first_frame: 1001, sg_last_frame: 1100, frame_count: 100, sg_path_to_frames: `/mnt/show/${name}/${name}.####.exr`, created_at: tick(), created_by: artist }));
+      const version = store.insert(
+        "Version",
+        only("Version", {
+          code: name,
+          project,
+          entity,
+          sg_task: taskLink,
+          user: artist,
+          sg_status_list: pick(["rev", "vwd", "apr", "rej"]),
+          sg_first_frame: 1001,
+          sg_last_frame: 1100,
+          frame_count: 100,
+          sg_path_to_frames: `/mnt/show/${name}/${name}.####.exr`,
+          created_at: tick(),
+          created_by: artist,
+        }),
+      );
       if (has("PublishedFile") && pfTypes.length) {
-        store.insert("PublishedFile", only("PublishedFile", { code: `${name}.ma`, name: displayOf(store, entity), project, entity, task: taskLink, version: { type: "Version", id: version.id }, published_file_type: pick(pfTypes), version_number: 1 + (versionNo % 3), path_cache: `show/${name}.ma`, sg_status_list: "cmpt", created_at: tick(), created_by: artist }));
+        store.insert(
+          "PublishedFile",
+          only("PublishedFile", {
+            code: `${name}.ma`,
+            name: displayOf(store, entity),
+            project,
+            entity,
+            task: taskLink,
+            version: { type: "Version", id: version.id },
+            published_file_type: pick(pfTypes),
+            version_number: 1 + (versionNo % 3),
+            path_cache: `show/${name}.ma`,
+            sg_status_list: "cmpt",
+            created_at: tick(),
+            created_by: artist,
+          }),
+        );
       }
     }
   };
@@ -227,12 +362,27 @@ export function seedDataset(store: SimStore, options: DatasetOptions): SeededIds
 
   if (has("Playlist") && has("Version")) {
     const versions = [...store.records("Version")].slice(0, 6).map((v) => ({ type: "Version", id: v.id }));
-    store.insert("Playlist", only("Playlist", { code: "Dailies 2024-02-12", project: projects[0], versions, sg_date_and_time: at(24 * 35), created_at: tick(), created_by: by() }));
+    store.insert(
+      "Playlist",
+      only("Playlist", { code: "Dailies 2024-02-12", project: projects[0], versions, sg_date_and_time: at(24 * 35), created_at: tick(), created_by: by() }),
+    );
   }
   if (has("Note") && shots.length) {
     for (let i = 0; i < Math.min(5, shots.length); i++) {
       const s = shots[i]!;
-      store.insert("Note", only("Note", { subject: `Notes on ${displayOf(store, s.link)}`, content: "Please push the timing two frames earlier.", project: s.project, note_links: [s.link], user: by(), sg_status_list: "opn", created_at: tick(), created_by: by() }));
+      store.insert(
+        "Note",
+        only("Note", {
+          subject: `Notes on ${displayOf(store, s.link)}`,
+          content: "Please push the timing two frames earlier.",
+          project: s.project,
+          note_links: [s.link],
+          user: by(),
+          sg_status_list: "opn",
+          created_at: tick(),
+          created_by: by(),
+        }),
+      );
     }
   }
   return { scriptUser: scriptLink, users };

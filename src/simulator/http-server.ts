@@ -5,7 +5,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
-import { TokenIssuer, scopedPrincipal, type Principal } from "./auth.ts";
+import { type TokenIssuer, scopedPrincipal, type Principal } from "./auth.ts";
 import { handleApi3 } from "./api3.ts";
 import type { Knobs, MalformedKind } from "./knobs.ts";
 import { handleApi, serverInfo, type ApiAnswer } from "./rest-api.ts";
@@ -198,7 +198,10 @@ export class SimHttpServer {
         if (name !== credentials.scriptName || p.get("client_secret") !== credentials.scriptKey) {
           return fail(`Can't authenticate script '${name}'`);
         }
-        return { status: 200, body: tokens.issue(scopedPrincipal(this.deps.store, { kind: "script", user: credentials.scriptUser, login: name }, p.get("scope"))) };
+        return {
+          status: 200,
+          body: tokens.issue(scopedPrincipal(this.deps.store, { kind: "script", user: credentials.scriptUser, login: name }, p.get("scope"))),
+        };
       }
       case "password": {
         const login = p.get("username") ?? "";

@@ -107,7 +107,10 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   const tokenLifetimeS = options.tokenLifetimeS ?? 600;
   if (!(tokenLifetimeS > 0)) throw new Error(`simulator: tokenLifetimeS must be > 0, got ${tokenLifetimeS}`);
   const seed = options.seed ?? 1;
-  for (const [name, v] of [["shots", options.shots], ["assets", options.assets]] as const) {
+  for (const [name, v] of [
+    ["shots", options.shots],
+    ["assets", options.assets],
+  ] as const) {
     if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new Error(`simulator: ${name} must be a whole number >= 0, got ${v}`);
   }
 
@@ -136,9 +139,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     scriptName,
     scriptKey,
     scriptUser: { type: "ApiUser" as const, id: seeded.scriptUser.id },
-    users: new Map(
-      users.map((u) => [u.login, { password: u.password, user: { type: "HumanUser" as const, id: seeded.users.get(u.login)?.id ?? 0 } }]),
-    ),
+    users: new Map(users.map((u) => [u.login, { password: u.password, user: { type: "HumanUser" as const, id: seeded.users.get(u.login)?.id ?? 0 } }])),
   };
   const tokens = new TokenIssuer(() => tokenLifetimeS, now);
   const http = new SimHttpServer({ store, tokens, credentials, knobs, random, now });

@@ -69,7 +69,10 @@ export class Knobs implements KnobSettings {
   outage: OutageWindow | null = null;
   private readonly malformed: MalformedKind[] = [];
 
-  constructor(initial: Partial<KnobSettings> = {}, private readonly now: () => number = Date.now) {
+  constructor(
+    initial: Partial<KnobSettings> = {},
+    private readonly now: () => number = Date.now,
+  ) {
     this.set(initial);
   }
 

@@ -26,7 +26,7 @@ export function resolvePath(schema: SchemaIndex, type: string, path: string): Fi
   for (let i = 0; i < steps.length - 1; i += 2) {
     const link = schema.field(current, steps[i]!);
     const next = steps[i + 1]!;
-    if (!link || link.dataType !== "entity" || !schema.hasType(next)) return undefined;
+    if (link?.dataType !== "entity" || !schema.hasType(next)) return undefined;
     if (link.validTypes.length > 0 && !link.validTypes.includes(next)) return undefined;
     current = next;
   }
@@ -232,8 +232,7 @@ function compileCondition(ctx: Ctx, path: string, relation: string, rawValues: u
   }
   const info = fp.info;
   const dt = info.dataType;
-  const reject = (why: string) =>
-    badRequest(`API ${ctx.call}() ${type}.${path}: ${why}`, { [`${type}.${path}`]: why });
+  const reject = (why: string) => badRequest(`API ${ctx.call}() ${type}.${path}: ${why}`, { [`${type}.${path}`]: why });
   if (UNFILTERABLE_TYPES.has(dt) || dt === "pivot_column") throw reject(`${dt} fields cannot be filtered.`);
   // Operators that take a list accept it flattened or as one array.
   const values = rawValues.length === 1 && Array.isArray(rawValues[0]) && relation !== "is" && relation !== "is_not" ? (rawValues[0] as unknown[]) : rawValues;
@@ -242,7 +241,10 @@ function compileCondition(ctx: Ctx, path: string, relation: string, rawValues: u
     return values[0];
   };
   const read = (r: SimRecord) => readPath(store, r, fp);
-  const negate = (p: Predicate): Predicate => (r) => !p(r);
+  const negate =
+    (p: Predicate): Predicate =>
+    (r) =>
+      !p(r);
 
   if (dt === "image") {
     if ((relation === "is" || relation === "is_not") && one() === null) {
@@ -442,7 +444,7 @@ function compileDateCondition(
     if (v === null) return null;
     if (isDate) {
       if (!isDateString(v)) throw reject(`expects a date YYYY-MM-DD, got ${short(v)}.`);
-      return Date.parse(v + "T00:00:00Z");
+      return Date.parse(`${v}T00:00:00Z`);
     }
     const ms = parseDateTime(v);
     if (Number.isNaN(ms)) throw reject(`expects a date-time like 2021-06-16T08:55:13Z, got ${short(v)}.`);
@@ -451,15 +453,20 @@ function compileDateCondition(
   const valueMs = (r: SimRecord): number | null => {
     const v = read(r);
     if (v === null) return null;
-    return isDate ? Date.parse(String(v) + "T00:00:00Z") : (v as number);
+    return isDate ? Date.parse(`${String(v)}T00:00:00Z`) : (v as number);
   };
   // date_time equality is to the second, the precision the site shows.
   const same = (a: number, b: number) => (isDate ? a === b : Math.floor(a / 1000) === Math.floor(b / 1000));
-  const negate = (p: Predicate): Predicate => (r) => !p(r);
-  const within = (lo: number, hi: number): Predicate => (r) => {
-    const x = valueMs(r);
-    return x !== null && x >= lo && x < hi;
-  };
+  const negate =
+    (p: Predicate): Predicate =>
+    (r) =>
+      !p(r);
+  const within =
+    (lo: number, hi: number): Predicate =>
+    (r) => {
+      const x = valueMs(r);
+      return x !== null && x >= lo && x < hi;
+    };
   const dayStart = (ms: number) => Math.floor(ms / 86_400_000) * 86_400_000;
   switch (relation) {
     case "is":
@@ -631,6 +638,6 @@ function sortable(store: SimStore, v: unknown): string | number | null {
   if (typeof v === "number" || typeof v === "string") return v;
   if (typeof v === "boolean") return v ? 1 : 0;
   if (isLink(v)) return store.displayName(v) ?? "";
-  if (Array.isArray(v)) return v.length === 0 ? null : v.map((x) => (isLink(x) ? store.displayName(x) ?? "" : String(x))).join(",");
+  if (Array.isArray(v)) return v.length === 0 ? null : v.map((x) => (isLink(x) ? (store.displayName(x) ?? "") : String(x))).join(",");
   return JSON.stringify(v);
 }

@@ -21,7 +21,11 @@ export interface RenderContext {
 export function selectFields(schema: SchemaIndex, type: string, fields: unknown): FieldPath[] {
   let names: string[];
   if (fields === undefined || fields === null || fields === "") names = ["*"];
-  else if (typeof fields === "string") names = fields.split(",").map((s) => s.trim()).filter(Boolean);
+  else if (typeof fields === "string")
+    names = fields
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean);
   else if (Array.isArray(fields)) names = fields.filter((f): f is string => typeof f === "string");
   else names = ["*"];
   const out: FieldPath[] = [];

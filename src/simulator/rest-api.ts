@@ -9,7 +9,7 @@ import { findRecords, inArchivedProject } from "./query.ts";
 import { summarize } from "./summarize.ts";
 import { createAnswerFields, renderRecord, selectFields, type RenderContext } from "./render.ts";
 import { SimError, badRequest, readNotFound, writeNotFound } from "./sim-error.ts";
-import type { SimRecord, SimStore, WriteContext } from "./store.ts";
+import type { SimStore, WriteContext } from "./store.ts";
 import { isLink, short, type Link } from "./values.ts";
 import { namedLink, entityUrl } from "./render.ts";
 
@@ -139,9 +139,10 @@ function fromBody(req: ApiRequest): SearchParams {
     // No filters in the body: nothing to check against the content type.
   } else if (ct.includes("api3_array") && !Array.isArray(filters)) {
     throw badRequest("Request Parameters invalid.", { filters: ["must be an array of conditions with content type application/vnd+shotgun.api3_array+json"] });
-  }
-  else if (ct.includes("api3_hash") && (Array.isArray(filters) || typeof filters !== "object" || filters === null)) {
-    throw badRequest("Request Parameters invalid.", { filters: ["must be a {logical_operator, conditions} object with content type application/vnd+shotgun.api3_hash+json"] });
+  } else if (ct.includes("api3_hash") && (Array.isArray(filters) || typeof filters !== "object" || filters === null)) {
+    throw badRequest("Request Parameters invalid.", {
+      filters: ["must be a {logical_operator, conditions} object with content type application/vnd+shotgun.api3_hash+json"],
+    });
   }
   return {
     filters,
@@ -202,7 +203,7 @@ function search(ctx: ApiContext, req: ApiRequest, type: string, p: SearchParams)
 /** CGI-style escaping as the site's links use it (`*` → `%2A`, space → `+`). */
 function escape(s: string): string {
   return encodeURIComponent(s)
-    .replace(/[!'()*~]/g, (c) => "%" + c.charCodeAt(0).toString(16).toUpperCase())
+    .replace(/[!'()*~]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
     .replace(/%20/g, "+")
     .replace(/%7E/g, "~");
 }
@@ -257,7 +258,8 @@ function relationship(ctx: ApiContext, req: ApiRequest, type: string, id: number
 
 function bodyObject(req: ApiRequest): Record<string, unknown> {
   const b = req.body ?? {};
-  if (typeof b !== "object" || Array.isArray(b) || b === null) throw badRequest("Request Parameters invalid.", { body: ["must be a JSON object of field values"] });
+  if (typeof b !== "object" || Array.isArray(b) || b === null)
+    throw badRequest("Request Parameters invalid.", { body: ["must be a JSON object of field values"] });
   return b as Record<string, unknown>;
 }
 

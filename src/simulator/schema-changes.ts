@@ -47,7 +47,14 @@ export function addField(store: SimStore, type: string, name: string, spec: NewF
 export function renameField(store: SimStore, type: string, name: string, displayName: string, ctx: WriteContext = {}): number {
   const old = store.schema.setDisplayName(type, name, displayName);
   const column = store.displayColumnId(type, name);
-  const meta = { type: "attribute_change", attribute_name: "human_name", field_data_type: "text", old_value: old, new_value: displayName, display_name: displayName };
+  const meta = {
+    type: "attribute_change",
+    attribute_name: "human_name",
+    field_data_type: "text",
+    old_value: old,
+    new_value: displayName,
+    display_name: displayName,
+  };
   return columnEvent(store, ctx, column, "Change", "human_name", meta, `renamed field "${old ?? name}" to "${displayName}" on ${type}`);
 }
 
@@ -56,7 +63,15 @@ export function deleteField(store: SimStore, type: string, name: string, ctx: Wr
   const displayName = (store.schema.entityFields(type)?.[name]?.name?.value as string | undefined) ?? name;
   store.schema.removeField(type, name);
   const column = store.displayColumnId(type, name);
-  return columnEvent(store, ctx, column, "Retirement", null, { type: "entity_retirement", display_name: displayName }, `deleted field "${displayName}" on ${type}`);
+  return columnEvent(
+    store,
+    ctx,
+    column,
+    "Retirement",
+    null,
+    { type: "entity_retirement", display_name: displayName },
+    `deleted field "${displayName}" on ${type}`,
+  );
 }
 
 function columnEvent(

@@ -51,9 +51,9 @@ export function snakeCase(type: string): string {
 /** `CustomEntity01` → `custom_entity_01s`, `Reply` → `replies`, `Status` → `statuses`. */
 export function pluralSnakeCase(type: string): string {
   const s = snakeCase(type);
-  if (/[^aeiou]y$/.test(s)) return s.slice(0, -1) + "ies";
-  if (/(s|x|ch|sh)$/.test(s)) return s + "es";
-  return s + "s";
+  if (/[^aeiou]y$/.test(s)) return `${s.slice(0, -1)}ies`;
+  if (/(s|x|ch|sh)$/.test(s)) return `${s}es`;
+  return `${s}s`;
 }
 
 export class SchemaIndex {

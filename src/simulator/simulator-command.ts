@@ -49,11 +49,13 @@ export async function runSimulator(argv: string[]): Promise<void> {
   if (!scriptKey) throw new UsageError("--script-key must not be empty");
   const webhookUrl = str("webhook-url");
   const webhookSecret = str("webhook-secret") ?? process.env["SHOTGRID_WEBHOOK_SECRET"];
-  if (webhookUrl !== undefined && !webhookSecret) throw new UsageError("--webhook-url needs --webhook-secret (or SHOTGRID_WEBHOOK_SECRET): deliveries are always signed");
+  if (webhookUrl !== undefined && !webhookSecret)
+    throw new UsageError("--webhook-url needs --webhook-secret (or SHOTGRID_WEBHOOK_SECRET): deliveries are always signed");
   if (webhookUrl === undefined && values["webhook-batched"]) throw new UsageError("--webhook-batched needs --webhook-url");
   if (webhookUrl !== undefined && !/^https?:\/\/[^/]/.test(webhookUrl)) throw new UsageError(`--webhook-url must be an http or https URL, got "${webhookUrl}"`);
   const outageMode = str("outage-mode") ?? "503";
-  if (outageMode !== "503" && outageMode !== "502" && outageMode !== "reset") throw new UsageError(`--outage-mode must be 503, 502 or reset, got "${outageMode}"`);
+  if (outageMode !== "503" && outageMode !== "502" && outageMode !== "reset")
+    throw new UsageError(`--outage-mode must be 503, 502 or reset, got "${outageMode}"`);
   const outageAfterS = str("outage-after-s") === undefined ? undefined : parseNumberOption("--outage-after-s", str("outage-after-s"), 0, 0, 30 * 86_400);
   const outageS = parseNumberOption("--outage-s", str("outage-s"), 60, 0.001, 30 * 86_400);
   if (outageAfterS === undefined && (str("outage-s") !== undefined || str("outage-mode") !== undefined)) {

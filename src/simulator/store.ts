@@ -8,16 +8,7 @@
 import { randomUUID } from "node:crypto";
 import type { FieldInfo, SchemaIndex } from "./schema.ts";
 import { badRequest, writeNotFound } from "./sim-error.ts";
-import {
-  dedupeLinks,
-  formatReadDateTime,
-  isLink,
-  normalizeWriteValue,
-  parseDateTime,
-  sameLink,
-  short,
-  type Link,
-} from "./values.ts";
+import { dedupeLinks, formatReadDateTime, isLink, normalizeWriteValue, parseDateTime, sameLink, short, type Link } from "./values.ts";
 
 export type { Link } from "./values.ts";
 
@@ -339,7 +330,14 @@ export class SimStore {
         this.event(ctx, rec, {
           event_type: `Shotgun_${type}_Retirement`,
           attribute_name: "retirement_date",
-          meta: { type: "entity_retirement", entity_type: type, entity_id: id, class_name: type, display_name: this.displayName(rec), retirement_date: formatReadDateTime(this.now()) },
+          meta: {
+            type: "entity_retirement",
+            entity_type: type,
+            entity_id: id,
+            class_name: type,
+            display_name: this.displayName(rec),
+            retirement_date: formatReadDateTime(this.now()),
+          },
           description: `${this.userName(ctx)} retired ${type} ${this.displayName(rec) ?? `#${id}`}`,
         });
       }
@@ -394,7 +392,9 @@ export class SimStore {
       if (info.dataType === "multi_entity" && isMultiEntityUpdate(raw)) {
         const mode = raw.multi_entity_update_mode;
         if (mode !== "add" && mode !== "remove" && mode !== "set") {
-          throw badRequest(`API ${op}() ${type}.${name}: multi_entity_update_mode must be add, remove or set`, { [name]: ["invalid multi_entity_update_mode"] });
+          throw badRequest(`API ${op}() ${type}.${name}: multi_entity_update_mode must be add, remove or set`, {
+            [name]: ["invalid multi_entity_update_mode"],
+          });
         }
         out.push([name, { multi_entity_update_mode: mode, value: normalizeWriteValue(type, info, raw.value ?? [], linkExists) }]);
         continue;

@@ -11,12 +11,48 @@ import { badRequest } from "./sim-error.ts";
 import type { SimRecord, SimStore } from "./store.ts";
 import { formatReadDateTime, isLink, short, type Link } from "./values.ts";
 
-export const SUMMARY_TYPES = ["record_count", "count", "sum", "maximum", "minimum", "average", "earliest", "latest", "percentage", "status_percentage", "status_list", "checked", "unchecked"];
+export const SUMMARY_TYPES = [
+  "record_count",
+  "count",
+  "sum",
+  "maximum",
+  "minimum",
+  "average",
+  "earliest",
+  "latest",
+  "percentage",
+  "status_percentage",
+  "status_list",
+  "checked",
+  "unchecked",
+];
 
 /** Grouping types served; `clustered_date`, `oneday` and `fivedays` (UI-only buckets) are refused by name. */
-export const GROUPING_TYPES = ["exact", "tens", "hundreds", "thousands", "tensofthousands", "hundredsofthousands", "millions", "day", "week", "month", "quarter", "year", "entitytype", "firstletter"];
+export const GROUPING_TYPES = [
+  "exact",
+  "tens",
+  "hundreds",
+  "thousands",
+  "tensofthousands",
+  "hundredsofthousands",
+  "millions",
+  "day",
+  "week",
+  "month",
+  "quarter",
+  "year",
+  "entitytype",
+  "firstletter",
+];
 
-const NUMBER_BUCKETS: Record<string, number> = { tens: 10, hundreds: 100, thousands: 1_000, tensofthousands: 10_000, hundredsofthousands: 100_000, millions: 1_000_000 };
+const NUMBER_BUCKETS: Record<string, number> = {
+  tens: 10,
+  hundreds: 100,
+  thousands: 1_000,
+  tensofthousands: 10_000,
+  hundredsofthousands: 100_000,
+  millions: 1_000_000,
+};
 const DATE_BUCKETS = new Set(["day", "week", "month", "quarter", "year"]);
 const NUMERIC_TYPES = new Set(["number", "float", "duration", "percent", "currency", "timecode"]);
 
@@ -87,10 +123,15 @@ function parseGrouping(store: SimStore, type: string, raw: unknown): Grouping[] 
   return raw.map((g, i) => {
     const o = (typeof g === "object" && g !== null ? g : {}) as Record<string, unknown>;
     const fp = typeof o["field"] === "string" ? resolvePath(store.schema, type, o["field"]) : undefined;
-    if (!fp) throw badRequest(`API summarize() grouping[${i}].field: ${type}.${String(o["field"])} doesn't exist.`, { grouping: { [String(i)]: { field: ["is not a field of " + type] } } });
+    if (!fp)
+      throw badRequest(`API summarize() grouping[${i}].field: ${type}.${String(o["field"])} doesn't exist.`, {
+        grouping: { [String(i)]: { field: [`is not a field of ${type}`] } },
+      });
     const t = o["type"] ?? "exact";
     if (typeof t !== "string" || !GROUPING_TYPES.includes(t)) {
-      throw badRequest(`API summarize() grouping[${i}].type ${short(t)} is not supported: must be one of ${GROUPING_TYPES.join(", ")}.`, { grouping: { [String(i)]: { type: ["not supported"] } } });
+      throw badRequest(`API summarize() grouping[${i}].type ${short(t)} is not supported: must be one of ${GROUPING_TYPES.join(", ")}.`, {
+        grouping: { [String(i)]: { type: ["not supported"] } },
+      });
     }
     const dt = fp.info.dataType;
     const numeric = NUMERIC_TYPES.has(dt) || fp.info.name === "id";
@@ -101,9 +142,15 @@ function parseGrouping(store: SimStore, type: string, raw: unknown): Grouping[] 
       (DATE_BUCKETS.has(t) && dated) ||
       (t === "entitytype" && (dt === "entity" || dt === "multi_entity")) ||
       (t === "firstletter" && !numeric && !dated && dt !== "entity" && dt !== "multi_entity");
-    if (!fits) throw badRequest(`API summarize() grouping[${i}].type ${t} does not apply to ${type}.${fp.path} (${dt}).`, { grouping: { [String(i)]: { type: [`not valid for ${dt} fields`] } } });
+    if (!fits)
+      throw badRequest(`API summarize() grouping[${i}].type ${t} does not apply to ${type}.${fp.path} (${dt}).`, {
+        grouping: { [String(i)]: { type: [`not valid for ${dt} fields`] } },
+      });
     const dir = o["direction"] ?? "asc";
-    if (dir !== "asc" && dir !== "desc") throw badRequest(`API summarize() grouping[${i}].direction must be asc or desc, got ${short(dir)}.`, { grouping: { [String(i)]: { direction: ["must be asc or desc"] } } });
+    if (dir !== "asc" && dir !== "desc")
+      throw badRequest(`API summarize() grouping[${i}].direction must be asc or desc, got ${short(dir)}.`, {
+        grouping: { [String(i)]: { direction: ["must be asc or desc"] } },
+      });
     return { fp, type: t, desc: dir === "desc" };
   });
 }

@@ -13,12 +13,7 @@ export interface Link {
 }
 
 export function isLink(v: unknown): v is Link {
-  return (
-    typeof v === "object" &&
-    v !== null &&
-    typeof (v as Link).type === "string" &&
-    typeof (v as Link).id === "number"
-  );
+  return typeof v === "object" && v !== null && typeof (v as Link).type === "string" && typeof (v as Link).id === "number";
 }
 
 /** Read answers: `2021-06-16T08:55:13Z`. */
@@ -35,17 +30,20 @@ export function formatCreateDateTime(ms: number): string {
 export function parseDateTime(v: unknown): number {
   if (typeof v === "number" && Number.isFinite(v)) return v;
   if (typeof v !== "string") return NaN;
-  const s = v.trim().replace(/ UTC$/, "Z").replace(/^(\d{4}-\d{2}-\d{2}) /, "$1T");
+  const s = v
+    .trim()
+    .replace(/ UTC$/, "Z")
+    .replace(/^(\d{4}-\d{2}-\d{2}) /, "$1T");
   if (!/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(s)) return NaN;
   // A date-time without zone is UTC here: the site's clients send UTC.
-  const withZone = /T/.test(s) && !/(Z|[+-]\d{2}:?\d{2})$/.test(s) ? s + "Z" : s;
+  const withZone = /T/.test(s) && !/(Z|[+-]\d{2}:?\d{2})$/.test(s) ? `${s}Z` : s;
   return Date.parse(withZone);
 }
 
 const DATE_RE = /^\d{4}-\d{2}-\d{2}$/;
 
 export function isDateString(v: unknown): v is string {
-  return typeof v === "string" && DATE_RE.test(v) && !Number.isNaN(Date.parse(v + "T00:00:00Z"));
+  return typeof v === "string" && DATE_RE.test(v) && !Number.isNaN(Date.parse(`${v}T00:00:00Z`));
 }
 
 /** Parse a link the client sent (`{"type":"Shot","id":12}`; extra keys such as name are ignored). */
@@ -62,7 +60,7 @@ export function parseLink(v: unknown, where: string): Link {
 /** A short, safe rendering of a client value for error messages. */
 export function short(v: unknown): string {
   const s = JSON.stringify(v) ?? String(v);
-  return s.length > 80 ? s.slice(0, 77) + "..." : s;
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
 
 /**
@@ -70,12 +68,7 @@ export function short(v: unknown): string {
  * fields refuse links to records that do not exist. Multi-entity update modes are handled by the
  * store; here a multi_entity value is a plain list.
  */
-export function normalizeWriteValue(
-  entityType: string,
-  field: FieldInfo,
-  value: unknown,
-  linkExists: (link: Link) => boolean,
-): unknown {
+export function normalizeWriteValue(entityType: string, field: FieldInfo, value: unknown, linkExists: (link: Link) => boolean): unknown {
   const where = `${entityType}.${field.name}`;
   const fail = (reason: string) => badRequest(`API write ${where} ${reason}`, { [field.name]: [reason] });
   if (value === null) {
@@ -136,9 +129,6 @@ export function normalizeWriteValue(
     case "url":
     case "serializable":
       return value;
-    case "pivot_column":
-    case "summary":
-    case "password":
     default:
       if (field.dataType === "password" && typeof value === "string") return value;
       throw fail(`cannot be written (data type ${field.dataType})`);

@@ -134,12 +134,17 @@ export class WebhookSender {
     }
     for (const p of posts) {
       t.sending = t.sending.then(() =>
-        this.#post(t, { ...(p.body as object), timestamp: new Date().toISOString().replace(/\.\d{3}Z$/, "Z") }, {
-          "x-sg-delivery-id": p.deliveryId,
-          "x-sg-event-batch-id": batchId,
-          "x-sg-event-batch-size": String(p.size),
-          "x-sg-event-batch-index": String(p.index),
-        }, p.count),
+        this.#post(
+          t,
+          { ...(p.body as object), timestamp: new Date().toISOString().replace(/\.\d{3}Z$/, "Z") },
+          {
+            "x-sg-delivery-id": p.deliveryId,
+            "x-sg-event-batch-id": batchId,
+            "x-sg-event-batch-size": String(p.size),
+            "x-sg-event-batch-index": String(p.index),
+          },
+          p.count,
+        ),
       );
     }
   }
