@@ -97,6 +97,7 @@ export class Metrics {
   readonly #storeUnavailable: Counter<string>;
   #storeHealthSource: (() => boolean) | undefined;
   #lastEventAppliedAt: number | undefined;
+  #textSource: (() => Promise<string>) | undefined;
   readonly #rpcRequests: Counter<string>;
   /** "method protocol" -> the counter child and its plain total; both label sets are small and fixed. */
   readonly #requestChildren = new Map<string, { child: CounterChild; total: { method: string; protocol: RpcProtocol; count: number } }>();
@@ -399,9 +400,17 @@ export class Metrics {
     children.duration.observe(seconds);
   }
 
-  /** The Prometheus text exposition of every metric. */
+  /**
+   * The Prometheus text exposition of every metric: this registry's, or what `useTextSource`
+   * set (with `serve --workers N`: the whole process group's, src/cli/pool-metrics.ts).
+   */
   text(): Promise<string> {
-    return this.registry.metrics();
+    return this.#textSource ? this.#textSource() : this.registry.metrics();
+  }
+
+  /** Serve `source`'s text on `/metrics` instead of this registry's own. */
+  useTextSource(source: () => Promise<string>): void {
+    this.#textSource = source;
   }
 
   /** The content type of `text()`. */
