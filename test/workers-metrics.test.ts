@@ -16,7 +16,7 @@ const BIN = new URL("../bin/shotgrid-cache.mjs", import.meta.url).pathname;
 const DASHBOARD = new URL("../docs/grafana-dashboard.json", import.meta.url);
 
 /** The value of `name{labels…}` series in a scrape, summed; undefined when there is none. */
-function valueOf(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+function seriesSum(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
   let sum: number | undefined;
   for (const line of text.split("\n")) {
     const m = /^([a-z_:]+)(\{[^}]*\})? (\S+)$/.exec(line);
@@ -120,13 +120,13 @@ describe("serve --workers 2: /metrics answers for the pool", () => {
     // Several scrapes, so both workers answer some: each tells the pool's total.
     for (let i = 0; i < 4; i++) {
       const text = (await rawRequest(port, "GET", "/metrics")).body;
-      expect(valueOf(text, "shotgrid_cache_rpc_total", { ...getEntity, code: "ok" })).toBe(calls);
-      expect(valueOf(text, "shotgrid_cache_rpc_requests_total", { ...getEntity, protocol: "connect" })).toBe(calls);
-      expect(valueOf(text, "shotgrid_cache_rpc_duration_seconds_count", getEntity)).toBe(calls);
-      expect(valueOf(text, "shotgrid_cache_pool_workers_reporting")).toBe(2);
-      for (const w of ["1", "2"]) expect(valueOf(text, "shotgrid_cache_process_resident_memory_bytes", { worker: w })).toBeGreaterThan(0);
+      expect(seriesSum(text, "shotgrid_cache_rpc_total", { ...getEntity, code: "ok" })).toBe(calls);
+      expect(seriesSum(text, "shotgrid_cache_rpc_requests_total", { ...getEntity, protocol: "connect" })).toBe(calls);
+      expect(seriesSum(text, "shotgrid_cache_rpc_duration_seconds_count", getEntity)).toBe(calls);
+      expect(seriesSum(text, "shotgrid_cache_pool_workers_reporting")).toBe(2);
+      for (const w of ["1", "2"]) expect(seriesSum(text, "shotgrid_cache_process_resident_memory_bytes", { worker: w })).toBeGreaterThan(0);
       // One leader in the pool, seen as one series per worker.
-      expect(valueOf(text, "shotgrid_cache_cluster_leader")).toBe(1);
+      expect(seriesSum(text, "shotgrid_cache_cluster_leader")).toBe(1);
       // One line per series: no name/label set twice (the exposition would be invalid).
       const series = text
         .split("\n")
