@@ -84,20 +84,23 @@ export function servePoolMetrics(workers: () => Iterable<[Worker, number]>): () 
       else g.parts.set(from, []);
       g.done();
     } else if (m?.type === ASK) {
-      const asked = [...workers()];
+      const live = [...workers()];
+      // A worker not (or no longer) connected cannot answer: ask only the others, count all.
+      const asked = live.filter(([w]) => w.isConnected());
       const id = nextGather++;
       const parts = new Map<Worker, Part>();
       const finish = (): void => {
         clearTimeout(timer);
         gathers.delete(id);
-        merge(asked, parts).then(
+        merge(live.length, asked, parts).then(
           (text) => from.isConnected() && from.send({ type: TEXT, id: m.id, text }),
           (err: unknown) => from.isConnected() && from.send({ type: TEXT, id: m.id, error: String(err) }),
         );
       };
       const timer = setTimeout(finish, GATHER_MS);
       gathers.set(id, { parts, done: () => parts.size >= asked.length && finish() });
-      for (const [w] of asked) if (w.isConnected()) w.send({ type: COLLECT, id });
+      for (const [w] of asked) w.send({ type: COLLECT, id });
+      if (asked.length === 0) finish();
     }
   };
   cluster.on("message", onMessage);
@@ -105,11 +108,11 @@ export function servePoolMetrics(workers: () => Iterable<[Worker, number]>): () 
 }
 
 /** Sum counters and histograms; label gauges by worker slot; say how many workers answered. */
-async function merge(asked: [Worker, number][], parts: Map<Worker, Part>): Promise<string> {
+async function merge(workers: number, asked: [Worker, number][], parts: Map<Worker, Part>): Promise<string> {
   const labelled: Part[] = [];
   for (const [worker, slot] of asked) {
     const part = parts.get(worker);
-    if (!part) continue;
+    if (!part || part.length === 0) continue; // no answer, or its registry could not be read
     labelled.push(
       part.map((metric) =>
         (metric.type as unknown) === "gauge"
@@ -119,7 +122,7 @@ async function merge(asked: [Worker, number][], parts: Map<Worker, Part>): Promi
     );
   }
   const pool = new Registry();
-  new Gauge({ name: "shotgrid_cache_pool_workers", help: "Worker processes in the pool (serve --workers).", registers: [pool] }).set(asked.length);
+  new Gauge({ name: "shotgrid_cache_pool_workers", help: "Worker processes in the pool (serve --workers).", registers: [pool] }).set(workers);
   new Gauge({
     name: "shotgrid_cache_pool_workers_reporting",
     help: "Workers whose metrics are in this scrape (one just restarting may be missing).",
