@@ -14,6 +14,9 @@ import { pino } from "pino";
 import { type BrowserContext, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startService, type RunningService } from "../src/app/create-app.ts";
+import { AccessPolicy, hashToken, newToken } from "../src/auth/index.ts";
+import { createServer, Metrics } from "../src/server/index.ts";
+import { StatusSampler } from "../src/status/index.ts";
 import { GET_ENTITY, postJson, QUERY, siteUpdate, testConfig } from "./e2e-helpers.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -96,5 +99,42 @@ describe.skipIf(!hasChromium)(`status page in headless Chromium (${CHROMIUM})`, 
     const json = await (await fetch(`${service.url}/status.json`)).text();
     expect(json).not.toContain(service.demoSite!.scriptKey);
     expect(json).not.toContain(service.demoSite!.url);
+  });
+
+  it("asks for a token with the status scope when the server has an auth file, then shows the figures", { timeout: 30_000 }, async () => {
+    const token = newToken();
+    const policy = AccessPolicy.fromFile({
+      clients: [{ name: "ops", tokenSha256: hashToken(token), scopes: ["status"], projects: null, entityTypes: null, sudoAsLogin: null }],
+    });
+    const metrics = new Metrics({ processMetrics: false });
+    const sampler = new StatusSampler({
+      totals: () => metrics.totals(),
+      context: () => ({ version: "9.9.9", mode: "site", store: "redis", role: "standby", ready: true, reasons: [], shotgridReachable: null }),
+    });
+    sampler.start();
+    const server = createServer({
+      version: "9.9.9",
+      mode: "site",
+      routes: () => undefined,
+      metrics,
+      status: { report: () => sampler.report(), authorize: (h) => void policy.authorize(h, "status") },
+    });
+    const { port } = await server.listen(0, "127.0.0.1");
+    try {
+      const page = await context!.newPage();
+      await page.goto(`http://127.0.0.1:${port}/status`, { timeout: 15_000 });
+      await page.waitForSelector("#login", { state: "visible", timeout: 10_000 });
+      expect(await page.textContent("#alert")).toContain("Authorization: Bearer");
+      await page.fill("#token", token);
+      await page.click("#login button");
+      await expect.poll(() => page.textContent("#role"), { timeout: 10_000 }).toBe("standby");
+      expect(await page.isVisible("#login")).toBe(false);
+      expect(await page.textContent("#shotgrid")).toBe("ShotGrid: not polled here");
+      // The token stays in the tab's session storage only, never in the page's text.
+      expect(await page.content()).not.toContain(token);
+    } finally {
+      sampler.stop();
+      await server.close(100);
+    }
   });
 });
