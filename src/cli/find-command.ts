@@ -5,6 +5,7 @@
  */
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
+import type { QueryResponse } from "../../gen/shotgrid/cache/v1/cache_pb.ts";
 import type { ShotgridFilters } from "../client.ts";
 import { parseIntOption, UsageError } from "./args.ts";
 import { CallFailed, commaList, describeCallError, listValue, parseCommand, stringValue } from "./client-connection.ts";
@@ -47,7 +48,7 @@ export async function runFind(argv: string[]): Promise<void> {
   const limit = parseIntOption("--limit", stringValue(args, "limit"), 0, 0, 2_147_483_647);
   const page = parseIntOption("--page", stringValue(args, "page"), 0, 0, 2_147_483_647);
   if (page > 0 && limit === 0) throw new UsageError("--page needs --limit (the page size)");
-  let answer;
+  let answer: QueryResponse;
   try {
     answer = await connection.client.query(
       {

@@ -3,6 +3,7 @@
  * name/value lines on a terminal or one JSON line (`{"type","id", ...fields}`) otherwise.
  */
 import type { JsonObject } from "@bufbuild/protobuf";
+import type { GetEntityResponse } from "../../gen/shotgrid/cache/v1/cache_pb.ts";
 import { UsageError } from "./args.ts";
 import { CallFailed, commaList, describeCallError, parseCommand, stringValue } from "./client-connection.ts";
 import { type FlatRecord, freshnessLine, jsonLine, keyValues } from "./output.ts";
@@ -27,7 +28,7 @@ export async function runGet(argv: string[]): Promise<void> {
     throw new UsageError(`the id must be a positive whole number, got "${idText}"`);
   }
   const fields = commaList(stringValue(args, "fields"));
-  let answer;
+  let answer: GetEntityResponse;
   try {
     answer = await connection.client.getEntity({ entityType, id, fields }, { headers: connection.headers, timeoutMs: 30_000 });
   } catch (err) {

@@ -80,7 +80,14 @@ export async function runWatch(argv: string[]): Promise<void> {
       }
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, pauseMs);
-        stop.signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+        stop.signal.addEventListener(
+          "abort",
+          () => {
+            clearTimeout(timer);
+            resolve();
+          },
+          { once: true },
+        );
       });
       pauseMs = Math.min(pauseMs * 2, 10_000);
     }

@@ -5,7 +5,7 @@
  * the rename survives a crash.
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, open, rename, unlink } from "node:fs/promises";
+import { type FileHandle, mkdir, open, rename, unlink } from "node:fs/promises";
 import path from "node:path";
 import type { SnapshotFile } from "./snapshot-format.ts";
 
@@ -43,7 +43,7 @@ export async function writeSnapshotFile(dir: string, snapshot: SnapshotFile, may
 
 /** Flush the folder entry (the rename); file systems that cannot (some network ones) are left to their own timing. */
 async function syncFolder(dir: string): Promise<void> {
-  let handle;
+  let handle: FileHandle | undefined;
   try {
     handle = await open(dir, "r");
     await handle.sync();
