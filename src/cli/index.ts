@@ -22,7 +22,7 @@ Commands:
 
 Run "shotgrid-cache <command> --help" for a command's options.`;
 
-const KNOWN = ["serve", "simulator", "auth", "get", "find", "watch", "status", "export"];
+const ONE_LINE_ERRORS = ["get", "find", "watch", "status", "export"];
 
 export async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
@@ -63,16 +63,16 @@ export async function main(argv: string[]): Promise<void> {
         throw new UsageError(`unknown command "${command}"`);
     }
   } catch (err) {
-    // A command's usage error is one line pointing at its --help; an unknown command shows the list.
-    const known = command !== undefined && KNOWN.includes(command);
+    // The client commands (for people and scripts) say every error in one line, naming the command.
+    const own = command !== undefined && ONE_LINE_ERRORS.includes(command);
     if (err instanceof UsageError) {
       process.stderr.write(
-        known ? `shotgrid-cache ${command}: ${err.message} (see "shotgrid-cache ${command} --help")\n` : `shotgrid-cache: ${err.message}\n\n${USAGE}\n`,
+        own ? `shotgrid-cache ${command}: ${err.message} (see "shotgrid-cache ${command} --help")\n` : `shotgrid-cache: ${err.message}\n\n${USAGE}\n`,
       );
       process.exitCode = 2;
       return;
     }
-    process.stderr.write(`shotgrid-cache${known ? ` ${command}` : ""}: ${errorMessage(err)}\n`);
+    process.stderr.write(`shotgrid-cache${own ? ` ${command}` : ""}: ${errorMessage(err)}\n`);
     process.exitCode = 1;
   }
 }
