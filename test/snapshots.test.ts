@@ -5,7 +5,7 @@
  * `shotgrid-cache export` writes the same files straight from the site.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, readdirSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -194,6 +194,19 @@ describe("writing a snapshot file", () => {
     // No temporary file is left behind.
     expect(readdirSync(dir).sort()).toEqual(["Shot.json", "reader.mjs"]);
   }, 30_000);
+
+  it("removes temporary files abandoned by a writer that died, keeps recent ones (a write in progress)", async () => {
+    const dir = tempDir();
+    const abandoned = path.join(dir, ".Shot.json.tmp-99999-abcdef");
+    const recent = path.join(dir, ".Shot.json.tmp-99998-abcdef");
+    const otherType = path.join(dir, ".Asset.json.tmp-99999-abcdef");
+    for (const f of [abandoned, recent, otherType]) writeFileSync(f, '{"format":');
+    const old = new Date(Date.now() - 2 * 3_600_000);
+    utimesSync(abandoned, old, old);
+    utimesSync(otherType, old, old);
+    await writeSnapshotFile(dir, buildSnapshot("Shot", [], 1, "http://site", new Date()));
+    expect(readdirSync(dir).sort()).toEqual([".Asset.json.tmp-99999-abcdef", ".Shot.json.tmp-99998-abcdef", "Shot.json"]);
+  });
 
   it("export needs a site and says so", async () => {
     const r = await run(["export", "--out", tempDir()]);

@@ -5,7 +5,7 @@
  * the rename survives a crash.
  */
 import { randomBytes } from "node:crypto";
-import { type FileHandle, mkdir, open, rename, unlink } from "node:fs/promises";
+import { type FileHandle, mkdir, open, readdir, rename, stat, unlink } from "node:fs/promises";
 import path from "node:path";
 import type { SnapshotFile } from "./snapshot-format.ts";
 
@@ -35,6 +35,7 @@ export async function writeSnapshotFile(dir: string, snapshot: SnapshotFile, may
     await rename(temp, final);
     renamed = true;
     await syncFolder(dir);
+    await removeAbandoned(dir, snapshot.entityType);
     return final;
   } finally {
     if (!renamed) await unlink(temp).catch(() => undefined);
@@ -51,5 +52,23 @@ async function syncFolder(dir: string): Promise<void> {
     // EISDIR/EINVAL/EPERM on systems that cannot fsync a folder: the rename itself is still atomic.
   } finally {
     await handle?.close().catch(() => undefined);
+  }
+}
+
+/** A temporary file this old was left by a writer that died mid-write (no write takes an hour). */
+const ABANDONED_MS = 3_600_000;
+
+/**
+ * Remove the type's temporary files left by writers that died between writing and renaming
+ * (a crash, a SIGKILL); recent ones may be another instance's write in progress and are kept.
+ */
+async function removeAbandoned(dir: string, entityType: string): Promise<void> {
+  const prefix = `.${entityType}.json.tmp-`;
+  const names = await readdir(dir).catch(() => [] as string[]);
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const file = path.join(dir, name);
+    const info = await stat(file).catch(() => undefined);
+    if (info && Date.now() - info.mtimeMs > ABANDONED_MS) await unlink(file).catch(() => undefined);
   }
 }
