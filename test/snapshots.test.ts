@@ -83,6 +83,9 @@ describe("serve --snapshot-dir", () => {
     expect(one).toMatchObject({ type: "Shot", code: site.store.get("Shot", 1)!.fields["code"], project: { type: "Project", id: 1 } });
     expect(one["created_at"]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
     expect(await metricSum(e2e.port, "shotgrid_cache_snapshot_last_written_timestamp_seconds")).toBeGreaterThan(Date.now() / 1000 - 60);
+    const status = await run(["status", "--json", "--url", e2e.url]);
+    expect(status.code).toBe(0);
+    expect((JSON.parse(status.stdout) as { snapshot: { lastWrittenAt: number } }).snapshot.lastWrittenAt).toBeGreaterThan(Date.now() / 1000 - 60);
 
     // A change and a retirement on the site: the next round has them, with an event id past them.
     site.store.update("Shot", 5, { description: "changed for the snapshot" }, { user: site.scriptUser });
