@@ -86,19 +86,15 @@ interface QueryPlan {
 /** The hit path of the CacheService over `options.cache`. */
 export function createHitPath(options: HitPathOptions): HitPath {
   const { cache, schema, limits, siteUnreachable } = options;
-  const hitOf = (peeked: PeekedEntry, key: string, entityType: string): Hit => ({
-    source: peeked.text,
-    key,
-    entityType,
-    freshness: servedFreshness(peeked.freshness, siteUnreachable?.()),
-  });
+  // Hits are built as literals of one shape (no spread): the encoder reads them on every answer.
+  const served = (peeked: PeekedEntry): Freshness => servedFreshness(peeked.freshness, siteUnreachable?.());
   // Callers that parse identical requests once (the fast path does) get their plan back for free.
   const plans = new WeakMap<GetEntityRequest, Plan>();
   const planOf = (req: GetEntityRequest): Plan | undefined => {
     const known = plans.get(req);
     if (known && known.generation === schema.generation) return known;
     const generation = schema.generation;
-    let valid;
+    let valid: ReturnType<typeof validateGetEntityNow>;
     try {
       valid = validateGetEntityNow(req, schema, limits);
     } catch {
@@ -131,7 +127,7 @@ export function createHitPath(options: HitPathOptions): HitPath {
       const plan = planOf(req);
       if (!plan) return undefined;
       const peeked = cache.peekEntity(plan.entityType, plan.id, plan.fields);
-      return peeked && { ...hitOf(peeked, plan.key, plan.entityType), fields: plan.fields };
+      return peeked && { source: peeked.text, key: plan.key, entityType: plan.entityType, freshness: served(peeked), fields: plan.fields };
     },
     entityOf(hit) {
       const record = cache.heldRecordAnswering(hit.source, hit.fields);
@@ -143,7 +139,7 @@ export function createHitPath(options: HitPathOptions): HitPath {
     peekQuery(req) {
       const prepared = preparedOf(req);
       const peeked = prepared && cache.peekQuery(prepared);
-      return peeked && hitOf(peeked, prepared.key, prepared.q.entityType);
+      return peeked && { source: peeked.text, key: prepared.key, entityType: prepared.q.entityType, freshness: served(peeked) };
     },
     entitiesOf(hit) {
       return cache.queryAnswerOf(hit.source);
