@@ -71,7 +71,8 @@ describe("WriteThrough", () => {
     const seq = shot.fields["sg_sequence"] as EntityLink;
     await cache.getEntity("Shot", shot.id, ["sg_sequence"]);
     await writes.update("Sequence", seq.id, { code: "WT_SEQ" });
-    expect(((await cache.getEntity("Shot", shot.id, ["sg_sequence"])).value?.fields["sg_sequence"] as EntityLink).name).toBe("WT_SEQ");
+    const renamed = (await cache.getEntity("Shot", shot.id, ["sg_sequence"])).value!;
+    expect((renamed.fields["sg_sequence"] as EntityLink).name).toBe("WT_SEQ");
 
     await writes.delete("Shot", created.id);
     expect((await cache.getEntity("Shot", created.id, ["code"])).value).toBeNull();
@@ -94,7 +95,7 @@ describe("WriteThrough", () => {
       .filter((r) => !r.retired)
       .slice(0, 3)
       .map((r) => link("Asset", r.id));
-    const ids = async () => ((await cache.getEntity("Shot", shot.id, ["assets"])).value?.fields["assets"] as EntityLink[]).map((l) => l.id).sort();
+    const ids = async () => ((await cache.getEntity("Shot", shot.id, ["assets"])).value!.fields["assets"] as EntityLink[]).map((l) => l.id).sort();
     await writes.update("Shot", shot.id, { assets: [assets[0]!] }, { multiEntityUpdateModes: { assets: "set" } });
     expect(await ids()).toEqual([assets[0]!.id]);
     await writes.update("Shot", shot.id, { assets: [assets[1]!, assets[2]!] }, { multiEntityUpdateModes: { assets: "add" } });

@@ -180,7 +180,12 @@ export class WriteThrough {
         if (id === undefined) return rows;
         for (const [field, value] of Object.entries(w.data)) {
           rows.push(
-            row("Change", id, project, field, { type: "attribute_change", attribute_name: field, in_create: true, ...linkMeta(valueOf(value), undefined) }),
+            row("Change", id, project, field, {
+              type: "attribute_change",
+              attribute_name: field,
+              in_create: true,
+              ...linkMeta(writtenValue(value), undefined),
+            }),
           );
         }
         return rows;
@@ -191,7 +196,7 @@ export class WriteThrough {
         const project = projectOf(w.entityType, w.id, w.result, w.data) ?? projectOf(w.entityType, w.id, held ?? undefined, {});
         return Object.entries(w.data).map(([field, value]) => {
           const mode = w.modes?.[field] ?? (isMultiEntityUpdate(value) ? value.multi_entity_update_mode : undefined);
-          const meta = linkMeta(valueOf(value), held?.fields[field], mode);
+          const meta = linkMeta(writtenValue(value), held?.fields[field], mode);
           return row("Change", w.id, project, field, { type: "attribute_change", attribute_name: field, ...meta });
         });
       }
@@ -218,7 +223,7 @@ function isMultiEntityUpdate(value: unknown): value is MultiEntityUpdate {
   return typeof value === "object" && value !== null && !Array.isArray(value) && "multi_entity_update_mode" in value;
 }
 
-function valueOf(value: FieldValue | MultiEntityUpdate): FieldValue {
+function writtenValue(value: FieldValue | MultiEntityUpdate): FieldValue {
   return isMultiEntityUpdate(value) ? value.value : value;
 }
 
