@@ -22,6 +22,8 @@ import { ShotGridClient } from "../shotgrid/index.ts";
 import type { Backend, EventLogEntry } from "../shotgrid/types.ts";
 import { startSimulator, type SimulatorHandle } from "../simulator/index.ts";
 import { errorMessage } from "../logging/index.ts";
+import { AccessPolicy } from "../auth/access-policy.ts";
+import { WriteThrough } from "../service/write-through.ts";
 
 export interface RunningService {
   /** `http://host:port` of the service. */
@@ -45,12 +47,16 @@ export interface RunningService {
   readonly reconciler: Reconciler | undefined;
   /** The Redis store and coalescer, with `--redis`; undefined with the memory store. */
   readonly shared: SharedStore | undefined;
+  /** Who may call: "open" without `--auth-file`, "tokens" with one. */
+  readonly policy: AccessPolicy;
   /** Graceful stop: streams end, in-flight calls finish, upstream connections close. */
   close(graceMs?: number): Promise<void>;
 }
 
 /** Build and start everything; resolves once the port is listening (readiness follows). */
 export async function startService(config: ServeConfig, logger: Logger): Promise<RunningService> {
+  // First: a faulty auth file stops the start before anything listens.
+  const policy = await AccessPolicy.load(config.authFile);
   let demoSite: RunningService["demoSite"];
   let site = config.site;
   if (!site) {
@@ -234,6 +240,9 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     readiness,
     extraRoutes: webhooks?.route,
     siteUnreachable: () => follower?.lastError,
+    policy,
+    // Writes go to ShotGrid, then drop what they changed from the cache (shared with --redis).
+    writes: new WriteThrough({ backend, cache, logger: logger.child({ component: "writes" }) }),
   });
   let bound: Awaited<ReturnType<Server["listen"]>>;
   try {
@@ -320,6 +329,7 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     webhooks,
     reconciler,
     shared,
+    policy,
     async close(graceMs = 10_000) {
       stopping.abort();
       await server.close(graceMs);
