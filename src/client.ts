@@ -51,7 +51,13 @@ export function createCacheClient(baseUrl: string, options: CacheClientOptions =
   const protocol = options.protocol ?? "connect";
   const useBinaryFormat = options.binary ?? false;
   const token = options.token;
-  const interceptors: Interceptor[] = token === undefined ? [] : [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))];
+  const interceptors: Interceptor[] = [];
+  if (token !== undefined) {
+    interceptors.push((next) => (req) => {
+      req.header.set("authorization", `Bearer ${token}`);
+      return next(req);
+    });
+  }
   const transport =
     protocol === "grpc"
       ? createGrpcTransport({ baseUrl, interceptors })
