@@ -100,6 +100,16 @@ function eventsOf(type: string, id: number) {
 
 const aliceId = () => [...site.store.records("HumanUser")].find((u) => u.fields["login"] === "alice")!.id;
 
+describe("read limits on a type no call has read yet", () => {
+  it("decides a Project by its own id, whose fields the check itself loads", async () => {
+    // First in the file: Project's fields are not loaded yet (an empty field list loads none).
+    const other = await call("GetEntity", { entityType: "Project", id: projectB }, LIMITED);
+    expect([other.status, other.json.code]).toEqual([403, "permission_denied"]);
+    const own = await call("GetEntity", { entityType: "Project", id: projectA }, LIMITED);
+    expect([own.status, own.json.entity?.id]).toEqual([200, projectA]);
+  });
+});
+
 describe("writes over Connect (JSON, HTTP/1.1)", () => {
   it("create, update (set/add/remove), delete and revive: each visible to the next read, made as the sudo login", async () => {
     // Cached first, so visibility is the invalidation's doing, not a miss.

@@ -53,8 +53,9 @@ export function createCacheService(opts: CacheServiceOptions): Partial<ServiceIm
         const { entityType, id, fields } = await validateGetEntity(req, schema, limits, ctx.signal);
         // The caller's read limits (auth/read-scope.ts): a type it may not read is refused before
         // any fetch; a project limit is checked on the record, which then needs its `project`.
-        readConstraint(caller, entityType, hasProjectField(schema, entityType));
-        const addProject = fields.length > 0 && !fields.includes("project") && needsProjectField(caller, entityType) && hasProjectField(schema, entityType);
+        const projectField = await hasProjectField(schema, entityType, ctx.signal);
+        readConstraint(caller, entityType, projectField);
+        const addProject = fields.length > 0 && !fields.includes("project") && needsProjectField(caller, entityType) && projectField;
         const answer = await cache.getEntity(entityType, id, addProject ? [...fields, "project"] : fields, ctx.signal);
         if (answer.value === null) throw new ConnectError(`${entityType} ${id} not found`, Code.NotFound);
         requireReadEntity(caller, entityType, entityProjectId(answer.value));
@@ -71,7 +72,8 @@ export function createCacheService(opts: CacheServiceOptions): Partial<ServiceIm
         const valid = await validateQuery(req, schema, limits, ctx.signal);
         // The limit joins the filters, so it is part of the cache key: an answer cached for a
         // caller without limits is never served to one with them.
-        const query = { ...valid, filters: scopeQueryFilters(caller, valid.entityType, valid.filters, hasProjectField(schema, valid.entityType)) };
+        const projectField = await hasProjectField(schema, valid.entityType, ctx.signal);
+        const query = { ...valid, filters: scopeQueryFilters(caller, valid.entityType, valid.filters, projectField) };
         const answer = await cache.query(query, ctx.signal);
         return create(QueryResponseSchema, { entities: answer.value.map(toEntityMessage), freshness: freshness(answer.freshness) });
       } catch (err) {
@@ -85,9 +87,9 @@ export function createCacheService(opts: CacheServiceOptions): Partial<ServiceIm
   return impl;
 }
 
-/** Whether `entityType` has a `project` field on the site (its fields are loaded once a request of it is validated). */
-export function hasProjectField(schema: SchemaRegistry, entityType: string): boolean {
-  return Object.hasOwn(schema.fieldsOfLoaded(entityType), "project");
+/** Whether `entityType` has a `project` field on the site (loading its fields when no earlier request has). */
+function hasProjectField(schema: SchemaRegistry, entityType: string, signal: AbortSignal): Promise<boolean> {
+  return schema.settle(() => Object.hasOwn(schema.fieldsOfLoaded(entityType), "project"), signal);
 }
 
 function withoutField(e: Entity, field: string): Entity {
