@@ -49,6 +49,8 @@ export interface RunningService {
   readonly shared: SharedStore | undefined;
   /** Who may call: "open" without `--auth-file`, "tokens" with one. */
   readonly policy: AccessPolicy;
+  /** Writes through the cache (ShotGrid first, then the invalidation): every write path uses this one. */
+  readonly writes: WriteThrough;
   /** Graceful stop: streams end, in-flight calls finish, upstream connections close. */
   close(graceMs?: number): Promise<void>;
 }
@@ -228,6 +230,9 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     return { ready: reasons.length === 0, reasons, details: Object.keys(details).length > 0 ? details : undefined };
   };
 
+  // Writes go to ShotGrid, then drop what they changed from the cache (shared with --redis).
+  // One instance for every entry point that writes (Connect/gRPC here, api3).
+  const writes = new WriteThrough({ backend, cache, logger: logger.child({ component: "writes" }) });
   const server = createCacheServer({
     config,
     mode,
@@ -241,8 +246,7 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     extraRoutes: webhooks?.route,
     siteUnreachable: () => follower?.lastError,
     policy,
-    // Writes go to ShotGrid, then drop what they changed from the cache (shared with --redis).
-    writes: new WriteThrough({ backend, cache, logger: logger.child({ component: "writes" }) }),
+    writes,
   });
   let bound: Awaited<ReturnType<Server["listen"]>>;
   try {
@@ -330,6 +334,7 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     reconciler,
     shared,
     policy,
+    writes,
     async close(graceMs = 10_000) {
       stopping.abort();
       await server.close(graceMs);
