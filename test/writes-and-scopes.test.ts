@@ -27,6 +27,7 @@ const WRITER = newToken();
 const READER = newToken();
 const LIMITED = newToken();
 const UNKNOWN = newToken();
+const GHOST = newToken();
 const RPC = "/shotgrid.cache.v1.CacheService/";
 
 let site: SimulatorHandle;
@@ -61,6 +62,7 @@ beforeAll(async () => {
       `  - { name: writer, token_sha256: ${hashToken(WRITER)}, scopes: [read, write, watch], sudo_as_login: alice }`,
       `  - { name: reader, token_sha256: ${hashToken(READER)}, scopes: [read, watch] }`,
       `  - { name: limited, token_sha256: ${hashToken(LIMITED)}, scopes: [read, watch], projects: [${projectA}] }`,
+      `  - { name: ghost, token_sha256: ${hashToken(GHOST)}, scopes: [read, write], sudo_as_login: nobody.here }`,
       "",
     ].join("\n"),
   );
@@ -291,6 +293,14 @@ describe("who may call", () => {
     }
   });
 
+  it("a write ShotGrid will not make as the client's login is permission_denied, and changes nothing", async () => {
+    const before = site.store.get("Shot", shotA)!.fields["description"];
+    const r = await call("Update", { entityType: "Shot", id: shotA, data: { description: "ghost" } }, GHOST);
+    expect([r.status, r.json.code]).toEqual([403, "permission_denied"]);
+    expect(r.json.message).toMatch(/ShotGrid would not act as the caller: .*nobody\.here/);
+    expect(site.store.get("Shot", shotA)!.fields["description"]).toBe(before);
+  });
+
   it("a write whose answer is lost is unavailable, saying it may have happened", async () => {
     site.knobs.set({ errorRate: 1, errorStatuses: [502] });
     try {
@@ -307,7 +317,7 @@ describe("who may call", () => {
     const readyz = (await rawRequest(port, "GET", "/readyz")).body;
     const text = [logLines.join(""), metrics, readyz].join("\n");
     expect(logLines.length).toBeGreaterThan(10);
-    for (const secret of [WRITER, READER, LIMITED, UNKNOWN, hashToken(WRITER), hashToken(READER), SCRIPT_KEY, ALICE_PASSWORD]) {
+    for (const secret of [WRITER, READER, LIMITED, UNKNOWN, GHOST, hashToken(WRITER), hashToken(READER), SCRIPT_KEY, ALICE_PASSWORD]) {
       expect(text).not.toContain(secret);
     }
   });
