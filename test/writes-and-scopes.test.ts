@@ -263,7 +263,14 @@ describe("who may call", () => {
     const all = (await call("Query", q, READER)).json.entities as Array<{ fields: { project: EntityLink } }>;
     expect(new Set(all.map((e) => e.fields.project.id)).size).toBeGreaterThan(1);
     await call("Query", q, READER); // now a hit for the reader, on the fast path too
-    for (const answer of [await call("Query", q, LIMITED), await call("Query", q, LIMITED), await rawGet(QUERY, q, LIMITED)]) {
+    // Asked again and again (POST and GET): the first fills the cache, the later ones are fast-path
+    // hits once the hit path has validated and scoped the request (in the background).
+    const answers = [];
+    for (let i = 0; i < 3; i++) {
+      answers.push(await call("Query", q, LIMITED), await rawGet(QUERY, q, LIMITED));
+      await new Promise((r) => setTimeout(r, 30));
+    }
+    for (const answer of answers) {
       const projects = new Set((answer.json.entities as Array<{ fields: { project: EntityLink } }>).map((e) => e.fields.project.id));
       expect([...projects]).toEqual([projectA]);
     }
