@@ -110,7 +110,7 @@ export function createHitPath(options: HitPathOptions): HitPath {
     const known = plans.get(req);
     if (known && known.generation === schema.generation) return known;
     const generation = schema.generation;
-    let valid;
+    let valid: ReturnType<typeof validateGetEntityNow>;
     try {
       valid = validateGetEntityNow(req, schema, limits);
     } catch {
