@@ -319,6 +319,11 @@ describe("who may call", () => {
     }
   });
 
+  it("/status.json needs the status scope with an auth file (the policy's own check)", async () => {
+    expect((await rawRequest(port, "GET", "/status.json")).status).toBe(401);
+    expect((await rawRequest(port, "GET", "/status.json", undefined, bearer(READER))).status).toBe(403);
+  });
+
   it("no secret in logs, /metrics or /readyz", async () => {
     const metrics = (await rawRequest(port, "GET", "/metrics")).body;
     const readyz = (await rawRequest(port, "GET", "/readyz")).body;

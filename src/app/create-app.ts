@@ -24,6 +24,8 @@ import { startSimulator, type SimulatorHandle } from "../simulator/index.ts";
 import { errorMessage } from "../logging/index.ts";
 import { AccessPolicy } from "../auth/access-policy.ts";
 import { WriteThrough } from "../service/write-through.ts";
+import { StatusSampler } from "../status/index.ts";
+import { VERSION } from "../version.ts";
 
 export interface RunningService {
   /** `http://host:port` of the service. */
@@ -233,13 +235,39 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
   // Writes go to ShotGrid, then drop what they changed from the cache (shared with --redis).
   // One instance for every entry point that writes (Connect/gRPC here, api3).
   const writes = new WriteThrough({ backend, cache, logger: logger.child({ component: "writes" }) });
+  // The live status page's figures: a ring of samples for its charts and the last changes applied.
+  const store = config.redis ? "redis" : "memory";
+  const status = new StatusSampler({
+    totals: () => metrics.totals(),
+    bus,
+    context: () => {
+      const report = readiness();
+      const role = cluster ? (cluster.isLeader ? "leader" : "standby") : "single";
+      // A standby polls nothing, so it cannot say whether ShotGrid answers.
+      const polling = follower?.running === true;
+      // A follower failing on the store (Redis) still reached ShotGrid.
+      const error = isStoreError(follower?.lastErrorCode) ? undefined : follower?.lastError;
+      return {
+        version: VERSION,
+        mode,
+        store,
+        role,
+        ready: report.ready,
+        reasons: report.reasons ?? [],
+        shotgridReachable: polling ? error === undefined && (follower!.ready || follower!.lastError !== undefined) : null,
+        ...(error ? { shotgridError: error } : {}),
+        follow: polling ? follower!.status : undefined,
+      };
+    },
+  });
+
   const server = createCacheServer({
     config,
     mode,
     cache,
     schema,
     feed: bus,
-    store: config.redis ? "redis" : "memory",
+    store,
     logger: logger.child({ component: "server" }),
     metrics,
     readiness,
@@ -247,6 +275,13 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     siteUnreachable: () => follower?.lastError,
     policy,
     writes,
+    status: {
+      report: () => status.report(),
+      // One rule for who may see the status: the access policy's own check. Open mode stays
+      // unchecked: the page is open without an auth file, and an anonymous caller has no
+      // "status" scope.
+      authorize: policy.mode === "open" ? undefined : (header) => void policy.authorize(header, "status"),
+    },
   });
   let bound: Awaited<ReturnType<Server["listen"]>>;
   try {
@@ -311,6 +346,7 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     await follower!.whenReady(stopping.signal);
   })();
   ready.catch(() => undefined);
+  status.start();
 
   const hostForUrl = bound.host === "0.0.0.0" || bound.host === "::" ? "127.0.0.1" : bound.host.includes(":") ? `[${bound.host}]` : bound.host;
   // Demo mode with a webhook secret: the simulated site sends its webhooks to this service.
@@ -337,6 +373,7 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     writes,
     async close(graceMs = 10_000) {
       stopping.abort();
+      status.stop();
       await server.close(graceMs);
       await reconciler?.stop();
       await webhooks?.whenIdle();
