@@ -152,7 +152,8 @@ describe("WriteThrough", () => {
   });
 
   it("a write whose answer is lost is sent once, fails saying it may have happened, and is invalidated as if made", async () => {
-    // Between the client and the site: PUTs reach the site, then the connection drops before the answer.
+    // Between the client and the site: writes (PUT, POST to an entity) reach the site, then the
+    // connection drops before the answer.
     let puts = 0;
     const proxy = http.createServer((req, res) => {
       const chunks: Buffer[] = [];
@@ -162,7 +163,7 @@ describe("WriteThrough", () => {
           const body: Buffer[] = [];
           answer.on("data", (c: Buffer) => body.push(c));
           answer.on("end", () => {
-            if (req.method === "PUT") {
+            if (req.method === "PUT" || (req.method === "POST" && req.url?.startsWith("/api/v1.1/entity/"))) {
               puts++;
               req.socket.destroy();
               return;
@@ -189,6 +190,19 @@ describe("WriteThrough", () => {
       // The site did make it, and the cache does not hide that.
       expect(sim.store.get("Shot", shot.id)!.fields["description"]).toBe("WT_LOST_ANSWER");
       expect((await cache.getEntity("Shot", shot.id, ["description"])).value?.fields["description"]).toBe("WT_LOST_ANSWER");
+
+      // A create whose answer is lost: its id is unknown, so the type's answers go (and the
+      // preloaded type is loaded again, staying ready), and the new record shows.
+      const q = shotsOf(project, ["code"]);
+      await cache.query(q);
+      await expect(viaLossy.create("Shot", { code: "WT_LOST_CREATE", project: link("Project", project) })).rejects.toBeInstanceOf(WriteOutcomeUnknownError);
+      expect(puts).toBe(3);
+      expect(cache.ready).toBe(true);
+      const made = (await cache.query(q)).value.find((e) => e.fields["code"] === "WT_LOST_CREATE");
+      expect(made).toBeDefined();
+      await cache.whenIdle();
+      expect(cache.ready).toBe(true);
+      expect((await cache.getEntity("Shot", made!.id, ["code"])).value?.fields["code"]).toBe("WT_LOST_CREATE");
     } finally {
       await lossy.close();
       const closed = new Promise<void>((resolve) => proxy.close(() => resolve()));

@@ -37,6 +37,12 @@ export interface WriteInvalidationSink {
   applyHints(events: EventLogEntry[]): Promise<void>;
   /** The full record held for `type`/`id`, if any: its links before the write (reverse fields to drop). */
   heldRecord?(type: string, id: number): Promise<Entity | null | undefined>;
+  /**
+   * Drop every answer about `type` (reloading it if preloaded): for a create whose outcome is
+   * unknown, so whose id is unknown too. Without it such a create applies a row naming no
+   * record, which the rules answer the same way but which also leaves a preloaded type unloaded.
+   */
+  invalidateType?(type: string): Promise<void>;
 }
 
 export interface WriteThroughOptions {
@@ -150,8 +156,13 @@ export class WriteThrough {
     if (writes.length === 0) return;
     try {
       const rows: EventLogEntry[] = [];
-      for (const w of writes) rows.push(...(await this.#rows(w)));
-      await this.#cache.applyHints(rows);
+      const unknownCreates = new Set<string>();
+      for (const w of writes) {
+        if (w.kind === "create" && w.result === undefined && this.#cache.invalidateType) unknownCreates.add(w.entityType);
+        else rows.push(...(await this.#rows(w)));
+      }
+      if (rows.length > 0) await this.#cache.applyHints(rows);
+      for (const type of unknownCreates) await this.#cache.invalidateType!(type);
     } catch (err) {
       this.#log.warn({ err: errorMessage(err) }, "write made, but its cache invalidation failed; the event log will apply it");
     }
