@@ -80,9 +80,22 @@ describe("writes with --redis", () => {
     expect((await rpc(b, "GetEntity", { entityType: "Shot", id: shot.id, fields: ["code"] })).json.entity.fields.code).toBe("REDIS_WRITE");
 
     const client = createCacheClient(a.url, { protocol: "grpc", token: WRITER });
+    // A slow site: A's own background refresh of the new record cannot win the race to the store.
+    site.knobs.set({ latencyMs: 150 });
     const { entity } = await client.create({ entityType: "Shot", data: { code: "REDIS_NEW", project: { type: "Project", id: project } } });
+    // B has never heard of the new id (Shot is preloaded: B answers unknown ids from its own id
+    // set), yet it shows the record: A filled the shared store with it before answering.
+    const created = await rpc(b, "GetEntity", { entityType: "Shot", id: entity!.id, fields: ["code"] });
+    expect(created.json.entity?.fields.code).toBe("REDIS_NEW");
+    site.knobs.set({ latencyMs: 0 });
     const after = (await rpc(b, "Query", q)).json.entities as Array<{ id: number; fields: { code: string } }>;
     expect(after).toHaveLength(before + 1);
     expect(after.find((e) => e.id === entity!.id)?.fields.code).toBe("REDIS_NEW");
+
+    // Retired on A: gone on B; revived on A: back on B.
+    await client.delete({ entityType: "Shot", id: shot.id });
+    expect((await rpc(b, "GetEntity", { entityType: "Shot", id: shot.id, fields: ["code"] })).json.code).toBe("not_found");
+    await client.revive({ entityType: "Shot", id: shot.id });
+    expect((await rpc(b, "GetEntity", { entityType: "Shot", id: shot.id, fields: ["code"] })).json.entity?.fields.code).toBe("REDIS_WRITE");
   });
 });

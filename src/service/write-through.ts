@@ -43,6 +43,10 @@ export interface WriteInvalidationSink {
    * record, which the rules answer the same way but which also leaves a preloaded type unloaded.
    */
   invalidateType?(type: string): Promise<void>;
+  /** Types loaded whole at start: their "this id does not exist" is answered from a local id set. */
+  readonly preloadTypes?: readonly string[];
+  /** Read through the cache (ReadThroughCache.getEntity), to fill the store with a record. */
+  getEntity?(type: string, id: number, fields: string[]): Promise<unknown>;
 }
 
 export interface WriteThroughOptions {
@@ -163,6 +167,7 @@ export class WriteThrough {
       }
       if (rows.length > 0) await this.#cache.applyHints(rows);
       for (const type of unknownCreates) await this.#cache.invalidateType!(type);
+      await this.#fill(writes);
     } catch (err) {
       this.#log.warn({ err: errorMessage(err) }, "write made, but its cache invalidation failed; the event log will apply it");
     }
@@ -218,6 +223,22 @@ export class WriteThrough {
         const kind = w.kind === "delete" ? "Retirement" : "Revival";
         return [row(kind, w.id, project, "retirement_date", { type: w.kind === "delete" ? "entity_retirement" : "entity_revival", class_name: w.entityType })];
       }
+    }
+  }
+
+  /**
+   * A record that came into being (created, revived) of a preloaded type is read into the store
+   * now. Every instance answers "does not exist" for an id outside its own id set of a preloaded
+   * type without asking, unless the shared store holds the record: so, with --redis, this is
+   * what lets another instance show it before the event log tells it about the id.
+   */
+  async #fill(writes: Described[]): Promise<void> {
+    const { getEntity, preloadTypes } = this.#cache;
+    if (!getEntity || !preloadTypes) return;
+    for (const w of writes) {
+      const id = w.kind === "create" ? w.result?.id : w.kind === "revive" ? w.id : undefined;
+      if (id === undefined || !preloadTypes.includes(w.entityType)) continue;
+      await getEntity.call(this.#cache, w.entityType, id, []).catch(() => undefined);
     }
   }
 
