@@ -22,6 +22,8 @@ import { ShotGridClient } from "../shotgrid/index.ts";
 import type { Backend, EventLogEntry } from "../shotgrid/types.ts";
 import { startSimulator, type SimulatorHandle } from "../simulator/index.ts";
 import { errorMessage } from "../logging/index.ts";
+import { AccessPolicy } from "../auth/access-policy.ts";
+import { WriteThrough } from "../service/write-through.ts";
 import { StatusSampler } from "../status/index.ts";
 import { VERSION } from "../version.ts";
 import { cacheSnapshotSource, SnapshotWriter } from "../snapshots/index.ts";
@@ -48,6 +50,10 @@ export interface RunningService {
   readonly reconciler: Reconciler | undefined;
   /** The Redis store and coalescer, with `--redis`; undefined with the memory store. */
   readonly shared: SharedStore | undefined;
+  /** Who may call: "open" without `--auth-file`, "tokens" with one. */
+  readonly policy: AccessPolicy;
+  /** Writes through the cache (ShotGrid first, then the invalidation): every write path uses this one. */
+  readonly writes: WriteThrough;
   /** The snapshot writer, with `--snapshot-dir` (it writes once ready, on the follower's instance only). */
   readonly snapshots: SnapshotWriter | undefined;
   /** Graceful stop: streams end, in-flight calls finish, upstream connections close. */
@@ -56,6 +62,8 @@ export interface RunningService {
 
 /** Build and start everything; resolves once the port is listening (readiness follows). */
 export async function startService(config: ServeConfig, logger: Logger): Promise<RunningService> {
+  // First: a faulty auth file stops the start before anything listens.
+  const policy = await AccessPolicy.load(config.authFile);
   let demoSite: RunningService["demoSite"];
   let site = config.site;
   if (!site) {
@@ -227,6 +235,9 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     return { ready: reasons.length === 0, reasons, details: Object.keys(details).length > 0 ? details : undefined };
   };
 
+  // Writes go to ShotGrid, then drop what they changed from the cache (shared with --redis).
+  // One instance for every entry point that writes (Connect/gRPC here, api3).
+  const writes = new WriteThrough({ backend, cache, logger: logger.child({ component: "writes" }) });
   // The live status page's figures: a ring of samples for its charts and the last changes applied.
   const store = config.redis ? "redis" : "memory";
   const status = new StatusSampler({
@@ -265,14 +276,14 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     readiness,
     extraRoutes: webhooks?.route,
     siteUnreachable: () => follower?.lastError,
+    policy,
+    writes,
     status: {
       report: () => status.report(),
-      // HOOK for the auth wiring (issue 9, not on main yet): once the server holds the access
-      // policy, pass its own check here, so there is one rule for who may see the status:
-      //   authorize: policy.mode === "open" ? undefined : (header) => void policy.authorize(header, "status"),
-      // Open mode must stay undefined: the page is open without an auth file, and an anonymous
-      // caller has no "status" scope. test/status-json.test.ts checks this option with a policy.
-      authorize: undefined,
+      // One rule for who may see the status: the access policy's own check. Open mode stays
+      // unchecked: the page is open without an auth file, and an anonymous caller has no
+      // "status" scope.
+      authorize: policy.mode === "open" ? undefined : (header) => void policy.authorize(header, "status"),
     },
   });
   let bound: Awaited<ReturnType<Server["listen"]>>;
@@ -378,6 +389,8 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     webhooks,
     reconciler,
     shared,
+    policy,
+    writes,
     snapshots,
     async close(graceMs = 10_000) {
       stopping.abort();

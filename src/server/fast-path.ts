@@ -27,6 +27,7 @@ import type { Logger } from "../logging/index.ts";
 import { CacheService } from "../../gen/shotgrid/cache/v1/cache_pb.ts";
 import { CACHE_SERVICE_OPTIONS } from "../service/cache-service.ts";
 import type { Hit, HitPath } from "../service/hit-path.ts";
+import type { Caller } from "../auth/caller.ts";
 import { createHitEncoder } from "./hit-encoding.ts";
 import type { RpcFinished } from "./rpc-interceptors.ts";
 import { errorMessage } from "../logging/index.ts";
@@ -42,6 +43,12 @@ export interface FastPathOptions {
   logger?: Logger;
   /** Bound on the bytes of kept encodings. Default 8 MiB. */
   maxEncodedBytes?: number;
+  /**
+   * The access check the normal path's interceptor makes for a read (`AccessPolicy.authorize(header,
+   * "read")`): the caller, or a throw when refused (the normal path then answers the refusal).
+   * Without it every caller is anonymous.
+   */
+  authorizeRead?: (authorization: string | undefined) => Caller;
 }
 
 /**
@@ -64,8 +71,8 @@ interface Route {
   name: string;
   /** The request message, parsed as the normal path parses it (throws what it would answer). */
   parse(bytes: Uint8Array, binary: boolean): object;
-  /** The hit `message` asks for, or undefined. `kept`: the same message object will come again for the same request bytes. */
-  hit(message: object, kept: boolean): Hit | undefined;
+  /** The hit `message` asks for on behalf of `caller` (its read limits apply), or undefined. `kept`: the same message object will come again for the same request bytes. */
+  hit(message: object, kept: boolean, caller: Caller | undefined): Hit | undefined;
   /** The answer to `hit`, or undefined when it is not answered from the hit after all. */
   encode(hit: Hit, binary: boolean): Buffer | undefined;
   /** Record `hit` as answered. */
@@ -83,7 +90,7 @@ interface Parsed {
 const CONTENT_TYPE_MEMO_ENTRIES = 64;
 
 export function createFastPath(options: FastPathOptions): FastPath {
-  const { hits, readMaxBytes, writeMaxBytes, finished, logger } = options;
+  const { hits, readMaxBytes, writeMaxBytes, finished, logger, authorizeRead } = options;
   const jsonOptions = CACHE_SERVICE_OPTIONS.jsonOptions;
   // The size from which connect compresses an answer for a client that accepts it (its default, as the adapter is not told another).
   const { compressMinBytes } = validateReadWriteMaxBytes(readMaxBytes, writeMaxBytes, undefined);
@@ -91,7 +98,7 @@ export function createFastPath(options: FastPathOptions): FastPath {
   const routes = new Map<string, Route>();
   const route = <I extends DescMessage, O extends DescMessage, H extends Hit>(
     method: DescMethodUnary<I, O>,
-    hit: (message: MessageShape<I>, kept: boolean) => H | undefined,
+    hit: (message: MessageShape<I>, kept: boolean, caller: Caller | undefined) => H | undefined,
     encode: (hit: H, binary: boolean) => Buffer | undefined,
     commit: (hit: H) => void,
   ) => {
@@ -107,17 +114,27 @@ export function createFastPath(options: FastPathOptions): FastPath {
   };
   route(
     CacheService.method.getEntity,
-    (message) => hits.getEntity(message),
+    (message, _kept, caller) => hits.getEntity(message, caller),
     (hit, binary) => encoder.entity(hit, binary),
     (hit) => hits.commit(hit),
   );
   route(
     CacheService.method.query,
     // A Query is validated asynchronously, once per message object: only a kept one can be a hit.
-    (message, kept) => (kept ? hits.peekQuery(message) : undefined),
+    (message, kept, caller) => (kept ? hits.peekQuery(message, caller) : undefined),
     (hit, binary) => encoder.query(hit, binary),
     (hit) => hits.commitQuery(hit),
   );
+
+  /** The caller, undefined without an access check, or null when refused: the normal path answers that. */
+  const callerOf = (authorization: string | undefined): Caller | undefined | null => {
+    if (!authorizeRead) return undefined;
+    try {
+      return authorizeRead(authorization);
+    } catch {
+      return null;
+    }
+  };
 
   // Clients repeat the same requests: the same bytes parse to the same message object, which the
   // hit path keeps its validation for. Small requests only, a bounded number.
@@ -165,9 +182,9 @@ export function createFastPath(options: FastPathOptions): FastPath {
   };
 
   /** Answer a hit; false (nothing sent, nothing counted) when the normal path must answer. */
-  const answer = (req: http.IncomingMessage, res: http.ServerResponse, route: Route, request: Parsed, started: number): boolean => {
+  const answer = (req: http.IncomingMessage, res: http.ServerResponse, route: Route, request: Parsed, started: number, caller: Caller | undefined): boolean => {
     try {
-      const hit = route.hit(request.message, request.kept);
+      const hit = route.hit(request.message, request.kept, caller);
       const body = hit && route.encode(hit, request.binary);
       if (!body) return false;
       // The normal path would compress this answer: leave it to the normal path.
@@ -191,10 +208,12 @@ export function createFastPath(options: FastPathOptions): FastPath {
     const res = anyRes as http.ServerResponse;
     const h = req.headers;
     if (h["connect-timeout-ms"] !== undefined) return false;
+    const caller = callerOf(h.authorization);
+    if (caller === null) return false;
     const started = performance.now();
     if (req.method === "GET") {
       const request = parseGet(route, req.url ?? "");
-      return request !== undefined && answer(req, res, route, request, started);
+      return request !== undefined && answer(req, res, route, request, started, caller);
     }
     if (req.method !== "POST") return false;
     const contentType = h["content-type"];
@@ -210,7 +229,7 @@ export function createFastPath(options: FastPathOptions): FastPath {
     req.once("end", () => {
       const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
       const request = parse(route, body, binary);
-      if (request !== undefined && answer(req, res, route, request, started)) return;
+      if (request !== undefined && answer(req, res, route, request, started, caller)) return;
       replayBody(req, body);
       fallback();
     });
