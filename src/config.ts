@@ -71,6 +71,11 @@ export interface ServeConfig {
    * cluster follows the event log; if it dies another takes over within about 4/3 of this.
    */
   leaderLeaseMs: number;
+  /**
+   * How long a caller's api3 credentials, once ShotGrid accepted them, are trusted without asking
+   * again (ms; `--api3-credential-ttl-s`, default 300 s; 0: every api3 call is verified).
+   */
+  api3CredentialTtlMs: number;
 }
 
 export const SERVE_OPTIONS: Record<string, OptionSpec> = {
@@ -93,7 +98,10 @@ export const SERVE_OPTIONS: Record<string, OptionSpec> = {
   "max-page-size": { kind: "string", help: "largest Query page, and the default limit (default 5000)" },
   "deadline-ms": { kind: "string", help: "deadline of one unary call (default 30000)" },
   "upstream-concurrency": { kind: "string", help: "concurrent requests to the site at most (default 8)" },
-  "upstream-retry-ms": { kind: "string", help: "the most time spent retrying a failed read to the site before answering unavailable: a ceiling; the attempt count (5) usually stops first (default 15000)" },
+  "upstream-retry-ms": {
+    kind: "string",
+    help: "the most time spent retrying a failed read to the site before answering unavailable: a ceiling; the attempt count (5) usually stops first (default 15000)",
+  },
   "tls-cert": { kind: "string", help: "PEM certificate: serve TLS (HTTP/1.1 and HTTP/2 by ALPN)" },
   "tls-key": { kind: "string", help: "PEM private key for --tls-cert" },
   "webhook-secret": { kind: "string", help: "secret token of a ShotGrid webhook: serve POST /webhooks/shotgrid (env SHOTGRID_WEBHOOK_SECRET); never logged" },
@@ -107,6 +115,10 @@ export const SERVE_OPTIONS: Record<string, OptionSpec> = {
   "leader-lease-ms": {
     kind: "string",
     help: "with --redis: lifetime of the event follower's leader lease; a dead leader is replaced within about 4/3 of it (default 5000)",
+  },
+  "api3-credential-ttl-s": {
+    kind: "string",
+    help: "how long api3 callers' ShotGrid credentials, once accepted, are trusted without asking ShotGrid again (default 300; 0: every call)",
   },
   "log-level": { kind: "string", help: "trace, debug, info, warn, error (env LOG_LEVEL; default info)" },
   help: { kind: "boolean", help: "show this help" },
@@ -193,6 +205,7 @@ export function loadServeConfig(argv: string[], env: NodeJS.ProcessEnv = process
     redis,
     workers,
     leaderLeaseMs: parseIntOption("--leader-lease-ms", str("leader-lease-ms"), 5000, 300, 600_000),
+    api3CredentialTtlMs: parseIntOption("--api3-credential-ttl-s", str("api3-credential-ttl-s"), 300, 0, 86_400) * 1000,
   };
 }
 

@@ -3,6 +3,7 @@ import type { ReadThroughCache } from "../cache/read-through-cache.ts";
 import type { Logger } from "../logging/index.ts";
 import type { RequestLimits } from "../service/request-validation.ts";
 import type { SchemaRegistry } from "../service/schema-registry.ts";
+import type { WriteThrough } from "../service/write-through.ts";
 import type { Backend } from "../shotgrid/types.ts";
 import type { Api3Caller } from "./caller-auth.ts";
 import type { SchemaAnswers } from "./schema-answers.ts";
@@ -18,6 +19,8 @@ export interface Api3Context {
   /** The largest `paging.entities_per_page` (what `info` announces as `api_max_entities_per_page`). */
   maxEntitiesPerPage: number;
   schemaAnswers: SchemaAnswers;
+  /** The service's write path; undefined: writes answer a fault. */
+  writes?: WriteThrough;
   logger: Logger;
 }
 

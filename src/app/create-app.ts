@@ -15,7 +15,12 @@ import { applySchemaChanges } from "../events/schema-change.ts";
 import { WEBHOOK_PATH, WebhookReceiver } from "../events/webhook-receiver.ts";
 import { ChangeSourceMetrics } from "../server/change-source-metrics.ts";
 import { Metrics, type Readiness, type Server } from "../server/index.ts";
-import { createCacheServer } from "./cache-server.ts";
+import { createCacheServer, requestLimitsOf } from "./cache-server.ts";
+import { createApi3Route, SchemaAnswers, type Api3Route } from "../api3/index.ts";
+import { WriteThrough } from "../service/write-through.ts";
+
+/** ShotGrid's own page size for api3 reads (what sites announce as `api_max_entities_per_page`). */
+const API3_MAX_ENTITIES_PER_PAGE = 500;
 import { SchemaRegistry } from "../service/schema-registry.ts";
 import { openSharedStore, type SharedStore } from "../cluster/shared-store.ts";
 import { ShotGridClient } from "../shotgrid/index.ts";
@@ -45,6 +50,8 @@ export interface RunningService {
   readonly reconciler: Reconciler | undefined;
   /** The Redis store and coalescer, with `--redis`; undefined with the memory store. */
   readonly shared: SharedStore | undefined;
+  /** The api3 front (`POST /api3/json`): its credential verifier counts round trips. */
+  readonly api3: Api3Route;
   /** Graceful stop: streams end, in-flight calls finish, upstream connections close. */
   close(graceMs?: number): Promise<void>;
 }
@@ -91,7 +98,13 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
   // Schema events (fields created, renamed, deleted) refresh the validation schema of the type
   // concerned and drop cached answers holding a deleted field (events/schema-change.ts).
   const schemaLog = logger.child({ component: "schema" });
-  const applySchema = (events: EventLogEntry[]) => applySchemaChanges(events, { schema, cache, logger: schemaLog });
+  // api3's schema answers are kept until a schema event too.
+  const schemaAnswers = new SchemaAnswers({ maxAgeMs: config.maxAgeMs });
+  const applySchema = async (events: EventLogEntry[]) => {
+    const changes = await applySchemaChanges(events, { schema, cache, logger: schemaLog });
+    if (changes > 0) schemaAnswers.drop();
+    return changes;
+  };
   const sourceMetrics = new ChangeSourceMetrics(metrics.registry);
   // The saved event cursor (--state-dir): a restart resumes exactly where the last run stopped,
   // and streams resuming from it replay what happened since instead of being told to resync.
@@ -222,6 +235,23 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     return { ready: reasons.length === 0, reasons, details: Object.keys(details).length > 0 ? details : undefined };
   };
 
+  // ShotGrid's api3 protocol on the same port (src/api3): callers bring their own credentials.
+  const api3 = createApi3Route({
+    context: {
+      cache,
+      schema,
+      backend,
+      limits: requestLimitsOf(config),
+      maxEntitiesPerPage: Math.min(API3_MAX_ENTITIES_PER_PAGE, config.maxPageSize),
+      schemaAnswers,
+      writes: new WriteThrough({ backend, cache, logger: logger.child({ component: "writes" }) }),
+      logger: logger.child({ component: "api3" }),
+    },
+    credentialTtlMs: config.api3CredentialTtlMs,
+    maxBodyBytes: config.maxRequestBytes,
+    deadlineMs: config.deadlineMs,
+    metrics,
+  });
   const server = createCacheServer({
     config,
     mode,
@@ -232,7 +262,7 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     logger: logger.child({ component: "server" }),
     metrics,
     readiness,
-    extraRoutes: webhooks?.route,
+    extraRoutes: (req, res, path) => api3.route(req, res, path) || (webhooks?.route(req, res, path) ?? false),
     siteUnreachable: () => follower?.lastError,
   });
   let bound: Awaited<ReturnType<Server["listen"]>>;
@@ -320,6 +350,7 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     webhooks,
     reconciler,
     shared,
+    api3,
     async close(graceMs = 10_000) {
       stopping.abort();
       await server.close(graceMs);

@@ -67,6 +67,7 @@ export class Metrics {
   readonly #openStreams: Gauge<string>;
   readonly #follow: { behind: Gauge<string>; awaited: Gauge<string>; filled: Counter<string>; resets: Counter<string>; saveErrors: Counter<string> };
   readonly #rpcCalls: Counter<string>;
+  readonly #api3Calls: Counter<string>;
   readonly #rpcSeconds: Histogram<string>;
   /** method -> code -> children; both label sets are small and fixed. */
   readonly #rpcChildren = new Map<string, Map<string, RpcChildren>>();
@@ -184,6 +185,12 @@ export class Metrics {
     for (const kinds of [this.#hits, this.#misses, this.#staleServed]) for (const child of Object.values(kinds)) child.inc(0);
     this.#openStreams = new Gauge({ name: `${PREFIX}open_streams`, help: "Server streams (WatchChanges) currently open.", registers });
     this.#rpcCalls = new Counter({ name: `${PREFIX}rpc_total`, help: "RPCs served, by method and Connect code.", labelNames: ["method", "code"], registers });
+    this.#api3Calls = new Counter({
+      name: `${PREFIX}api3_calls_total`,
+      help: "api3 calls (POST /api3/json), by method (unknown names as other) and outcome (ok, auth_fault, fault).",
+      labelNames: ["method", "outcome"],
+      registers,
+    });
     this.#rpcSeconds = new Histogram({
       name: `${PREFIX}rpc_duration_seconds`,
       help: "Time to serve an RPC (for streams: how long the stream was open).",
@@ -327,6 +334,11 @@ export class Metrics {
     }
     children.calls.inc();
     children.duration.observe(seconds);
+  }
+
+  /** An api3 call finished; `method` comes from a fixed set (src/api3 counts others as "other"). */
+  api3Call(method: string, outcome: string): void {
+    this.#api3Calls.labels(method, outcome).inc();
   }
 
   /** The Prometheus text exposition of every metric. */
