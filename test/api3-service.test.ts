@@ -295,8 +295,23 @@ describe("writes and freshness", () => {
     expect(results[1]).toEqual({ type: "Shot", id: created.id, sg_status_list: "fin" });
     expect(results[2]).toBe(true);
     expect((await call("read", list)).entities).toEqual([{ type: "Shot", id: results[0].id, code: "api3-batch" }]);
-    // The event log names the caller's own script as the author of the write.
     expect((await fault("update", { type: "Shot", id: 999_999, fields: [{ field_name: "code", value: "x" }] })).error_code).toBe(104);
+  });
+
+  it("a write is made as the caller: ShotGrid's event log names the user whose password was sent, or the sudo login", async () => {
+    const ana = [...e2e.site.store.records("HumanUser")].find((r) => r.fields.login === USER.login)!;
+    const author = (id: number) =>
+      [...e2e.site.store.records("EventLogEntry")].find(
+        (e) => e.fields.event_type === "Shotgun_Shot_New" && (e.fields.entity as { id: number } | null)?.id === id,
+      )?.fields.user;
+    const mine = await call(
+      "create",
+      { type: "Shot", fields: [{ field_name: "code", value: "api3-by-ana" }] },
+      { user_login: USER.login, user_password: USER.password },
+    );
+    expect(author(mine.id)).toMatchObject({ type: "HumanUser", id: ana.id });
+    const sudo = await call("create", { type: "Shot", fields: [{ field_name: "code", value: "api3-sudo-ana" }] }, { ...SCRIPT, sudo_as_login: USER.login });
+    expect(author(sudo.id)).toMatchObject({ type: "HumanUser", id: ana.id });
   });
 
   it("multi_entity_update_modes add and remove links", async () => {
@@ -385,7 +400,10 @@ describe("logs", () => {
         { user_login: USER.login, user_password: "wrong-password-888" },
         { session_token: "made-up-session-999" },
       ];
-      for (const auth of auths) await post(service.url, "read", [auth, args]);
+      const answers = [];
+      for (const auth of auths) answers.push((await post(service.url, "read", [auth, args])).body);
+      // The calls were made (so the test would see a leak): the right password read, the others were refused.
+      expect(answers.map((a) => a.error_code ?? "ok")).toEqual([102, "ok", 102, 102]);
       await post(service.url, "preferences_read", [{ user_login: USER.login, user_password: USER.password }, { prefs: [] }]);
       await post(service.url, "create", [
         { script_name: site.scriptName, script_key: "wrong-script-key-777" },

@@ -41,7 +41,12 @@ export interface Api3RouteOptions {
 
 /** The methods answered here (not relayed): name → handler. */
 const METHODS: Record<string, Api3Method> = {
-  read: (ctx, _c, args, signal) => read(ctx, args, signal),
+  read: (ctx, caller, args, signal) => {
+    // Filter presets are the site's to apply: such a read cannot be answered from the cache.
+    const presets = typeof args === "object" && args !== null ? (args as { additional_filter_presets?: unknown }).additional_filter_presets : undefined;
+    if (Array.isArray(presets) && presets.length > 0) return relayed(relay(ctx, caller, "read", args, signal));
+    return read(ctx, args, signal);
+  },
   summarize: (ctx, _c, args, signal) => summarize(ctx, args, signal),
   schema_read: schemaMethod("schema_read"),
   schema_entity_read: schemaMethod("schema_entity_read"),
@@ -62,10 +67,12 @@ interface Relayed {
   [RELAYED]: unknown;
 }
 
+async function relayed(answer: Promise<unknown>): Promise<Relayed> {
+  return { [RELAYED]: await answer };
+}
+
 function schemaMethod(method: string): Api3Method {
-  return async (ctx, caller, args, signal) => ({
-    [RELAYED]: await ctx.schemaAnswers.answer(method, args, () => relay(ctx, caller, method, args, signal)),
-  });
+  return (ctx, caller, args, signal) => relayed(ctx.schemaAnswers.answer(method, args, () => relay(ctx, caller, method, args, signal)));
 }
 
 /** How long `info` (the site's own, with our page size) is kept before it is asked again. */
@@ -102,11 +109,11 @@ export function createApi3Route(o: Api3RouteOptions): Api3Route {
 
   const answer = async (method: string, params: unknown[], signal: AbortSignal): Promise<unknown> => {
     // `info` is a plain object on ShotGrid, not wrapped in `results`.
-    if (method === "info") return { [RELAYED]: await siteInfo(signal) };
+    if (method === "info") return relayed(siteInfo(signal));
     const caller: Api3Caller = parseCaller(params[0]);
     await verifier.verify(caller, signal);
     const handler = Object.hasOwn(METHODS, method) ? METHODS[method] : undefined;
-    if (!handler) return { [RELAYED]: await relay(ctx, caller, method, params[1], signal) };
+    if (!handler) return relayed(relay(ctx, caller, method, params[1], signal));
     return handler(ctx, caller, params[1], signal);
   };
 
