@@ -419,3 +419,28 @@ describe("logs", () => {
     }
   }, 30_000);
 });
+
+describe("the protocol's edges", () => {
+  it("answers malformed calls with a fault saying what to send, and refuses other verbs and huge bodies", async () => {
+    const send = (body: string, method = "POST") =>
+      fetch(`${e2e.url}/api3/json`, {
+        method,
+        headers: { "content-type": "application/json" },
+        body: method === "GET" ? undefined : body,
+        signal: AbortSignal.timeout(10_000),
+      });
+    const notJson = await (await send("{nope")).json();
+    expect(notJson).toMatchObject({ exception: true, error_code: 103 });
+    expect(notJson.message).toContain("not valid JSON");
+    expect((await (await send(JSON.stringify({ params: [] }))).json()).message).toContain("method_name");
+    expect((await (await send(JSON.stringify({ method_name: "read", params: {} }))).json()).message).toContain("params must be a list");
+    expect((await send("", "GET")).status).toBe(405);
+    expect((await send(JSON.stringify({ method_name: "read", params: ["x".repeat(2 * 1024 * 1024)] }))).status).toBe(413);
+    // A prefixed base URL (`http://host/prefix/`) posts to /prefix/api3/json.
+    const prefixed = await fetch(`${e2e.url}/studio/api3/json`, { method: "POST", body: JSON.stringify({ method_name: "info", params: [] }) });
+    expect((await prefixed.json()).api_max_entities_per_page).toBe(500);
+    // A value of the wrong shape for its field is the caller's fault, named.
+    const badModes = await fault("update", { type: "Shot", id: 1, fields: [{ field_name: "code", value: "x" }], multi_entity_update_modes: { assets: "add" } });
+    expect(badModes.message).toContain("multi_entity_update_modes");
+  });
+});

@@ -126,7 +126,8 @@ export function createApi3Route(o: Api3RouteOptions): Api3Route {
     readBody(req, o.maxBodyBytes).then(
       async (text) => {
         const controller = new AbortController();
-        const timer = setTimeout(() => controller.abort(new Error(`the call ran past its ${o.deadlineMs} ms deadline`)), o.deadlineMs);
+        // A "TimeoutError" reason: the error funnel tells a deadline from a client that went away.
+        const timer = setTimeout(() => controller.abort(new DOMException(`the call ran past its ${o.deadlineMs} ms deadline`, "TimeoutError")), o.deadlineMs);
         const onClose = () => controller.abort(new Error("the client went away"));
         res.once("close", onClose);
         let method = "unknown";

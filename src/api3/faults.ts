@@ -66,6 +66,9 @@ export function toFault(method: string, err: unknown): Api3Fault {
   if (err instanceof BackendError && err.code === "SG_REQUEST_REJECTED") {
     return fault(`API ${method}(): ShotGrid rejected the request: ${err.message}`, err.shotgridCode ?? API3_CODES.badRequest);
   }
+  // The Backend's own argument checks (a value of the wrong shape for its field) throw TypeErrors
+  // that name the argument and never hold a secret.
+  if (err instanceof TypeError) return fault(`API ${method}(): ${err.message}`, API3_CODES.badRequest);
   const ce = toConnectError(err);
   const code =
     ce.code === Code.InvalidArgument

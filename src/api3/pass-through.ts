@@ -64,5 +64,8 @@ async function invalidateAfter(ctx: Api3Context, method: string, args: unknown):
   const type = WRITES_TYPE[method];
   if (type) return ctx.cache.invalidateType(type);
   ctx.logger.info({ method }, "api3: relayed a method that may write anything; the whole cache is dropped");
+  // It may have changed the schema too (custom entities enabled, fields configured).
+  ctx.schemaAnswers.drop();
+  ctx.schema.invalidate();
   await ctx.cache.invalidateAll();
 }
