@@ -53,6 +53,12 @@ export interface ServeConfig {
    * `POST /webhooks/shotgrid`. Undefined: no webhook route (404). Never logged.
    */
   webhookSecret?: string;
+  /**
+   * The auth file (`--auth-file`, `AUTH_FILE`): clients' token hashes, scopes, read limits and
+   * the logins their writes are made as (docs/access-control.md). Undefined: open mode (reads
+   * and watches for anyone, writes refused).
+   */
+  authFile?: string;
   /** Seconds between reconcile runs (`--reconcile-interval-s`); 0 turns reconcile off. */
   reconcileIntervalS: number;
   /**
@@ -105,6 +111,10 @@ export const SERVE_OPTIONS: Record<string, OptionSpec> = {
   "tls-cert": { kind: "string", help: "PEM certificate: serve TLS (HTTP/1.1 and HTTP/2 by ALPN)" },
   "tls-key": { kind: "string", help: "PEM private key for --tls-cert" },
   "webhook-secret": { kind: "string", help: "secret token of a ShotGrid webhook: serve POST /webhooks/shotgrid (env SHOTGRID_WEBHOOK_SECRET); never logged" },
+  "auth-file": {
+    kind: "string",
+    help: "YAML or JSON file of client tokens (SHA-256), scopes and read limits (env AUTH_FILE); none: reads and watches open, writes refused",
+  },
   "reconcile-interval-s": { kind: "string", help: "seconds between checks for changes made without events (default 300; 0: off)" },
   redis: { kind: "string", help: "share the cache through Redis: redis://[:password@]host:port[/db] or rediss://… (env REDIS_URL); none: memory cache" },
   "redis-prefix": { kind: "string", help: "first part of every Redis key (env REDIS_PREFIX; default sgc)" },
@@ -201,6 +211,7 @@ export function loadServeConfig(argv: string[], env: NodeJS.ProcessEnv = process
     tls: tlsCert && tlsKey ? { certFile: tlsCert, keyFile: tlsKey } : undefined,
     logLevel,
     webhookSecret: webhookSecretOption(str("webhook-secret", "SHOTGRID_WEBHOOK_SECRET")),
+    authFile: str("auth-file", "AUTH_FILE") || undefined,
     reconcileIntervalS: parseIntOption("--reconcile-interval-s", str("reconcile-interval-s"), 300, 0, 7 * 86_400),
     redis,
     workers,

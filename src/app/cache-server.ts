@@ -16,6 +16,10 @@ import { createHitPath } from "../service/hit-path.ts";
 import type { RequestLimits } from "../service/request-validation.ts";
 import type { SchemaRegistry } from "../service/schema-registry.ts";
 import { VERSION } from "../version.ts";
+import { AccessPolicy } from "../auth/access-policy.ts";
+import { authorizeRpcs } from "../auth/rpc-auth.ts";
+import { createWriteHandlers } from "../service/write-handlers.ts";
+import type { WriteThrough } from "../service/write-through.ts";
 
 export interface CacheServerOptions {
   config: Pick<ServeConfig, "maxRequestBytes" | "deadlineMs" | "maxFields" | "maxPageSize" | "heartbeatS" | "tls">;
@@ -34,6 +38,10 @@ export interface CacheServerOptions {
   extraRoutes?: ServerOptions["extraRoutes"];
   /** False: every call through the normal handler (the tests' reference). Default true. */
   fastPath?: boolean;
+  /** Who may call (`--auth-file`); default open: reads and watches for anyone, no writes. */
+  policy?: AccessPolicy;
+  /** Where writes go (ShotGrid, then the cache's invalidation); without it writes answer `unimplemented`. */
+  writes?: WriteThrough;
 }
 
 /** The request limits of every read path (Connect, the fast path, api3), from the configuration. */
@@ -46,6 +54,8 @@ export function createCacheServer(o: CacheServerOptions): Server {
   const limits = requestLimitsOf(config);
   // While the event log cannot be read, the cache cannot know what changed: say so.
   const siteUnreachable = o.siteUnreachable;
+  const policy = o.policy ?? AccessPolicy.open();
+  const writeHandlers = o.writes && createWriteHandlers({ writes: o.writes, schema, limits, policy });
   return createServer({
     version: VERSION,
     mode: o.mode,
@@ -59,10 +69,22 @@ export function createCacheServer(o: CacheServerOptions): Server {
     // The fast path answers the hits this decides exactly as the handlers below would.
     hitPath: createHitPath({ cache, schema, limits, siteUnreachable }),
     fastPath: o.fastPath,
+    // Every RPC is authorized first; the fast path makes the same check for the reads it answers.
+    interceptors: [authorizeRpcs(policy)],
+    authorizeRead: (authorization) => policy.authorize(authorization, "read"),
     routes: (router, ctx) => {
       router.service(
         CacheService,
-        createCacheService({ cache, schema, feed: o.feed, limits, heartbeatS: config.heartbeatS, shutdownSignal: ctx.drainSignal, siteUnreachable }),
+        createCacheService({
+          cache,
+          schema,
+          feed: o.feed,
+          limits,
+          heartbeatS: config.heartbeatS,
+          shutdownSignal: ctx.drainSignal,
+          siteUnreachable,
+          writeHandlers,
+        }),
         CACHE_SERVICE_OPTIONS,
       );
     },

@@ -17,16 +17,17 @@ import { ChangeSourceMetrics } from "../server/change-source-metrics.ts";
 import { Metrics, type Readiness, type Server } from "../server/index.ts";
 import { createCacheServer, requestLimitsOf } from "./cache-server.ts";
 import { createApi3Route, SchemaAnswers, type Api3Route } from "../api3/index.ts";
-import { WriteThrough } from "../service/write-through.ts";
-
-/** ShotGrid's own page size for api3 reads (what sites announce as `api_max_entities_per_page`). */
-const API3_MAX_ENTITIES_PER_PAGE = 500;
 import { SchemaRegistry } from "../service/schema-registry.ts";
 import { openSharedStore, type SharedStore } from "../cluster/shared-store.ts";
 import { ShotGridClient } from "../shotgrid/index.ts";
 import type { Backend, EventLogEntry } from "../shotgrid/types.ts";
 import { startSimulator, type SimulatorHandle } from "../simulator/index.ts";
 import { errorMessage } from "../logging/index.ts";
+import { AccessPolicy } from "../auth/access-policy.ts";
+import { WriteThrough } from "../service/write-through.ts";
+
+/** ShotGrid's own page size for api3 reads (what sites announce as `api_max_entities_per_page`). */
+const API3_MAX_ENTITIES_PER_PAGE = 500;
 
 export interface RunningService {
   /** `http://host:port` of the service. */
@@ -52,12 +53,16 @@ export interface RunningService {
   readonly shared: SharedStore | undefined;
   /** The api3 front (`POST /api3/json`): its credential verifier counts round trips. */
   readonly api3: Api3Route;
+  /** Who may call: "open" without `--auth-file`, "tokens" with one. */
+  readonly policy: AccessPolicy;
   /** Graceful stop: streams end, in-flight calls finish, upstream connections close. */
   close(graceMs?: number): Promise<void>;
 }
 
 /** Build and start everything; resolves once the port is listening (readiness follows). */
 export async function startService(config: ServeConfig, logger: Logger): Promise<RunningService> {
+  // First: a faulty auth file stops the start before anything listens.
+  const policy = await AccessPolicy.load(config.authFile);
   let demoSite: RunningService["demoSite"];
   let site = config.site;
   if (!site) {
@@ -235,6 +240,9 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     return { ready: reasons.length === 0, reasons, details: Object.keys(details).length > 0 ? details : undefined };
   };
 
+  // Writes go to ShotGrid, then drop what they changed from the cache (shared with --redis); one
+  // write path for the Connect RPCs and api3.
+  const writes = new WriteThrough({ backend, cache, logger: logger.child({ component: "writes" }) });
   // ShotGrid's api3 protocol on the same port (src/api3): callers bring their own credentials.
   const api3 = createApi3Route({
     context: {
@@ -244,7 +252,7 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
       limits: requestLimitsOf(config),
       maxEntitiesPerPage: Math.min(API3_MAX_ENTITIES_PER_PAGE, config.maxPageSize),
       schemaAnswers,
-      writes: new WriteThrough({ backend, cache, logger: logger.child({ component: "writes" }) }),
+      writes,
       logger: logger.child({ component: "api3" }),
     },
     credentialTtlMs: config.api3CredentialTtlMs,
@@ -264,6 +272,8 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     readiness,
     extraRoutes: (req, res, path) => api3.route(req, res, path) || (webhooks?.route(req, res, path) ?? false),
     siteUnreachable: () => follower?.lastError,
+    policy,
+    writes,
   });
   let bound: Awaited<ReturnType<Server["listen"]>>;
   try {
@@ -351,6 +361,7 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     reconciler,
     shared,
     api3,
+    policy,
     async close(graceMs = 10_000) {
       stopping.abort();
       await server.close(graceMs);

@@ -27,6 +27,7 @@ import type { Logger } from "../logging/index.ts";
 import { CacheService } from "../../gen/shotgrid/cache/v1/cache_pb.ts";
 import { CACHE_SERVICE_OPTIONS } from "../service/cache-service.ts";
 import type { HitPath } from "../service/hit-path.ts";
+import type { Caller } from "../auth/caller.ts";
 import { createHitEncoder } from "./hit-encoding.ts";
 import type { RpcFinished } from "./rpc-interceptors.ts";
 import { errorMessage } from "../logging/index.ts";
@@ -42,6 +43,12 @@ export interface FastPathOptions {
   logger?: Logger;
   /** Bound on the bytes of kept encodings. Default 8 MiB. */
   maxEncodedBytes?: number;
+  /**
+   * The access check the normal path's interceptor makes for a read (`AccessPolicy.authorize(header,
+   * "read")`): the caller, or a throw when refused (the normal path then answers the refusal).
+   * Without it every caller is anonymous.
+   */
+  authorizeRead?: (authorization: string | undefined) => Caller;
 }
 
 /**
@@ -68,11 +75,11 @@ interface Route {
    * The answer to `message` and how to record it, or undefined when it is not a hit. `kept`: the
    * same message object will come again for the same request bytes.
    */
-  answer(message: object, binary: boolean, kept: boolean): { body: Buffer; commit(): void } | undefined;
+  answer(message: object, binary: boolean, kept: boolean, caller: Caller | undefined): { body: Buffer; commit(): void } | undefined;
 }
 
 export function createFastPath(options: FastPathOptions): FastPath {
-  const { hits, readMaxBytes, writeMaxBytes, finished, logger } = options;
+  const { hits, readMaxBytes, writeMaxBytes, finished, logger, authorizeRead } = options;
   const jsonOptions = CACHE_SERVICE_OPTIONS.jsonOptions;
   // The size from which connect compresses an answer for a client that accepts it (its default, as the adapter is not told another).
   const { compressMinBytes } = validateReadWriteMaxBytes(readMaxBytes, writeMaxBytes, undefined);
@@ -80,27 +87,37 @@ export function createFastPath(options: FastPathOptions): FastPath {
   const routes = new Map<string, Route>();
   const route = <I extends DescMessage, O extends DescMessage>(
     method: DescMethodUnary<I, O>,
-    answer: (message: MessageShape<I>, binary: boolean, kept: boolean) => ReturnType<Route["answer"]>,
+    answer: (message: MessageShape<I>, binary: boolean, kept: boolean, caller: Caller | undefined) => ReturnType<Route["answer"]>,
   ) => {
     const name = `${method.parent.typeName}/${method.name}`;
     const serialization = createMethodSerializationLookup(method, undefined, jsonOptions, { readMaxBytes, writeMaxBytes });
     routes.set(`/${name}`, {
       name,
       parse: (bytes, binary) => serialization.getI(binary).parse(bytes),
-      answer: (message, binary, kept) => answer(message as MessageShape<I>, binary, kept),
+      answer: (message, binary, kept, caller) => answer(message as MessageShape<I>, binary, kept, caller),
     });
   };
-  route(CacheService.method.getEntity, (message, binary) => {
-    const hit = hits.getEntity(message);
+  route(CacheService.method.getEntity, (message, binary, _kept, caller) => {
+    const hit = hits.getEntity(message, caller);
     const body = hit && encoder.entity(hit, binary);
     return body && { body, commit: () => hits.commit(hit) };
   });
-  route(CacheService.method.query, (message, binary, kept) => {
+  route(CacheService.method.query, (message, binary, kept, caller) => {
     // A Query is validated asynchronously, once per message object: only a kept one can be a hit.
-    const hit = kept ? hits.peekQuery(message) : undefined;
+    const hit = kept ? hits.peekQuery(message, caller) : undefined;
     const body = hit && encoder.query(hit, binary);
     return body && { body, commit: () => hits.commitQuery(hit) };
   });
+
+  /** The caller, undefined without an access check, or null when refused: the normal path answers that. */
+  const callerOf = (authorization: string | undefined): Caller | undefined | null => {
+    if (!authorizeRead) return undefined;
+    try {
+      return authorizeRead(authorization);
+    } catch {
+      return null;
+    }
+  };
 
   // Clients repeat the same requests: the same bytes parse to the same message object, which the
   // hit path keeps its validation for. Small requests only, a bounded number.
@@ -131,9 +148,10 @@ export function createFastPath(options: FastPathOptions): FastPath {
     request: { message: object; kept: boolean },
     binary: boolean,
     started: number,
+    caller: Caller | undefined,
   ): boolean => {
     try {
-      const hit = route.answer(request.message, binary, request.kept);
+      const hit = route.answer(request.message, binary, request.kept, caller);
       if (!hit) return false;
       // The normal path would compress this answer: leave it to the normal path.
       if (hit.body.length >= compressMinBytes && req.headers["accept-encoding"] !== undefined) return false;
@@ -156,12 +174,14 @@ export function createFastPath(options: FastPathOptions): FastPath {
     const res = anyRes as http.ServerResponse;
     const h = req.headers;
     if (h["connect-timeout-ms"] !== undefined) return false;
+    const caller = callerOf(h.authorization);
+    if (caller === null) return false;
     const started = performance.now();
     if (req.method === "GET") {
       const get = getMessage(req.url ?? "");
       if (!get) return false;
       const message = parse(route, get.bytes, get.binary);
-      return message !== undefined && answer(req, res, route, message, get.binary, started);
+      return message !== undefined && answer(req, res, route, message, get.binary, started, caller);
     }
     if (req.method !== "POST") return false;
     const type = parseContentType(h["content-type"] ?? null);
@@ -176,7 +196,7 @@ export function createFastPath(options: FastPathOptions): FastPath {
     req.once("end", () => {
       const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
       const message = parse(route, body, type.binary);
-      if (message !== undefined && answer(req, res, route, message, type.binary, started)) return;
+      if (message !== undefined && answer(req, res, route, message, type.binary, started, caller)) return;
       replayBody(req, body);
       fallback();
     });

@@ -9,6 +9,8 @@ import { type CacheService, EntitySchema, FreshnessSchema, GetEntityResponseSche
 import { servedFreshness, type EntityCache, type Freshness } from "../cache/types.ts";
 import type { Entity } from "../shotgrid/types.ts";
 import { toConnectError } from "./error-mapping.ts";
+import { entityProjectId, needsProjectField, readConstraint, requireReadEntity, scopeQueryFilters } from "../auth/read-scope.ts";
+import { callerOf } from "../auth/rpc-auth.ts";
 import { validateGetEntity, validateQuery, type RequestLimits } from "./request-validation.ts";
 import type { SchemaRegistry } from "./schema-registry.ts";
 import type { ChangeFeed } from "./change-feed.ts";
@@ -29,6 +31,8 @@ export interface CacheServiceOptions {
    * changes made meanwhile are unknown to the cache.
    */
   siteUnreachable?: () => string | undefined;
+  /** Create, Update, Delete, Revive and Batch (write-handlers.ts); without them those answer `unimplemented`. */
+  writeHandlers?: Partial<ServiceImpl<typeof CacheService>>;
 }
 
 /**
@@ -39,16 +43,23 @@ export interface CacheServiceOptions {
  */
 export const CACHE_SERVICE_OPTIONS = { jsonOptions: { alwaysEmitImplicit: true, ignoreUnknownFields: false } } as const;
 
-export function createCacheService(opts: CacheServiceOptions): ServiceImpl<typeof CacheService> {
+export function createCacheService(opts: CacheServiceOptions): Partial<ServiceImpl<typeof CacheService>> {
   const { cache, schema, limits } = opts;
   const freshness = (f: Freshness) => toFreshness(servedFreshness(f, opts.siteUnreachable?.()));
-  const impl: ServiceImpl<typeof CacheService> = {
+  const impl: Partial<ServiceImpl<typeof CacheService>> = {
     async getEntity(req, ctx) {
       try {
+        const caller = callerOf(ctx);
         const { entityType, id, fields } = await validateGetEntity(req, schema, limits, ctx.signal);
-        const answer = await cache.getEntity(entityType, id, fields, ctx.signal);
+        // The caller's read limits (auth/read-scope.ts): a type it may not read is refused before
+        // any fetch; a project limit is checked on the record, which then needs its `project`.
+        readConstraint(caller, entityType, hasProjectField(schema, entityType));
+        const addProject = fields.length > 0 && !fields.includes("project") && needsProjectField(caller, entityType) && hasProjectField(schema, entityType);
+        const answer = await cache.getEntity(entityType, id, addProject ? [...fields, "project"] : fields, ctx.signal);
         if (answer.value === null) throw new ConnectError(`${entityType} ${id} not found`, Code.NotFound);
-        return create(GetEntityResponseSchema, { entity: toEntityMessage(answer.value), freshness: freshness(answer.freshness) });
+        requireReadEntity(caller, entityType, entityProjectId(answer.value));
+        const entity = addProject ? withoutField(answer.value, "project") : answer.value;
+        return create(GetEntityResponseSchema, { entity: toEntityMessage(entity), freshness: freshness(answer.freshness) });
       } catch (err) {
         throw toConnectError(err);
       }
@@ -56,7 +67,11 @@ export function createCacheService(opts: CacheServiceOptions): ServiceImpl<typeo
 
     async query(req, ctx) {
       try {
-        const query = await validateQuery(req, schema, limits, ctx.signal);
+        const caller = callerOf(ctx);
+        const valid = await validateQuery(req, schema, limits, ctx.signal);
+        // The limit joins the filters, so it is part of the cache key: an answer cached for a
+        // caller without limits is never served to one with them.
+        const query = { ...valid, filters: scopeQueryFilters(caller, valid.entityType, valid.filters, hasProjectField(schema, valid.entityType)) };
         const answer = await cache.query(query, ctx.signal);
         return create(QueryResponseSchema, { entities: answer.value.map(toEntityMessage), freshness: freshness(answer.freshness) });
       } catch (err) {
@@ -65,8 +80,19 @@ export function createCacheService(opts: CacheServiceOptions): ServiceImpl<typeo
     },
 
     watchChanges: createWatchChanges({ feed: opts.feed, schema, heartbeatS: opts.heartbeatS, shutdownSignal: opts.shutdownSignal }),
+    ...opts.writeHandlers,
   };
   return impl;
+}
+
+/** Whether `entityType` has a `project` field on the site (its fields are loaded once a request of it is validated). */
+export function hasProjectField(schema: SchemaRegistry, entityType: string): boolean {
+  return Object.hasOwn(schema.fieldsOfLoaded(entityType), "project");
+}
+
+function withoutField(e: Entity, field: string): Entity {
+  const { [field]: _, ...fields } = e.fields;
+  return { type: e.type, id: e.id, fields };
 }
 
 export function toEntityMessage(e: Entity) {

@@ -14,6 +14,8 @@ import { projectRecord } from "../cache/entity-fields.ts";
 import type { PreparedQuery } from "../cache/read-through-cache.ts";
 import { servedFreshness, type Freshness, type PeekableEntityCache, type PeekedEntry } from "../cache/types.ts";
 import type { Entity } from "../shotgrid/types.ts";
+import { ANONYMOUS, type Caller } from "../auth/caller.ts";
+import { entityProjectId, mayReadEntity } from "../auth/read-scope.ts";
 import { validateGetEntityNow, validateQuery, type RequestLimits } from "./request-validation.ts";
 import type { SchemaRegistry } from "./schema-registry.ts";
 
@@ -37,8 +39,12 @@ export interface EntityHit extends Hit {
 }
 
 export interface HitPath {
-  /** The hit `getEntity` would answer `req` with, or undefined when it would do anything else. */
-  getEntity(req: GetEntityRequest): EntityHit | undefined;
+  /**
+   * The hit `getEntity` would answer `req` with, or undefined when it would do anything else
+   * (for `caller`, default anonymous: a record its read limits refuse is left to the handler,
+   * which answers permission_denied).
+   */
+  getEntity(req: GetEntityRequest, caller?: Caller): EntityHit | undefined;
   /**
    * The entity as the answer carries it (computed on each call: encode it once and keep that),
    * or undefined when the held record lacks a requested field: then it is not a hit after all
@@ -53,7 +59,7 @@ export interface HitPath {
    * (asynchronously, as the handler validates), so the same object asked again (callers keep one
    * parsed message per distinct request bytes) can be peeked without waiting.
    */
-  peekQuery(req: QueryRequest): Hit | undefined;
+  peekQuery(req: QueryRequest, caller?: Caller): Hit | undefined;
   /** The entities of `hit` (parsed on each call: encode them once and keep that). */
   entitiesOf(hit: Hit): Entity[];
   /** Record the hit as `query` would (cache metrics): call once, when the answer is sent. */
@@ -81,6 +87,11 @@ interface Plan {
 interface QueryPlan {
   generation: number;
   prepared?: PreparedQuery;
+}
+
+/** Whether `caller` has read limits (projects or entity types). */
+function limited(caller: Caller): boolean {
+  return caller.projectIds !== null || caller.entityTypes !== null;
 }
 
 /** The hit path of the CacheService over `options.cache`. */
@@ -127,11 +138,17 @@ export function createHitPath(options: HitPathOptions): HitPath {
     return undefined;
   };
   return {
-    getEntity(req) {
+    getEntity(req, caller = ANONYMOUS) {
       const plan = planOf(req);
       if (!plan) return undefined;
       const peeked = cache.peekEntity(plan.entityType, plan.id, plan.fields);
-      return peeked && { ...hitOf(peeked, plan.key, plan.entityType), fields: plan.fields };
+      if (!peeked) return undefined;
+      // The handler's rule (auth/read-scope.ts) on the held full record, which has its `project`.
+      if (limited(caller)) {
+        const record = cache.heldRecordAnswering(peeked.text, []);
+        if (!record || !mayReadEntity(caller, plan.entityType, entityProjectId(record))) return undefined;
+      }
+      return { ...hitOf(peeked, plan.key, plan.entityType), fields: plan.fields };
     },
     entityOf(hit) {
       const record = cache.heldRecordAnswering(hit.source, hit.fields);
@@ -140,7 +157,10 @@ export function createHitPath(options: HitPathOptions): HitPath {
     commit(hit) {
       cache.countEntityHit(hit.entityType);
     },
-    peekQuery(req) {
+    peekQuery(req, caller = ANONYMOUS) {
+      // A caller with read limits has them added to its filters by the handler, which this
+      // request's prepared form lacks: its queries take the normal path.
+      if (limited(caller)) return undefined;
       const prepared = preparedOf(req);
       const peeked = prepared && cache.peekQuery(prepared);
       return peeked && hitOf(peeked, prepared.key, prepared.q.entityType);
