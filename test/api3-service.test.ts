@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startService } from "../src/app/create-app.ts";
-import { DEFAULT_SCRIPT_KEY, startSimulator } from "../src/simulator/index.ts";
+import { addField, DEFAULT_SCRIPT_KEY, startSimulator } from "../src/simulator/index.ts";
 import type { Entity } from "../src/shotgrid/types.ts";
 import { metricSum, pollUntil, siteUpdate, startE2E, testConfig, type E2E } from "./e2e-helpers.ts";
 
@@ -239,6 +239,33 @@ describe("summarize and schema", () => {
     expect(upstream()).toBe(before);
     const types = await call("schema_entity_read");
     expect(types).toEqual(await call("schema_entity_read", undefined, SCRIPT, e2e.site.url));
+  });
+
+  it("a schema change on the site (a field created) drops the cached schema answers once the follower applies its event", async () => {
+    const before = await call("schema_field_read", { type: "Asset" });
+    expect(before).not.toHaveProperty("sg_api3_mood");
+    addField(e2e.site.store, "Asset", "sg_api3_mood", { dataType: "text", displayName: "Mood" });
+    // Still the held answer until the event is applied: no call reaches the site.
+    expect(await call("schema_field_read", { type: "Asset" })).toEqual(before);
+    await e2e.service.follower?.pollNow();
+    const after = await call("schema_field_read", { type: "Asset" });
+    expect(after.sg_api3_mood.data_type.value).toBe("text");
+    // The new field can be read at once: the validation schema was refreshed too.
+    const read = await call("read", { type: "Asset", return_fields: ["sg_api3_mood"], paging: { entities_per_page: 1, current_page: 1 } });
+    expect(read.entities[0]).toHaveProperty("sg_api3_mood", null);
+  });
+
+  it("a write drops the cached summaries of its type", async () => {
+    const args = { type: "Shot", summaries: [{ field: "id", type: "record_count" }], filters: api3Filters([["project", "is", { type: "Project", id: 2 }]]) };
+    const before = (await call("summarize", args)).summaries.id;
+    await call("create", {
+      type: "Shot",
+      fields: [
+        { field_name: "code", value: "summary-by-api3" },
+        { field_name: "project", value: { type: "Project", id: 2 } },
+      ],
+    });
+    expect((await call("summarize", args)).summaries.id).toBe(before + 1);
   });
 });
 
