@@ -13,7 +13,9 @@ import { errorMessage, type Logger, SILENT_LOGGER } from "../logging/index.ts";
 import { CallerVerifier, parseCaller, type Api3Caller } from "./caller-auth.ts";
 import type { Api3Context, Api3Method } from "./context.ts";
 import { API3_CODES, Api3Error, fault, toFault } from "./faults.ts";
-import { READ_ONLY_RELAYED, relay } from "./pass-through.ts";
+import { READ_ONLY_RELAYED, relay, SCHEMA_WRITES } from "./pass-through.ts";
+import type { AccessPolicy } from "../auth/access-policy.ts";
+import type { Scope } from "../auth/caller.ts";
 import { read } from "./read.ts";
 import { summarize } from "./summarize.ts";
 import { batch, create, retire, revive, update } from "./writes.ts";
@@ -37,6 +39,8 @@ export interface Api3RouteOptions {
   /** Longest a call may take (ms). */
   deadlineMs: number;
   metrics?: Api3Metrics;
+  /** The auth file's policy: a call that also carries a bearer token gets that client's scopes and read limits. */
+  policy?: AccessPolicy;
 }
 
 /** The methods answered here (not relayed): name → handler. */
@@ -44,10 +48,10 @@ const METHODS: Record<string, Api3Method> = {
   read: (ctx, caller, args, signal) => {
     // Filter presets are the site's to apply: such a read cannot be answered from the cache.
     const presets = typeof args === "object" && args !== null ? (args as { additional_filter_presets?: unknown }).additional_filter_presets : undefined;
-    if (Array.isArray(presets) && presets.length > 0) return relayed(relay(ctx, caller, "read", args, signal));
-    return read(ctx, args, signal);
+    if (Array.isArray(presets) && presets.length > 0) return relayed(relayFor(ctx, caller, "read", args, signal));
+    return read(ctx, args, signal, caller.client);
   },
-  summarize: (ctx, _c, args, signal) => summarize(ctx, args, signal),
+  summarize: (ctx, caller, args, signal) => summarize(ctx, args, signal, caller.client),
   schema_read: schemaMethod("schema_read"),
   schema_entity_read: schemaMethod("schema_entity_read"),
   schema_field_read: schemaMethod("schema_field_read"),
@@ -65,6 +69,25 @@ const COUNTED = new Set([...Object.keys(METHODS), ...READ_ONLY_RELAYED, "info"])
 const RELAYED = Symbol("relayed");
 interface Relayed {
   [RELAYED]: unknown;
+}
+
+/** Scopes of the auth file each method needs (when the call carries a bearer token). */
+function scopeOf(method: string): Scope {
+  return method === "read" || method === "summarize" || (method.startsWith("schema_") && !SCHEMA_WRITES.has(method)) || READ_ONLY_RELAYED.has(method)
+    ? "read"
+    : "write";
+}
+
+/** A relay, unless the caller has read limits: the site's answer could not be held to them. */
+function relayFor(ctx: Api3Context, caller: Api3Caller, method: string, args: unknown, signal: AbortSignal): Promise<unknown> {
+  const c = caller.client;
+  if (c && (c.projectIds !== null || c.entityTypes !== null)) {
+    throw new Api3Error(
+      `API ${method}(): client "${c.name}" has read limits (projects or entity types) and ${method === "read" ? "a read with additional_filter_presets" : method} is answered by ShotGrid itself, which the limits cannot be applied to`,
+      API3_CODES.badRequest,
+    );
+  }
+  return relay(ctx, caller, method, args, signal);
 }
 
 async function relayed(answer: Promise<unknown>): Promise<Relayed> {
@@ -107,13 +130,18 @@ export function createApi3Route(o: Api3RouteOptions): Api3Route {
     return answer;
   };
 
-  const answer = async (method: string, params: unknown[], signal: AbortSignal): Promise<unknown> => {
+  const answer = async (method: string, params: unknown[], authorization: string | undefined, signal: AbortSignal): Promise<unknown> => {
     // `info` is a plain object on ShotGrid, not wrapped in `results`.
     if (method === "info") return relayed(siteInfo(signal));
     const caller: Api3Caller = parseCaller(params[0]);
+    // A bearer token of the auth file (a script may set `sg.config.authorization`): its scopes
+    // and read limits apply too. Without one the ShotGrid credentials alone decide.
+    if (o.policy?.mode === "tokens" && authorization !== undefined && /^\s*bearer\s/i.test(authorization)) {
+      caller.client = o.policy.authorize(authorization, scopeOf(method));
+    }
     await verifier.verify(caller, signal);
     const handler = Object.hasOwn(METHODS, method) ? METHODS[method] : undefined;
-    if (!handler) return relayed(relay(ctx, caller, method, params[1], signal));
+    if (!handler) return relayed(relayFor(ctx, caller, method, params[1], signal));
     return handler(ctx, caller, params[1], signal);
   };
 
@@ -134,7 +162,8 @@ export function createApi3Route(o: Api3RouteOptions): Api3Route {
         try {
           const body = parseBody(text);
           method = body.method;
-          const result = await answer(body.method, body.params, controller.signal);
+          const authorization = req.headers.authorization;
+          const result = await answer(body.method, body.params, typeof authorization === "string" ? authorization : undefined, controller.signal);
           o.metrics?.api3Call(COUNTED.has(method) ? method : "other", relayedFault(result) ? "fault" : "ok");
           send(res, 200, isRelayed(result) ? result[RELAYED] : { results: result });
         } catch (err) {

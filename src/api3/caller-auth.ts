@@ -8,6 +8,7 @@
  * Nothing here logs or echoes a secret.
  */
 import { createHash } from "node:crypto";
+import type { Caller } from "../auth/caller.ts";
 import { abortable } from "../cache/single-flight.ts";
 import type { Backend, CallerCredentials } from "../shotgrid/types.ts";
 import { API3_CODES, Api3Error } from "./faults.ts";
@@ -19,6 +20,11 @@ export interface Api3Caller {
   asLogin?: string;
   /** `params[0]` as the caller sent it, for calls relayed to the site. */
   auth: Record<string, unknown>;
+  /**
+   * The auth file's client, when the call also carried its bearer token (`--auth-file`): its
+   * scopes and read limits apply on top of ShotGrid's acceptance. Undefined: no limits.
+   */
+  client?: Caller;
 }
 
 const FORMS = "script_name + script_key, user_login + user_password, or session_token";

@@ -71,13 +71,15 @@ export function toFault(method: string, err: unknown): Api3Fault {
   if (err instanceof TypeError) return fault(`API ${method}(): ${err.message}`, API3_CODES.badRequest);
   const ce = toConnectError(err);
   const code =
-    ce.code === Code.InvalidArgument
-      ? API3_CODES.badRequest
-      : ce.code === Code.NotFound
-        ? API3_CODES.notFound
-        : ce.code === Code.Unavailable || ce.code === Code.DeadlineExceeded || ce.code === Code.Canceled
-          ? API3_CODES.unavailable
-          : API3_CODES.internal;
+    ce.code === Code.Unauthenticated
+      ? API3_CODES.authentication
+      : ce.code === Code.InvalidArgument || ce.code === Code.PermissionDenied
+        ? API3_CODES.badRequest
+        : ce.code === Code.NotFound
+          ? API3_CODES.notFound
+          : ce.code === Code.Unavailable || ce.code === Code.DeadlineExceeded || ce.code === Code.Canceled
+            ? API3_CODES.unavailable
+            : API3_CODES.internal;
   return fault(`API ${method}(): ${ce.rawMessage}`, code);
 }
 

@@ -13,7 +13,9 @@ import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import { QueryRequestSchema } from "../../gen/shotgrid/cache/v1/cache_pb.ts";
 import type { EntityQuery } from "../cache/types.ts";
 import { validateQuery } from "../service/request-validation.ts";
-import type { Entity } from "../shotgrid/types.ts";
+import type { Entity, Filters } from "../shotgrid/types.ts";
+import type { Caller } from "../auth/caller.ts";
+import { scopeQueryFilters } from "../auth/read-scope.ts";
 import { api3Filters, argsObject, describe, invalid, optionalBool, stringList, typeName, wholeNumber } from "./args.ts";
 import type { Api3Context } from "./context.ts";
 
@@ -38,7 +40,17 @@ function sorts(method: string, v: unknown): Array<{ field: string; direction: st
   });
 }
 
-export async function read(ctx: Api3Context, rawArgs: unknown, signal: AbortSignal): Promise<unknown> {
+/**
+ * `filters` limited to what the auth file lets `client` read (auth/read-scope.ts, the rule every
+ * read path applies); unchanged without a client or limits.
+ */
+export async function scopedFilters(ctx: Api3Context, client: Caller | undefined, type: string, filters: Filters): Promise<Filters> {
+  if (!client || (client.projectIds === null && client.entityTypes === null)) return filters;
+  const fields = await ctx.schema.fieldsOf(type);
+  return scopeQueryFilters(client, type, filters, Object.hasOwn(fields, "project"));
+}
+
+export async function read(ctx: Api3Context, rawArgs: unknown, signal: AbortSignal, client?: Caller): Promise<unknown> {
   const m = "read";
   const args = argsObject(m, rawArgs);
   const type = typeName(m, args.type);
@@ -70,6 +82,7 @@ export async function read(ctx: Api3Context, rawArgs: unknown, signal: AbortSign
   const query = await validateQuery(request, ctx.schema, ctx.limits, signal);
   // No field but id and type asked: ask for id alone, not the type's every field.
   if (query.fields.length === 0) query.fields = ["id"];
+  query.filters = await scopedFilters(ctx, client, type, query.filters);
   const answer = await ctx.cache.query(query, signal);
   const entities = answer.value.map((e) => flatEntity(e, query.fields));
   const out: Record<string, unknown> = { entities };

@@ -9,6 +9,8 @@ import { validateEntityType } from "../service/request-validation.ts";
 import type { SummaryField, SummaryGrouping } from "../shotgrid/types.ts";
 import { api3Filters, argsObject, describe, invalid, optionalBool, typeName, type Args } from "./args.ts";
 import type { Api3Context } from "./context.ts";
+import type { Caller } from "../auth/caller.ts";
+import { scopedFilters } from "./read.ts";
 
 async function checkField(ctx: Api3Context, type: string, v: unknown, param: string, signal: AbortSignal): Promise<string> {
   if (typeof v !== "string" || v === "") throw invalid("summarize", param, `must be a field name, got ${describe(v)}`);
@@ -32,12 +34,13 @@ function entries(v: unknown, param: string, what: string, required: boolean): Ar
   });
 }
 
-export async function summarize(ctx: Api3Context, rawArgs: unknown, signal: AbortSignal): Promise<unknown> {
+export async function summarize(ctx: Api3Context, rawArgs: unknown, signal: AbortSignal, client?: Caller): Promise<unknown> {
   const m = "summarize";
   const args = argsObject(m, rawArgs);
   const type = typeName(m, args.type);
   await validateEntityType(type, ctx.schema, "type", signal);
-  const filters = await validateFilters(api3Filters(m, args.filters), type, ctx.schema, { maxConditions: ctx.limits.maxConditions }, "filters", signal);
+  const valid = await validateFilters(api3Filters(m, args.filters), type, ctx.schema, { maxConditions: ctx.limits.maxConditions }, "filters", signal);
+  const filters = await scopedFilters(ctx, client, type, valid);
   const summaryFields: SummaryField[] = [];
   for (const [i, s] of entries(args.summaries, "summaries", "{field, type} objects", true).entries()) {
     const field = await checkField(ctx, type, s.field, `summaries[${i}].field`, signal);

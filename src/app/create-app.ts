@@ -259,6 +259,7 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     maxBodyBytes: config.maxRequestBytes,
     deadlineMs: config.deadlineMs,
     metrics,
+    policy,
   });
   const server = createCacheServer({
     config,
