@@ -377,9 +377,16 @@ describe("pass-through", () => {
     const site = await post(e2e.site.url, "preferences_read", [SCRIPT, { prefs: ["hours_per_day"] }]);
     expect(mine.body).toEqual(site.body);
     expect(mine.body).toEqual({ results: { hours_per_day: 8 } });
+    // A method the service does not know may write anything, but one the site refused wrote
+    // nothing: the cache is kept (a cached read still makes no upstream request).
+    const cached = { type: "Project", return_fields: ["name"] };
+    await call("read", cached);
     const unknown = await post(e2e.url, "no_such_method", [SCRIPT, {}]);
     expect(unknown.body.exception).toBe(true);
     expect(unknown.body.message).toContain("no_such_method");
+    const before = upstream();
+    await call("read", cached);
+    expect(upstream()).toBe(before);
   });
 
   it("counts calls by method and outcome", async () => {

@@ -9,7 +9,7 @@ import type { Api3Caller } from "./caller-auth.ts";
 import type { SchemaAnswers } from "./schema-answers.ts";
 
 /** The part of the read-through cache api3 uses. */
-export type Api3Cache = Pick<ReadThroughCache, "query" | "summarize" | "invalidateType" | "invalidateAll">;
+export type Api3Cache = Pick<ReadThroughCache, "query" | "summarize" | "invalidateType">;
 
 export interface Api3Context {
   cache: Api3Cache;
@@ -19,6 +19,11 @@ export interface Api3Context {
   /** The largest `paging.entities_per_page` (what `info` announces as `api_max_entities_per_page`). */
   maxEntitiesPerPage: number;
   schemaAnswers: SchemaAnswers;
+  /**
+   * Drop every cached answer and the schema, and load the preloaded types again (the service's
+   * own flush, as after a lost event cursor): after a relayed method that may have written anything.
+   */
+  flushAll: () => Promise<void>;
   /** The service's write path; undefined: writes answer a fault. */
   writes?: WriteThrough;
   logger: Logger;

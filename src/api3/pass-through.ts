@@ -42,12 +42,18 @@ export async function relay(ctx: Api3Context, caller: Api3Caller | undefined, me
   const relayApi3 = ctx.backend.relayApi3?.bind(ctx.backend);
   if (!relayApi3) throw new Error(`${ctx.backend.description} cannot relay api3 calls`);
   const readOnly = READ_ONLY_RELAYED.has(method) || method === "info" || (method.startsWith("schema_") && !SCHEMA_WRITES.has(method));
+  let answer: unknown;
   try {
-    return await relayApi3(method, args, { auth: caller?.auth, readOnly, signal });
-  } finally {
-    // Even a failed or faulted write may have been made: invalidate either way.
+    answer = await relayApi3(method, args, { auth: caller?.auth, readOnly, signal });
+  } catch (err) {
+    // No answer: the method may have been carried out all the same.
     if (!readOnly) await invalidateAfter(ctx, method, args);
+    throw err;
   }
+  // A fault answer: ShotGrid refused the call and changed nothing (each call is one transaction).
+  const refused = typeof answer === "object" && answer !== null && (answer as { exception?: unknown }).exception === true;
+  if (!readOnly && !refused) await invalidateAfter(ctx, method, args);
+  return answer;
 }
 
 async function invalidateAfter(ctx: Api3Context, method: string, args: unknown): Promise<void> {
@@ -63,9 +69,7 @@ async function invalidateAfter(ctx: Api3Context, method: string, args: unknown):
   }
   const type = WRITES_TYPE[method];
   if (type) return ctx.cache.invalidateType(type);
-  ctx.logger.info({ method }, "api3: relayed a method that may write anything; the whole cache is dropped");
+  ctx.logger.info({ method }, "api3: relayed a method that may write anything; the whole cache and schema are dropped");
   // It may have changed the schema too (custom entities enabled, fields configured).
-  ctx.schemaAnswers.drop();
-  ctx.schema.invalidate();
-  await ctx.cache.invalidateAll();
+  await ctx.flushAll();
 }

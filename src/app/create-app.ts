@@ -133,6 +133,13 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
   };
   // One preload at a time: a second flush waits for the running reload, then loads again.
   let repreloading: Promise<void> = Promise.resolve();
+  /** Drop everything (cache, validation schema, api3's schema answers) and load the preloaded types again. */
+  const flushAll = async (): Promise<void> => {
+    await cache.invalidateAll();
+    schema.invalidate();
+    schemaAnswers.drop();
+    repreloading = repreloading.then(repreload);
+  };
   let follower: EventFollower | undefined;
   const newFollower = (head: number, term?: TermFollowerSetup) =>
     new EventFollower({
@@ -143,11 +150,7 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
           await cache.applyEvents(events);
         },
         // The cursor cannot be trusted (the log was trimmed past it): drop everything, reload preloads.
-        reset: async () => {
-          await cache.invalidateAll();
-          schema.invalidate();
-          repreloading = repreloading.then(repreload);
-        },
+        reset: flushAll,
       }),
       bus: term?.bus ?? bus,
       pollIntervalMs: config.pollIntervalMs,
@@ -173,11 +176,7 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
         createFollower: (term) => newFollower(term.initialCursor.lastAppliedId, term),
         onFollowerChange: (f) => (follower = f),
         fallbackCursor: () => ({ lastAppliedId: clusterHead, skipped: [] }),
-        onCursorLost: async () => {
-          await cache.invalidateAll();
-          schema.invalidate();
-          repreloading = repreloading.then(repreload);
-        },
+        onCursorLost: flushAll,
         onEntry: (entry, leader) => applyEntryToCache(cache, entry, leader, logger),
         registry: metrics.registry,
         logger: logger.child({ component: "cluster" }),
@@ -252,6 +251,7 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
       limits: requestLimitsOf(config),
       maxEntitiesPerPage: Math.min(API3_MAX_ENTITIES_PER_PAGE, config.maxPageSize),
       schemaAnswers,
+      flushAll,
       writes,
       logger: logger.child({ component: "api3" }),
     },
