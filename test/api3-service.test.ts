@@ -301,6 +301,9 @@ describe("writes and freshness", () => {
     expect((await readBack(created.id))[0].code).toBe("api3-renamed");
     expect(await call("delete", { type: "Shot", id: created.id })).toBe(true);
     expect(await readBack(created.id)).toEqual([]);
+    // Already retired: false, as ShotGrid's api3 says; a record that never existed is a fault.
+    expect(await call("delete", { type: "Shot", id: created.id })).toBe(false);
+    expect((await fault("delete", { type: "Shot", id: 987_654 })).error_code).toBe(104);
     expect(await readBack(created.id, "retired")).toHaveLength(1);
     expect(await call("revive", { type: "Shot", id: created.id })).toBe(true);
     expect(await readBack(created.id)).toHaveLength(1);

@@ -9,6 +9,7 @@
 import { InvalidInputError } from "../service/invalid-input-error.ts";
 import { validateEntityType, validateFields } from "../service/request-validation.ts";
 import type { WriteThrough } from "../service/write-through.ts";
+import { NotFoundError } from "../shotgrid/errors.ts";
 import type { BatchRequest, Entity, FieldValue, MultiEntityUpdateMode, WriteFields } from "../shotgrid/types.ts";
 import { argsObject, describe, invalid, recordId, stringList, typeName, type Args } from "./args.ts";
 import type { Api3Caller } from "./caller-auth.ts";
@@ -104,8 +105,20 @@ export async function retire(ctx: Api3Context, caller: Api3Caller, rawArgs: unkn
   const type = typeName(m, args.type);
   const id = recordId(m, args.id);
   await validateEntityType(type, ctx.schema, "type", signal);
-  await writer(ctx).delete(type, id, acting(caller, signal));
-  return true;
+  try {
+    await writer(ctx).delete(type, id, acting(caller, signal));
+    return true;
+  } catch (err) {
+    // ShotGrid's api3 answers false for a record already retired (REST says 404 for both): a
+    // fault only when the record never existed.
+    if (err instanceof NotFoundError && (await isRetired(ctx, type, id, signal))) return false;
+    throw err;
+  }
+}
+
+async function isRetired(ctx: Api3Context, type: string, id: number, signal: AbortSignal): Promise<boolean> {
+  const found = await ctx.backend.search(type, { filters: [["id", "is", id]], fields: ["id"], returnOnly: "retired", limit: 1, signal });
+  return found.length > 0;
 }
 
 export async function revive(ctx: Api3Context, caller: Api3Caller, rawArgs: unknown, signal: AbortSignal): Promise<boolean> {
