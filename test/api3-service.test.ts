@@ -414,6 +414,22 @@ describe("a Python standard-library client against the service", () => {
   }, 30_000);
 });
 
+describe("shotgun_api3's own flows, from a Python standard-library client", () => {
+  it("find's has_next_page loop, find_one, create, update modes, delete/revive booleans, batch all or nothing, summarize, schema, a relayed method, 102", async () => {
+    const script = fileURLToPath(new URL("./python/api3_client_flows.py", import.meta.url));
+    const out = await new Promise<string>((resolve, reject) => {
+      execFile("python3", [script, e2e.url, SCRIPT.script_name, SCRIPT.script_key], { timeout: 30_000 }, (err, stdout, stderr) => {
+        if (err) reject(new Error(`api3_client_flows.py failed: ${stderr || err.message}`));
+        else resolve(stdout);
+      });
+    });
+    const seen = JSON.parse(out);
+    expect(seen.version.length).toBe(3);
+    expect(e2e.site.store.get("Shot", seen.created_id)?.retired).toBe(true);
+    expect(e2e.site.store.get("Shot", seen.batch_created_id)?.fields.code).toBe("flows-batch");
+  }, 40_000);
+});
+
 describe("logs", () => {
   it("no credential appears in the service's logs, at any level", async () => {
     const site = await startSimulator({ users: [USER] });
