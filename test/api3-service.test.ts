@@ -138,6 +138,58 @@ describe("read", () => {
     expect(upstream()).toBe(before);
   });
 
+  it.each([
+    ["in (a list)", [["id", "in", [1, 2, 3]]]],
+    ["in (flattened)", [["id", "in", 1, 2, 3]]],
+    ["between", [["sg_cut_in", "between", 1000, 1100]]],
+    ["is null", [["sg_sequence", "is", null]]],
+    ["is_not on a link", [["sg_sequence", "is_not", { type: "Sequence", id: 1 }]]],
+    ["name_contains", [["sg_sequence", "name_contains", "1"]]],
+    ["type_is", [["sg_sequence", "type_is", "Sequence"]]],
+    ["multi-entity is", [["assets", "is", { type: "Asset", id: 1 }]]],
+    ["in_last (relative time)", [["created_at", "in_last", 3650, "DAY"]]],
+    ["deep path", [["sg_sequence.Sequence.sg_status_list", "in", ["ip", "wtg"]]]],
+    [
+      "nested groups",
+      [
+        {
+          filter_operator: "any",
+          filters: [
+            ["code", "ends_with", "0"],
+            {
+              filter_operator: "all",
+              filters: [
+                ["sg_cut_in", "greater_than", 1000],
+                ["sg_status_list", "is_not", "omt"],
+              ],
+            },
+          ],
+        },
+      ],
+    ],
+  ])("the %s filter reads what the site's REST API answers", async (_name, filters) => {
+    const toApi3 = (items: unknown[], op = "all"): Json => ({
+      logical_operator: op === "any" ? "or" : "and",
+      conditions: items.map((f: Json) => (Array.isArray(f) ? api3Filters([f]).conditions[0] : toApi3(f.filters, f.filter_operator))),
+    });
+    const toRest = (items: unknown[], op = "all"): Json => ({
+      logical_operator: op === "any" ? "or" : "and",
+      conditions: items.map((f: Json) => (Array.isArray(f) ? f : toRest(f.filters, f.filter_operator))),
+    });
+    const got = await call("read", {
+      type: "Shot",
+      return_fields: ["code"],
+      filters: toApi3(filters as unknown[]),
+      sorts: [{ field_name: "id", direction: "asc" }],
+    });
+    const rest = await e2e.service.backend.search("Shot", {
+      fields: ["code"],
+      filters: toRest(filters as unknown[]),
+      sort: [{ field: "id", direction: "asc" }],
+    });
+    expect(got.entities).toEqual(rest.map((e) => flat(e, ["code"])));
+  });
+
   it("pages like ShotGrid in both client modes: has_next_page, and entity_count", async () => {
     const all = (await call("read", { ...args(), paging: { entities_per_page: 500, current_page: 1 } })).entities;
     const pages: Json[] = [];
