@@ -214,8 +214,22 @@ describe("read", () => {
       paging: { entities_per_page: 10, current_page: 1 },
     });
     expect(ids.entities).toEqual([1, 2, 3].map((id) => ({ type: "Shot", id })));
-    const retired = await call("read", { type: "Shot", return_fields: ["code"], return_only: "retired", include_archived_projects: false });
-    expect(Array.isArray(retired.entities)).toBe(true);
+    // On the site: a shot retired and a project archived (made there, seen by both sides fresh: no api3 read cached them).
+    e2e.site.store.retire("Shot", 3);
+    e2e.site.store.update("Project", 2, { archived: true });
+    const retiredIds = [...e2e.site.store.records("Shot")].filter((r) => r.retired).map((r) => r.id);
+    expect(retiredIds).toContain(3);
+    const retired = await call("read", { type: "Shot", return_fields: ["code"], return_only: "retired", return_paging_info: true });
+    expect(retired.entities.map((e: Json) => e.id).sort()).toEqual(retiredIds.sort());
+    expect(retired.paging_info.entity_count).toBe(retiredIds.length);
+    const unarchived = await call("read", { type: "Shot", return_fields: ["code"], include_archived_projects: false, paging: { entities_per_page: 500 } });
+    const rest = await e2e.service.backend.search("Shot", { fields: ["code"], includeArchivedProjects: false });
+    expect(unarchived.entities.map((e: Json) => e.id).sort()).toEqual(rest.map((e) => e.id).sort());
+    const all = await e2e.service.backend.search("Shot", { fields: ["code"] });
+    expect(rest.length).toBeLessThan(all.length);
+    e2e.site.store.update("Project", 2, { archived: false });
+    e2e.site.store.revive("Shot", 3);
+    await e2e.service.follower?.pollNow();
   });
 
   it("bad input is a fault naming the api3 parameter and the reason, as the service's own validation says it", async () => {

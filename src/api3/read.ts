@@ -100,8 +100,20 @@ async function hasMore(ctx: Api3Context, query: EntityQuery, seen: number, signa
   return next.value.length > 0;
 }
 
-/** How many records the query matches in all: a cached record_count summary of the same filters. */
+/**
+ * How many records the query matches in all: a cached record_count summary of the same filters;
+ * summaries count active records only, so retired ones are counted from cached pages of ids.
+ */
 async function count(ctx: Api3Context, query: EntityQuery, signal: AbortSignal): Promise<number> {
+  if (query.retired) {
+    const size = ctx.limits.maxPageSize;
+    let n = 0;
+    for (let page = 1; ; page++) {
+      const got = (await ctx.cache.query({ ...query, fields: ["id"], order: [], limit: size, page }, signal)).value.length;
+      n += got;
+      if (got < size) return n;
+    }
+  }
   const answer = await ctx.cache.summarize(
     query.entityType,
     { filters: query.filters, summaryFields: [{ field: "id", type: "record_count" }], includeArchivedProjects: query.includeArchivedProjects },
