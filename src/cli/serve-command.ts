@@ -11,6 +11,7 @@ import { firstCommand } from "../server/home-page.ts";
 import { closeOnSignals } from "../server/shutdown-signals.ts";
 import { VERSION } from "../version.ts";
 import { AUTH_FILE_FLAG } from "../auth/access-policy.ts";
+import { joinPoolMetrics } from "./pool-metrics.ts";
 import { isWorkerProcess, runWorkerPool, stopWhenPrimaryGone } from "./worker-pool.ts";
 
 export async function runServe(argv: string[]): Promise<void> {
@@ -27,6 +28,8 @@ export async function runServe(argv: string[]): Promise<void> {
     process.exit(code);
   }
   const service = await startService(config, logger);
+  // In a pool's worker, /metrics answers for every worker (pool-metrics.ts).
+  joinPoolMetrics(service.server.metrics);
   logger.info({ version: VERSION, url: service.url, mode: service.mode, preload: config.preloadTypes }, "shotgrid-cache listening");
   // Who may call, said at start: an open server must not be mistaken for a guarded one.
   if (service.policy.mode === "open") {
