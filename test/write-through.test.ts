@@ -4,11 +4,13 @@
  * event applied afterwards changes nothing, a refused batch changes nothing, and a read that
  * fetched before a write never puts the old value back in the cache.
  */
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { MemoryEntityCache } from "../src/cache/index.ts";
 import type { EntityQuery } from "../src/cache/types.ts";
 import { WriteThrough } from "../src/service/write-through.ts";
-import { RequestRejectedError, ShotGridClient } from "../src/shotgrid/index.ts";
+import { RequestRejectedError, ShotGridClient, WriteOutcomeUnknownError } from "../src/shotgrid/index.ts";
 import type { Entity, EntityLink } from "../src/shotgrid/types.ts";
 import { DEFAULT_SCRIPT_KEY, startSimulator, type SimulatorHandle } from "../src/simulator/index.ts";
 import { catchUp, ObservedBackend } from "./cache-helpers.ts";
@@ -147,5 +149,51 @@ describe("WriteThrough", () => {
     held.open();
     await slowRead;
     expect((await cache.getEntity("Task", task.id, ["content"])).value?.fields["content"]).toBe("WT_TASK");
+  });
+
+  it("a write whose answer is lost is sent once, fails saying it may have happened, and is invalidated as if made", async () => {
+    // Between the client and the site: PUTs reach the site, then the connection drops before the answer.
+    let puts = 0;
+    const proxy = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        const upstream = http.request(`${sim.url}${req.url}`, { method: req.method, headers: req.headers }, (answer) => {
+          const body: Buffer[] = [];
+          answer.on("data", (c: Buffer) => body.push(c));
+          answer.on("end", () => {
+            if (req.method === "PUT") {
+              puts++;
+              req.socket.destroy();
+              return;
+            }
+            res.writeHead(answer.statusCode!, answer.headers);
+            res.end(Buffer.concat(body));
+          });
+        });
+        upstream.end(Buffer.concat(chunks));
+      });
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    const lossy = new ShotGridClient({
+      siteUrl: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
+      scriptName: sim.scriptName,
+      scriptKey: DEFAULT_SCRIPT_KEY,
+    });
+    try {
+      const viaLossy = new WriteThrough({ backend: lossy, cache });
+      expect((await cache.getEntity("Shot", shot.id, ["description"])).freshness.source).toBe("cache");
+      await expect(viaLossy.update("Shot", shot.id, { description: "WT_LOST_ANSWER" })).rejects.toBeInstanceOf(WriteOutcomeUnknownError);
+      await expect(viaLossy.update("Shot", shot.id, { description: "WT_LOST_ANSWER" })).rejects.toThrow(/the write may have happened/);
+      expect(puts).toBe(2); // one per call: never repeated
+      // The site did make it, and the cache does not hide that.
+      expect(sim.store.get("Shot", shot.id)!.fields["description"]).toBe("WT_LOST_ANSWER");
+      expect((await cache.getEntity("Shot", shot.id, ["description"])).value?.fields["description"]).toBe("WT_LOST_ANSWER");
+    } finally {
+      await lossy.close();
+      const closed = new Promise<void>((resolve) => proxy.close(() => resolve()));
+      proxy.closeAllConnections();
+      await closed;
+    }
   });
 });

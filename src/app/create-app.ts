@@ -57,6 +57,8 @@ export interface RunningService {
   readonly api3: Api3Route;
   /** Who may call: "open" without `--auth-file`, "tokens" with one. */
   readonly policy: AccessPolicy;
+  /** Writes through the cache (ShotGrid first, then the invalidation): every write path uses this one. */
+  readonly writes: WriteThrough;
   /** Graceful stop: streams end, in-flight calls finish, upstream connections close. */
   close(graceMs?: number): Promise<void>;
 }
@@ -401,6 +403,7 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     shared,
     api3,
     policy,
+    writes,
     async close(graceMs = 10_000) {
       stopping.abort();
       status.stop();

@@ -54,7 +54,7 @@ export async function runServe(argv: string[]): Promise<void> {
         "  Change data on the simulated site and watch the cache follow.",
         service.policy.mode === "open"
           ? `  access:              open (no ${AUTH_FILE_FLAG}): reads and watches for anyone, writes refused`
-          : `  access:              bearer tokens of ${service.policy.clientCount} client(s) from ${AUTH_FILE_FLAG}`,
+          : `  access:              bearer tokens of ${service.policy.clientCount} client(s) from ${AUTH_FILE_FLAG}: add -H 'authorization: Bearer <token>' below`,
         "",
         "  Try it:",
         `    ${firstCommand(service.url)}`,

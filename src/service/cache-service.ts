@@ -6,11 +6,12 @@ import { create } from "@bufbuild/protobuf";
 import type { JsonObject } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { type CacheService, EntitySchema, FreshnessSchema, GetEntityResponseSchema, QueryResponseSchema } from "../../gen/shotgrid/cache/v1/cache_pb.ts";
-import { servedFreshness, type EntityCache, type Freshness } from "../cache/types.ts";
+import { servedFreshness, type EntityCache, type EntityQuery, type Freshness } from "../cache/types.ts";
 import type { Entity } from "../shotgrid/types.ts";
 import { toConnectError } from "./error-mapping.ts";
 import { entityProjectId, needsProjectField, readConstraint, requireReadEntity, scopeQueryFilters } from "../auth/read-scope.ts";
 import { callerOf } from "../auth/rpc-auth.ts";
+import type { Caller } from "../auth/caller.ts";
 import { validateGetEntity, validateQuery, type RequestLimits } from "./request-validation.ts";
 import type { SchemaRegistry } from "./schema-registry.ts";
 import type { ChangeFeed } from "./change-feed.ts";
@@ -53,8 +54,9 @@ export function createCacheService(opts: CacheServiceOptions): Partial<ServiceIm
         const { entityType, id, fields } = await validateGetEntity(req, schema, limits, ctx.signal);
         // The caller's read limits (auth/read-scope.ts): a type it may not read is refused before
         // any fetch; a project limit is checked on the record, which then needs its `project`.
-        readConstraint(caller, entityType, hasProjectField(schema, entityType));
-        const addProject = fields.length > 0 && !fields.includes("project") && needsProjectField(caller, entityType) && hasProjectField(schema, entityType);
+        const projectField = await hasProjectField(schema, entityType, ctx.signal);
+        readConstraint(caller, entityType, projectField);
+        const addProject = fields.length > 0 && !fields.includes("project") && needsProjectField(caller, entityType) && projectField;
         const answer = await cache.getEntity(entityType, id, addProject ? [...fields, "project"] : fields, ctx.signal);
         if (answer.value === null) throw new ConnectError(`${entityType} ${id} not found`, Code.NotFound);
         requireReadEntity(caller, entityType, entityProjectId(answer.value));
@@ -69,9 +71,7 @@ export function createCacheService(opts: CacheServiceOptions): Partial<ServiceIm
       try {
         const caller = callerOf(ctx);
         const valid = await validateQuery(req, schema, limits, ctx.signal);
-        // The limit joins the filters, so it is part of the cache key: an answer cached for a
-        // caller without limits is never served to one with them.
-        const query = { ...valid, filters: scopeQueryFilters(caller, valid.entityType, valid.filters, hasProjectField(schema, valid.entityType)) };
+        const query = await scopedQuery(caller, valid, schema, ctx.signal);
         const answer = await cache.query(query, ctx.signal);
         return create(QueryResponseSchema, { entities: answer.value.map(toEntityMessage), freshness: freshness(answer.freshness) });
       } catch (err) {
@@ -85,9 +85,21 @@ export function createCacheService(opts: CacheServiceOptions): Partial<ServiceIm
   return impl;
 }
 
-/** Whether `entityType` has a `project` field on the site (its fields are loaded once a request of it is validated). */
-export function hasProjectField(schema: SchemaRegistry, entityType: string): boolean {
-  return Object.hasOwn(schema.fieldsOfLoaded(entityType), "project");
+/**
+ * `query` as `caller` may ask it: its read limits ANDed into the filters (auth/read-scope.ts),
+ * so they are part of the cache key and an answer cached for a caller without limits is never
+ * served to one with them. Throws permission_denied when it may read nothing of the type. The
+ * one home of this step: the handler and the hit path both call it.
+ */
+export async function scopedQuery(caller: Caller, query: EntityQuery, schema: SchemaRegistry, signal?: AbortSignal): Promise<EntityQuery> {
+  if (caller.projectIds === null && caller.entityTypes === null) return query;
+  const projectField = await hasProjectField(schema, query.entityType, signal);
+  return { ...query, filters: scopeQueryFilters(caller, query.entityType, query.filters, projectField) };
+}
+
+/** Whether `entityType` has a `project` field on the site (loading its fields when no earlier request has). */
+function hasProjectField(schema: SchemaRegistry, entityType: string, signal?: AbortSignal): Promise<boolean> {
+  return schema.settle(() => Object.hasOwn(schema.fieldsOfLoaded(entityType), "project"), signal);
 }
 
 function withoutField(e: Entity, field: string): Entity {

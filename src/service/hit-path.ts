@@ -16,6 +16,7 @@ import { servedFreshness, type Freshness, type PeekableEntityCache, type PeekedE
 import type { Entity } from "../shotgrid/types.ts";
 import { ANONYMOUS, type Caller } from "../auth/caller.ts";
 import { entityProjectId, mayReadEntity } from "../auth/read-scope.ts";
+import { scopedQuery } from "./cache-service.ts";
 import { validateGetEntityNow, validateQuery, type RequestLimits } from "./request-validation.ts";
 import type { SchemaRegistry } from "./schema-registry.ts";
 
@@ -109,7 +110,7 @@ export function createHitPath(options: HitPathOptions): HitPath {
     const known = plans.get(req);
     if (known && known.generation === schema.generation) return known;
     const generation = schema.generation;
-    let valid;
+    let valid: ReturnType<typeof validateGetEntityNow>;
     try {
       valid = validateGetEntityNow(req, schema, limits);
     } catch {
@@ -121,19 +122,25 @@ export function createHitPath(options: HitPathOptions): HitPath {
     plans.set(req, plan);
     return plan;
   };
-  const queries = new WeakMap<QueryRequest, QueryPlan>();
-  /** The prepared query of `req`, or undefined while it is not known (its validation is then started). */
-  const preparedOf = (req: QueryRequest): PreparedQuery | undefined => {
-    const known = queries.get(req);
+  // Per request object, per caller (a caller's read limits join its filters; callers are the
+  // policy's own objects, one per auth file client, so there are few).
+  const queries = new WeakMap<QueryRequest, Map<Caller, QueryPlan>>();
+  /** The prepared query of `req` for `caller`, or undefined while it is not known (its validation is then started). */
+  const preparedOf = (req: QueryRequest, caller: Caller): PreparedQuery | undefined => {
+    let plans = queries.get(req);
+    const known = plans?.get(caller);
     if (known && known.generation === schema.generation) return known.prepared;
+    if (!plans) queries.set(req, (plans = new Map()));
+    const byCaller = plans;
     const plan: QueryPlan = { generation: schema.generation };
-    queries.set(req, plan);
+    byCaller.set(caller, plan);
     validateQuery(req, schema, limits)
+      .then((q) => scopedQuery(caller, q, schema))
       .then((q) => void (plan.prepared = cache.prepareQuery(q)))
-      // Invalid (the handler answers the error), or the schema could not be fetched (which may
-      // pass): ask again next time.
+      // Invalid or refused (the handler answers the error), or the schema could not be fetched
+      // (which may pass): ask again next time.
       .catch(() => {
-        if (queries.get(req) === plan) queries.delete(req);
+        if (byCaller.get(caller) === plan) byCaller.delete(caller);
       });
     return undefined;
   };
@@ -158,10 +165,7 @@ export function createHitPath(options: HitPathOptions): HitPath {
       cache.countEntityHit(hit.entityType);
     },
     peekQuery(req, caller = ANONYMOUS) {
-      // A caller with read limits has them added to its filters by the handler, which this
-      // request's prepared form lacks: its queries take the normal path.
-      if (limited(caller)) return undefined;
-      const prepared = preparedOf(req);
+      const prepared = preparedOf(req, caller);
       const peeked = prepared && cache.peekQuery(prepared);
       return peeked && hitOf(peeked, prepared.key, prepared.q.entityType);
     },
