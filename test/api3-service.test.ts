@@ -11,6 +11,7 @@ import { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readsOnly } from "../src/api3/pass-through.ts";
 import { startService } from "../src/app/create-app.ts";
 import { addField, DEFAULT_SCRIPT_KEY, startSimulator } from "../src/simulator/index.ts";
 import type { Entity } from "../src/shotgrid/types.ts";
@@ -456,6 +457,20 @@ describe("pass-through", () => {
     const before = upstream();
     await call("read", cached);
     expect(upstream()).toBe(before);
+  });
+
+  it("a read with additional_filter_presets is the site's to answer: relayed, its answer unchanged", async () => {
+    const args = { type: "Shot", return_fields: ["code"], additional_filter_presets: [{ preset_name: "LATEST", latest_by: "ENTITIES_CREATED_AT" }] };
+    const mine = await post(e2e.url, "read", [SCRIPT, args]);
+    const site = await post(e2e.site.url, "read", [SCRIPT, args]);
+    expect(mine.body).toEqual(site.body);
+  });
+
+  it("one classification of what only reads: relays retried, nothing invalidated, the read scope", () => {
+    for (const m of ["info", "read", "summarize", "schema_read", "schema_field_read", "text_search", "preferences_read", "get_session_token"])
+      expect(readsOnly(m)).toBe(true);
+    for (const m of ["create", "update", "batch", "schema_field_create", "follow", "work_schedule_update", "custom_entity_enable"])
+      expect(readsOnly(m)).toBe(false);
   });
 
   it("counts calls by method and outcome", async () => {

@@ -13,7 +13,7 @@ import { errorMessage, type Logger, SILENT_LOGGER } from "../logging/index.ts";
 import { CallerVerifier, parseCaller, type Api3Caller } from "./caller-auth.ts";
 import type { Api3Context, Api3Method } from "./context.ts";
 import { API3_CODES, Api3Error, fault, toFault } from "./faults.ts";
-import { READ_ONLY_RELAYED, relay, SCHEMA_WRITES } from "./pass-through.ts";
+import { READ_ONLY_RELAYED, readsOnly, relay } from "./pass-through.ts";
 import type { AccessPolicy } from "../auth/access-policy.ts";
 import type { Scope } from "../auth/caller.ts";
 import { read } from "./read.ts";
@@ -73,9 +73,7 @@ interface Relayed {
 
 /** Scopes of the auth file each method needs (when the call carries a bearer token). */
 function scopeOf(method: string): Scope {
-  return method === "read" || method === "summarize" || (method.startsWith("schema_") && !SCHEMA_WRITES.has(method)) || READ_ONLY_RELAYED.has(method)
-    ? "read"
-    : "write";
+  return readsOnly(method) ? "read" : "write";
 }
 
 /** A relay, unless the caller has read limits: the site's answer could not be held to them. */

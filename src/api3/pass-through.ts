@@ -37,11 +37,25 @@ export const SCHEMA_WRITES = new Set(["schema_field_create", "schema_field_updat
 /** Writing methods whose effect is one known entity type. */
 const WRITES_TYPE: Record<string, string> = { work_schedule_update: "WorkDayRule" };
 
+/**
+ * Whether `method` only reads: the one classification for retrying a relay, invalidating after
+ * it, and the auth file scope it needs (`read`, else `write`).
+ */
+export function readsOnly(method: string): boolean {
+  return (
+    READ_ONLY_RELAYED.has(method) ||
+    method === "info" ||
+    method === "read" ||
+    method === "summarize" ||
+    (method.startsWith("schema_") && !SCHEMA_WRITES.has(method))
+  );
+}
+
 /** Send `method` to the site as the caller; the site's JSON answer, unchanged. */
 export async function relay(ctx: Api3Context, caller: Api3Caller | undefined, method: string, args: unknown, signal: AbortSignal): Promise<unknown> {
   const relayApi3 = ctx.backend.relayApi3?.bind(ctx.backend);
   if (!relayApi3) throw new Error(`${ctx.backend.description} cannot relay api3 calls`);
-  const readOnly = READ_ONLY_RELAYED.has(method) || method === "info" || (method.startsWith("schema_") && !SCHEMA_WRITES.has(method));
+  const readOnly = readsOnly(method);
   let answer: unknown;
   try {
     answer = await relayApi3(method, args, { auth: caller?.auth, readOnly, signal });
