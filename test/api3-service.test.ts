@@ -554,6 +554,27 @@ describe("logs", () => {
   }, 30_000);
 });
 
+describe("while ShotGrid is down", () => {
+  it("a cached read is still answered; an uncached one is a fault saying ShotGrid is unavailable", async () => {
+    const cached = { type: "Project", return_fields: ["name", "code"], paging: { entities_per_page: 50, current_page: 1 } };
+    const answer = await call("read", cached);
+    e2e.site.knobs.setOutage(Number.POSITIVE_INFINITY, "reset");
+    try {
+      // The credential was verified before the outage and is remembered: no round trip needed.
+      expect(await call("read", cached)).toEqual(answer);
+      const uncached = await fault("read", {
+        type: "Shot",
+        return_fields: ["code", "sg_cut_out"],
+        filters: api3Filters([["sg_cut_out", "greater_than", 123_456]]),
+      });
+      expect(uncached.error_code).toBe(503);
+      expect(uncached.message).toContain("ShotGrid is unavailable and this answer is not cached");
+    } finally {
+      e2e.site.knobs.endOutage();
+    }
+  }, 30_000);
+});
+
 describe("the protocol's edges", () => {
   it("answers malformed calls with a fault saying what to send, and refuses other verbs and huge bodies", async () => {
     const send = (body: string, method = "POST") =>
