@@ -60,6 +60,29 @@ describe("CallerVerifier", () => {
     expect(every.verifications).toBe(2);
   });
 
+  it("while ShotGrid cannot be reached, a credential accepted within the grace is still accepted; a new one is not", async () => {
+    const quick = new ShotGridClient({ siteUrl: site.url, scriptName: site.scriptName, scriptKey: DEFAULT_SCRIPT_KEY, maxRetries: 0 });
+    let now = 5_000_000;
+    const v = new CallerVerifier({ backend: quick, ttlMs: 1000, outageGraceMs: 10_000, now: () => now });
+    const known = parseCaller({ user_login: USER.login, user_password: USER.password });
+    const stranger = parseCaller({ script_name: site.scriptName, script_key: DEFAULT_SCRIPT_KEY });
+    await v.verify(known);
+    site.knobs.setOutage(Number.POSITIVE_INFINITY, "reset");
+    try {
+      now += 5000;
+      await v.verify(known);
+      await expect(v.verify(stranger)).rejects.toMatchObject({ code: "SG_UNAVAILABLE" });
+      now += 10_000;
+      await expect(v.verify(known)).rejects.toMatchObject({ code: "SG_UNAVAILABLE" });
+      site.knobs.endOutage();
+      await v.verify(known);
+      expect(v.verifications).toBe(5);
+    } finally {
+      site.knobs.endOutage();
+      await quick.close();
+    }
+  });
+
   it("parseCaller takes each credential form and names what is missing, never a secret's value", () => {
     expect(parseCaller({ session_token: "tok-123456", reject_if_expired: true }).credentials).toEqual({ sessionToken: "tok-123456" });
     expect(parseCaller({ script_name: "s", script_key: "k", sudo_as_login: "ana" }).asLogin).toBe("ana");

@@ -5,11 +5,14 @@
  * grant of the matching kind, Backend.verifyCaller) and then remembered, by the SHA-256 of the
  * credential only, for `ttlMs`: the calls that follow pay no round trip. A refused credential is
  * never remembered, so it costs a round trip each time and is refused each time (fault 102).
- * Nothing here logs or echoes a secret.
+ * While ShotGrid cannot be reached, a credential it accepted within the last hour is still
+ * accepted (so cached answers keep coming, as for Connect callers). Nothing here logs or echoes a
+ * secret.
  */
 import { createHash } from "node:crypto";
 import type { Caller } from "../auth/caller.ts";
 import { abortable } from "../cache/single-flight.ts";
+import { BackendError } from "../shotgrid/errors.ts";
 import type { Backend, CallerCredentials } from "../shotgrid/types.ts";
 import { API3_CODES, Api3Error } from "./faults.ts";
 
@@ -71,38 +74,69 @@ export interface CallerVerifierOptions {
   ttlMs: number;
   /** Most credentials remembered at once (the oldest go first). Default 10 000. */
   maxEntries?: number;
+  /** See DEFAULT_OUTAGE_GRACE_MS; 0: a credential is never accepted without ShotGrid saying so now. */
+  outageGraceMs?: number;
   now?: () => number;
 }
 
+/** A credential ShotGrid accepted: trusted until `until`, accepted at `at`. */
+interface Verified {
+  until: number;
+  at: number;
+}
+
+/**
+ * How long after its last successful check a credential is still accepted while ShotGrid cannot
+ * be reached (the check fails for an outage, not a refusal), so cached answers keep coming to
+ * the callers who had them. Default one hour.
+ */
+export const DEFAULT_OUTAGE_GRACE_MS = 3_600_000;
+
+function isOutage(err: unknown): boolean {
+  return err instanceof BackendError && (err.code === "SG_UNAVAILABLE" || err.code === "SG_TIMEOUT");
+}
+
 export class CallerVerifier {
-  /** fingerprint → when the memory of it ends. Insertion order is verification order. */
-  readonly #verified = new Map<string, number>();
+  /** fingerprint → its last acceptance. Insertion order is verification order. */
+  readonly #verified = new Map<string, Verified>();
   /** One verification in flight per fingerprint: a burst of calls with a new credential makes one round trip. */
   readonly #inflight = new Map<string, Promise<void>>();
   readonly #now: () => number;
   readonly #max: number;
+  readonly #graceMs: number;
   /** Round trips to ShotGrid's auth endpoint so far (tests, metrics). */
   verifications = 0;
 
   constructor(private readonly o: CallerVerifierOptions) {
     this.#now = o.now ?? Date.now;
     this.#max = o.maxEntries ?? 10_000;
+    this.#graceMs = o.outageGraceMs ?? DEFAULT_OUTAGE_GRACE_MS;
   }
 
-  /** Resolves when the caller's credentials are good; rejects with the Backend's CallerAuthError when ShotGrid refuses them. */
+  /**
+   * Resolves when the caller's credentials are good; rejects with the Backend's CallerAuthError
+   * when ShotGrid refuses them, or with its outage error when ShotGrid cannot be asked (unless the
+   * credential was accepted within the outage grace).
+   */
   async verify(caller: Api3Caller, signal?: AbortSignal): Promise<void> {
     const key = fingerprint(caller);
-    const until = this.#verified.get(key);
-    if (until !== undefined) {
-      if (this.#now() < until) return;
-      this.#verified.delete(key);
-    }
+    const known = this.#verified.get(key);
+    if (known && this.#now() < known.until) return;
     let flight = this.#inflight.get(key);
     if (!flight) {
       const verifyCaller = this.o.backend.verifyCaller?.bind(this.o.backend);
       if (!verifyCaller) throw new Api3Error(`${this.o.backend.description} cannot check caller credentials`, API3_CODES.internal);
       this.verifications++;
-      flight = verifyCaller(caller.credentials, { asLogin: caller.asLogin }).then(() => this.#remember(key));
+      flight = verifyCaller(caller.credentials, { asLogin: caller.asLogin }).then(
+        () => this.#remember(key),
+        (err: unknown) => {
+          const last = this.#verified.get(key);
+          if (isOutage(err) && last && this.#now() - last.at <= this.#graceMs) return;
+          // Refused (or unknown for too long): forgotten, so nothing stale is accepted later.
+          if (!isOutage(err)) this.#verified.delete(key);
+          throw err;
+        },
+      );
       const done = () => this.#inflight.delete(key);
       flight.then(done, done);
       this.#inflight.set(key, flight);
@@ -117,7 +151,9 @@ export class CallerVerifier {
 
   #remember(key: string): void {
     if (this.o.ttlMs <= 0) return;
+    this.#verified.delete(key);
     while (this.#verified.size >= this.#max) this.#verified.delete(this.#verified.keys().next().value as string);
-    this.#verified.set(key, this.#now() + this.o.ttlMs);
+    const now = this.#now();
+    this.#verified.set(key, { until: now + this.o.ttlMs, at: now });
   }
 }
