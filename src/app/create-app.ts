@@ -27,6 +27,7 @@ import { AccessPolicy } from "../auth/access-policy.ts";
 import { WriteThrough } from "../service/write-through.ts";
 import { StatusSampler } from "../status/index.ts";
 import { VERSION } from "../version.ts";
+import { cacheSnapshotSource, SnapshotWriter } from "../snapshots/index.ts";
 
 /** ShotGrid's own page size for api3 reads (what sites announce as `api_max_entities_per_page`). */
 const API3_MAX_ENTITIES_PER_PAGE = 500;
@@ -59,6 +60,8 @@ export interface RunningService {
   readonly policy: AccessPolicy;
   /** Writes through the cache (ShotGrid first, then the invalidation): every write path uses this one. */
   readonly writes: WriteThrough;
+  /** The snapshot writer, with `--snapshot-dir` (it writes once ready, on the follower's instance only). */
+  readonly snapshots: SnapshotWriter | undefined;
   /** Graceful stop: streams end, in-flight calls finish, upstream connections close. */
   close(graceMs?: number): Promise<void>;
 }
@@ -379,6 +382,23 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
   })();
   ready.catch(() => undefined);
   status.start();
+  // Snapshot files: written by the instance that follows the event log (the leader with --redis),
+  // from its cache, once the preload is done; one writer per cluster.
+  const snapshots = config.snapshot
+    ? new SnapshotWriter({
+        dir: config.snapshot.dir,
+        types: config.snapshot.types,
+        intervalMs: config.snapshot.intervalS * 1000,
+        source: cacheSnapshotSource(cache, site.url),
+        mayWrite: () => (cluster ? cluster.isLeader : true) && follower?.running === true,
+        metrics,
+        logger: logger.child({ component: "snapshots" }),
+      })
+    : undefined;
+  ready.then(
+    () => snapshots?.start(),
+    () => undefined,
+  );
 
   const hostForUrl = bound.host === "0.0.0.0" || bound.host === "::" ? "127.0.0.1" : bound.host.includes(":") ? `[${bound.host}]` : bound.host;
   // Demo mode with a webhook secret: the simulated site sends its webhooks to this service.
@@ -404,9 +424,11 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     api3,
     policy,
     writes,
+    snapshots,
     async close(graceMs = 10_000) {
       stopping.abort();
       status.stop();
+      await snapshots?.stop();
       await server.close(graceMs);
       await reconciler?.stop();
       await webhooks?.whenIdle();
