@@ -254,6 +254,11 @@ describe("who may call", () => {
       expect(answer.status).toBe(200);
       expect(Object.keys(answer.json.entity.fields)).toEqual(["code"]);
     }
+    // Over gRPC too.
+    const grpc = createCacheClient(service.url, { protocol: "grpc", token: LIMITED });
+    await expect(grpc.getEntity(msg)).rejects.toThrow(new RegExp(`may not read entities of project ${projectB}`));
+    const { entities } = await grpc.query({ entityType: "Shot", fields: ["project"] });
+    expect(new Set(entities.map((e) => (e.fields!["project"] as unknown as EntityLink).id))).toEqual(new Set([projectA]));
     // A hit on the fast path with no token is refused as on the normal path.
     expect((await rawGet(GET_ENTITY, msg)).json.code).toBe("unauthenticated");
   });
@@ -317,6 +322,11 @@ describe("who may call", () => {
     } finally {
       site.knobs.set({ errorRate: 0 });
     }
+  });
+
+  it("/status.json needs the status scope with an auth file (the policy's own check)", async () => {
+    expect((await rawRequest(port, "GET", "/status.json")).status).toBe(401);
+    expect((await rawRequest(port, "GET", "/status.json", undefined, bearer(READER))).status).toBe(403);
   });
 
   it("no secret in logs, /metrics or /readyz", async () => {

@@ -310,12 +310,10 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     writes,
     status: {
       report: () => status.report(),
-      // HOOK for the auth wiring (issue 9, not on main yet): once the server holds the access
-      // policy, pass its own check here, so there is one rule for who may see the status:
-      //   authorize: policy.mode === "open" ? undefined : (header) => void policy.authorize(header, "status"),
-      // Open mode must stay undefined: the page is open without an auth file, and an anonymous
-      // caller has no "status" scope. test/status-json.test.ts checks this option with a policy.
-      authorize: undefined,
+      // One rule for who may see the status: the access policy's own check. Open mode stays
+      // unchecked: the page is open without an auth file, and an anonymous caller has no
+      // "status" scope.
+      authorize: policy.mode === "open" ? undefined : (header) => void policy.authorize(header, "status"),
     },
   });
   let bound: Awaited<ReturnType<Server["listen"]>>;
