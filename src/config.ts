@@ -78,6 +78,11 @@ export interface ServeConfig {
    */
   leaderLeaseMs: number;
   /**
+   * How long a caller's api3 credentials, once ShotGrid accepted them, are trusted without asking
+   * again (ms; `--api3-credential-ttl-s`, default 300 s; 0: every api3 call is verified).
+   */
+  api3CredentialTtlMs: number;
+  /**
    * Snapshot files for when the service is down (`--snapshot-dir`, `SNAPSHOT_DIR`): every
    * `intervalS` seconds (`--snapshot-interval-s`, default 300) the event follower's instance (the
    * leader with `redis`) writes `<dir>/<Type>.json` for each of `types` (`--snapshot-types`,
@@ -127,6 +132,10 @@ export const SERVE_OPTIONS: Record<string, OptionSpec> = {
   "leader-lease-ms": {
     kind: "string",
     help: "with --redis: lifetime of the event follower's leader lease; a dead leader is replaced within about 4/3 of it (default 5000)",
+  },
+  "api3-credential-ttl-s": {
+    kind: "string",
+    help: "how long api3 callers' ShotGrid credentials, once accepted, are trusted without asking ShotGrid again (default 300; 0: every call)",
   },
   "snapshot-dir": { kind: "string", help: "write snapshot files of the preloaded types here, for readers when the service is down (env SNAPSHOT_DIR)" },
   "snapshot-types": { kind: "string", help: "with --snapshot-dir: the types written, each a preloaded one (default: every --preload type)" },
@@ -190,6 +199,7 @@ export function loadServeConfig(argv: string[], env: NodeJS.ProcessEnv = process
     redis,
     workers,
     leaderLeaseMs: parseIntOption("--leader-lease-ms", str("leader-lease-ms"), 5000, 300, 600_000),
+    api3CredentialTtlMs: parseIntOption("--api3-credential-ttl-s", str("api3-credential-ttl-s"), 300, 0, 86_400) * 1000,
     snapshot: snapshotOption(str("snapshot-dir", "SNAPSHOT_DIR"), str("snapshot-types"), str("snapshot-interval-s"), preloadTypes),
   };
 }

@@ -13,6 +13,7 @@ import { createServer, type Metrics, type Readiness, type Server, type ServerOpt
 import { CACHE_SERVICE_OPTIONS, createCacheService } from "../service/cache-service.ts";
 import type { ChangeFeed } from "../service/change-feed.ts";
 import { createHitPath } from "../service/hit-path.ts";
+import type { RequestLimits } from "../service/request-validation.ts";
 import type { SchemaRegistry } from "../service/schema-registry.ts";
 import { VERSION } from "../version.ts";
 import { AccessPolicy } from "../auth/access-policy.ts";
@@ -45,9 +46,14 @@ export interface CacheServerOptions {
   writes?: WriteThrough;
 }
 
+/** The request limits of every read path (Connect, the fast path, api3), from the configuration. */
+export function requestLimitsOf(config: Pick<ServeConfig, "maxFields" | "maxPageSize">): RequestLimits {
+  return { maxFields: config.maxFields, maxPageSize: config.maxPageSize, maxConditions: 500 };
+}
+
 export function createCacheServer(o: CacheServerOptions): Server {
   const { config, cache, schema } = o;
-  const limits = { maxFields: config.maxFields, maxPageSize: config.maxPageSize, maxConditions: 500 };
+  const limits = requestLimitsOf(config);
   // While the event log cannot be read, the cache cannot know what changed: say so.
   const siteUnreachable = o.siteUnreachable;
   const policy = o.policy ?? AccessPolicy.open();

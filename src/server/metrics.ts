@@ -116,6 +116,7 @@ export class Metrics {
   /** The children of `#rpcCalls` and `#rpcRequests`, as made. */
   readonly #hotRpcCalls: HotCount[] = [];
   readonly #hotRpcRequests: HotCount[] = [];
+  readonly #api3Calls: Counter<string>;
   readonly #rpcSeconds: Histogram<string>;
   /** method -> code -> children; both label sets are small and fixed. */
   readonly #rpcChildren = new Map<string, Map<string, RpcChildren>>();
@@ -253,6 +254,12 @@ export class Metrics {
       labelNames: ["method", "code"],
       registers,
       collect: flushing(this.#hotRpcCalls),
+    });
+    this.#api3Calls = new Counter({
+      name: `${PREFIX}api3_calls_total`,
+      help: "api3 calls (POST /api3/json), by method (unknown names as other) and outcome (ok, auth_fault, fault).",
+      labelNames: ["method", "outcome"],
+      registers,
     });
     this.#rpcSeconds = new Histogram({
       name: `${PREFIX}rpc_duration_seconds`,
@@ -445,6 +452,11 @@ export class Metrics {
     }
     children.calls.inc();
     children.duration.observe(seconds);
+  }
+
+  /** An api3 call finished; `method` comes from a fixed set (src/api3 counts others as "other"). */
+  api3Call(method: string, outcome: string): void {
+    this.#api3Calls.labels(method, outcome).inc();
   }
 
   /** A snapshot round wrote its files (src/snapshots), taking `seconds`. */
