@@ -26,7 +26,7 @@ import { createMethodSerializationLookup, validateReadWriteMaxBytes } from "@con
 import type { Logger } from "../logging/index.ts";
 import { CacheService } from "../../gen/shotgrid/cache/v1/cache_pb.ts";
 import { CACHE_SERVICE_OPTIONS } from "../service/cache-service.ts";
-import type { HitPath } from "../service/hit-path.ts";
+import type { EntityHit, HitPath } from "../service/hit-path.ts";
 import { createHitEncoder } from "./hit-encoding.ts";
 import type { RpcFinished } from "./rpc-interceptors.ts";
 import { errorMessage } from "../logging/index.ts";
@@ -68,7 +68,13 @@ interface Route {
    * The answer to `message` and how to record it, or undefined when it is not a hit. `kept`: the
    * same message object will come again for the same request bytes.
    */
-  answer(message: object, binary: boolean, kept: boolean): { body: Buffer; commit(): void } | undefined;
+  answer(message: object, binary: boolean, kept: boolean): HitAnswer | Promise<HitAnswer | undefined> | undefined;
+}
+
+/** A hit's answer bytes and how to record it. */
+interface HitAnswer {
+  body: Buffer;
+  commit(): void;
 }
 
 export function createFastPath(options: FastPathOptions): FastPath {
@@ -90,10 +96,15 @@ export function createFastPath(options: FastPathOptions): FastPath {
       answer: (message, binary, kept) => answer(message as MessageShape<I>, binary, kept),
     });
   };
-  route(CacheService.method.getEntity, (message, binary) => {
-    const hit = hits.getEntity(message);
+  const entityAnswer = (hit: EntityHit | undefined, binary: boolean): HitAnswer | undefined => {
     const body = hit && encoder.entity(hit, binary);
     return body && { body, commit: () => hits.commit(hit) };
+  };
+  route(CacheService.method.getEntity, (message, binary) => {
+    const hit = hits.getEntity(message);
+    if (hit) return entityAnswer(hit, binary);
+    // A store that decides hits after one shared round trip (Redis's near cache).
+    return hits.getEntityCurrent(message)?.then((later) => entityAnswer(later, binary));
   });
   route(CacheService.method.query, (message, binary, kept) => {
     // A Query is validated asynchronously, once per message object: only a kept one can be a hit.
@@ -123,7 +134,10 @@ export function createFastPath(options: FastPathOptions): FastPath {
     return { message, kept: memo };
   };
 
-  /** Answer a hit; false (nothing sent, nothing counted) when the normal path must answer. */
+  /**
+   * Answer a hit; false (nothing sent, nothing counted) when the normal path must answer. A hit
+   * decided later: true now, and `orElse` runs then if it is not a hit after all.
+   */
   const answer = (
     req: http.IncomingMessage,
     res: http.ServerResponse,
@@ -131,9 +145,25 @@ export function createFastPath(options: FastPathOptions): FastPath {
     request: { message: object; kept: boolean },
     binary: boolean,
     started: number,
+    orElse: () => void,
   ): boolean => {
+    let hit: ReturnType<Route["answer"]>;
     try {
-      const hit = route.answer(request.message, binary, request.kept);
+      hit = route.answer(request.message, binary, request.kept);
+    } catch (err) {
+      logger?.warn({ rpc: route.name, err: errorMessage(err) }, "fast path failed; answering on the normal path");
+      return false;
+    }
+    if (!(hit instanceof Promise)) return send(req, res, route, hit, binary, started);
+    hit.then(
+      (later) => send(req, res, route, later, binary, started) || orElse(),
+      () => orElse(),
+    );
+    return true;
+  };
+
+  const send = (req: http.IncomingMessage, res: http.ServerResponse, route: Route, hit: HitAnswer | undefined, binary: boolean, started: number): boolean => {
+    try {
       if (!hit) return false;
       // The normal path would compress this answer: leave it to the normal path.
       if (hit.body.length >= compressMinBytes && req.headers["accept-encoding"] !== undefined) return false;
@@ -161,7 +191,7 @@ export function createFastPath(options: FastPathOptions): FastPath {
       const get = getMessage(req.url ?? "");
       if (!get) return false;
       const message = parse(route, get.bytes, get.binary);
-      return message !== undefined && answer(req, res, route, message, get.binary, started);
+      return message !== undefined && answer(req, res, route, message, get.binary, started, fallback);
     }
     if (req.method !== "POST") return false;
     const type = parseContentType(h["content-type"] ?? null);
@@ -176,9 +206,11 @@ export function createFastPath(options: FastPathOptions): FastPath {
     req.once("end", () => {
       const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
       const message = parse(route, body, type.binary);
-      if (message !== undefined && answer(req, res, route, message, type.binary, started)) return;
-      replayBody(req, body);
-      fallback();
+      const orElse = () => {
+        replayBody(req, body);
+        fallback();
+      };
+      if (message === undefined || !answer(req, res, route, message, type.binary, started, orElse)) orElse();
     });
     // The client went away mid-body: there is nobody to answer.
     req.once("error", () => res.destroy());

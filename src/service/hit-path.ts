@@ -40,6 +40,13 @@ export interface HitPath {
   /** The hit `getEntity` would answer `req` with, or undefined when it would do anything else. */
   getEntity(req: GetEntityRequest): EntityHit | undefined;
   /**
+   * For a cache that decides a hit only after a round trip (the Redis store's near cache, which
+   * must first learn that no invalidation is on its way): undefined at once when there is
+   * nothing to wait for (the normal handler answers), else the hit `getEntity` would answer, or
+   * undefined, once decided. Ask only when `getEntity` gave undefined.
+   */
+  getEntityCurrent(req: GetEntityRequest): Promise<EntityHit | undefined> | undefined;
+  /**
    * The entity as the answer carries it (computed on each call: encode it once and keep that),
    * or undefined when the held record lacks a requested field: then it is not a hit after all
    * (`getEntity` fetches those fields).
@@ -98,7 +105,7 @@ export function createHitPath(options: HitPathOptions): HitPath {
     const known = plans.get(req);
     if (known && known.generation === schema.generation) return known;
     const generation = schema.generation;
-    let valid;
+    let valid: ReturnType<typeof validateGetEntityNow>;
     try {
       valid = validateGetEntityNow(req, schema, limits);
     } catch {
@@ -132,6 +139,14 @@ export function createHitPath(options: HitPathOptions): HitPath {
       if (!plan) return undefined;
       const peeked = cache.peekEntity(plan.entityType, plan.id, plan.fields);
       return peeked && { ...hitOf(peeked, plan.key, plan.entityType), fields: plan.fields };
+    },
+    getEntityCurrent(req) {
+      if (!cache.peekEntityCurrent) return undefined;
+      const plan = planOf(req);
+      if (!plan) return undefined;
+      return cache
+        .peekEntityCurrent(plan.entityType, plan.id, plan.fields)
+        ?.then((peeked) => peeked && { ...hitOf(peeked, plan.key, plan.entityType), fields: plan.fields });
     },
     entityOf(hit) {
       const record = cache.heldRecordAnswering(hit.source, hit.fields);
