@@ -164,6 +164,27 @@ describe("near cache exactness across instances", () => {
     expect(held).toBeGreaterThan(rounds * 0.9);
     expect(b.nearCacheStats().hits).toBeGreaterThan(rounds);
   });
+
+  it("a barrier that fails marks the store failing: a frozen Redis costs one command timeout, not one per step", async () => {
+    const prefix = randomPrefix();
+    const a = await open(server.url, prefix);
+    const store = new RedisStore({ redis: { url: server.url, commandTimeoutMs: 300 }, site: "exact-site", prefix });
+    stores.push({ store, prefix });
+    await store.ready();
+    expect(await a.setIfFresh("k", { value: 1, seq: await a.currentSeq(), fetchedAt: Date.now(), asOfEventId: 0, tags: ["t"] })).toBe(true);
+    await store.get("k");
+    expect(store.nearCacheStats().entries).toBe(1);
+    server.pause();
+    try {
+      expect(await store.peekRawCurrent("k")).toBeUndefined(); // the barrier timed out
+      // So the read-through cache bypasses the store at once instead of trying a GET that would time out too.
+      expect(store.healthy).toBe(false);
+      await expect(store.get("k")).rejects.toThrow(/barrier/);
+    } finally {
+      server.resume();
+    }
+    await expect.poll(() => store.healthy, { timeout: 5000 }).toBe(true);
+  });
 });
 
 describe("near cache exactness through the read-through cache", () => {

@@ -93,7 +93,7 @@ export class RedisStore implements CacheStore {
    * The near cache's barrier: a PING on the subscriber connection, answered after every message
    * published before it ran. One in flight, shared by every read that arrived before it was sent.
    */
-  readonly #barrier = new SharedRoundTrip(() => this.connection.subscriber.ping());
+  readonly #barrier = new SharedRoundTrip(() => this.connection.run("get", () => this.connection.subscriber.ping()));
   /** Bumped on every connection loss: an activation begun before it must not complete. */
   #nearGeneration = 0;
   #closed = false;
@@ -162,8 +162,11 @@ export class RedisStore implements CacheStore {
     const near = this.#near;
     if (near?.holds(key)) {
       const epoch = near.epoch;
-      // Served only once a barrier sent after this call is answered (see near-cache.ts).
-      if ((await this.#barrier.wait()) && near.epoch === epoch) {
+      // Served only once a barrier sent after this call is answered (see near-cache.ts). A failed
+      // one fails the read, as a failed command would (and marks the connection failing, through
+      // `run`): a frozen Redis costs a read one command timeout, not one per round trip tried.
+      if (!(await this.#barrier.wait())) throw new StoreUnavailableError("get", "the near cache's barrier PING failed");
+      if (near.epoch === epoch) {
         const entry = near.peek(key);
         if (entry) {
           near.hits++;
