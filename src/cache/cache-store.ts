@@ -11,6 +11,7 @@
  * arrived (the links inside it).
  */
 import { CacheErrorCode } from "./errors.ts";
+import type { RawEntry } from "./memory-store.ts";
 
 /** One cached answer and what it depends on. Values are JSON-like and never mutated once stored. */
 export interface StoredEntry {
@@ -59,6 +60,13 @@ export interface CacheStore {
   /** Drop everything (tags stay bumped: nothing fetched before a clear may fill after it). */
   clear(): Promise<void>;
   stats(): CacheStoreStats;
+  /**
+   * For a store that holds hot entries in process but may serve one only after a round trip
+   * (Redis's near cache): undefined at once when `key` has no such copy (use `get`), else the
+   * copy's stored text once it is known current as of a moment after this call (undefined if
+   * it is not). The server's hit path uses it; the memory store answers synchronously instead.
+   */
+  peekRawCurrent?(key: string): Promise<Readonly<RawEntry> | undefined> | undefined;
   /**
    * False while the store knows it cannot answer (its server is unreachable): the cache then goes
    * straight to the Backend without trying it. Absent means always healthy (the memory store).

@@ -7,7 +7,7 @@ import type { Backend, Entity, EventLogEntry, Filters, SearchOptions, SummaryAns
 import { BackendError } from "../shotgrid/errors.ts";
 import type { CacheAnswer, EntityCache, EntityQuery, Freshness, PeekableEntityCache, PeekedEntry } from "./types.ts";
 import { StoreUnavailableError, type CacheStore, type StoredEntry } from "./cache-store.ts";
-import { MemoryStore } from "./memory-store.ts";
+import { MemoryStore, type RawEntry } from "./memory-store.ts";
 import { SingleFlight, abortable } from "./single-flight.ts";
 import type { MissCoalescer } from "./miss-coalescer.ts";
 import { canonicalFields, canonicalJson, canonicalQuery, checkEntityType, projectionKey, queryKey, recordKey, type CanonicalQuery } from "./query-key.ts";
@@ -264,7 +264,23 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
   peekEntity(entityType: string, id: number, fields: readonly string[]): PeekedEntry | undefined {
     if (!(this.store instanceof MemoryStore) || !this.storeHealthy) return undefined;
     for (const f of fields) if (f.includes(".")) return undefined;
-    const raw = this.store.peekRaw(recordKey(entityType, id));
+    return this.#peekedRecord(this.store.peekRaw(recordKey(entityType, id)));
+  }
+
+  /**
+   * `peekEntity` over a store that serves its in-process copies only after a round trip
+   * (`CacheStore.peekRawCurrent`: Redis's near cache). Undefined at once when there is no such
+   * copy to wait for (the caller takes `getEntity`), else the same answer `peekEntity` would
+   * give, decided once the copy is known current as of a moment after this call.
+   */
+  peekEntityCurrent(entityType: string, id: number, fields: readonly string[]): Promise<PeekedEntry | undefined> | undefined {
+    if (!this.store.peekRawCurrent || !this.storeHealthy) return undefined;
+    for (const f of fields) if (f.includes(".")) return undefined;
+    // The store may have been bypassed meanwhile (a failed invalidation): then not a hit.
+    return this.store.peekRawCurrent(recordKey(entityType, id))?.then((raw) => (this.storeHealthy ? this.#peekedRecord(raw) : undefined));
+  }
+
+  #peekedRecord(raw: Readonly<RawEntry> | undefined): PeekedEntry | undefined {
     if (!raw || raw.text === "null" || !this.#fresh(raw)) return undefined;
     return { text: raw.text, freshness: this.#cached(raw, false) };
   }

@@ -73,6 +73,12 @@ export interface PeekedEntry {
 export interface PeekableEntityCache extends EntityCache {
   /** The held full record of `entityType`/`id` when `getEntity` would answer it from the cache; `fields` validated and canonical. */
   peekEntity(entityType: string, id: number, fields: readonly string[]): PeekedEntry | undefined;
+  /**
+   * `peekEntity` for a store that must first make a round trip (Redis's near cache): undefined
+   * at once when the hit cannot be decided that way (then `getEntity`), else the peeked entry, or
+   * undefined, once it is known current as of a moment after this call.
+   */
+  peekEntityCurrent?(entityType: string, id: number, fields: readonly string[]): Promise<PeekedEntry | undefined> | undefined;
   /** The record `peekEntity` gave as `text`, or undefined when it lacks one of `fields` (`getEntity` would fetch them). */
   heldRecordAnswering(text: string, fields: readonly string[]): Entity | undefined;
   countEntityHit(entityType: string): void;

@@ -1,18 +1,22 @@
 /**
- * A small in-process copy of hot Redis entries, so a hit costs one tiny round trip (the clock)
- * instead of moving and parsing a large JSON value.
+ * A small in-process copy of hot Redis entries, so a hit moves no JSON value and, under load,
+ * shares one round trip with every other hit waiting at the same time (see `SharedRoundTrip`).
  *
  * Kept correct by the invalidation messages every instance publishes (bump, patch, delete, clear:
- * see redis-scripts.ts), in clock order on one channel. Three rules make it exact:
+ * see redis-scripts.ts), in clock order on one channel. Three rules make it exact (the argument
+ * is in docs/redis.md, "The near cache"):
  * - It is used only while subscribed. Any disconnect flushes it (messages may have been missed);
  *   it stays off until the subscription is confirmed again.
- * - A hit is served only if the Redis clock still equals the newest message seen (`seenSeq`): no
- *   invalidation is in flight towards this instance. Otherwise the caller reads Redis.
+ * - A copy is served only after a PING sent on the subscriber connection *after the request
+ *   arrived* has been answered: Redis answers it after every message published before it ran,
+ *   on the same connection, and each message is applied here as it is parsed (`apply` is
+ *   synchronous), so by then every invalidation acknowledged before the request has dropped
+ *   what it had to.
  * - An entry read from Redis at clock R is kept only if no message newer than R was seen yet;
  *   every later message then reaches the kept copy.
  */
 import type { CacheStoreStats, StoredEntry } from "../cache/cache-store.ts";
-import { MemoryStore } from "../cache/memory-store.ts";
+import { MemoryStore, type RawEntry } from "../cache/memory-store.ts";
 
 export interface NearCacheOptions {
   /** Bound on the estimated bytes of near entries (least recently used go first). Default 32 MiB. */
@@ -108,14 +112,30 @@ export class NearCache {
     this.#order = new Map();
   }
 
-  /** A near entry, or undefined. The caller must still check `currentClock === seenSeq`. */
-  async peek(key: string): Promise<StoredEntry | undefined> {
-    if (!this.#active) return undefined;
+  /**
+   * Whether a copy of `key` is held (and not past its TTL). A copy held now may still be dropped
+   * before it is served: the caller waits for a round trip, then peeks.
+   */
+  holds(key: string): boolean {
+    if (!this.#active) return false;
     const keptAt = this.#order.get(key);
-    if (keptAt === undefined || Date.now() - keptAt > this.#ttlMs) return undefined;
-    const entry = await this.#lru.get(key);
-    if (entry) this.#touch(key, keptAt);
+    return keptAt !== undefined && Date.now() - keptAt <= this.#ttlMs;
+  }
+
+  /** The near entry (its value a fresh copy), or undefined. Serve it only as the rules above say. */
+  peek(key: string): StoredEntry | undefined {
+    if (!this.holds(key)) return undefined;
+    const entry = this.#lru.peek(key);
+    if (entry) this.#touch(key, this.#order.get(key)!);
     return entry;
+  }
+
+  /** `peek` without parsing: the entry's stored text (the same text while it is unchanged). */
+  peekRaw(key: string): Readonly<RawEntry> | undefined {
+    if (!this.holds(key)) return undefined;
+    const raw = this.#lru.peekRaw(key);
+    if (raw) this.#touch(key, this.#order.get(key)!);
+    return raw;
   }
 
   /** Keep an entry read (or written) at clock `readClock`, if that is still safe. */
@@ -130,13 +150,20 @@ export class NearCache {
     }
   }
 
-  /** Apply a message (from the channel, or this instance's own invalidation right away). */
-  async apply(message: InvalidationMessage): Promise<void> {
+  /**
+   * Apply a message (from the channel, or this instance's own invalidation right away), fully
+   * before returning: a PING answered after the message was parsed must find it applied. (The
+   * memory store's methods do all their work before they return their promise.)
+   */
+  apply(message: InvalidationMessage): void {
     if (message.seq > this.#seenSeq) this.#seenSeq = message.seq;
-    if (message.clear) return this.flush();
-    if (message.tags?.length) await this.#lru.bump(message.tags);
-    for (const link of message.links ?? []) await this.#lru.patchLinkName(link, undefined);
-    for (const key of message.keys ?? []) await this.#lru.delete(key);
+    if (message.clear) {
+      this.flush();
+      return;
+    }
+    if (message.tags?.length) void this.#lru.bump(message.tags);
+    for (const link of message.links ?? []) void this.#lru.patchLinkName(link, undefined);
+    for (const key of message.keys ?? []) void this.#lru.delete(key);
   }
 
   #touch(key: string, keptAt: number): void {

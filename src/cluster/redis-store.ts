@@ -10,7 +10,8 @@
 import { createHash } from "node:crypto";
 import type { CacheStore, CacheStoreStats, StoredEntry } from "../cache/cache-store.ts";
 import { StoreUnavailableError } from "../cache/cache-store.ts";
-import { estimateEntryBytes } from "../cache/memory-store.ts";
+import { estimateEntryBytes, type RawEntry } from "../cache/memory-store.ts";
+import { SharedRoundTrip } from "./shared-round-trip.ts";
 import { deepFreeze, renameLink } from "../cache/links.ts";
 import { NearCache, parseInvalidation, type NearCacheOptions } from "./near-cache.ts";
 import { RedisConnection, type LuaScript, type RedisConnectionOptions } from "./redis-connection.ts";
@@ -88,6 +89,11 @@ export class RedisStore implements CacheStore {
   readonly #statsTimer: NodeJS.Timeout;
   readonly #offEvent: () => void;
   #stats: CacheStoreStats = { bytes: 0, entries: 0 };
+  /**
+   * The near cache's barrier: a PING on the subscriber connection, answered after every message
+   * published before it ran. One in flight, shared by every read that arrived before it was sent.
+   */
+  readonly #barrier = new SharedRoundTrip(() => this.connection.run("get", () => this.connection.subscriber.ping()));
   /** Bumped on every connection loss: an activation begun before it must not complete. */
   #nearGeneration = 0;
   #closed = false;
@@ -121,7 +127,7 @@ export class RedisStore implements CacheStore {
     if (this.#near) {
       const sub = this.connection.subscriber;
       sub.on("message", (channel: string, message: string) => {
-        if (channel === this.channel) void this.#near!.apply(parseInvalidation(message));
+        if (channel === this.channel) this.#near!.apply(parseInvalidation(message));
       });
       void this.#activateNear();
     }
@@ -146,24 +152,23 @@ export class RedisStore implements CacheStore {
   }
 
   /** For tests and metrics: the near cache's state. */
-  nearCacheStats(): { active: boolean; hits: number } & CacheStoreStats {
-    if (!this.#near) return { active: false, hits: 0, bytes: 0, entries: 0 };
-    return { active: this.#near.active, hits: this.#near.hits, ...this.#near.stats() };
+  nearCacheStats(): { active: boolean; hits: number; barriers: number } & CacheStoreStats {
+    if (!this.#near) return { active: false, hits: 0, barriers: 0, bytes: 0, entries: 0 };
+    return { active: this.#near.active, hits: this.#near.hits, barriers: this.#barrier.sent, ...this.#near.stats() };
   }
 
   async get(key: string): Promise<StoredEntry | undefined> {
     this.#checkOpen("get");
     const near = this.#near;
-    if (near?.active) {
-      // seenSeq as of the peek: a message arriving during the round trip below may drop this
-      // very copy, and must then make the check fail.
-      const seen = near.seenSeq;
+    if (near?.holds(key)) {
       const epoch = near.epoch;
-      const entry = await near.peek(key);
-      if (entry) {
-        // One tiny round trip: is an invalidation on its way to us? If not, the copy is exact.
-        const clock = Number(await this.connection.run("get", (c) => c.get(`${this.keyBase}clock`)));
-        if (clock <= seen && near.active && near.epoch === epoch) {
+      // Served only once a barrier sent after this call is answered (see near-cache.ts). A failed
+      // one fails the read, as a failed command would (and marks the connection failing, through
+      // `run`): a frozen Redis costs a read one command timeout, not one per round trip tried.
+      if (!(await this.#barrier.wait())) throw new StoreUnavailableError("get", "the near cache's barrier PING failed");
+      if (near.epoch === epoch) {
+        const entry = near.peek(key);
+        if (entry) {
           near.hits++;
           return entry;
         }
@@ -174,6 +179,22 @@ export class RedisStore implements CacheStore {
     const entry = parseEntry(json);
     await near?.keep(key, entry, clock);
     return entry;
+  }
+
+  /**
+   * The near copy of `key` as stored text, for the server's hit path: undefined at once when none
+   * is held (then `get`), else a promise of it once the same barrier as `get`'s has been answered
+   * (undefined if it was dropped meanwhile or the barrier failed). Counts a near hit when it gives one.
+   */
+  peekRawCurrent(key: string): Promise<Readonly<RawEntry> | undefined> | undefined {
+    const near = this.#near;
+    if (this.#closed || !near?.holds(key)) return undefined;
+    const epoch = near.epoch;
+    return this.#barrier.wait().then((ok) => {
+      const raw = ok && near.epoch === epoch && !this.#closed ? near.peekRaw(key) : undefined;
+      if (raw) near.hits++;
+      return raw;
+    });
   }
 
   async setIfFresh(key: string, entry: StoredEntry, guardTags: readonly string[] = []): Promise<boolean> {
@@ -200,7 +221,7 @@ export class RedisStore implements CacheStore {
   async delete(key: string): Promise<void> {
     const reply = (await this.#script("delete", scripts.DELETE, [key, JSON.stringify(key)])) as number[];
     this.#setStats(reply[1]!, reply[2]!);
-    await this.#near?.apply({ seq: 0, keys: [key] });
+    this.#near?.apply({ seq: 0, keys: [key] });
   }
 
   async currentSeq(): Promise<number> {
@@ -211,7 +232,7 @@ export class RedisStore implements CacheStore {
     const reply = (await this.#script("bump", scripts.BUMP, [this.#maxTagRecords, joinLines(tags, "tags"), JSON.stringify(tags)])) as number[];
     this.#setStats(reply[1]!, reply[2]!);
     // Our own near cache drops at once; the message on the channel tells the other instances.
-    await this.#near?.apply({ seq: 0, tags: [...tags] });
+    this.#near?.apply({ seq: 0, tags: [...tags] });
     return reply[0]!;
   }
 
@@ -219,12 +240,12 @@ export class RedisStore implements CacheStore {
     if (name === undefined) {
       const reply = (await this.#script("patchLinkName", scripts.DROP_LINKING, [link, JSON.stringify(link)])) as number[];
       this.#setStats(reply[1]!, reply[2]!);
-      await this.#near?.apply({ seq: 0, links: [link] });
+      this.#near?.apply({ seq: 0, links: [link] });
       return reply[0]!;
     }
     // Patched here rather than in Lua: JSON round trips in Lua lose number precision and turn empty
     // arrays into objects. Each write is conditional on the entry being unchanged since it was read.
-    await this.#near?.apply({ seq: 0, links: [link] });
+    this.#near?.apply({ seq: 0, links: [link] });
     const sep = link.lastIndexOf(":");
     const type = link.slice(0, sep);
     const id = Number(link.slice(sep + 1));

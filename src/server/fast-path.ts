@@ -72,7 +72,7 @@ interface Route {
   /** The request message, parsed as the normal path parses it (throws what it would answer). */
   parse(bytes: Uint8Array, binary: boolean): object;
   /** The hit `message` asks for on behalf of `caller` (its read limits apply), or undefined. `kept`: the same message object will come again for the same request bytes. */
-  hit(message: object, kept: boolean, caller: Caller | undefined): Hit | undefined;
+  hit(message: object, kept: boolean, caller: Caller | undefined): Hit | Promise<Hit | undefined> | undefined;
   /** The answer to `hit`, or undefined when it is not answered from the hit after all. */
   encode(hit: Hit, binary: boolean): Buffer | undefined;
   /** Record `hit` as answered. */
@@ -98,7 +98,7 @@ export function createFastPath(options: FastPathOptions): FastPath {
   const routes = new Map<string, Route>();
   const route = <I extends DescMessage, O extends DescMessage, H extends Hit>(
     method: DescMethodUnary<I, O>,
-    hit: (message: MessageShape<I>, kept: boolean, caller: Caller | undefined) => H | undefined,
+    hit: (message: MessageShape<I>, kept: boolean, caller: Caller | undefined) => H | Promise<H | undefined> | undefined,
     encode: (hit: H, binary: boolean) => Buffer | undefined,
     commit: (hit: H) => void,
   ) => {
@@ -114,7 +114,8 @@ export function createFastPath(options: FastPathOptions): FastPath {
   };
   route(
     CacheService.method.getEntity,
-    (message, _kept, caller) => hits.getEntity(message, caller),
+    // A store that decides hits only after one shared round trip (Redis's near cache) answers later.
+    (message, _kept, caller) => hits.getEntity(message, caller) ?? hits.getEntityCurrent(message, caller),
     (hit, binary) => encoder.entity(hit, binary),
     (hit) => hits.commit(hit),
   );
@@ -182,11 +183,39 @@ export function createFastPath(options: FastPathOptions): FastPath {
   };
 
   /** Answer a hit; false (nothing sent, nothing counted) when the normal path must answer. */
-  const answer = (req: http.IncomingMessage, res: http.ServerResponse, route: Route, request: Parsed, started: number, caller: Caller | undefined): boolean => {
+  /**
+   * Answer a hit; false (nothing sent, nothing counted) when the normal path must answer. A hit
+   * decided later (a --redis store's shared round trip): true now, and `orElse` runs then if it is
+   * not a hit after all.
+   */
+  const answer = (
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    route: Route,
+    request: Parsed,
+    started: number,
+    caller: Caller | undefined,
+    orElse: () => void,
+  ): boolean => {
+    let hit: ReturnType<Route["hit"]>;
     try {
-      const hit = route.hit(request.message, request.kept, caller);
+      hit = route.hit(request.message, request.kept, caller);
+    } catch (err) {
+      logger?.warn({ rpc: route.name, err: errorMessage(err) }, "fast path failed; answering on the normal path");
+      return false;
+    }
+    if (!(hit instanceof Promise)) return send(req, res, route, request, hit, started);
+    hit.then(
+      (later) => send(req, res, route, request, later, started) || orElse(),
+      () => orElse(),
+    );
+    return true;
+  };
+
+  const send = (req: http.IncomingMessage, res: http.ServerResponse, route: Route, request: Parsed, hit: Hit | undefined, started: number): boolean => {
+    try {
       const body = hit && route.encode(hit, request.binary);
-      if (!body) return false;
+      if (!hit || !body) return false;
       // The normal path would compress this answer: leave it to the normal path.
       if (body.length >= compressMinBytes && req.headers["accept-encoding"] !== undefined) return false;
       route.commit(hit);
@@ -213,7 +242,7 @@ export function createFastPath(options: FastPathOptions): FastPath {
     const started = performance.now();
     if (req.method === "GET") {
       const request = parseGet(route, req.url ?? "");
-      return request !== undefined && answer(req, res, route, request, started, caller);
+      return request !== undefined && answer(req, res, route, request, started, caller, fallback);
     }
     if (req.method !== "POST") return false;
     const contentType = h["content-type"];
@@ -229,9 +258,11 @@ export function createFastPath(options: FastPathOptions): FastPath {
     req.once("end", () => {
       const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
       const request = parse(route, body, binary);
-      if (request !== undefined && answer(req, res, route, request, started, caller)) return;
-      replayBody(req, body);
-      fallback();
+      const orElse = () => {
+        replayBody(req, body);
+        fallback();
+      };
+      if (request === undefined || !answer(req, res, route, request, started, caller, orElse)) orElse();
     });
     // The client went away mid-body: there is nobody to answer.
     req.once("error", () => res.destroy());

@@ -47,6 +47,13 @@ export interface HitPath {
    */
   getEntity(req: GetEntityRequest, caller?: Caller): EntityHit | undefined;
   /**
+   * For a cache that decides a hit only after a round trip (the Redis store's near cache, which
+   * must first learn that no invalidation is on its way): undefined at once when there is
+   * nothing to wait for (the normal handler answers), else the hit `getEntity` would answer, or
+   * undefined, once decided. Ask only when `getEntity` gave undefined.
+   */
+  getEntityCurrent(req: GetEntityRequest, caller?: Caller): Promise<EntityHit | undefined> | undefined;
+  /**
    * The entity as the answer carries it (computed on each call: encode it once and keep that),
    * or undefined when the held record lacks a requested field: then it is not a hit after all
    * (`getEntity` fetches those fields).
@@ -140,18 +147,26 @@ export function createHitPath(options: HitPathOptions): HitPath {
       });
     return undefined;
   };
+  /** The hit `peeked` answers for `caller`, or undefined when its read limits refuse the record. */
+  const entityHit = (plan: Plan, peeked: PeekedEntry, caller: Caller): EntityHit | undefined => {
+    // The handler's rule (auth/read-scope.ts) on the held full record, which has its `project`.
+    if (limited(caller)) {
+      const record = cache.heldRecordAnswering(peeked.text, []);
+      if (!record || !mayReadEntity(caller, plan.entityType, entityProjectId(record))) return undefined;
+    }
+    return { source: peeked.text, key: plan.key, entityType: plan.entityType, freshness: served(peeked), fields: plan.fields };
+  };
   return {
     getEntity(req, caller = ANONYMOUS) {
       const plan = planOf(req);
+      const peeked = plan && cache.peekEntity(plan.entityType, plan.id, plan.fields);
+      return peeked ? entityHit(plan, peeked, caller) : undefined;
+    },
+    getEntityCurrent(req, caller = ANONYMOUS) {
+      if (!cache.peekEntityCurrent) return undefined;
+      const plan = planOf(req);
       if (!plan) return undefined;
-      const peeked = cache.peekEntity(plan.entityType, plan.id, plan.fields);
-      if (!peeked) return undefined;
-      // The handler's rule (auth/read-scope.ts) on the held full record, which has its `project`.
-      if (limited(caller)) {
-        const record = cache.heldRecordAnswering(peeked.text, []);
-        if (!record || !mayReadEntity(caller, plan.entityType, entityProjectId(record))) return undefined;
-      }
-      return { source: peeked.text, key: plan.key, entityType: plan.entityType, freshness: served(peeked), fields: plan.fields };
+      return cache.peekEntityCurrent(plan.entityType, plan.id, plan.fields)?.then((peeked) => (peeked ? entityHit(plan, peeked, caller) : undefined));
     },
     entityOf(hit) {
       const record = cache.heldRecordAnswering(hit.source, hit.fields);
