@@ -72,6 +72,7 @@ export class Metrics {
   readonly #rpcChildren = new Map<string, Map<string, RpcChildren>>();
   #cacheSizeSource: (() => CacheSize) | undefined;
   readonly #storeUnavailable: Counter<string>;
+  readonly #queryAnswers: Counter<string>;
   #storeHealthSource: (() => boolean) | undefined;
   #lastEventAppliedAt: number | undefined;
 
@@ -89,6 +90,13 @@ export class Metrics {
     });
     this.#hits = { entity: hits.labels("entity"), query: hits.labels("query") };
     this.#misses = { entity: misses.labels("entity"), query: misses.labels("query") };
+    // Labels: where ("local" or "upstream") and a reason code from a small fixed set (src/local-query/cannot-answer.ts).
+    this.#queryAnswers = new Counter({
+      name: `${PREFIX}query_answers_total`,
+      help: 'Queries by where they were answered: "local" from the mirror of the preloaded types, or "upstream" with the reason the mirror could not answer exactly.',
+      labelNames: ["where", "reason"],
+      registers,
+    });
     this.#coalesced = new Counter({
       name: `${PREFIX}coalesced_waits_total`,
       help: "Misses that waited for an identical fetch already in flight instead of calling ShotGrid.",
@@ -201,6 +209,11 @@ export class Metrics {
   /** A lookup of `kind` missed the cache. */
   cacheMiss(kind: CacheKind): void {
     this.#misses[kind].inc();
+  }
+
+  /** A Query was answered locally from the mirror, or not (then from a cached answer or ShotGrid), and why not. */
+  queryAnswered(where: "local" | "upstream", reason: string): void {
+    this.#queryAnswers.labels(where, reason).inc();
   }
 
   /** A miss joined an identical fetch in flight instead of calling ShotGrid. */

@@ -1,0 +1,166 @@
+/**
+ * The local query engine: answers a validated, canonical Query over the mirror exactly as the
+ * site would, or says why it cannot (then the cache asks the site, as before). It never guesses:
+ * a rule it is not sure of for the records at hand is a "cannot answer".
+ */
+import type { Entity, FieldValue, FilterCondition, FilterGroup, SortSpec } from "../shotgrid/types.ts";
+import { CannotAnswer, type CannotAnswerCode } from "./cannot-answer.ts";
+import { compileFilters, type Evaluation } from "./filters.ts";
+import { indexKeyOf, Mirror, type TypeMirror } from "./mirror.ts";
+import { compileOrder, firstInOrder } from "./ordering.ts";
+import { compilePath, readyType } from "./paths.ts";
+import { checkTimeZone } from "./time-zone.ts";
+
+/** A Query after validation and canonicalisation (the cache's `CanonicalQuery` fits). */
+export interface LocalQuery {
+  entityType: string;
+  filters: FilterGroup;
+  /** Empty: the default fields. */
+  fields: readonly string[];
+  order: readonly SortSpec[];
+  /** 0: no limit. */
+  limit: number;
+  /** 1-based page of `limit` records. */
+  page: number;
+  includeArchivedProjects: boolean;
+  retired: boolean;
+}
+
+export type LocalAnswer = { ok: true; entities: Entity[] } | { ok: false; code: CannotAnswerCode; reason: string };
+
+export interface LocalQueryEngineOptions {
+  /** The mirrored types (the cache's preloaded ones). */
+  types: readonly string[];
+  /** The site's IANA time zone, for relative dates. Default "UTC". */
+  timeZone?: string;
+  /** The fields an empty field list means, among those a record holds. */
+  defaultFields: readonly string[];
+  /** Milliseconds since the epoch. Default `Date.now`. */
+  now?: () => number;
+}
+
+function isProjectLink(v: FieldValue | undefined): v is { type: "Project"; id: number } {
+  return v !== null && typeof v === "object" && !Array.isArray(v) && (v as { type?: unknown }).type === "Project";
+}
+
+export class LocalQueryEngine {
+  readonly mirror: Mirror;
+  readonly timeZone: string;
+  readonly #defaultFields: readonly string[];
+  readonly #now: () => number;
+
+  constructor(options: LocalQueryEngineOptions) {
+    this.mirror = new Mirror(options.types);
+    this.timeZone = checkTimeZone(options.timeZone ?? "UTC");
+    this.#defaultFields = options.defaultFields;
+    this.#now = options.now ?? Date.now;
+  }
+
+  answer(q: LocalQuery): LocalAnswer {
+    try {
+      return { ok: true, entities: this.#answer(q) };
+    } catch (err) {
+      if (err instanceof CannotAnswer) return { ok: false, code: err.code, reason: err.reason };
+      throw err;
+    }
+  }
+
+  #answer(q: LocalQuery): Entity[] {
+    if (q.retired) throw new CannotAnswer("retired_records", "the mirror holds active records only");
+    const m = readyType(this.mirror, q.entityType);
+    const ev: Evaluation = { unsure: undefined, now: this.#now(), timeZone: this.timeZone };
+    const { predicate } = compileFilters(this.mirror, q.entityType, q.filters, ev);
+    const visible = q.includeArchivedProjects ? undefined : this.#notArchived(q.entityType, ev);
+    const fields = this.#fieldReaders(m, q.fields);
+    const types = new Set<string>();
+    const compare = compileOrder(this.mirror, q.entityType, q.order, ev, types);
+    const matching: Entity[] = [];
+    for (const r of this.#candidates(m, q.filters)) if ((!visible || visible(r)) && predicate(r)) matching.push(r);
+    if (ev.unsure) throw new CannotAnswer("letter_case", ev.unsure);
+    const keep = q.limit > 0 ? q.limit * q.page : undefined;
+    let page = firstInOrder(matching, compare, keep);
+    if (ev.unsure) throw new CannotAnswer("letter_case", ev.unsure);
+    if (q.limit > 0) page = page.slice(q.limit * (q.page - 1));
+    return page.map((r) => {
+      const out: Record<string, FieldValue> = {};
+      for (const [name, read] of fields) {
+        const v = read(r);
+        if (v !== undefined) out[name] = v;
+      }
+      return { type: r.type, id: r.id, fields: out };
+    });
+  }
+
+  /** Records outside archived projects (a Project is itself archived or not). */
+  #notArchived(type: string, ev: Evaluation): ((r: Entity) => boolean) | undefined {
+    const m = this.mirror.typeMirror(type)!;
+    if (type !== "Project" && !m.schema!["project"]) return undefined;
+    const projects = readyType(this.mirror, "Project");
+    if (type === "Project") return (r) => r.fields["archived"] !== true;
+    return (r) => {
+      const link = r.fields["project"];
+      if (!isProjectLink(link)) return true;
+      const p = projects.records.get(link.id);
+      if (!p) {
+        ev.unsure ??= `${type} ${r.id} belongs to project ${link.id}, which is not an active mirrored project`;
+        return true;
+      }
+      return p.fields["archived"] !== true;
+    };
+  }
+
+  /** How each returned field is read: plain fields as held, dotted ones through the mirror. */
+  #fieldReaders(m: TypeMirror, wanted: readonly string[]): Array<[string, (r: Entity) => FieldValue | undefined]> {
+    if (wanted.length === 0) return this.#defaultFields.map((f) => [f, (r: Entity) => r.fields[f]]);
+    return wanted.map((f) => {
+      if (!f.includes(".")) {
+        if (f !== "id" && f !== "type" && m.heldFields !== undefined && !m.heldFields.has(f)) {
+          throw new CannotAnswer("field_not_held", `${m.type}.${f} is not held by every mirrored record`);
+        }
+        return [f, (r: Entity) => r.fields[f]];
+      }
+      return [f, compilePath(this.mirror, m.type, f).read];
+    });
+  }
+
+  /**
+   * Where to look: the smallest index hit among the top-level `and` conditions that pin a link,
+   * a status or list value, or ids; every record otherwise. The filters still run on each.
+   */
+  #candidates(m: TypeMirror, filters: FilterGroup): Iterable<Entity> {
+    if (filters.logical_operator !== "and") return m.records.values();
+    let best: number[] | ReadonlySet<number> | undefined;
+    for (const c of filters.conditions) {
+      if (!Array.isArray(c)) continue;
+      const ids = this.#indexHit(m, c);
+      if (ids && (best === undefined || size(ids) < size(best))) best = ids;
+    }
+    if (best === undefined) return m.records.values();
+    const out: Entity[] = [];
+    for (const id of best) {
+      const r = m.records.get(id);
+      if (r) out.push(r);
+    }
+    return out;
+  }
+
+  #indexHit(m: TypeMirror, [path, op, ...values]: FilterCondition): number[] | ReadonlySet<number> | undefined {
+    if (path.includes(".") || (op !== "is" && op !== "in")) return undefined;
+    const list = op === "is" ? values.slice(0, 1) : values.length === 1 && Array.isArray(values[0]) ? (values[0] as unknown[]) : values;
+    if (path === "id") return list.every((v) => typeof v === "number") ? [...new Set(list as number[])] : undefined;
+    const hits: ReadonlySet<number>[] = [];
+    for (const v of list) {
+      const ids = this.mirror.lookup(m.type, path, indexKeyOf(v as FieldValue));
+      if (!ids) return undefined;
+      hits.push(ids);
+    }
+    if (hits.length === 1) return hits[0];
+    const union = new Set<number>();
+    for (const h of hits) for (const id of h) union.add(id);
+    return union;
+  }
+}
+
+function size(ids: number[] | ReadonlySet<number>): number {
+  return Array.isArray(ids) ? ids.length : (ids as ReadonlySet<number>).size;
+}
