@@ -71,6 +71,13 @@ export interface ReadThroughCacheOptions {
    * locally (src/local-query). Default "UTC".
    */
   siteTimeZone?: string;
+  /**
+   * Answer Queries over the preloaded types from their mirror when it can answer exactly (the
+   * others go upstream as before). Default: true with the in-process memory store, false with a
+   * shared store (a standby instance does not apply every event to its own process, so its
+   * mirror would fall behind). False keeps every Query on the stored-answer path.
+   */
+  answerQueriesLocally?: boolean;
 }
 
 interface Fetched<T> {
@@ -136,6 +143,7 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
   readonly #coalescer: MissCoalescer | undefined;
   /** Answers Queries over the preloaded types from their mirror (src/local-query). */
   readonly localQueries: LocalQueryEngine;
+  readonly #answerLocallyOn: boolean;
   /** Until then (wall-clock ms) the store is skipped: it failed recently. */
   #storeDownUntil = 0;
   /**
@@ -164,6 +172,9 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
     this.#lastApplied = options.lastAppliedEventId ?? 0;
     this.#storeRetryMs = options.storeRetryMs ?? 1000;
     this.#coalescer = options.coalescer;
+    // A shared store (--redis) means standby instances: they apply only some events to their own
+    // process (the leader keeps the shared store current), so their mirror could fall behind.
+    this.#answerLocallyOn = options.answerQueriesLocally ?? this.store instanceof MemoryStore;
     this.localQueries = new LocalQueryEngine({ types: this.preloadTypes, timeZone: options.siteTimeZone, defaultFields: DEFAULT_FIELDS, now: this.#now });
   }
 
@@ -349,6 +360,10 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
 
   /** The mirror's answer to a query over preloaded types, counted; undefined when it cannot answer exactly (see src/local-query). */
   #answerLocally(q: CanonicalQuery): CacheAnswer<Entity[]> | undefined {
+    if (!this.#answerLocallyOn) {
+      this.#metrics.queryAnswered?.("upstream", "disabled");
+      return undefined;
+    }
     const answer = this.localQueries.answer(q);
     this.#metrics.queryAnswered?.(answer.ok ? "local" : "upstream", answer.ok ? "none" : answer.code);
     if (!answer.ok) return undefined;

@@ -4,6 +4,8 @@
  */
 
 export const CANNOT_ANSWER_CODES = [
+  /** Local answers are off (a shared store, or by option): not the engine's own verdict. */
+  "disabled",
   "type_not_mirrored",
   "type_not_loaded",
   "records_refreshing",
