@@ -4,6 +4,7 @@
  */
 import { availableParallelism } from "node:os";
 import { parseArgs, parseIntOption, UsageError, type OptionSpec } from "./cli/args.ts";
+import { checkTimeZone } from "./local-query/time-zone.ts";
 
 export interface ServeConfig {
   /** Port for Connect, gRPC and gRPC-web (`--port`, `PORT`). */
@@ -71,6 +72,12 @@ export interface ServeConfig {
    * cluster follows the event log; if it dies another takes over within about 4/3 of this.
    */
   leaderLeaseMs: number;
+  /**
+   * The site's time zone, an IANA name (`--site-time-zone`, `SHOTGRID_TIME_ZONE`; default "UTC"):
+   * the calendar in which Queries answered locally count relative dates (`in_last 2 DAY`,
+   * `in_calendar_month`…). Set it to the site's own (Site Preferences) when that is not UTC.
+   */
+  siteTimeZone?: string;
 }
 
 export const SERVE_OPTIONS: Record<string, OptionSpec> = {
@@ -107,6 +114,10 @@ export const SERVE_OPTIONS: Record<string, OptionSpec> = {
   "leader-lease-ms": {
     kind: "string",
     help: "with --redis: lifetime of the event follower's leader lease; a dead leader is replaced within about 4/3 of it (default 5000)",
+  },
+  "site-time-zone": {
+    kind: "string",
+    help: "the site's time zone, an IANA name like Europe/London, for relative dates in Queries answered locally (env SHOTGRID_TIME_ZONE; default UTC)",
   },
   "log-level": { kind: "string", help: "trace, debug, info, warn, error (env LOG_LEVEL; default info)" },
   help: { kind: "boolean", help: "show this help" },
@@ -193,6 +204,7 @@ export function loadServeConfig(argv: string[], env: NodeJS.ProcessEnv = process
     redis,
     workers,
     leaderLeaseMs: parseIntOption("--leader-lease-ms", str("leader-lease-ms"), 5000, 300, 600_000),
+    siteTimeZone: timeZoneOption(str("site-time-zone", "SHOTGRID_TIME_ZONE")),
   };
 }
 
@@ -262,4 +274,13 @@ function stateDirOption(raw: string | undefined, hasSite: boolean): string | und
   const dir = raw.trim();
   if (dir.includes("\0")) throw new UsageError("--state-dir (STATE_DIR) must not contain a NUL character");
   return dir === "" ? undefined : dir;
+}
+
+function timeZoneOption(raw: string | undefined): string {
+  const zone = raw?.trim() || "UTC";
+  try {
+    return checkTimeZone(zone);
+  } catch {
+    throw new UsageError(`--site-time-zone (SHOTGRID_TIME_ZONE) is not a time zone this runtime knows: "${zone}" (use an IANA name like Europe/London)`);
+  }
 }

@@ -14,7 +14,8 @@ export const CANNOT_ANSWER_CODES = [
   "field_not_held",
   "data_type",
   "operator",
-  "letter_case",
+  /** The answer hangs on a rule the engine cannot be sure of for these records: letter case, times within one second. */
+  "uncertain",
   "time_value",
   "order",
 ] as const;

@@ -76,10 +76,10 @@ export class LocalQueryEngine {
     const compare = compileOrder(this.mirror, q.entityType, q.order, ev, types);
     const matching: Entity[] = [];
     for (const r of this.#candidates(m, q.filters)) if ((!visible || visible(r)) && predicate(r)) matching.push(r);
-    if (ev.unsure) throw new CannotAnswer("letter_case", ev.unsure);
+    if (ev.unsure) throw new CannotAnswer("uncertain", ev.unsure);
     const keep = q.limit > 0 ? q.limit * q.page : undefined;
     let page = firstInOrder(matching, compare, keep);
-    if (ev.unsure) throw new CannotAnswer("letter_case", ev.unsure);
+    if (ev.unsure) throw new CannotAnswer("uncertain", ev.unsure);
     if (q.limit > 0) page = page.slice(q.limit * (q.page - 1));
     return page.map((r) => {
       const out: Record<string, FieldValue> = {};
