@@ -22,9 +22,9 @@ const NOW = Date.UTC(2026, 2, 10, 12, 30);
 function engine(timeZone: string, records: Array<Entity["fields"]>): LocalQueryEngine {
   const e = new LocalQueryEngine({ types: ["Shot"], timeZone, defaultFields: ["code"], now: () => NOW });
   e.mirror.beginLoad("Shot", SCHEMA);
-  records.forEach((fields, i) =>
-    e.mirror.put({ type: "Shot", id: i + 1, fields: { sg_status_list: "ip", updated_at: null, sg_target_date: null, ...fields } }, 0),
-  );
+  for (const [i, fields] of records.entries()) {
+    e.mirror.put({ type: "Shot", id: i + 1, fields: { sg_status_list: "ip", updated_at: null, sg_target_date: null, ...fields } }, 0);
+  }
   e.mirror.finishLoad("Shot");
   return e;
 }
