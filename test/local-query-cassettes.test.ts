@@ -40,7 +40,10 @@ function flat(r: Rec): Entity {
 function assetSchema(): EntitySchema {
   const file = join(ROOT, "ShotgridApiRuby_Entities_Schema/1_1/fields_read/reads_the_schema.yml");
   const answer = interactions(file).find((i) => i.request.uri.includes("/schema/Asset/fields"))!;
-  const raw = JSON.parse(answer.response.body.string).data as Record<string, { data_type: { value: string }; properties?: { valid_types?: { value: string[] } } }>;
+  const raw = JSON.parse(answer.response.body.string).data as Record<
+    string,
+    { data_type: { value: string }; properties?: { valid_types?: { value: string[] } } }
+  >;
   const schema: EntitySchema = {};
   for (const [name, f] of Object.entries(raw)) {
     schema[name] = { name, displayName: name, dataType: f.data_type.value, editable: true, validTypes: f.properties?.valid_types?.value };
@@ -95,7 +98,10 @@ function engineOf(searches: RecordedSearch[]): LocalQueryEngine {
 }
 
 function queryOf(body: Record<string, unknown>): LocalQuery {
-  const sort: SortSpec[] = typeof body.sort === "string" ? body.sort.split(",").map((f) => (f.startsWith("-") ? { field: f.slice(1), direction: "desc" } : { field: f, direction: "asc" })) : [];
+  const sort: SortSpec[] =
+    typeof body.sort === "string"
+      ? body.sort.split(",").map((f) => (f.startsWith("-") ? { field: f.slice(1), direction: "desc" } : { field: f, direction: "asc" }))
+      : [];
   const page = body.page as { size: number; number: number } | undefined;
   const options = (body.options ?? {}) as { return_only?: string; include_archived_projects?: boolean };
   const fields = body.fields === "*" ? [] : String(body.fields).split(",");
@@ -122,7 +128,10 @@ describe("local query engine against the recorded cassettes", () => {
       const answer = engine.answer(q);
       if (!answer.ok) continue;
       answered++;
-      expect(answer.entities.map((e) => e.id), `${s.file}: ${JSON.stringify(s.body)}`).toEqual(s.ids);
+      expect(
+        answer.entities.map((e) => e.id),
+        `${s.file}: ${JSON.stringify(s.body)}`,
+      ).toEqual(s.ids);
       for (const [i, e] of answer.entities.entries()) {
         for (const f of q.fields) expect(e.fields[f], `${s.file}: ${f}`).toEqual(s.entities[i]!.fields[f]);
       }

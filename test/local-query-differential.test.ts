@@ -13,6 +13,7 @@ import type { EntityQuery } from "../src/cache/types.ts";
 import { validateFilters } from "../src/service/filter-validation.ts";
 import { SchemaRegistry } from "../src/service/schema-registry.ts";
 import { ShotGridClient } from "../src/shotgrid/index.ts";
+import { catchUp } from "./cache-helpers.ts";
 import type { Entity, EntityLink, FieldSchema, FieldValue, SortSpec } from "../src/shotgrid/types.ts";
 import { seededRandom } from "../src/simulator/dataset.ts";
 import { DEFAULT_SCRIPT_KEY, type SimulatorHandle, startSimulator } from "../src/simulator/index.ts";
@@ -59,7 +60,7 @@ beforeAll(async () => {
       reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
     },
   };
-  local = new ReadThroughCache({ backend: client, preloadTypes: TYPES, metrics });
+  local = new ReadThroughCache({ backend: client, preloadTypes: TYPES, metrics, lastAppliedEventId: await client.latestEventId() });
   await local.preload();
   // Nothing preloaded: every query is the site's answer.
   upstream = new ReadThroughCache({ backend: client, preloadTypes: [], maxAgeMs: 0 });
@@ -257,6 +258,28 @@ async function randomQuery(rnd: Rnd): Promise<EntityQuery | undefined> {
   };
 }
 
+/** A few writes on the site (changes, a creation, a retirement), then the events applied to the local cache. */
+async function changeSomething(rnd: Rnd): Promise<void> {
+  const shots = [...sim.store.records("Shot")].filter((r) => !r.retired);
+  for (let k = 0; k < 4; k++) {
+    const s = pick(rnd, shots);
+    sim.store.update("Shot", s.id, {
+      sg_status_list: pick(rnd, ["wtg", "ip", "fin"]),
+      sg_cut_in: Math.floor(rnd() * 100),
+      code: `${String(s.fields.code)}_${k}`,
+    });
+  }
+  const model = pick(rnd, shots);
+  sim.store.create("Shot", { code: `NEW_${Math.floor(rnd() * 1e6)}`, project: model.fields.project, sg_sequence: model.fields.sg_sequence });
+  sim.store.retire("Shot", pick(rnd, shots).id);
+  const seq = pick(
+    rnd,
+    [...sim.store.records("Sequence")].filter((r) => !r.retired),
+  );
+  sim.store.update("Sequence", seq.id, { code: `${String(seq.fields.code)}_r` });
+  await catchUp(local, client);
+}
+
 /** Whether the last query was answered by the engine (read through a function: the metrics hook sets it). */
 function answeredLocally(): boolean {
   return lastAnswer?.where === "local";
@@ -275,6 +298,8 @@ describe("local query engine against the simulated site", () => {
       let localAnswers = 0;
       let valid = 0;
       for (let i = 0; i < CASES; i++) {
+        // Now and then the site changes and the events are applied: the mirror must keep up.
+        if (i % 100 === 99) await changeSomething(rnd);
         const q = await randomQuery(rnd);
         if (!q) continue;
         valid++;

@@ -7,7 +7,8 @@ import type { Entity, FieldValue, FilterCondition, FilterGroup, SortSpec } from 
 import { CannotAnswer, type CannotAnswerCode } from "./cannot-answer.ts";
 import { compileFilters, type Evaluation } from "./filters.ts";
 import { indexKeyOf, Mirror, type TypeMirror } from "./mirror.ts";
-import { compileOrder, firstInOrder } from "./ordering.ts";
+import { OrderIndex } from "./order-index.ts";
+import { compileOrder, firstInOrder, type CompiledOrder } from "./ordering.ts";
 import { compilePath, readyType } from "./paths.ts";
 import { checkTimeZone } from "./time-zone.ts";
 
@@ -72,13 +73,30 @@ export class LocalQueryEngine {
     const { predicate } = compileFilters(this.mirror, q.entityType, q.filters, ev);
     const visible = q.includeArchivedProjects ? undefined : this.#notArchived(q.entityType, ev);
     const fields = this.#fieldReaders(m, q.fields);
-    const types = new Set<string>();
-    const compare = compileOrder(this.mirror, q.entityType, q.order, ev, types);
-    const matching: Entity[] = [];
-    for (const r of this.#candidates(m, q.filters)) if ((!visible || visible(r)) && predicate(r)) matching.push(r);
-    if (ev.unsure) throw new CannotAnswer("uncertain", ev.unsure);
+    const order = compileOrder(this.mirror, q.entityType, q.order, ev, new Set());
     const keep = q.limit > 0 ? q.limit * q.page : undefined;
-    let page = firstInOrder(matching, compare, keep);
+    const candidates = this.#indexCandidates(m, q.filters);
+    const kept = this.#orderIndex(m, q.order, order);
+    const total = m.records.size;
+    // Read the kept order from the front unless an index hit is small enough to sort outright.
+    const walk =
+      kept !== undefined && (candidates === undefined || (keep !== undefined && ((keep + 1) * total) / Math.max(1, size(candidates)) < 4 * size(candidates)));
+    let page: Entity[];
+    if (walk) {
+      const matched: Entity[] = [];
+      for (const r of kept.sorted(m.records.values())) {
+        if ((visible && !visible(r)) || !predicate(r)) continue;
+        matched.push(r);
+        if (keep !== undefined && matched.length > keep) break;
+      }
+      // The site's order between neighbours (and the one just past the page) must be certain: compare them as a sort would.
+      for (let i = 1; i < matched.length; i++) order.compare(matched[i - 1]!, matched[i]!);
+      page = keep === undefined ? matched : matched.slice(0, keep);
+    } else {
+      const matching: Entity[] = [];
+      for (const r of candidates ? this.#records(m, candidates) : m.records.values()) if ((!visible || visible(r)) && predicate(r)) matching.push(r);
+      page = firstInOrder(matching, order.compare, keep);
+    }
     if (ev.unsure) throw new CannotAnswer("uncertain", ev.unsure);
     if (q.limit > 0) page = page.slice(q.limit * (q.page - 1));
     return page.map((r) => {
@@ -124,24 +142,40 @@ export class LocalQueryEngine {
   }
 
   /**
-   * Where to look: the smallest index hit among the top-level `and` conditions that pin a link,
-   * a status or list value, or ids; every record otherwise. The filters still run on each.
+   * The smallest index hit among the top-level `and` conditions that pin a link, a status or
+   * list value, or ids; undefined when none does. The filters still run on each record.
    */
-  #candidates(m: TypeMirror, filters: FilterGroup): Iterable<Entity> {
-    if (filters.logical_operator !== "and") return m.records.values();
+  #indexCandidates(m: TypeMirror, filters: FilterGroup): number[] | ReadonlySet<number> | undefined {
+    if (filters.logical_operator !== "and") return undefined;
     let best: number[] | ReadonlySet<number> | undefined;
     for (const c of filters.conditions) {
       if (!Array.isArray(c)) continue;
       const ids = this.#indexHit(m, c);
       if (ids && (best === undefined || size(ids) < size(best))) best = ids;
     }
-    if (best === undefined) return m.records.values();
-    const out: Entity[] = [];
-    for (const id of best) {
+    return best;
+  }
+
+  *#records(m: TypeMirror, ids: Iterable<number>): Iterable<Entity> {
+    for (const id of ids) {
       const r = m.records.get(id);
-      if (r) out.push(r);
+      if (r) yield r;
     }
-    return out;
+  }
+
+  /** The kept sorted copy of `m`'s records for `order` (plain fields only), made on first use; a few per type. */
+  #orderIndex(m: TypeMirror, spec: readonly SortSpec[], order: CompiledOrder): OrderIndex | undefined {
+    if (!order.plainFields) return undefined;
+    const key = JSON.stringify(spec);
+    let kept = m.orders.get(key);
+    if (!kept) {
+      // Its own comparator: what it notices while sorting is not about any one query.
+      const quiet: Evaluation = { unsure: undefined, now: 0, timeZone: this.timeZone };
+      kept = new OrderIndex(order.plainFields, compileOrder(this.mirror, m.type, spec, quiet, new Set()).compare);
+      if (m.orders.size >= MAX_ORDERS_PER_TYPE) m.orders.delete(m.orders.keys().next().value!);
+      m.orders.set(key, kept);
+    }
+    return kept;
   }
 
   #indexHit(m: TypeMirror, [path, op, ...values]: FilterCondition): number[] | ReadonlySet<number> | undefined {
@@ -160,6 +194,9 @@ export class LocalQueryEngine {
     return union;
   }
 }
+
+/** Sorted copies kept per type (each holds one reference per record). */
+const MAX_ORDERS_PER_TYPE = 8;
 
 function size(ids: number[] | ReadonlySet<number>): number {
   return Array.isArray(ids) ? ids.length : (ids as ReadonlySet<number>).size;

@@ -6,6 +6,7 @@
  * the store's sequence guards do for cached entries).
  */
 import type { Entity, EntityLink, EntitySchema, FieldValue } from "../shotgrid/types.ts";
+import type { OrderIndex } from "./order-index.ts";
 
 /** Index keys: a link as `Type:id`, a text value in lower case, an empty value as "". */
 export type IndexKey = string;
@@ -30,6 +31,8 @@ export interface TypeMirror {
   readonly indexes: Map<string, Map<IndexKey, Set<number>>>;
   /** Fetches begun before this generation (before a flush) are ignored. */
   readonly floor: number;
+  /** Records kept sorted by the orders queries used, by order key (a few at most). */
+  readonly orders: Map<string, OrderIndex>;
 }
 
 function newTypeMirror(type: string, floor: number): TypeMirror {
@@ -43,6 +46,7 @@ function newTypeMirror(type: string, floor: number): TypeMirror {
     changedAt: new Map(),
     heldFields: undefined,
     indexes: new Map(),
+    orders: new Map(),
   };
 }
 
@@ -121,6 +125,7 @@ export class Mirror {
     const old = m.records.get(record.id);
     freeze(record);
     m.records.set(record.id, record);
+    for (const order of m.orders.values()) order.replaced(old, record);
     for (const [field, index] of m.indexes) {
       const before = old ? indexKeyOf(old.fields[field]) : undefined;
       const after = indexKeyOf(record.fields[field]);
@@ -140,6 +145,7 @@ export class Mirror {
     const old = m.records.get(id);
     if (!old) return;
     m.records.delete(id);
+    for (const order of m.orders.values()) order.invalidate();
     for (const [field, index] of m.indexes) index.get(indexKeyOf(old.fields[field]))?.delete(id);
   }
 
@@ -197,6 +203,8 @@ export class Mirror {
         }
         if (fields && name !== undefined) m.records.set(record.id, freeze({ type: record.type, id: record.id, fields }));
       }
+      // Link names are sort keys too, and replaced records must not linger in a kept order.
+      for (const order of m.orders.values()) order.invalidate();
     }
     for (const r of marked) this.markChanged(r.type, r.id);
     return marked;

@@ -7,10 +7,10 @@ import type { Entity, EntityLink, FieldValue, SortSpec } from "../shotgrid/types
 import { CannotAnswer } from "./cannot-answer.ts";
 import type { Evaluation } from "./filters.ts";
 import type { Mirror } from "./mirror.ts";
+import type { Compare } from "./order-index.ts";
 import { compilePath } from "./paths.ts";
 
 type SortValue = string | number | null;
-type Compare = (a: Entity, b: Entity) => number;
 
 const ORDERABLE = new Set([
   "text",
@@ -38,8 +38,14 @@ function sortValue(v: FieldValue, dataType: string): SortValue {
   return v as string | number;
 }
 
+export interface CompiledOrder {
+  compare: Compare;
+  /** The order's fields when all are plain (none read through a link): it can be kept sorted. */
+  plainFields: string[] | undefined;
+}
+
 /** A comparator for `order` over `type`'s records; the types it reads are added to `types`. */
-export function compileOrder(mirror: Mirror, type: string, order: readonly SortSpec[], ev: Evaluation, types: Set<string>): Compare {
+export function compileOrder(mirror: Mirror, type: string, order: readonly SortSpec[], ev: Evaluation, types: Set<string>): CompiledOrder {
   const keys = order.map((s) => {
     const fp = compilePath(mirror, type, s.field);
     const dt = fp.field.dataType;
@@ -48,7 +54,7 @@ export function compileOrder(mirror: Mirror, type: string, order: readonly SortS
     const text = dt !== "date" && dt !== "date_time" && typeof sortValue("", dt) === "string";
     return { read: fp.read, dt, desc: s.direction === "desc", text, path: s.field };
   });
-  return (a, b) => {
+  const compare: Compare = (a, b) => {
     for (const k of keys) {
       const x = sortValue(k.read(a), k.dt);
       const y = sortValue(k.read(b), k.dt);
@@ -71,6 +77,7 @@ export function compileOrder(mirror: Mirror, type: string, order: readonly SortS
     }
     return a.id - b.id;
   };
+  return { compare, plainFields: order.some((s) => s.field.includes(".")) ? undefined : order.map((s) => s.field) };
 }
 
 /** The first `keep` records of `records` in order (all of them when `keep` is undefined). */
