@@ -85,15 +85,15 @@ function engineOf(searches: RecordedSearch[]): LocalQueryEngine {
       if (p) projects.set(p.id, { type: "Project", id: p.id, fields: { name: p.name ?? null, archived: false } });
     }
   }
-  engine.mirror.beginLoad("Asset", assetSchema());
+  const assetPass = engine.mirror.beginLoad("Asset", assetSchema());
   for (const e of assets.values()) engine.mirror.put(e, 0);
-  engine.mirror.finishLoad("Asset");
-  engine.mirror.beginLoad("Project", {
+  engine.mirror.finishLoad("Asset", assetPass);
+  const projectPass = engine.mirror.beginLoad("Project", {
     name: { name: "name", displayName: "Project Name", dataType: "text", editable: true },
     archived: { name: "archived", displayName: "Archived", dataType: "checkbox", editable: false },
   });
   for (const p of projects.values()) engine.mirror.put(p, 0);
-  engine.mirror.finishLoad("Project");
+  engine.mirror.finishLoad("Project", projectPass);
   return engine;
 }
 

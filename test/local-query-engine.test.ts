@@ -21,11 +21,11 @@ const NOW = Date.UTC(2026, 2, 10, 12, 30);
 
 function engine(timeZone: string, records: Array<Entity["fields"]>): LocalQueryEngine {
   const e = new LocalQueryEngine({ types: ["Shot"], timeZone, defaultFields: ["code"], now: () => NOW });
-  e.mirror.beginLoad("Shot", SCHEMA);
+  const pass = e.mirror.beginLoad("Shot", SCHEMA);
   for (const [i, fields] of records.entries()) {
     e.mirror.put({ type: "Shot", id: i + 1, fields: { sg_status_list: "ip", updated_at: null, sg_target_date: null, ...fields } }, 0);
   }
-  e.mirror.finishLoad("Shot");
+  e.mirror.finishLoad("Shot", pass);
   return e;
 }
 
@@ -103,5 +103,19 @@ describe("local query engine: declines instead of guessing", () => {
   it("an empty or group", () => {
     const e = engine("UTC", [{ code: "A" }]);
     expect(ids(e, { ...query([]), filters: { logical_operator: "or", conditions: [] } })).toBe("operator");
+  });
+});
+
+describe("local query engine: loading", () => {
+  it("a preload pass superseded by a later one (a schema change reloads the type) does not mark the type loaded", () => {
+    const e = new LocalQueryEngine({ types: ["Shot"], defaultFields: ["code"], now: () => NOW });
+    const first = e.mirror.beginLoad("Shot", SCHEMA);
+    e.mirror.dropType("Shot");
+    const second = e.mirror.beginLoad("Shot", SCHEMA);
+    e.mirror.put({ type: "Shot", id: 1, fields: { code: "A", sg_status_list: "ip", updated_at: null, sg_target_date: null } }, e.mirror.generation());
+    e.mirror.finishLoad("Shot", first);
+    expect(ids(e, query([]))).toBe("type_not_loaded");
+    e.mirror.finishLoad("Shot", second);
+    expect(ids(e, query([]))).toEqual([1]);
   });
 });

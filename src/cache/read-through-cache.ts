@@ -516,7 +516,7 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
     let page = 0;
     this.#preloading = { type, records };
     const mirror = this.localQueries.mirror;
-    mirror.beginLoad(type, await this.#mirrorSchema(type, signal));
+    const pass = mirror.beginLoad(type, await this.#mirrorSchema(type, signal));
     for (;;) {
       // Taken before each page is asked for: a record changed meanwhile is not stored from it.
       const seq = await this.#storeSeq();
@@ -543,7 +543,7 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
       return;
     }
     this.#readyAt.set(type, this.#now());
-    mirror.finishLoad(type);
+    mirror.finishLoad(type, pass);
     this.#reportSize();
     if (stored < records) {
       this.#log.warn(

@@ -21,6 +21,8 @@ export interface TypeMirror {
   schema: EntitySchema | undefined;
   /** True once a whole preload pass has landed (and no flush has superseded it). */
   loaded: boolean;
+  /** The preload pass under way (`beginLoad`'s token): only it may mark the type loaded. */
+  loading: number | undefined;
   /** Ids an applied event changed whose refetch has not landed yet: the type is not exact meanwhile. */
   readonly pending: Set<number>;
   /** The mirror generation of the newest event on each id: older fetches of it are ignored. */
@@ -42,6 +44,7 @@ function newTypeMirror(type: string, floor: number): TypeMirror {
     records: new Map(),
     schema: undefined,
     loaded: false,
+    loading: undefined,
     pending: new Set(),
     changedAt: new Map(),
     heldFields: undefined,
@@ -104,18 +107,24 @@ export class Mirror {
     return this.#generation;
   }
 
-  /** A preload pass of `type` starts: what was held is kept until `finishLoad`, but the type is not exact. */
-  beginLoad(type: string, schema: EntitySchema | undefined): void {
+  /**
+   * A preload pass of `type` starts: what was held is kept, but the type is not exact until
+   * `finishLoad` with the token returned here.
+   */
+  beginLoad(type: string, schema: EntitySchema | undefined): number {
+    const pass = ++this.#generation;
     const m = this.#types.get(type);
-    if (!m) return;
+    if (!m) return pass;
     m.loaded = false;
+    m.loading = pass;
     m.schema = schema;
+    return pass;
   }
 
-  /** The pass landed whole: the type answers queries (once nothing is pending). */
-  finishLoad(type: string): void {
+  /** Pass `pass` landed whole: the type answers queries (once nothing is pending), unless a flush or a later pass superseded it. */
+  finishLoad(type: string, pass: number): void {
     const m = this.#types.get(type);
-    if (m?.schema) m.loaded = true;
+    if (m?.schema && m.loading === pass) m.loaded = true;
   }
 
   /** Hold `record` as fetched at `since` (a `generation()`), unless an event changed it after that. */
