@@ -481,9 +481,7 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
         }
         // Mirrored records showing the entity's name: patched from the event, or refetched when
         // the new name is unknown or the entity was retired (its links are no longer shown).
-        if (fx.entityId !== undefined && (rename || dropLinking)) {
-          for (const r of mirror.renameLinks(fx.entityType, fx.entityId, dropLinking ? undefined : rename!.name)) addRefresh(r.type, r.id);
-        }
+        if (fx.entityId !== undefined && (rename || dropLinking)) mirror.deferRelink(fx.entityType, fx.entityId, dropLinking ? undefined : rename!.name);
         // (fx.entityId undefined: nothing to refetch; records come back on demand.)
         this.#log.debug({ eventId: event.id, eventType: event.event_type, entityId: fx.entityId }, "cache applied event");
       }
@@ -497,6 +495,8 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
       this.#log.info({ lastAppliedEventId: this.#lastApplied }, "cache store invalidations caught up; reading from the store again");
     }
     this.#reportSize();
+    // One pass over the mirror for every name change of the batch (a bulk retirement is one pass, not one per event).
+    for (const r of this.localQueries.mirror.relink()) addRefresh(r.type, r.id);
     // Mirrored records a failed refetch left behind are tried again with this batch.
     for (const [type, ids] of this.localQueries.mirror.pendingIds()) for (const id of ids) addRefresh(type, id);
     const refreshing = [...refresh].map(([type, ids]) => this.#refreshRecords(type, [...ids]));

@@ -73,12 +73,6 @@ function freeze<T>(value: T): T {
   return value;
 }
 
-/** Whether `value` (a field value) holds a link to `type`/`id`. */
-function linksTo(value: FieldValue, type: string, id: number): boolean {
-  if (Array.isArray(value)) return value.some((v) => isLink(v) && v.type === type && v.id === id);
-  return isLink(value) && value.type === type && value.id === id;
-}
-
 /** `value` with the `name` of each link to `type`/`id` replaced (a new value when something changed). */
 function renamed(value: FieldValue, type: string, id: number, name: string | null): FieldValue {
   if (Array.isArray(value)) return (value as unknown[]).map((v) => (isLink(v) && v.type === type && v.id === id ? { ...v, name } : v)) as FieldValue;
@@ -87,6 +81,8 @@ function renamed(value: FieldValue, type: string, id: number, name: string | nul
 
 export class Mirror {
   readonly #types = new Map<string, TypeMirror>();
+  /** Link name changes of the batch being applied (`Type:id` → new name, undefined: refetch the records showing it). */
+  readonly #relinks = new Map<string, string | null | undefined>();
   /** Advances with every change an event makes; fetches carry the value taken before they began. */
   #generation = 0;
 
@@ -192,29 +188,53 @@ export class Mirror {
   }
 
   /**
-   * `type`/`id`'s display name changed to `name` (undefined: unknown): patch every held link to
-   * it, or, when the new name is unknown, mark the records showing it for a refetch. Returns
-   * the records marked.
+   * `type`/`id`'s display name changed to `name` (undefined: unknown, or the record was
+   * retired and links to it are no longer shown). Nothing reads the mirror as exact from here
+   * until `relink()`, which applies every such change of a batch in one pass over the records.
    */
-  renameLinks(type: string, id: number, name: string | null | undefined): Array<{ type: string; id: number }> {
+  deferRelink(type: string, id: number, name: string | null | undefined): void {
+    this.#relinks.set(`${type}:${id}`, name);
+  }
+
+  /** Whether link names are waiting for `relink()`. */
+  get relinking(): boolean {
+    return this.#relinks.size > 0;
+  }
+
+  /**
+   * Patch every held link whose name changed, or mark the records showing a link whose new name
+   * is unknown for a refetch (returned).
+   */
+  relink(): Array<{ type: string; id: number }> {
+    const changes = this.#relinks;
     const marked: Array<{ type: string; id: number }> = [];
+    if (changes.size === 0) return marked;
     for (const m of this.#types.values()) {
       for (const record of m.records.values()) {
         let fields: Record<string, FieldValue> | undefined;
-        for (const [k, v] of Object.entries(record.fields)) {
-          if (!linksTo(v, type, id)) continue;
-          if (name === undefined) {
-            marked.push({ type: m.type, id: record.id });
-            break;
+        let refetch = false;
+        for (const k in record.fields) {
+          const v = record.fields[k]!;
+          const links = Array.isArray(v) ? v : [v];
+          for (const l of links) {
+            if (!isLink(l)) continue;
+            const key = `${l.type}:${l.id}`;
+            if (!changes.has(key)) continue;
+            const name = changes.get(key);
+            if (name === undefined) refetch = true;
+            else {
+              fields ??= { ...record.fields };
+              fields[k] = renamed(fields[k]!, l.type, l.id, name);
+            }
           }
-          fields ??= { ...record.fields };
-          fields[k] = renamed(v, type, id, name);
         }
-        if (fields && name !== undefined) m.records.set(record.id, freeze({ type: record.type, id: record.id, fields }));
+        if (refetch) marked.push({ type: m.type, id: record.id });
+        else if (fields) m.records.set(record.id, freeze({ type: record.type, id: record.id, fields }));
       }
       // Link names are sort keys too, and replaced records must not linger in a kept order.
       for (const order of m.orders.values()) order.invalidate();
     }
+    changes.clear();
     for (const r of marked) this.markChanged(r.type, r.id);
     return marked;
   }

@@ -33,6 +33,7 @@ export function readyType(mirror: Mirror, type: string): TypeMirror {
   if (!m) throw new CannotAnswer("type_not_mirrored", `${type} is not a mirrored type`);
   if (!m.loaded || !m.schema) throw new CannotAnswer("type_not_loaded", `${type} is not fully loaded yet`);
   if (m.pending.size > 0) throw new CannotAnswer("records_refreshing", `${m.pending.size} ${type} record(s) are being refreshed after an event`);
+  if (mirror.relinking) throw new CannotAnswer("records_refreshing", "link names are being updated after an event");
   return m;
 }
 
