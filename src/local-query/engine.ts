@@ -49,6 +49,8 @@ export class LocalQueryEngine {
   readonly timeZone: string;
   readonly #defaultFields: readonly string[];
   readonly #now: () => number;
+  /** Index buckets sorted per kept order, with the type version they were sorted at (dropped with their bucket). */
+  readonly #sortedBuckets = new WeakMap<ReadonlySet<number>, Map<OrderIndex, { version: number; records: Entity[] }>>();
 
   constructor(options: LocalQueryEngineOptions) {
     this.mirror = new Mirror(options.types);
@@ -77,24 +79,23 @@ export class LocalQueryEngine {
     const keep = q.limit > 0 ? q.limit * q.page : undefined;
     const candidates = this.#indexCandidates(m, q.filters);
     const kept = this.#orderIndex(m, q.order, order);
-    const total = m.records.size;
-    // Read the kept order from the front unless an index hit is small enough to sort outright.
-    const walk =
-      kept !== undefined && (candidates === undefined || (keep !== undefined && ((keep + 1) * total) / Math.max(1, size(candidates)) < 4 * size(candidates)));
-    let page: Entity[];
-    if (walk) {
-      const matched: Entity[] = [];
-      for (const r of kept.sorted(m.records.values())) {
-        if ((visible && !visible(r)) || !predicate(r)) continue;
-        matched.push(r);
-        if (keep !== undefined && matched.length > keep) break;
+    const accept = (r: Entity) => (!visible || visible(r)) && predicate(r);
+    let page: Entity[] | undefined;
+    if (kept && candidates === undefined) page = walk(kept.sorted(m.records.values()), accept, keep, order.compare, Infinity);
+    else if (kept && candidates instanceof Set) {
+      // An index bucket (one link, status or list value) sorted in this order, kept until the type changes.
+      page = walk(this.#sortedBucket(m, candidates, kept), accept, keep, order.compare, Infinity);
+    } else if (kept && candidates) {
+      // The kept order from the front while that is cheaper than the hit; a filter that goes
+      // with the order (codes grouped by project) makes it long, so it has a budget.
+      const hit = size(candidates);
+      if (keep !== undefined && ((keep + 1) * m.records.size) / Math.max(1, hit) < hit) {
+        page = walk(kept.sorted(m.records.values()), accept, keep, order.compare, 2 * hit);
       }
-      // The site's order between neighbours (and the one just past the page) must be certain: compare them as a sort would.
-      for (let i = 1; i < matched.length; i++) order.compare(matched[i - 1]!, matched[i]!);
-      page = keep === undefined ? matched : matched.slice(0, keep);
-    } else {
+    }
+    if (!page) {
       const matching: Entity[] = [];
-      for (const r of candidates ? this.#records(m, candidates) : m.records.values()) if ((!visible || visible(r)) && predicate(r)) matching.push(r);
+      for (const r of candidates ? this.#records(m, candidates) : m.records.values()) if (accept(r)) matching.push(r);
       page = firstInOrder(matching, order.compare, keep);
     }
     if (ev.unsure) throw new CannotAnswer("uncertain", ev.unsure);
@@ -163,6 +164,21 @@ export class LocalQueryEngine {
     }
   }
 
+  /** `bucket`'s records sorted by `kept`'s order: made once, used until the type changes. */
+  #sortedBucket(m: TypeMirror, bucket: ReadonlySet<number>, kept: OrderIndex): readonly Entity[] {
+    let byOrder = this.#sortedBuckets.get(bucket);
+    if (!byOrder) this.#sortedBuckets.set(bucket, (byOrder = new Map()));
+    let entry = byOrder.get(kept);
+    if (!entry || entry.version !== m.version) {
+      // Copies for orders no longer kept go: at most one per kept order per bucket.
+      const live = new Set(m.orders.values());
+      for (const o of byOrder.keys()) if (!live.has(o)) byOrder.delete(o);
+      entry = { version: m.version, records: [...this.#records(m, bucket)].sort(kept.compare) };
+      byOrder.set(kept, entry);
+    }
+    return entry.records;
+  }
+
   /** The kept sorted copy of `m`'s records for `order` (plain fields only), made on first use; a few per type. */
   #orderIndex(m: TypeMirror, spec: readonly SortSpec[], order: CompiledOrder): OrderIndex | undefined {
     if (!order.plainFields) return undefined;
@@ -188,11 +204,36 @@ export class LocalQueryEngine {
       if (!ids) return undefined;
       hits.push(ids);
     }
+    // One value: the index's own bucket (a Set: its sorted copies can be kept); several: a list.
     if (hits.length === 1) return hits[0];
     const union = new Set<number>();
     for (const h of hits) for (const id of h) union.add(id);
-    return union;
+    return [...union];
   }
+}
+
+/**
+ * The first `keep` (all when undefined) records of `sorted` that `accept` takes, or undefined
+ * after `budget` records were looked at. Neighbours (and the one past the page) are compared as
+ * a sort would, so the engine notices a tie whose order only the site knows.
+ */
+function walk(
+  sorted: readonly Entity[],
+  accept: (r: Entity) => boolean,
+  keep: number | undefined,
+  compare: (a: Entity, b: Entity) => number,
+  budget: number,
+): Entity[] | undefined {
+  const matched: Entity[] = [];
+  let seen = 0;
+  for (const r of sorted) {
+    if (++seen > budget) return undefined;
+    if (!accept(r)) continue;
+    matched.push(r);
+    if (keep !== undefined && matched.length > keep) break;
+  }
+  for (let i = 1; i < matched.length; i++) compare(matched[i - 1]!, matched[i]!);
+  return keep === undefined ? matched : matched.slice(0, keep);
 }
 
 /** Sorted copies kept per type (each holds one reference per record). */

@@ -200,7 +200,9 @@ function linkCondition(fp: CompiledPath, op: string, values: unknown[]): Predica
   };
   /** `is` on a multi-entity field means "contains"; null means "holds no link". */
   const holds = (r: Entity, l: EntityLink | null): boolean => {
-    const links = linksOf(read(r));
+    const v = read(r);
+    if (!Array.isArray(v)) return l === null ? !isLink(v) : isLink(v) && v.id === l.id && v.type === l.type;
+    const links = linksOf(v);
     if (l === null) return links.length === 0;
     for (const x of links) if (x.id === l.id && x.type === l.type) return true;
     return false;

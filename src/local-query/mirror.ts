@@ -33,6 +33,8 @@ export interface TypeMirror {
   readonly indexes: Map<string, Map<IndexKey, Set<number>>>;
   /** Fetches begun before this generation (before a flush) are ignored. */
   readonly floor: number;
+  /** Advances with every change to the records: sorted copies made at another version are stale. */
+  version: number;
   /** Records kept sorted by the orders queries used, by order key (a few at most). */
   readonly orders: Map<string, OrderIndex>;
 }
@@ -50,6 +52,7 @@ function newTypeMirror(type: string, floor: number): TypeMirror {
     heldFields: undefined,
     indexes: new Map(),
     orders: new Map(),
+    version: 0,
   };
 }
 
@@ -130,6 +133,7 @@ export class Mirror {
     const old = m.records.get(record.id);
     freeze(record);
     m.records.set(record.id, record);
+    m.version++;
     for (const order of m.orders.values()) order.replaced(old, record);
     for (const [field, index] of m.indexes) {
       const before = old ? indexKeyOf(old.fields[field]) : undefined;
@@ -150,6 +154,7 @@ export class Mirror {
     const old = m.records.get(id);
     if (!old) return;
     m.records.delete(id);
+    m.version++;
     for (const order of m.orders.values()) order.invalidate();
     for (const [field, index] of m.indexes) index.get(indexKeyOf(old.fields[field]))?.delete(id);
   }
@@ -232,6 +237,7 @@ export class Mirror {
         else if (fields) m.records.set(record.id, freeze({ type: record.type, id: record.id, fields }));
       }
       // Link names are sort keys too, and replaced records must not linger in a kept order.
+      m.version++;
       for (const order of m.orders.values()) order.invalidate();
     }
     changes.clear();
