@@ -50,7 +50,7 @@ export class LocalQueryEngine {
   readonly #defaultFields: readonly string[];
   readonly #now: () => number;
   /** Index buckets sorted per kept order, with the type version they were sorted at (dropped with their bucket). */
-  readonly #sortedBuckets = new WeakMap<ReadonlySet<number>, Map<OrderIndex, { version: number; records: Entity[] }>>();
+  readonly #sortedBuckets = new WeakMap<ReadonlySet<number>, Map<OrderIndex, Map<ReadonlySet<number>, { version: number; records: Entity[] }>>>();
 
   constructor(options: LocalQueryEngineOptions) {
     this.mirror = new Mirror(options.types);
@@ -77,14 +77,14 @@ export class LocalQueryEngine {
     const fields = this.#fieldReaders(m, q.fields);
     const order = compileOrder(this.mirror, q.entityType, q.order, ev, new Set());
     const keep = q.limit > 0 ? q.limit * q.page : undefined;
-    const candidates = this.#indexCandidates(m, q.filters);
+    const { best: candidates, also } = this.#indexCandidates(m, q.filters);
     const kept = this.#orderIndex(m, q.order, order);
     const accept = (r: Entity) => (!visible || visible(r)) && predicate(r);
     let page: Entity[] | undefined;
     if (kept && candidates === undefined) page = walk(kept.sorted(m.records.values()), accept, keep, order.compare, Infinity);
     else if (kept && candidates instanceof Set) {
       // An index bucket (one link, status or list value) sorted in this order, kept until the type changes.
-      page = walk(this.#sortedBucket(m, candidates, kept), accept, keep, order.compare, Infinity);
+      page = walk(this.#sortedBucket(m, candidates, also, kept), accept, keep, order.compare, Infinity);
     } else if (kept && candidates) {
       // The kept order from the front while that is cheaper than the hit; a filter that goes
       // with the order (codes grouped by project) makes it long, so it has a budget.
@@ -146,15 +146,18 @@ export class LocalQueryEngine {
    * The smallest index hit among the top-level `and` conditions that pin a link, a status or
    * list value, or ids; undefined when none does. The filters still run on each record.
    */
-  #indexCandidates(m: TypeMirror, filters: FilterGroup): number[] | ReadonlySet<number> | undefined {
-    if (filters.logical_operator !== "and") return undefined;
-    let best: number[] | ReadonlySet<number> | undefined;
+  #indexCandidates(m: TypeMirror, filters: FilterGroup): { best?: number[] | ReadonlySet<number>; also?: ReadonlySet<number> } {
+    if (filters.logical_operator !== "and") return {};
+    const hits: Array<number[] | ReadonlySet<number>> = [];
     for (const c of filters.conditions) {
       if (!Array.isArray(c)) continue;
       const ids = this.#indexHit(m, c);
-      if (ids && (best === undefined || size(ids) < size(best))) best = ids;
+      if (ids) hits.push(ids);
     }
-    return best;
+    hits.sort((a, b) => size(a) - size(b));
+    // A second bucket narrows the first (a status within a project) when both are buckets.
+    const also = hits[0] instanceof Set && hits[1] instanceof Set ? hits[1] : undefined;
+    return { best: hits[0], also };
   }
 
   *#records(m: TypeMirror, ids: Iterable<number>): Iterable<Entity> {
@@ -164,17 +167,22 @@ export class LocalQueryEngine {
     }
   }
 
-  /** `bucket`'s records sorted by `kept`'s order: made once, used until the type changes. */
-  #sortedBucket(m: TypeMirror, bucket: ReadonlySet<number>, kept: OrderIndex): readonly Entity[] {
+  /** `bucket`'s records (those also in `also`, when given) sorted by `kept`'s order: made once, used until the type changes. */
+  #sortedBucket(m: TypeMirror, bucket: ReadonlySet<number>, also: ReadonlySet<number> | undefined, kept: OrderIndex): readonly Entity[] {
     let byOrder = this.#sortedBuckets.get(bucket);
     if (!byOrder) this.#sortedBuckets.set(bucket, (byOrder = new Map()));
-    let entry = byOrder.get(kept);
-    if (!entry || entry.version !== m.version) {
+    let byOther = byOrder.get(kept);
+    if (!byOther) {
       // Copies for orders no longer kept go: at most one per kept order per bucket.
       const live = new Set(m.orders.values());
       for (const o of byOrder.keys()) if (!live.has(o)) byOrder.delete(o);
-      entry = { version: m.version, records: [...this.#records(m, bucket)].sort(kept.compare) };
-      byOrder.set(kept, entry);
+      byOrder.set(kept, (byOther = new Map()));
+    }
+    let entry = byOther.get(also ?? bucket);
+    if (!entry || entry.version !== m.version) {
+      const ids = also ? [...bucket].filter((id) => also.has(id)) : bucket;
+      entry = { version: m.version, records: [...this.#records(m, ids)].sort(kept.compare) };
+      byOther.set(also ?? bucket, entry);
     }
     return entry.records;
   }
