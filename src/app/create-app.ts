@@ -266,13 +266,6 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
         // A cluster's bus is positioned by the shared change log only (cluster-follow.ts).
         if (!cluster) bus.advance(head);
         await cache.preload(stopping.signal);
-        // The schema requests are validated against, loaded now for the preloaded types: their
-        // first requests (answered from memory) then wait for no site round trip at all. Only a
-        // warm-up: if it fails, validation loads what it needs on first use as before.
-        await Promise.all([
-          schema.load({ kind: "types" }, stopping.signal),
-          ...config.preloadTypes.map((t) => schema.load({ kind: "fields", entityType: t }, stopping.signal)),
-        ]).catch((err: unknown) => logger.warn({ err: errorMessage(err) }, "schema warm-up failed; loaded on first use instead"));
         if (cluster) clusterHead = head;
         else follower = newFollower(head);
         preloadError = undefined;
