@@ -22,6 +22,7 @@ import { writeReport } from "./report.ts";
 import { burstScenario } from "./scenarios/burst.ts";
 import { directScenario } from "./scenarios/direct.ts";
 import { hitsScenario } from "./scenarios/hits.ts";
+import { localQueryScenario } from "./scenarios/local-query.ts";
 import { memoryScenario } from "./scenarios/memory.ts";
 import { propagationScenario } from "./scenarios/propagation.ts";
 import { redisScenario } from "./scenarios/redis.ts";
@@ -35,6 +36,7 @@ const SCENARIOS: Array<[string, Scenario]> = [
   ["memory", memoryScenario],
   ["streams", streamsScenario],
   ["redis", redisScenario],
+  ["local-query", localQueryScenario],
 ];
 
 function numberFrom(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {

@@ -4,6 +4,7 @@
  */
 import { availableParallelism } from "node:os";
 import { parseArgs, parseIntOption, UsageError, type OptionSpec } from "./cli/args.ts";
+import { checkTimeZone } from "./local-query/time-zone.ts";
 
 export interface ServeConfig {
   /** Port for Connect, gRPC and gRPC-web (`--port`, `PORT`). */
@@ -89,6 +90,12 @@ export interface ServeConfig {
    * default the preloaded types; each must be preloaded). Format: docs/snapshots.md. Undefined: none.
    */
   snapshot?: { dir: string; types: string[]; intervalS: number };
+  /**
+   * The site's time zone, an IANA name (`--site-time-zone`, `SHOTGRID_TIME_ZONE`; default "UTC"):
+   * the calendar in which Queries answered locally count relative dates (`in_last 2 DAY`,
+   * `in_calendar_month`…). Set it to the site's own (Site Preferences) when that is not UTC.
+   */
+  siteTimeZone?: string;
 }
 
 export const SERVE_OPTIONS: Record<string, OptionSpec> = {
@@ -140,6 +147,10 @@ export const SERVE_OPTIONS: Record<string, OptionSpec> = {
   "snapshot-dir": { kind: "string", help: "write snapshot files of the preloaded types here, for readers when the service is down (env SNAPSHOT_DIR)" },
   "snapshot-types": { kind: "string", help: "with --snapshot-dir: the types written, each a preloaded one (default: every --preload type)" },
   "snapshot-interval-s": { kind: "string", help: "with --snapshot-dir: seconds between snapshots (default 300)" },
+  "site-time-zone": {
+    kind: "string",
+    help: "the site's time zone, an IANA name like Europe/London, for relative dates in Queries answered locally (env SHOTGRID_TIME_ZONE; default UTC)",
+  },
   "log-level": { kind: "string", help: "trace, debug, info, warn, error (env LOG_LEVEL; default info)" },
   help: { kind: "boolean", help: "show this help" },
 };
@@ -201,6 +212,7 @@ export function loadServeConfig(argv: string[], env: NodeJS.ProcessEnv = process
     leaderLeaseMs: parseIntOption("--leader-lease-ms", str("leader-lease-ms"), 5000, 300, 600_000),
     api3CredentialTtlMs: parseIntOption("--api3-credential-ttl-s", str("api3-credential-ttl-s"), 300, 0, 86_400) * 1000,
     snapshot: snapshotOption(str("snapshot-dir", "SNAPSHOT_DIR"), str("snapshot-types"), str("snapshot-interval-s"), preloadTypes),
+    siteTimeZone: timeZoneOption(str("site-time-zone", "SHOTGRID_TIME_ZONE")),
   };
 }
 
@@ -344,4 +356,13 @@ function stateDirOption(raw: string | undefined, hasSite: boolean): string | und
   const dir = raw.trim();
   if (dir.includes("\0")) throw new UsageError("--state-dir (STATE_DIR) must not contain a NUL character");
   return dir === "" ? undefined : dir;
+}
+
+function timeZoneOption(raw: string | undefined): string {
+  const zone = raw?.trim() || "UTC";
+  try {
+    return checkTimeZone(zone);
+  } catch {
+    throw new UsageError(`--site-time-zone (SHOTGRID_TIME_ZONE) is not a time zone this runtime knows: "${zone}" (use an IANA name like Europe/London)`);
+  }
 }

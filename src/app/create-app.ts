@@ -100,6 +100,7 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     preloadTypes: config.preloadTypes,
     maxBytes: config.cacheMaxBytes,
     maxAgeMs: config.maxAgeMs,
+    siteTimeZone: config.siteTimeZone,
     metrics,
     logger: logger.child({ component: "cache" }),
   });

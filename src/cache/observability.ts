@@ -25,6 +25,12 @@ export interface CacheMetrics {
   cacheStaleServed?(kind: CacheReadKind): void;
   /** A store operation failed because the store (Redis) was unreachable; the read went to the Backend. */
   storeUnavailable?(operation: string): void;
+  /**
+   * Where a Query was answered: "local" from the mirror of the preloaded types (reason "none"),
+   * or "upstream" (from a cached answer or ShotGrid) with the code of why the mirror could not
+   * answer exactly (src/local-query/cannot-answer.ts).
+   */
+  queryAnswered?(where: "local" | "upstream", reason: string): void;
 }
 
 export const NOOP_CACHE_METRICS: CacheMetrics = {

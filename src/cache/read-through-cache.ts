@@ -3,7 +3,7 @@
  * Backend (one fetch per set of identical concurrent misses), preloads whole entity types, and
  * applies the event log precisely (see dependencies.ts for what each event invalidates).
  */
-import type { Backend, Entity, EventLogEntry, Filters, SearchOptions, SummaryAnswer, SummaryField, SummaryGrouping } from "../shotgrid/types.ts";
+import type { Backend, Entity, EntitySchema, EventLogEntry, Filters, SearchOptions, SummaryAnswer, SummaryField, SummaryGrouping } from "../shotgrid/types.ts";
 import { BackendError } from "../shotgrid/errors.ts";
 import type { CacheAnswer, EntityCache, EntityQuery, Freshness, PeekableEntityCache, PeekedEntry } from "./types.ts";
 import { StoreUnavailableError, type CacheStore, type StoredEntry } from "./cache-store.ts";
@@ -17,6 +17,8 @@ import { collectLinks } from "./links.ts";
 import { InvalidCacheRequestError } from "./errors.ts";
 import { NOOP_CACHE_METRICS, type CacheMetrics, type CacheReadKind } from "./observability.ts";
 import { type Logger, SILENT_LOGGER } from "../logging/index.ts";
+import { LocalQueryEngine } from "../local-query/index.ts";
+import { DEFAULT_FIELDS } from "./entity-fields.ts";
 
 export const DEFAULT_PRELOAD_TYPES: readonly string[] = ["Project", "Sequence", "Shot", "Asset", "Step"];
 
@@ -63,6 +65,19 @@ export interface ReadThroughCacheOptions {
    * instances, the others read its fill. Default: none (single-flight within this process only).
    */
   coalescer?: MissCoalescer;
+  /**
+   * The site's IANA time zone ("Europe/London"): the calendar relative dates (`in_last`,
+   * `in_calendar_day`…) are counted in when Queries over the preloaded types are answered
+   * locally (src/local-query). Default "UTC".
+   */
+  siteTimeZone?: string;
+  /**
+   * Answer Queries over the preloaded types from their mirror when it can answer exactly (the
+   * others go upstream as before). Default: true with the in-process memory store, false with a
+   * shared store (a standby instance does not apply every event to its own process, so its
+   * mirror would fall behind). False keeps every Query on the stored-answer path.
+   */
+  answerQueriesLocally?: boolean;
 }
 
 interface Fetched<T> {
@@ -134,6 +149,9 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
   #lastApplied: number;
   readonly #storeRetryMs: number;
   readonly #coalescer: MissCoalescer | undefined;
+  /** Answers Queries over the preloaded types from their mirror (src/local-query). */
+  readonly localQueries: LocalQueryEngine;
+  readonly #answerLocallyOn: boolean;
   /** Until then (wall-clock ms) the store is skipped: it failed recently. */
   #storeDownUntil = 0;
   /**
@@ -162,6 +180,10 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
     this.#lastApplied = options.lastAppliedEventId ?? 0;
     this.#storeRetryMs = options.storeRetryMs ?? 1000;
     this.#coalescer = options.coalescer;
+    // A shared store (--redis) means standby instances: they apply only some events to their own
+    // process (the leader keeps the shared store current), so their mirror could fall behind.
+    this.#answerLocallyOn = options.answerQueriesLocally ?? this.store instanceof MemoryStore;
+    this.localQueries = new LocalQueryEngine({ types: this.preloadTypes, timeZone: options.siteTimeZone, defaultFields: DEFAULT_FIELDS, now: this.#now });
   }
 
   /**
@@ -341,6 +363,8 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
   async queryPrepared(prepared: PreparedQuery, signal?: AbortSignal): Promise<CacheAnswer<Entity[]>> {
     const { q, key, deps } = prepared;
     this.#noteTypeRead(q.entityType);
+    const local = this.#answerLocally(q);
+    if (local) return local;
     const entry = await this.#storeGet(key);
     if (entry && !deps.volatile && this.#fresh(entry)) {
       this.#metrics.cacheHit("query");
@@ -408,6 +432,19 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
     }
   }
 
+  /** The mirror's answer to a query over preloaded types, counted; undefined when it cannot answer exactly (see src/local-query). */
+  #answerLocally(q: CanonicalQuery): CacheAnswer<Entity[]> | undefined {
+    if (!this.#answerLocallyOn) {
+      this.#metrics.queryAnswered?.("upstream", "disabled");
+      return undefined;
+    }
+    const answer = this.localQueries.answer(q);
+    this.#metrics.queryAnswered?.(answer.ok ? "local" : "upstream", answer.ok ? "none" : answer.code);
+    if (!answer.ok) return undefined;
+    const ready = this.#readyAt.get(q.entityType) ?? this.#now();
+    return { value: answer.entities, freshness: { source: "cache", ageMs: Math.max(0, this.#now() - ready), asOfEventId: this.#lastApplied, stale: false } };
+  }
+
   /** Apply event log rows: invalidate exactly what they changed, refetch changed preloaded records. */
   applyEvents(events: EventLogEntry[]): Promise<void> {
     // One batch at a time, in order, even if a caller does not wait for the previous one.
@@ -458,6 +495,7 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
   async invalidateType(type: string): Promise<void> {
     const tags = [`ty:${type}`, `qt:${type}:all`, `dt:${type}`, `dt:${type}:life`];
     this.#flights.detach(tags);
+    this.localQueries.mirror.dropType(type);
     await this.#invalidating("bump", () => this.store.bump(tags));
     if (this.#readyAt.has(type)) this.#track(this.#preloadType(type));
     this.#reportSize();
@@ -475,6 +513,7 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
     this.#flights.detach([], true);
     this.#readyAt.clear();
     this.#knownIds.clear();
+    this.localQueries.mirror.clear();
     this.#reportSize();
   }
 
@@ -501,20 +540,31 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
         if (rename) await this.#invalidating("patchLinkName", () => this.store.patchLinkName(rename.link, rename.name), event.id);
         if (dropLinking) await this.#invalidating("patchLinkName", () => this.store.patchLinkName(dropLinking, undefined), event.id);
         const known = this.#knownIds.get(fx.entityType);
+        const mirror = this.localQueries.mirror;
         if (fx.entityId === undefined) {
           // Which record changed is unknown: the type's id set can no longer answer "does not exist".
           this.#readyAt.delete(fx.entityType);
+          mirror.dropType(fx.entityType);
           this.#log.warn({ eventId: event.id, eventType: event.event_type }, "cache: event names no record; dropped its whole type");
         } else if (known) {
           if (fx.kind === "Retirement") {
             known.delete(fx.entityId);
             refresh.get(fx.entityType)?.delete(fx.entityId);
+            mirror.retire(fx.entityType, fx.entityId);
           } else {
             known.add(fx.entityId);
             addRefresh(fx.entityType, fx.entityId);
+            mirror.markChanged(fx.entityType, fx.entityId);
           }
         }
-        for (const r of fx.related) if (this.#knownIds.get(r.type)?.has(r.id)) addRefresh(r.type, r.id);
+        for (const r of fx.related) {
+          if (!this.#knownIds.get(r.type)?.has(r.id)) continue;
+          addRefresh(r.type, r.id);
+          mirror.markChanged(r.type, r.id);
+        }
+        // Mirrored records showing the entity's name: patched from the event, or refetched when
+        // the new name is unknown or the entity was retired (its links are no longer shown).
+        if (fx.entityId !== undefined && (rename || dropLinking)) mirror.deferRelink(fx.entityType, fx.entityId, dropLinking ? undefined : rename!.name);
         // (fx.entityId undefined: nothing to refetch; records come back on demand.)
         this.#log.debug({ eventId: event.id, eventType: event.event_type, entityId: fx.entityId }, "cache applied event");
       }
@@ -528,7 +578,14 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
       this.#log.info({ lastAppliedEventId: this.#lastApplied }, "cache store invalidations caught up; reading from the store again");
     }
     this.#reportSize();
-    for (const [type, ids] of refresh) this.#track(this.#refreshRecords(type, [...ids]));
+    // One pass over the mirror for every name change of the batch (a bulk retirement is one pass, not one per event).
+    for (const r of this.localQueries.mirror.relink()) addRefresh(r.type, r.id);
+    // Mirrored records a failed refetch left behind are tried again with this batch.
+    for (const [type, ids] of this.localQueries.mirror.pendingIds()) for (const id of ids) addRefresh(type, id);
+    const refreshing = [...refresh].map(([type, ids]) => this.#refreshRecords(type, [...ids]));
+    for (const work of refreshing) this.#track(work);
+    // Before the batch counts as applied (and is published to streams), the mirror holds what it changed.
+    await Promise.allSettled(refreshing);
   }
 
   async #preloadType(type: string, signal?: AbortSignal): Promise<void> {
@@ -541,15 +598,19 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
     let stored = 0;
     let page = 0;
     this.#preloading = { type, records };
+    const mirror = this.localQueries.mirror;
+    const pass = mirror.beginLoad(type, await this.#mirrorSchema(type, signal));
     for (;;) {
       // Taken before each page is asked for: a record changed meanwhile is not stored from it.
       const seq = await this.#storeSeq();
       const fetchedAt = this.#now();
       const asOf = this.#lastApplied;
+      const generation = mirror.generation();
       const result = await this.#upstream("searchPages", () => pages.next());
       if (result.done) break;
       page++;
       for (const record of result.value) {
+        mirror.put(record, generation);
         known.add(record.id);
         records++;
         if (await this.#fillRecord(type, record.id, record, seq, fetchedAt, asOf)) stored++;
@@ -565,6 +626,7 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
       return;
     }
     this.#readyAt.set(type, this.#now());
+    mirror.finishLoad(type, pass);
     this.#reportSize();
     if (stored < records) {
       this.#log.warn(
@@ -573,6 +635,17 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
       );
     }
     this.#log.info({ entityType: type, records, pages: page }, "cache preload of type done");
+  }
+
+  /** The schema the mirror reads `type` with; undefined (the type is then not answered locally) when the site does not give it. */
+  async #mirrorSchema(type: string, signal?: AbortSignal): Promise<EntitySchema | undefined> {
+    try {
+      return await this.#upstream("schemaFields", () => this.backend.schemaFields(type, signal));
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      this.#log.warn({ entityType: type, err: String(err) }, "cache: no schema for a preloaded type; its queries go to ShotGrid");
+      return undefined;
+    }
   }
 
   async #loadRecord(type: string, id: number): Promise<Fetched<Entity | null>> {
@@ -665,9 +738,14 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
       const seq = await this.#storeSeq();
       const fetchedAt = this.#now();
       const asOf = this.#lastApplied;
+      const generation = this.localQueries.mirror.generation();
       const batch = this.#upstream("search", () =>
         this.backend.search(type, { filters: [["id", "in", chunk]], fields: [], includeArchivedProjects: true }),
-      ).then((list) => new Map(list.map((e) => [e.id, e])));
+      ).then((list) => {
+        const found = new Map(list.map((e) => [e.id, e]));
+        for (const id of chunk) this.localQueries.mirror.settle(type, id, found.get(id) ?? null, generation);
+        return found;
+      });
       const flights = chunk.map((id) => {
         const key = recordKey(type, id);
         return this.#flights.run(key, [key, "nm:any"], async () => {

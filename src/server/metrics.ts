@@ -122,6 +122,7 @@ export class Metrics {
   readonly #rpcChildren = new Map<string, Map<string, RpcChildren>>();
   #cacheSizeSource: (() => CacheSize) | undefined;
   readonly #storeUnavailable: Counter<string>;
+  readonly #queryAnswers: Counter<string>;
   #storeHealthSource: (() => boolean) | undefined;
   #lastEventAppliedAt: number | undefined;
   #textSource: (() => Promise<string>) | undefined;
@@ -153,6 +154,13 @@ export class Metrics {
     this.#hits = { entity: new HotCount(hits.labels("entity")), query: new HotCount(hits.labels("query")) };
     hotHits.push(...Object.values(this.#hits));
     this.#misses = { entity: misses.labels("entity"), query: misses.labels("query") };
+    // Labels: where ("local" or "upstream") and a reason code from a small fixed set (src/local-query/cannot-answer.ts).
+    this.#queryAnswers = new Counter({
+      name: `${PREFIX}query_answers_total`,
+      help: 'Queries by where they were answered: "local" from the mirror of the preloaded types, or "upstream" with the reason the mirror could not answer exactly.',
+      labelNames: ["where", "reason"],
+      registers,
+    });
     this.#coalesced = new Counter({
       name: `${PREFIX}coalesced_waits_total`,
       help: "Misses that waited for an identical fetch already in flight instead of calling ShotGrid.",
@@ -287,6 +295,11 @@ export class Metrics {
   cacheMiss(kind: CacheKind): void {
     this.#misses[kind].inc();
     this.#totals.misses++;
+  }
+
+  /** A Query was answered locally from the mirror, or not (then from a cached answer or ShotGrid), and why not. */
+  queryAnswered(where: "local" | "upstream", reason: string): void {
+    this.#queryAnswers.labels(where, reason).inc();
   }
 
   /** A miss joined an identical fetch in flight instead of calling ShotGrid. */

@@ -1,0 +1,347 @@
+/**
+ * Filters compiled to predicates over mirrored records, with ShotGrid's rules per data type.
+ * Written apart from the simulated site's own filter code on purpose: the differential tests
+ * compare the two. Anything whose semantics are not certain throws CannotAnswer at compile time
+ * or, when only some records make it uncertain (text equal but for letter case), flags the
+ * evaluation as unsure so the engine declines the whole query.
+ */
+import type { Entity, EntityLink, FieldValue, FilterCondition, FilterGroup } from "../shotgrid/types.ts";
+import { CannotAnswer } from "./cannot-answer.ts";
+import type { Mirror } from "./mirror.ts";
+import { compilePath, type CompiledPath } from "./paths.ts";
+import { dateTimeMs, relativeWindow, calendarWindow } from "./time-windows.ts";
+
+export type Predicate = (record: Entity) => boolean;
+
+/** Shared by every predicate of one evaluation: set when a record's answer depends on a rule the engine cannot be sure of. */
+export interface Evaluation {
+  unsure: string | undefined;
+  /** Milliseconds since the epoch, for relative dates. */
+  now: number;
+  /** The site's IANA time zone. */
+  timeZone: string;
+}
+
+export interface CompiledFilters {
+  predicate: Predicate;
+  /** Every mirrored type the filters read. */
+  types: Set<string>;
+}
+
+const TEXT_TYPES = new Set(["text", "status_list", "list", "entity_type", "color", "uuid"]);
+const NUMBER_TYPES = new Set(["number", "float", "percent", "currency", "duration", "timecode"]);
+
+function isLink(v: unknown): v is EntityLink {
+  return v !== null && typeof v === "object" && !Array.isArray(v) && typeof (v as EntityLink).type === "string" && typeof (v as EntityLink).id === "number";
+}
+
+function linksOf(v: FieldValue): EntityLink[] {
+  if (Array.isArray(v)) return (v as unknown[]).filter(isLink);
+  return isLink(v) ? [v] : [];
+}
+
+/** Values of `in`/`not_in` (validation sends one list) or `between` (two values). */
+function listOf(values: unknown[]): unknown[] {
+  return values.length === 1 && Array.isArray(values[0]) ? (values[0] as unknown[]) : values;
+}
+
+const not =
+  (p: Predicate): Predicate =>
+  (r) =>
+    !p(r);
+
+export function compileFilters(mirror: Mirror, type: string, filters: FilterGroup, ev: Evaluation): CompiledFilters {
+  const types = new Set<string>([type]);
+  const group = (g: FilterGroup): Predicate => {
+    const parts = g.conditions.map((c) => (Array.isArray(c) ? condition(c) : group(c)));
+    if (parts.length === 0) {
+      // An empty `and` holds for every record; what the site makes of an empty `or` is not documented.
+      if (g.logical_operator === "or") throw new CannotAnswer("operator", "an empty or group");
+      return () => true;
+    }
+    if (parts.length === 1) return parts[0]!;
+    return g.logical_operator === "or" ? (r) => parts.some((p) => p(r)) : (r) => parts.every((p) => p(r));
+  };
+  const condition = ([path, op, ...values]: FilterCondition): Predicate => {
+    const fp = compilePath(mirror, type, path);
+    for (const t of fp.types) types.add(t);
+    return compileCondition(fp, op, values, ev);
+  };
+  return { predicate: group(filters), types };
+}
+
+function compileCondition(fp: CompiledPath, op: string, values: unknown[], ev: Evaluation): Predicate {
+  const dt = fp.field.dataType;
+  if (dt === "entity" || dt === "multi_entity") return linkCondition(fp, op, values);
+  if (dt === "date" || dt === "date_time") return dateCondition(fp, op, values, ev);
+  if (dt === "image") {
+    if ((op === "is" || op === "is_not") && values[0] === null) {
+      const p: Predicate = (r) => fp.read(r) === null;
+      return op === "is" ? p : not(p);
+    }
+    throw new CannotAnswer("operator", `${op} on image field ${fp.path}`);
+  }
+  if (dt === "checkbox") {
+    if ((op === "is" || op === "is_not") && typeof values[0] === "boolean") {
+      const v = values[0];
+      const p: Predicate = (r) => fp.read(r) === v;
+      return op === "is" ? p : not(p);
+    }
+    throw new CannotAnswer("operator", `${op} on checkbox field ${fp.path}`);
+  }
+  if (fp.path === "id" || fp.path.endsWith(".id") || NUMBER_TYPES.has(dt)) return numberCondition(fp, op, values);
+  if (TEXT_TYPES.has(dt)) return textCondition(fp, op, values, ev);
+  throw new CannotAnswer("data_type", `filters on ${dt} fields (${fp.path}) are not modelled`);
+}
+
+function numberCondition(fp: CompiledPath, op: string, values: unknown[]): Predicate {
+  const read = fp.read;
+  const num = (v: unknown): number | null => {
+    if (v === null || (typeof v === "number" && Number.isFinite(v))) return v;
+    throw new CannotAnswer("operator", `${op} on ${fp.path} with a value that is not a number`);
+  };
+  switch (op) {
+    case "is":
+    case "is_not": {
+      const v = num(values[0]);
+      const p: Predicate = (r) => read(r) === v;
+      return op === "is" ? p : not(p);
+    }
+    case "in":
+    case "not_in": {
+      const set = new Set(listOf(values).map(num));
+      const p: Predicate = (r) => set.has(read(r) as number | null);
+      return op === "in" ? p : not(p);
+    }
+    case "less_than":
+    case "greater_than": {
+      const v = num(values[0]);
+      if (v === null) return () => false;
+      return op === "less_than"
+        ? (r) => (read(r) as number | null) !== null && (read(r) as number) < v
+        : (r) => (read(r) as number | null) !== null && (read(r) as number) > v;
+    }
+    case "between":
+    case "not_between": {
+      const [lo, hi] = listOf(values).map(num);
+      if (lo === null || hi === null || lo === undefined || hi === undefined) throw new CannotAnswer("operator", `${op} on ${fp.path} with an empty bound`);
+      const p: Predicate = (r) => {
+        const x = read(r) as number | null;
+        return x !== null && x >= lo && x <= hi;
+      };
+      return op === "between" ? p : not(p);
+    }
+    default:
+      throw new CannotAnswer("operator", `${op} on ${fp.field.dataType} field ${fp.path}`);
+  }
+}
+
+function textCondition(fp: CompiledPath, op: string, values: unknown[], ev: Evaluation): Predicate {
+  const read = fp.read;
+  const str = (v: unknown): string | null => {
+    if (v === null || typeof v === "string") return v;
+    throw new CannotAnswer("operator", `${op} on ${fp.path} with a value that is not text`);
+  };
+  /** Equal ignoring letter case; when only the case differs, the site's rule decides and the engine is not sure of it. */
+  const equal = (x: FieldValue, v: string | null): boolean => {
+    if (v === null || x === null) return x === v;
+    if (typeof x !== "string") return false;
+    if (x === v) return true;
+    if (x.length === v.length && x.toLowerCase() === v.toLowerCase()) {
+      ev.unsure ??= `${fp.path}: text equal to ${JSON.stringify(v)} but for letter case`;
+      return true;
+    }
+    return false;
+  };
+  switch (op) {
+    case "is":
+    case "is_not": {
+      const v = str(values[0]);
+      const p: Predicate = (r) => equal(read(r), v);
+      return op === "is" ? p : not(p);
+    }
+    case "in":
+    case "not_in": {
+      const vs = listOf(values).map(str);
+      const p: Predicate = (r) => {
+        const x = read(r);
+        let hit = false;
+        for (const v of vs) if (equal(x, v)) hit = true;
+        return hit;
+      };
+      return op === "in" ? p : not(p);
+    }
+    case "contains":
+    case "not_contains":
+    case "starts_with":
+    case "ends_with": {
+      const v = str(values[0]);
+      if (v === null) throw new CannotAnswer("operator", `${op} null on ${fp.path}`);
+      const needle = v.toLowerCase();
+      const test =
+        op === "starts_with" ? (s: string) => s.startsWith(needle) : op === "ends_with" ? (s: string) => s.endsWith(needle) : (s: string) => s.includes(needle);
+      const p: Predicate = (r) => {
+        const x = read(r);
+        return typeof x === "string" && test(x.toLowerCase());
+      };
+      return op === "not_contains" ? not(p) : p;
+    }
+    default:
+      throw new CannotAnswer("operator", `${op} on ${fp.field.dataType} field ${fp.path}`);
+  }
+}
+
+function linkCondition(fp: CompiledPath, op: string, values: unknown[]): Predicate {
+  const read = fp.read;
+  const target = (v: unknown): EntityLink | null => {
+    if (v === null) return null;
+    if (isLink(v)) return v;
+    throw new CannotAnswer("operator", `${op} on ${fp.path} with a value that is not an entity link`);
+  };
+  /** `is` on a multi-entity field means "contains"; null means "holds no link". */
+  const holds = (r: Entity, l: EntityLink | null): boolean => {
+    const v = read(r);
+    if (!Array.isArray(v)) return l === null ? !isLink(v) : isLink(v) && v.id === l.id && v.type === l.type;
+    const links = linksOf(v);
+    if (l === null) return links.length === 0;
+    for (const x of links) if (x.id === l.id && x.type === l.type) return true;
+    return false;
+  };
+  switch (op) {
+    case "is":
+    case "is_not": {
+      const l = target(values[0]);
+      const p: Predicate = (r) => holds(r, l);
+      return op === "is" ? p : not(p);
+    }
+    case "in":
+    case "not_in": {
+      const ls = listOf(values).map(target);
+      const p: Predicate = (r) => ls.some((l) => holds(r, l));
+      return op === "in" ? p : not(p);
+    }
+    case "type_is":
+    case "type_is_not": {
+      const t = values[0];
+      if (t !== null && typeof t !== "string") throw new CannotAnswer("operator", `${op} on ${fp.path} without a type name`);
+      const p: Predicate = (r) => {
+        const links = linksOf(read(r));
+        return t === null ? links.length === 0 : links.some((l) => l.type === t);
+      };
+      return op === "type_is" ? p : not(p);
+    }
+    case "name_contains":
+    case "name_not_contains":
+    case "name_starts_with":
+    case "name_ends_with":
+    case "name_is": {
+      const v = values[0];
+      if (typeof v !== "string") throw new CannotAnswer("operator", `${op} on ${fp.path} without text`);
+      const needle = v.toLowerCase();
+      const test =
+        op === "name_starts_with"
+          ? (s: string) => s.startsWith(needle)
+          : op === "name_ends_with"
+            ? (s: string) => s.endsWith(needle)
+            : op === "name_is"
+              ? (s: string) => s === needle
+              : (s: string) => s.includes(needle);
+      const p: Predicate = (r) => linksOf(read(r)).some((l) => test((l.name ?? "").toLowerCase()));
+      return op === "name_not_contains" ? not(p) : p;
+    }
+    default:
+      throw new CannotAnswer("operator", `${op} on ${fp.field.dataType} field ${fp.path}`);
+  }
+}
+
+function dateCondition(fp: CompiledPath, op: string, values: unknown[], ev: Evaluation): Predicate {
+  const isDate = fp.field.dataType === "date";
+  const read = fp.read;
+  /** Dates compare as their text (YYYY-MM-DD sorts as it reads); date-times as whole seconds since the epoch. */
+  const key = (v: unknown): string | number | null => {
+    if (v === null) return null;
+    if (isDate) {
+      if (typeof v === "string" && /^\d{4}-\d{2}-\d{2}$/.test(v)) return v;
+    } else {
+      const s = dateTimeMs(v);
+      if (s !== undefined) return s / 1000;
+    }
+    throw new CannotAnswer("time_value", `${op} on ${fp.path} with ${JSON.stringify(v)}: not a time the engine can place exactly`);
+  };
+  /** A held value's key; a held value the engine cannot read makes the whole query go upstream. */
+  const held = (r: Entity): string | number | null => {
+    const x = read(r);
+    if (x === null) return null;
+    if (isDate) return typeof x === "string" ? x : bad(x);
+    const ms = dateTimeMs(x);
+    return ms === undefined ? bad(x) : ms / 1000;
+  };
+  /**
+   * Date-times are shown to the second but the site keeps finer times: a held value in the same
+   * second as a filter's value may be before, at or after it there. The engine is not sure of those.
+   */
+  const sameSecond = (x: string | number | null, v: string | number | null): boolean => {
+    if (!isDate && x !== null && x === v) ev.unsure ??= `${fp.path}: a held time in the same second as ${op}'s value`;
+    return x === v;
+  };
+  const bad = (x: unknown): never => {
+    throw new CannotAnswer("time_value", `${fp.path} holds ${JSON.stringify(x)}`);
+  };
+  switch (op) {
+    case "is":
+    case "is_not": {
+      const v = key(values[0]);
+      const p: Predicate = (r) => sameSecond(held(r), v);
+      return op === "is" ? p : not(p);
+    }
+    case "in":
+    case "not_in": {
+      const vs = new Set(listOf(values).map(key));
+      const p: Predicate = (r) => {
+        const x = held(r);
+        return vs.has(x) && sameSecond(x, x);
+      };
+      return op === "in" ? p : not(p);
+    }
+    case "less_than":
+    case "greater_than": {
+      const v = key(values[0]);
+      if (v === null) return () => false;
+      return (r) => {
+        const x = held(r);
+        return x !== null && !sameSecond(x, v) && (op === "less_than" ? x < v : x > v);
+      };
+    }
+    case "between":
+    case "not_between": {
+      const [lo, hi] = listOf(values).map(key);
+      if (lo === null || hi === null || lo === undefined || hi === undefined) throw new CannotAnswer("operator", `${op} on ${fp.path} with an empty bound`);
+      const p: Predicate = (r) => {
+        const x = held(r);
+        if (x !== null) sameSecond(x, lo) || sameSecond(x, hi);
+        return x !== null && x >= lo && x <= hi;
+      };
+      return op === "between" ? p : not(p);
+    }
+    case "in_last":
+    case "not_in_last":
+    case "in_next":
+    case "not_in_next":
+    case "in_calendar_day":
+    case "in_calendar_week":
+    case "in_calendar_month":
+    case "in_calendar_year": {
+      const w = op.startsWith("in_calendar_")
+        ? calendarWindow(op, values[0], isDate, ev.now, ev.timeZone)
+        : relativeWindow(op.replace("not_", ""), values[0], values[1], isDate, ev.now, ev.timeZone);
+      if (!w) throw new CannotAnswer("time_value", `${op} ${JSON.stringify(values)} on ${fp.path}`);
+      const p: Predicate = (r) => {
+        const x = held(r);
+        return x !== null && x >= w.from && x < w.to;
+      };
+      return op.startsWith("not_") ? not(p) : p;
+    }
+    default:
+      throw new CannotAnswer("operator", `${op} on ${fp.field.dataType} field ${fp.path}`);
+  }
+}

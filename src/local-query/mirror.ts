@@ -1,0 +1,277 @@
+/**
+ * The mirror: every active record of each preloaded type, held whole in this process, with the
+ * type's schema and lazily built indexes. It knows, record by record, whether it is exact: an
+ * applied event marks the records it touched as refreshing until their refetch lands, and a
+ * fetch that began before an event never overwrites what that event changed (generations, as
+ * the store's sequence guards do for cached entries).
+ */
+import type { Entity, EntityLink, EntitySchema, FieldValue } from "../shotgrid/types.ts";
+import type { OrderIndex } from "./order-index.ts";
+
+/** Index keys: a link as `Type:id`, a text value in lower case, an empty value as "". */
+export type IndexKey = string;
+
+/** Data types held in an index (by project, by link, by status): single links and list values. */
+const INDEXED_TYPES = new Set(["entity", "status_list", "list"]);
+
+export interface TypeMirror {
+  readonly type: string;
+  /** Every active record, by id (records are frozen: answers share their values). */
+  readonly records: Map<number, Entity>;
+  schema: EntitySchema | undefined;
+  /** True once a whole preload pass has landed (and no flush has superseded it). */
+  loaded: boolean;
+  /** The preload pass under way (`beginLoad`'s token): only it may mark the type loaded. */
+  loading: number | undefined;
+  /** Ids an applied event changed whose refetch has not landed yet: the type is not exact meanwhile. */
+  readonly pending: Set<number>;
+  /** The mirror generation of the newest event on each id: older fetches of it are ignored. */
+  readonly changedAt: Map<number, number>;
+  /** Fields every record holds (undefined before the first record): a field outside it cannot be read. */
+  heldFields: Set<string> | undefined;
+  /** Built on first use: field → key → ids. */
+  readonly indexes: Map<string, Map<IndexKey, Set<number>>>;
+  /** Fetches begun before this generation (before a flush) are ignored. */
+  readonly floor: number;
+  /** Advances with every change to the records: sorted copies made at another version are stale. */
+  version: number;
+  /** Records kept sorted by the orders queries used, by order key (a few at most). */
+  readonly orders: Map<string, OrderIndex>;
+}
+
+function newTypeMirror(type: string, floor: number): TypeMirror {
+  return {
+    type,
+    floor,
+    records: new Map(),
+    schema: undefined,
+    loaded: false,
+    loading: undefined,
+    pending: new Set(),
+    changedAt: new Map(),
+    heldFields: undefined,
+    indexes: new Map(),
+    orders: new Map(),
+    version: 0,
+  };
+}
+
+function isLink(v: unknown): v is EntityLink {
+  return v !== null && typeof v === "object" && !Array.isArray(v) && typeof (v as EntityLink).type === "string" && typeof (v as EntityLink).id === "number";
+}
+
+/** The index key of a field value. */
+export function indexKeyOf(value: FieldValue | undefined): IndexKey {
+  if (value === null || value === undefined) return "";
+  if (isLink(value)) return `${value.type}:${value.id}`;
+  // Text is indexed without letter case: the filters decide what a case difference means.
+  return typeof value === "string" ? value.toLowerCase() : JSON.stringify(value);
+}
+
+function freeze<T>(value: T): T {
+  if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value as object)) freeze(child);
+  }
+  return value;
+}
+
+/** `value` with the `name` of each link to `type`/`id` replaced (a new value when something changed). */
+function renamed(value: FieldValue, type: string, id: number, name: string | null): FieldValue {
+  if (Array.isArray(value)) return (value as unknown[]).map((v) => (isLink(v) && v.type === type && v.id === id ? { ...v, name } : v)) as FieldValue;
+  return isLink(value) && value.type === type && value.id === id ? { ...value, name } : value;
+}
+
+export class Mirror {
+  readonly #types = new Map<string, TypeMirror>();
+  /** Link name changes of the batch being applied (`Type:id` → new name, undefined: refetch the records showing it). */
+  readonly #relinks = new Map<string, string | null | undefined>();
+  /** Advances with every change an event makes; fetches carry the value taken before they began. */
+  #generation = 0;
+
+  constructor(types: readonly string[]) {
+    for (const t of types) this.#types.set(t, newTypeMirror(t, 0));
+  }
+
+  isMirrored(type: string): boolean {
+    return this.#types.has(type);
+  }
+
+  typeMirror(type: string): TypeMirror | undefined {
+    return this.#types.get(type);
+  }
+
+  /** Take before a fetch; pass to `put` / `settle` with what it returned. */
+  generation(): number {
+    return this.#generation;
+  }
+
+  /**
+   * A preload pass of `type` starts: what was held is kept, but the type is not exact until
+   * `finishLoad` with the token returned here.
+   */
+  beginLoad(type: string, schema: EntitySchema | undefined): number {
+    const pass = ++this.#generation;
+    const m = this.#types.get(type);
+    if (!m) return pass;
+    m.loaded = false;
+    m.loading = pass;
+    m.schema = schema;
+    return pass;
+  }
+
+  /** Pass `pass` landed whole: the type answers queries (once nothing is pending), unless a flush or a later pass superseded it. */
+  finishLoad(type: string, pass: number): void {
+    const m = this.#types.get(type);
+    if (m?.schema && m.loading === pass) m.loaded = true;
+  }
+
+  /** Hold `record` as fetched at `since` (a `generation()`), unless an event changed it after that. */
+  put(record: Entity, since: number): boolean {
+    const m = this.#types.get(record.type);
+    if (!m || since < m.floor || (m.changedAt.get(record.id) ?? -1) > since) return false;
+    const old = m.records.get(record.id);
+    freeze(record);
+    m.records.set(record.id, record);
+    m.version++;
+    for (const order of m.orders.values()) order.replaced(old, record);
+    for (const [field, index] of m.indexes) {
+      const before = old ? indexKeyOf(old.fields[field]) : undefined;
+      const after = indexKeyOf(record.fields[field]);
+      if (before === after) continue;
+      if (before !== undefined) index.get(before)?.delete(record.id);
+      let ids = index.get(after);
+      if (!ids) index.set(after, (ids = new Set()));
+      ids.add(record.id);
+    }
+    if (m.heldFields === undefined) m.heldFields = new Set(Object.keys(record.fields));
+    else if (m.heldFields.size > 0) for (const f of m.heldFields) if (!(f in record.fields)) m.heldFields.delete(f);
+    return true;
+  }
+
+  /** `id` is no longer an active record (retired, or not found by a refetch). */
+  #drop(m: TypeMirror, id: number): void {
+    const old = m.records.get(id);
+    if (!old) return;
+    m.records.delete(id);
+    m.version++;
+    for (const order of m.orders.values()) order.invalidate();
+    for (const [field, index] of m.indexes) index.get(indexKeyOf(old.fields[field]))?.delete(id);
+  }
+
+  /** An applied event changed `type`/`id` in a way only a refetch can show: not exact until `settle`. */
+  markChanged(type: string, id: number): void {
+    const m = this.#types.get(type);
+    if (!m) return;
+    m.changedAt.set(id, ++this.#generation);
+    m.pending.add(id);
+  }
+
+  /** An applied event retired `type`/`id`. */
+  retire(type: string, id: number): void {
+    const m = this.#types.get(type);
+    if (!m) return;
+    m.changedAt.set(id, ++this.#generation);
+    m.pending.delete(id);
+    this.#drop(m, id);
+  }
+
+  /** A refetch begun at `since` found `record` (null: not an active record any more). */
+  settle(type: string, id: number, record: Entity | null, since: number): void {
+    const m = this.#types.get(type);
+    if (!m || since < m.floor || (m.changedAt.get(id) ?? -1) > since) return;
+    if (record) this.put(record, since);
+    else this.#drop(m, id);
+    m.pending.delete(id);
+  }
+
+  /** Ids of every type that are waiting for a refetch (a failed refetch is retried with the next batch). */
+  pendingIds(): Map<string, number[]> {
+    const out = new Map<string, number[]>();
+    for (const m of this.#types.values()) if (m.pending.size > 0) out.set(m.type, [...m.pending]);
+    return out;
+  }
+
+  /**
+   * `type`/`id`'s display name changed to `name` (undefined: unknown, or the record was
+   * retired and links to it are no longer shown). Nothing reads the mirror as exact from here
+   * until `relink()`, which applies every such change of a batch in one pass over the records.
+   */
+  deferRelink(type: string, id: number, name: string | null | undefined): void {
+    this.#relinks.set(`${type}:${id}`, name);
+  }
+
+  /** Whether link names are waiting for `relink()`. */
+  get relinking(): boolean {
+    return this.#relinks.size > 0;
+  }
+
+  /**
+   * Patch every held link whose name changed, or mark the records showing a link whose new name
+   * is unknown for a refetch (returned).
+   */
+  relink(): Array<{ type: string; id: number }> {
+    const changes = this.#relinks;
+    const marked: Array<{ type: string; id: number }> = [];
+    if (changes.size === 0) return marked;
+    for (const m of this.#types.values()) {
+      for (const record of m.records.values()) {
+        let fields: Record<string, FieldValue> | undefined;
+        let refetch = false;
+        for (const k in record.fields) {
+          const v = record.fields[k]!;
+          const links = Array.isArray(v) ? v : [v];
+          for (const l of links) {
+            if (!isLink(l)) continue;
+            const key = `${l.type}:${l.id}`;
+            if (!changes.has(key)) continue;
+            const name = changes.get(key);
+            if (name === undefined) refetch = true;
+            else {
+              fields ??= { ...record.fields };
+              fields[k] = renamed(fields[k]!, l.type, l.id, name);
+            }
+          }
+        }
+        if (refetch) marked.push({ type: m.type, id: record.id });
+        else if (fields) m.records.set(record.id, freeze({ type: record.type, id: record.id, fields }));
+      }
+      // Link names are sort keys too, and replaced records must not linger in a kept order.
+      m.version++;
+      for (const order of m.orders.values()) order.invalidate();
+    }
+    changes.clear();
+    for (const r of marked) this.markChanged(r.type, r.id);
+    return marked;
+  }
+
+  /** Ids of `type` whose `field` has index key `key` (the index is built on first use). */
+  lookup(type: string, field: string, key: IndexKey): ReadonlySet<number> | undefined {
+    const m = this.#types.get(type);
+    const dataType = m?.schema?.[field]?.dataType;
+    if (!m || !dataType || !INDEXED_TYPES.has(dataType)) return undefined;
+    let index = m.indexes.get(field);
+    if (!index) {
+      index = new Map();
+      for (const r of m.records.values()) {
+        const k = indexKeyOf(r.fields[field]);
+        let ids = index.get(k);
+        if (!ids) index.set(k, (ids = new Set()));
+        ids.add(r.id);
+      }
+      m.indexes.set(field, index);
+    }
+    return index.get(key) ?? new Set();
+  }
+
+  /** Forget `type` (its schema changed, or an event named no record): not answerable until loaded again. */
+  dropType(type: string): void {
+    if (this.#types.has(type)) this.#types.set(type, newTypeMirror(type, ++this.#generation));
+  }
+
+  /** Forget everything (the cache was flushed). */
+  clear(): void {
+    const floor = ++this.#generation;
+    for (const t of [...this.#types.keys()]) this.#types.set(t, newTypeMirror(t, floor));
+  }
+}

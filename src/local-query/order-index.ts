@@ -1,0 +1,61 @@
+/**
+ * A type's records kept sorted by one order (plain fields only), so a page of a common query is
+ * read off the front of it instead of sorting thousands of candidates each time. Kept current
+ * in place when a change leaves the order's fields alone (a status change under a code order);
+ * rebuilt on the next use after anything else (a record added, removed, or moved).
+ */
+import type { Entity, EntityLink, FieldValue } from "../shotgrid/types.ts";
+
+export type Compare = (a: Entity, b: Entity) => number;
+
+function isLink(v: unknown): v is EntityLink {
+  return v !== null && typeof v === "object" && !Array.isArray(v) && typeof (v as EntityLink).id === "number";
+}
+
+/** Whether two values sort alike: equal scalars, or links to the same record under the same name. */
+function sortsAlike(a: FieldValue | undefined, b: FieldValue | undefined): boolean {
+  if (a === b) return true;
+  if (isLink(a) && isLink(b)) return a.type === b.type && a.id === b.id && a.name === b.name;
+  return false;
+}
+
+export class OrderIndex {
+  #sorted: Entity[] | undefined;
+
+  constructor(
+    /** The plain fields the order reads (empty for the id order). */
+    readonly fields: readonly string[],
+    /** The order's comparator; it must not depend on anything but `fields` and the id. */
+    readonly compare: Compare,
+  ) {}
+
+  /** The records in order, sorted now if a change made the kept order unusable. */
+  sorted(all: Iterable<Entity>): readonly Entity[] {
+    this.#sorted ??= [...all].sort(this.compare);
+    return this.#sorted;
+  }
+
+  /** `next` replaced `old` (undefined: a new record). */
+  replaced(old: Entity | undefined, next: Entity): void {
+    const list = this.#sorted;
+    if (!list) return;
+    if (!old || !this.fields.every((f) => sortsAlike(old.fields[f], next.fields[f]))) {
+      this.#sorted = undefined;
+      return;
+    }
+    let lo = 0;
+    let hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.compare(list[mid]!, old) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    if (list[lo] === old) list[lo] = next;
+    else this.#sorted = undefined;
+  }
+
+  /** A record left, or link names changed: sort again on the next use. */
+  invalidate(): void {
+    this.#sorted = undefined;
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * Ordering with ShotGrid's rules: each key in turn, text without regard to letter case, links
+ * by the linked record's display name, empty values last ascending and first descending, ties
+ * broken by id ascending. Only the first `keep` records are fully ordered (a page needs no more).
+ */
+import type { Entity, EntityLink, FieldValue, SortSpec } from "../shotgrid/types.ts";
+import { CannotAnswer } from "./cannot-answer.ts";
+import type { Evaluation } from "./filters.ts";
+import type { Mirror } from "./mirror.ts";
+import type { Compare } from "./order-index.ts";
+import { compilePath } from "./paths.ts";
+
+type SortValue = string | number | null;
+
+const ORDERABLE = new Set([
+  "text",
+  "status_list",
+  "list",
+  "entity_type",
+  "color",
+  "uuid",
+  "number",
+  "float",
+  "percent",
+  "currency",
+  "duration",
+  "timecode",
+  "date",
+  "date_time",
+  "checkbox",
+  "entity",
+]);
+
+function sortValue(v: FieldValue, dataType: string): SortValue {
+  if (v === null || v === undefined) return null;
+  if (dataType === "checkbox") return v === true ? 1 : 0;
+  if (dataType === "entity") return (v as EntityLink).name ?? "";
+  return v as string | number;
+}
+
+export interface CompiledOrder {
+  compare: Compare;
+  /** The order's fields when all are plain (none read through a link): it can be kept sorted. */
+  plainFields: string[] | undefined;
+}
+
+/** A comparator for `order` over `type`'s records; the types it reads are added to `types`. */
+export function compileOrder(mirror: Mirror, type: string, order: readonly SortSpec[], ev: Evaluation, types: Set<string>): CompiledOrder {
+  const keys = order.map((s) => {
+    const fp = compilePath(mirror, type, s.field);
+    const dt = fp.field.dataType;
+    if (!ORDERABLE.has(dt)) throw new CannotAnswer("order", `ordering by ${dt} field ${s.field} is not modelled`);
+    for (const t of fp.types) types.add(t);
+    const text = dt !== "date" && dt !== "date_time" && typeof sortValue("", dt) === "string";
+    return { read: fp.read, dt, desc: s.direction === "desc", text, path: s.field };
+  });
+  const compare: Compare = (a, b) => {
+    for (const k of keys) {
+      const x = sortValue(k.read(a), k.dt);
+      const y = sortValue(k.read(b), k.dt);
+      let c = 0;
+      if (x === null || y === null) c = x === y ? 0 : x === null ? 1 : -1;
+      else if (k.text && typeof x === "string" && typeof y === "string") {
+        if (x !== y) {
+          const lx = x.toLowerCase();
+          const ly = y.toLowerCase();
+          c = lx < ly ? -1 : lx > ly ? 1 : 0;
+          // Equal but for letter case: whether the site ties them (then by id) is its collation's call.
+          if (c === 0) ev.unsure ??= `ordering by ${k.path}: ${JSON.stringify(x)} and ${JSON.stringify(y)} differ only in letter case`;
+        }
+      } else {
+        c = x < y ? -1 : x > y ? 1 : 0;
+        // Shown to the second, kept finer by the site: two times in one second may be in either order there.
+        if (c === 0 && k.dt === "date_time" && a.id !== b.id) ev.unsure ??= `ordering by ${k.path}: two records in the same second`;
+      }
+      if (c !== 0) return k.desc ? -c : c;
+    }
+    return a.id - b.id;
+  };
+  return { compare, plainFields: order.some((s) => s.field.includes(".")) ? undefined : order.map((s) => s.field) };
+}
+
+/** The first `keep` records of `records` in order (all of them when `keep` is undefined). */
+export function firstInOrder(records: Entity[], compare: Compare, keep: number | undefined): Entity[] {
+  if (keep === undefined || keep >= records.length / 4) return records.sort(compare).slice(0, keep);
+  // A bounded insertion list: most records lose against the current last and cost one comparison.
+  const top: Entity[] = [];
+  for (const r of records) {
+    if (top.length === keep && compare(r, top[keep - 1]!) >= 0) continue;
+    let lo = 0;
+    let hi = top.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (compare(r, top[mid]!) < 0) hi = mid;
+      else lo = mid + 1;
+    }
+    top.splice(lo, 0, r);
+    if (top.length > keep) top.pop();
+  }
+  return top;
+}

@@ -1,0 +1,166 @@
+/**
+ * The mirror behind local Query answers stays exact: a change, a creation, a retirement, a
+ * rename and an archived project show in local answers as soon as `applyEvents` resolves (that
+ * is, before the follower publishes them to streams), and while a changed record's refetch is
+ * still out, queries over its type go to the site instead of answering from the older state.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { ReadThroughCache } from "../src/cache/index.ts";
+import type { EntityQuery } from "../src/cache/types.ts";
+import { ShotGridClient } from "../src/shotgrid/index.ts";
+import type { Entity, EntityLink } from "../src/shotgrid/types.ts";
+import { DEFAULT_SCRIPT_KEY, type SimulatorHandle, startSimulator } from "../src/simulator/index.ts";
+import { catchUp, ObservedBackend } from "./cache-helpers.ts";
+
+let sim: SimulatorHandle;
+let client: ShotGridClient;
+
+beforeAll(async () => {
+  sim = await startSimulator({ shots: 30, assets: 4 });
+  client = new ShotGridClient({ siteUrl: sim.url, scriptName: sim.scriptName, scriptKey: DEFAULT_SCRIPT_KEY, maxRetries: 0 });
+});
+
+afterAll(async () => {
+  await client?.close();
+  await sim?.close();
+});
+
+let backend: ObservedBackend;
+let cache: ReadThroughCache;
+const answers: Array<{ where: string; reason: string }> = [];
+
+beforeEach(async () => {
+  backend = new ObservedBackend(client);
+  answers.length = 0;
+  const metrics = {
+    cacheHit() {},
+    cacheMiss() {},
+    coalescedWait() {},
+    upstreamCall() {},
+    setCacheSize() {},
+    queryAnswered: (where: string, reason: string) => void answers.push({ where, reason }),
+  };
+  cache = new ReadThroughCache({ backend, metrics, lastAppliedEventId: await client.latestEventId() });
+  await cache.preload();
+});
+
+function firstShot(): { id: number; sequence: number; project: number } {
+  const r = [...sim.store.records("Shot")].find((s) => !s.retired && s.fields.sg_sequence)!;
+  return { id: r.id, sequence: (r.fields.sg_sequence as EntityLink).id, project: (r.fields.project as EntityLink).id };
+}
+
+const bySequence = (sequence: number): EntityQuery => ({
+  entityType: "Shot",
+  filters: [["sg_sequence", "is", { type: "Sequence", id: sequence }]],
+  fields: ["code", "sg_status_list", "sg_sequence"],
+  order: [{ field: "code", direction: "asc" }],
+  includeArchivedProjects: false,
+  retired: false,
+});
+
+/** The site's own answer to the same question (through the REST client, no cache). */
+async function siteAnswer(q: EntityQuery): Promise<Entity[]> {
+  return client.search(q.entityType, {
+    filters: q.filters,
+    fields: q.fields,
+    sort: q.order,
+    includeArchivedProjects: q.includeArchivedProjects,
+  });
+}
+
+describe("local answers over the mirror", () => {
+  it("answer a preloaded type's Query with no upstream search, the site's answer entity for entity", async () => {
+    const shot = firstShot();
+    const searches = backend.calls.search;
+    const answer = await cache.query(bySequence(shot.sequence));
+    expect(backend.calls.search).toBe(searches);
+    expect(answers.at(-1)).toEqual({ where: "local", reason: "none" });
+    expect(answer.freshness.source).toBe("cache");
+    expect(answer.value).toEqual(await siteAnswer(bySequence(shot.sequence)));
+  });
+
+  it("hold a change, a creation and a retirement as soon as applyEvents resolves", async () => {
+    const shot = firstShot();
+    const q = bySequence(shot.sequence);
+    await cache.query(q);
+    sim.store.update("Shot", shot.id, { code: "AAA_FIRST", sg_status_list: "fin" });
+    const created = sim.store.create("Shot", {
+      code: "ZZZ_LAST",
+      project: { type: "Project", id: shot.project },
+      sg_sequence: { type: "Sequence", id: shot.sequence },
+    });
+    const gone = [...sim.store.records("Shot")].find(
+      (s) => !s.retired && (s.fields.sg_sequence as EntityLink | null)?.id === shot.sequence && s.id !== shot.id,
+    )!;
+    sim.store.retire("Shot", gone.id);
+    await catchUp(cache, client);
+    // No whenIdle(): the refetch is part of applying the batch.
+    const searches = backend.calls.search;
+    const after = await cache.query(q);
+    expect(backend.calls.search).toBe(searches);
+    expect(answers.at(-1)?.where).toBe("local");
+    expect(after.value[0]).toMatchObject({ id: shot.id, fields: { code: "AAA_FIRST", sg_status_list: "fin" } });
+    expect(after.value.at(-1)).toMatchObject({ id: created.id, fields: { code: "ZZZ_LAST" } });
+    expect(after.value.some((e) => e.id === gone.id)).toBe(false);
+    expect(after.value).toEqual(await siteAnswer(q));
+  });
+
+  it("go to the site while a changed record's refetch is out, never answering from the older state", async () => {
+    const shot = firstShot();
+    const q = bySequence(shot.sequence);
+    sim.store.update("Shot", shot.id, { sg_status_list: "hld" });
+    const gate = backend.holdNext("search");
+    const applying = catchUp(cache, client);
+    await gate.reached;
+    const during = await cache.query(q);
+    expect(answers.at(-1)).toEqual({ where: "upstream", reason: "records_refreshing" });
+    expect(during.value.find((e) => e.id === shot.id)?.fields.sg_status_list).toBe("hld");
+    gate.open();
+    await applying;
+    const after = await cache.query(q);
+    expect(answers.at(-1)?.where).toBe("local");
+    expect(after.value.find((e) => e.id === shot.id)?.fields.sg_status_list).toBe("hld");
+  });
+
+  it("show a renamed Sequence in links, name filters and link order at once", async () => {
+    const shot = firstShot();
+    sim.store.update("Sequence", shot.sequence, { code: "aaa_renamed_seq" });
+    await catchUp(cache, client);
+    const q: EntityQuery = {
+      entityType: "Shot",
+      filters: [["sg_sequence", "name_starts_with", "AAA_REN"]],
+      fields: ["sg_sequence", "sg_sequence.Sequence.code"],
+      order: [{ field: "sg_sequence", direction: "asc" }],
+      includeArchivedProjects: true,
+      retired: false,
+    };
+    const answer = await cache.query(q);
+    expect(answers.at(-1)?.where).toBe("local");
+    expect(answer.value.length).toBeGreaterThan(0);
+    for (const e of answer.value) expect((e.fields.sg_sequence as EntityLink).name).toBe("aaa_renamed_seq");
+    expect(answer.value).toEqual(await siteAnswer(q));
+  });
+
+  it("leave out an archived project's records once its archiving is applied", async () => {
+    const shot = firstShot();
+    const q: EntityQuery = { ...bySequence(shot.sequence), filters: [] };
+    expect((await cache.query(q)).value.some((e) => e.id === shot.id)).toBe(true);
+    sim.store.update("Project", shot.project, { archived: true });
+    try {
+      await catchUp(cache, client);
+      const answer = await cache.query(q);
+      expect(answers.at(-1)?.where).toBe("local");
+      expect(answer.value.some((e) => e.id === shot.id)).toBe(false);
+      expect(answer.value).toEqual(await siteAnswer(q));
+    } finally {
+      sim.store.update("Project", shot.project, { archived: false });
+    }
+  });
+
+  it("decline what the mirror does not hold: retired records, types not preloaded", async () => {
+    await cache.query({ ...bySequence(firstShot().sequence), retired: true });
+    expect(answers.at(-1)).toEqual({ where: "upstream", reason: "retired_records" });
+    await cache.query({ entityType: "Task", filters: [], fields: ["content"], order: [], includeArchivedProjects: true, retired: false });
+    expect(answers.at(-1)).toEqual({ where: "upstream", reason: "type_not_mirrored" });
+  });
+});
