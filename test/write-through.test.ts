@@ -47,7 +47,13 @@ describe("WriteThrough", () => {
 
   beforeEach(async () => {
     backend = new ObservedBackend(client);
-    cache = new MemoryEntityCache({ backend, maxAgeMs: Number.POSITIVE_INFINITY, lastAppliedEventId: await client.latestEventId() });
+    // Stored answers, not the mirror's local answers: these tests are about what a write invalidates.
+    cache = new MemoryEntityCache({
+      backend,
+      maxAgeMs: Number.POSITIVE_INFINITY,
+      lastAppliedEventId: await client.latestEventId(),
+      answerQueriesLocally: false,
+    });
     await cache.preload();
     writes = new WriteThrough({ backend: client, cache });
     const rec = [...sim.store.records("Shot")].find((r) => !r.retired && r.fields["project"] && r.fields["sg_sequence"])!;
