@@ -91,6 +91,12 @@ class CacheClient(object):
         """Close this thread's connection; the client stays usable (it reconnects)."""
         self._transport.close()
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
     # ------------------------------------------------------------ reads
 
     def get_entity(self, entity_type, id, fields=None):  # noqa: A002 - the issue's name

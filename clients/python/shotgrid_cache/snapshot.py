@@ -15,7 +15,7 @@ import os
 import threading
 
 from .errors import NotFound, Unavailable
-from .values import parse_date_time
+from .values import inbound, parse_date_time
 
 FORMAT = "shotgrid-cache-snapshot/1"
 # The service's default fields (README "Default fields"), of which a snapshot carries some.
@@ -182,7 +182,7 @@ class Fallback(object):
         out = {"type": record["type"], "id": record["id"]}
         for name in names:
             if name not in ("type", "id"):
-                out[name] = self.read(self.resolve(snap, name), record)
+                out[name] = inbound(self.read(self.resolve(snap, name), record))
         return out
 
     def _without_archived(self, snap, records):

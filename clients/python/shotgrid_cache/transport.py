@@ -76,6 +76,17 @@ def error_from_body(status, content_type, body):
     return error_for(code_for_http_status(status), "HTTP %d from shotgrid-cache%s" % (status, (": " + text) if text else ""))
 
 
+class _Held(object):
+    """A thread's connection; closed when the thread ends and its thread-local data goes."""
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.used = time.monotonic()
+
+    def __del__(self):
+        self.conn.close()
+
+
 class Transport(object):
     """One kept-alive connection per thread for unary calls; thread-safe."""
 
@@ -94,10 +105,10 @@ class Transport(object):
         return h
 
     def _drop(self):
-        conn = getattr(self._local, "conn", None)
-        self._local.conn = None
-        if conn is not None:
-            conn.close()
+        held = getattr(self._local, "held", None)
+        self._local.held = None
+        if held is not None:
+            held.conn.close()
 
     def close(self):
         """Close this thread's connection (each thread's own closes when the thread ends)."""
@@ -114,9 +125,11 @@ class Transport(object):
         headers["accept-encoding"] = "gzip"
         headers["connect-timeout-ms"] = str(int(self.timeout * 1000))
         for attempt in (0, 1):
-            conn = getattr(self._local, "conn", None)
-            reused = conn is not None and time.monotonic() - self._local.used < _IDLE_REUSE_S
-            if not reused:
+            held = getattr(self._local, "held", None)
+            reused = held is not None and time.monotonic() - held.used < _IDLE_REUSE_S
+            if reused:
+                conn = held.conn
+            else:
                 self._drop()
                 conn = self.endpoint.connection(self.timeout)
                 try:
@@ -124,7 +137,7 @@ class Transport(object):
                 except (OSError, http.client.HTTPException) as err:
                     conn.close()
                     raise _unreachable(self.endpoint, err, self.timeout, sent=False)
-                self._local.conn = conn
+                held = self._local.held = _Held(conn)
             sent = False
             try:
                 conn.request("POST", self.endpoint.path(method), body, headers)
@@ -138,7 +151,7 @@ class Transport(object):
                 if reused and attempt == 0 and stale and (retry_stale or not sent):
                     continue
                 raise _unreachable(self.endpoint, err, self.timeout, sent)
-            self._local.used = time.monotonic()
+            held.used = time.monotonic()
             if resp.getheader("connection", "").lower() == "close":
                 self._drop()
             if (resp.getheader("content-encoding") or "").lower() == "gzip":
@@ -211,6 +224,8 @@ class Stream(object):
         stream's error (a CacheError), or an unreachable one when the link broke."""
         try:
             head = self._read_exact(5)
+            if head is None and self._closed:
+                return None
             if head is None:
                 raise Unavailable("shotgrid-cache at %s closed the stream without ending it" % self._endpoint.url, unreachable=True)
             if len(head) < 5:
@@ -223,7 +238,8 @@ class Stream(object):
             raise
         except socket.timeout:
             raise Unavailable("no message from shotgrid-cache at %s for %s s" % (self._endpoint.url, self._idle_timeout), unreachable=True)
-        except (OSError, http.client.HTTPException, ValueError) as err:
+        except (OSError, http.client.HTTPException, ValueError, AttributeError) as err:
+            # close() from another thread: http.client may fail in odd ways mid-read.
             if self._closed:
                 return None
             raise Unavailable("the stream from shotgrid-cache at %s broke: %s" % (self._endpoint.url, err), unreachable=True)

@@ -1,0 +1,131 @@
+/**
+ * The Python client (clients/python) is tested in Python, against the real service and simulated
+ * site started here: its unittest suite gets their addresses in the environment and fails this
+ * test with its own output. Its filter conversion is also checked against src/client.ts's, input
+ * by input, so a script moved between the two clients asks the same question.
+ */
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { toJson } from "@bufbuild/protobuf";
+import { ValueSchema } from "@bufbuild/protobuf/wkt";
+import { ConnectError } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { shotgridFilters, type ShotgridFilters } from "../src/client.ts";
+import { DEFAULT_SCRIPT_KEY } from "../src/simulator/index.ts";
+import { type E2E, startE2E } from "./e2e-helpers.ts";
+
+const CLIENT_DIR = fileURLToPath(new URL("../clients/python/", import.meta.url));
+const BIN = fileURLToPath(new URL("../bin/shotgrid-cache.mjs", import.meta.url));
+const PYTHON = process.env.PYTHON ?? "python3";
+
+interface Run {
+  code: number | null;
+  output: string;
+}
+
+/** Run python with a time bound; stdout and stderr together, as a person would read them. */
+function python(args: string[], env: Record<string, string>, input: string | undefined, timeoutMs: number): Promise<Run & { stdout: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(PYTHON, args, { cwd: CLIENT_DIR, env: { ...process.env, PYTHONDONTWRITEBYTECODE: "1", ...env }, stdio: ["pipe", "pipe", "pipe"] });
+    let output = "";
+    let stdout = "";
+    child.stdout.on("data", (c: Buffer) => {
+      output += c.toString("utf8");
+      stdout += c.toString("utf8");
+    });
+    child.stderr.on("data", (c: Buffer) => (output += c.toString("utf8")));
+    const timer = setTimeout(() => {
+      output += `\n[killed after ${timeoutMs} ms]`;
+      child.kill("SIGKILL");
+    }, timeoutMs);
+    child.on("error", (err) => {
+      clearTimeout(timer);
+      reject(new Error(`cannot run ${PYTHON}: ${err.message}`));
+    });
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, output, stdout });
+    });
+    child.stdin.end(input ?? "");
+  });
+}
+
+describe("the Python client", () => {
+  let e2e: E2E | undefined;
+  beforeAll(async () => {
+    e2e = await startE2E({ config: { heartbeatS: 1 } });
+  });
+  afterAll(async () => {
+    await e2e?.close();
+  });
+
+  it("passes its unittest suite against the service and the simulated site", { timeout: 150_000 }, async () => {
+    const env = {
+      SGC_TEST_URL: e2e!.url,
+      SGC_TEST_SITE_URL: e2e!.site.url,
+      SGC_TEST_SCRIPT_NAME: e2e!.site.scriptName,
+      SGC_TEST_SCRIPT_KEY: DEFAULT_SCRIPT_KEY,
+      SGC_TEST_NODE: process.execPath,
+      SGC_TEST_BIN: BIN,
+    };
+    const run = await python(["-W", "error::ResourceWarning", "-m", "unittest", "discover", "-s", "tests", "-v"], env, undefined, 140_000);
+    if (run.code !== 0) console.log(run.output);
+    expect(run.code, run.output).toBe(0);
+    // Every test ran: none skipped for want of the service.
+    expect(run.output).not.toMatch(/skipped/);
+    expect(run.output).toMatch(/^OK$/m);
+  });
+
+  it("converts shotgun_api3 filters exactly as src/client.ts does", async () => {
+    const cases: unknown[] = [
+      [["code", "is", "SH010"]],
+      [
+        ["sg_status_list", "in", ["ip", "rdy"]],
+        ["project", "is", { type: "Project", id: 3 }],
+      ],
+      [["sg_status_list", "in", "ip", "rdy"]],
+      {
+        filter_operator: "any",
+        filters: [
+          ["code", "is", "A"],
+          ["code", "is", "B"],
+        ],
+      },
+      { filter_operator: "all", filters: [] },
+      [["code", "is", "A"], { filter_operator: "any", filters: [["id", "is", 1], { filter_operator: "all", filters: [["id", "greater_than", 5]] }] }],
+      { logical_operator: "or", conditions: [["id", "is", 1]] },
+      { conditions: [["id", "is", 1]] },
+      { filters: [["id", "is", 1]] },
+      [
+        ["sg_cut_in", "between", 1, 10.5],
+        ["description", "is", null],
+        ["flag", "is", true],
+      ],
+      [],
+      // Bad shapes: the same message, naming the same place.
+      "code is SH010",
+      42,
+      [["code", "is", "A"], "oops"],
+      [{ filter_operator: "some", filters: [] }],
+      [{ filter_operator: "any", conditions: [], filters: [] }],
+      [{ filter_operator: "any" }],
+      [{ filter_operator: "any", logical_operator: "or", filters: [] }],
+      [{ filter_operator: "any", filters: [], extra: 1 }],
+      [{ filter_operator: "any", filters: "nope" }],
+      [{ filter_operator: 3, filters: [] }],
+      { filter_operator: "any", filters: [[1, 2], 7] },
+      [["code", "is", { deep: [1, { x: "y" }] }]],
+    ];
+    const expected = cases.map((c) => {
+      try {
+        return { ok: toJson(ValueSchema, shotgridFilters(c as ShotgridFilters)) };
+      } catch (err) {
+        if (!(err instanceof ConnectError)) throw err;
+        return { error: err.rawMessage };
+      }
+    });
+    const run = await python(["tests/convert_filters_cli.py"], {}, JSON.stringify(cases), 20_000);
+    expect(run.code, run.output).toBe(0);
+    expect(JSON.parse(run.stdout)).toEqual(expected);
+  });
+});
