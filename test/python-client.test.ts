@@ -5,6 +5,7 @@
  * by input, so a script moved between the two clients asks the same question.
  */
 import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { toJson } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
@@ -12,11 +13,12 @@ import { ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { shotgridFilters, type ShotgridFilters } from "../src/client.ts";
 import { DEFAULT_SCRIPT_KEY } from "../src/simulator/index.ts";
-import { type E2E, startE2E } from "./e2e-helpers.ts";
+import { type E2E, pollUntil, siteUpdate, startE2E } from "./e2e-helpers.ts";
 
 const CLIENT_DIR = fileURLToPath(new URL("../clients/python/", import.meta.url));
 const BIN = fileURLToPath(new URL("../bin/shotgrid-cache.mjs", import.meta.url));
 const PYTHON = process.env.PYTHON ?? "python3";
+const README = fileURLToPath(new URL("../README.md", import.meta.url));
 
 interface Run {
   code: number | null;
@@ -127,5 +129,54 @@ describe("the Python client", () => {
     const run = await python(["tests/convert_filters_cli.py"], {}, JSON.stringify(cases), 20_000);
     expect(run.code, run.output).toBe(0);
     expect(JSON.parse(run.stdout)).toEqual(expected);
+  });
+
+  it('runs the README\'s "From Python" example as written (bar the address)', async () => {
+    const readme = readFileSync(README, "utf8");
+    const section = readme.slice(readme.indexOf("### From Python"));
+    const block = /```sh\n([\s\S]*?)\n```\n/.exec(section)?.[1];
+    const script = /<<'EOF'\n([\s\S]*?)\nEOF$/.exec(block ?? "")?.[1];
+    expect(script, "the example's python heredoc").toBeDefined();
+    expect(script).toContain('"http://localhost:8080"');
+    const child = spawn(PYTHON, ["-u", "-"], {
+      cwd: fileURLToPath(new URL("..", import.meta.url)),
+      env: { ...process.env, PYTHONPATH: CLIENT_DIR, PYTHONDONTWRITEBYTECODE: "1" },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let output = "";
+    child.stdout.on("data", (c: Buffer) => (output += c.toString("utf8")));
+    child.stderr.on("data", (c: Buffer) => (output += c.toString("utf8")));
+    child.stdin.end(script!.replace("http://localhost:8080", e2e!.url));
+    try {
+      await pollUntil(
+        async () => output,
+        (o) => o.split("\n").length > 2 || child.exitCode !== null,
+        15_000,
+        50,
+      );
+      expect(output).toMatch(/^NLT_010_0010 \w+ 2024-01-09T11:18:00\+00:00 Freshness\(source='cache'/m);
+      expect(output).toMatch(/^\[\('NLT_\d{3}_\d{4}', 'NLT_\d{3}'\), /m);
+      // The watch loop is live: a change on the site is printed. The stream opens just after the
+      // second line is printed, so the change is made again each second until one is seen.
+      const seen = (o: string) => /^change \{'type': 'Shot', 'id': 1\} sg_status_list /m.test(o);
+      let n = 0;
+      await pollUntil(
+        async () => {
+          await siteUpdate(e2e!.site, "shots", 1, { sg_status_list: n++ % 2 ? "hld" : "fin" });
+          return pollUntil(
+            async () => output,
+            (o) => seen(o) || child.exitCode !== null,
+            1000,
+            50,
+          );
+        },
+        (o) => seen(o) || child.exitCode !== null,
+        15_000,
+        0,
+      );
+      expect(output).toMatch(/^change \{'type': 'Shot', 'id': 1\} sg_status_list /m);
+    } finally {
+      child.kill("SIGKILL");
+    }
   });
 });

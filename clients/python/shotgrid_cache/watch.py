@@ -1,7 +1,7 @@
 """WatchChanges as a Python iterator that outlives dropped connections.
 
-The iterator remembers the last position the server told it (a change's event id, a
-heartbeat's last event id, a resync's resume id) and, when the connection drops or the server
+The iterator remembers the position the server told it (the highest change event id seen, a
+heartbeat's last event id, a resync's resume id: the project README's "Resuming streams") and, when the connection drops or the server
 ends the stream (a restart, a deploy), reconnects with `since_event_id` set to it, so no change
 is lost: the server replays what came after, or sends a resync when it cannot.
 """
@@ -132,7 +132,9 @@ class Watch(object):
                     delay = 0.1
                     msg = parse_message(raw)
                     if isinstance(msg, Change):
-                        self.last_event_id = msg.event_id
+                        # The highest id seen (README "Resuming streams"): a late, lower id
+                        # arriving after a higher one must not move the resume point back.
+                        self.last_event_id = max(self.last_event_id, msg.event_id)
                         yield msg
                     elif isinstance(msg, Resync):
                         self.last_event_id = msg.resume_event_id
