@@ -39,8 +39,9 @@ _KINDS = {
     3: "retirement",
     4: "revival",
 }
-# Codes after which reconnecting can help; any other ends the iteration with the error.
-_RETRYABLE = ("unavailable", "internal", "unknown", "deadline_exceeded", "aborted", "resource_exhausted")
+# Codes after which reconnecting can help; any other (a bad request, a refused token, a fault in
+# the server or in what it sent) ends the iteration with the error.
+_RETRYABLE = ("unavailable", "deadline_exceeded", "aborted", "resource_exhausted")
 
 
 def parse_message(msg):
