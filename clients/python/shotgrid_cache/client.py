@@ -1,6 +1,7 @@
 """CacheClient: shotgrid-cache from Python, in shotgun_api3's shapes."""
 import collections
 import datetime
+import numbers
 import threading
 
 from .errors import CacheError, InvalidArgument
@@ -39,9 +40,10 @@ def _freshness(raw):
 
 
 def _whole(value, where, minimum=0):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    # numbers.Integral: numpy's and other libraries' integers are ids too; bool is not.
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise InvalidArgument("%s: must be a whole number from %d, got %s" % (where, minimum, describe(value)))
-    return value
+    return int(value)
 
 
 def _name(value, where):

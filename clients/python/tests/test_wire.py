@@ -3,6 +3,7 @@ ending a stream, a proxy's HTML page, a compressed frame): a scripted HTTP/1.1 p
 Connect framing byte by byte. Everything else is tested against the real service."""
 import http.server
 import json
+import numbers
 import struct
 import threading
 import unittest
@@ -137,6 +138,25 @@ class WireTest(unittest.TestCase):
         self.assertIn("HTTP 503", caught.exception.message)
         with self.assertRaises(Internal):
             sg.find("Shot", [])
+
+    def test_any_integral_id_is_an_id(self):
+        class NumpyLikeInt(object):
+            """Not an int subclass, as numpy's integers are not."""
+
+            def __init__(self, v):
+                self.v = v
+
+            def __int__(self):
+                return self.v
+
+            def __lt__(self, other):
+                return self.v < other
+
+        numbers.Integral.register(NumpyLikeInt)
+        peer = self.peer([(200, "application/json", json.dumps({"entity": {"type": "Shot", "id": 7, "fields": {}}}).encode())])
+        with CacheClient(peer.url) as sg:
+            self.assertEqual(sg.get_entity("Shot", NumpyLikeInt(7)), {"type": "Shot", "id": 7})
+        self.assertEqual(json.loads(peer.requests[0][2].decode())["id"], 7)
 
 
 if __name__ == "__main__":
