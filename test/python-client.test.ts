@@ -61,7 +61,7 @@ describe("the Python client", () => {
     await e2e?.close();
   });
 
-  it("passes its unittest suite against the service and the simulated site", { timeout: 150_000 }, async () => {
+  it("passes its unittest suite against the service and the simulated site", { timeout: 250_000 }, async () => {
     const env = {
       SGC_TEST_URL: e2e!.url,
       SGC_TEST_SITE_URL: e2e!.site.url,
@@ -70,7 +70,7 @@ describe("the Python client", () => {
       SGC_TEST_NODE: process.execPath,
       SGC_TEST_BIN: BIN,
     };
-    const run = await python(["-W", "error::ResourceWarning", "-m", "unittest", "discover", "-s", "tests", "-v"], env, undefined, 140_000);
+    const run = await python(["-W", "error::ResourceWarning", "-m", "unittest", "discover", "-s", "tests", "-v"], env, undefined, 240_000);
     if (run.code !== 0) console.log(run.output);
     expect(run.code, run.output).toBe(0);
     // Every test ran: none skipped for want of the service.

@@ -87,9 +87,9 @@ class ServiceProcess(object):
             except OSError:
                 return False
 
-        if not wait_until(ready, timeout=30, every=0.1):
+        if not wait_until(ready, timeout=60, every=0.1):
             self.stop()
-            raise AssertionError("service on port %d not ready within 30 s" % self.port)
+            raise AssertionError("service on port %d not ready within 60 s" % self.port)
 
     def stop(self):
         if self.proc is not None and self.proc.poll() is None:
@@ -176,3 +176,38 @@ class CuttableProxy(object):
     def close(self):
         self.cut()
         self._listener.close()
+
+
+class Collector(object):
+    """Iterates a watch stream on a thread of its own, so a test waits for messages with a time
+    bound instead of blocking in next() for ever."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.messages = []
+        self.errors = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            for m in self.stream:
+                self.messages.append(m)
+        except Exception as err:  # noqa: BLE001 - the test reads it
+            self.errors.append(err)
+
+    def wait_for(self, match, timeout=15.0, start=0):
+        """The first message from index `start` that `match`es, or None after `timeout` (or an error)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [m for m in self.messages[start:] if match(m)]
+            if found:
+                return found[0]
+            if self.errors or time.monotonic() > deadline:
+                return None
+            time.sleep(0.02)
+
+    def close(self):
+        self.stream.close()
+        self.thread.join(10)
+        return not self.thread.is_alive()

@@ -4,7 +4,7 @@ import threading
 import time
 import unittest
 
-from support import SERVICE_URL, CuttableProxy, free_port, needs_service, site_update, wait_until
+from support import SERVICE_URL, Collector, CuttableProxy, free_port, needs_service, site_update, wait_until
 
 import shotgrid_cache
 from shotgrid_cache import CacheClient, Change, InvalidArgument, NotFound, Unavailable
@@ -151,54 +151,54 @@ class WatchTest(unittest.TestCase):
     def test_a_change_on_the_site_arrives_as_a_change(self):
         sg = CacheClient(SERVICE_URL)
         self.addCleanup(sg.close)
-        with sg.watch(["Shot"], heartbeats=True, reconnect_timeout=5) as stream:
-            first = next(stream)
-            self.assertIsInstance(first, shotgrid_cache.Heartbeat)
-            site_update("shots", 3, {"description": "watched %f" % time.time()})
-            change = next(m for m in stream if isinstance(m, Change))
-            self.assertEqual((change.entity_type, change.entity_id, change.kind), ("Shot", 3, "change"))
-            self.assertEqual(change.attribute_name, "description")
-            self.assertGreater(change.event_id, first.last_event_id)
-            self.assertEqual(change.entity, {"type": "Shot", "id": 3})
-            self.assertIsNotNone(change.created_at.tzinfo)
-            self.assertEqual(stream.last_event_id, change.event_id)
-            # The cache already holds what the change says.
-            self.assertTrue(wait_until(lambda: sg.get_entity("Shot", 3, ["description"])["description"].startswith("watched"), 5))
+        got = Collector(sg.watch(["Shot"], heartbeats=True, reconnect_timeout=5))
+        self.addCleanup(got.close)
+        first = got.wait_for(lambda m: True)
+        self.assertIsInstance(first, shotgrid_cache.Heartbeat, got.errors)
+        site_update("shots", 3, {"description": "watched %f" % time.time()})
+        change = got.wait_for(lambda m: isinstance(m, Change))
+        self.assertIsNotNone(change, (got.messages, got.errors))
+        self.assertEqual((change.entity_type, change.entity_id, change.kind), ("Shot", 3, "change"))
+        self.assertEqual(change.attribute_name, "description")
+        self.assertGreater(change.event_id, first.last_event_id)
+        self.assertEqual(change.entity, {"type": "Shot", "id": 3})
+        self.assertIsNotNone(change.created_at.tzinfo)
+        self.assertGreaterEqual(got.stream.last_event_id, change.event_id)
+        # The cache already holds what the change says.
+        self.assertTrue(sg.get_entity("Shot", 3, ["description"])["description"].startswith("watched"))
+        self.assertTrue(got.close(), "close() ends the iteration")
 
     def test_replay_from_an_event_id(self):
         sg = CacheClient(SERVICE_URL)
         self.addCleanup(sg.close)
-        with sg.watch(["Shot"], heartbeats=True, reconnect_timeout=5) as live:
-            start = next(live).last_event_id
+        live = Collector(sg.watch(["Shot"], heartbeats=True, reconnect_timeout=5))
+        beat = live.wait_for(lambda m: True)
+        live.close()
+        self.assertIsNotNone(beat, live.errors)
         site_update("shots", 4, {"description": "replayed %f" % time.time()})
-        wait_until(lambda: sg.get_entity("Shot", 4, ["description"])["description"].startswith("replayed"), 5)
-        with sg.watch(["Shot"], since_event_id=start, reconnect_timeout=5) as replay:
-            change = next(replay)
-            self.assertIsInstance(change, Change)
-            self.assertEqual((change.entity_id, change.attribute_name), (4, "description"))
+        self.assertTrue(wait_until(lambda: sg.get_entity("Shot", 4, ["description"])["description"].startswith("replayed"), 5))
+        replay = Collector(sg.watch(["Shot"], since_event_id=beat.last_event_id, reconnect_timeout=5))
+        self.addCleanup(replay.close)
+        change = replay.wait_for(lambda m: True)
+        self.assertIsInstance(change, Change, replay.errors)
+        self.assertEqual((change.entity_id, change.attribute_name), (4, "description"))
 
     def test_a_dropped_connection_resumes_after_the_last_seen_event(self):
         proxy = CuttableProxy(int(SERVICE_URL.rsplit(":", 1)[1]))
         self.addCleanup(proxy.close)
         sg = CacheClient(SERVICE_URL)
         self.addCleanup(sg.close)
-        stream = CacheClient(proxy.url).watch(["Shot"], heartbeats=False, reconnect_timeout=20)
-        self.addCleanup(stream.close)
-        got = []
-        reader = threading.Thread(target=lambda: got.extend(stream), daemon=True)
-        reader.start()
+        got = Collector(CacheClient(proxy.url).watch(["Shot"], reconnect_timeout=20))
+        self.addCleanup(got.close)
         site_update("shots", 6, {"description": "first %f" % time.time()})
-        self.assertTrue(wait_until(lambda: any(m.entity_id == 6 for m in got), 10), got)
+        self.assertIsNotNone(got.wait_for(lambda m: m.entity_id == 6), (got.messages, got.errors))
         proxy.cut()
         # Made while the link is down, and applied by the service: only a resume replays it.
         site_update("shots", 8, {"description": "while cut %f" % time.time()})
         self.assertTrue(wait_until(lambda: sg.get_entity("Shot", 8, ["description"])["description"].startswith("while cut"), 5))
         proxy.restore()
-        self.assertTrue(wait_until(lambda: any(getattr(m, "entity_id", None) == 8 for m in got), 15), got)
-        changes = [m for m in got if isinstance(m, Change)]
-        self.assertEqual([m.entity_id for m in changes], [6, 8], got)
-        stream.close()
-        reader.join(10)
+        self.assertIsNotNone(got.wait_for(lambda m: getattr(m, "entity_id", None) == 8), (got.messages, got.errors))
+        self.assertEqual([m.entity_id for m in got.messages if isinstance(m, Change)], [6, 8], got.messages)
 
     def test_filters_by_type_and_project(self):
         sg = CacheClient(SERVICE_URL)

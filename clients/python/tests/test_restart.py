@@ -1,12 +1,12 @@
 """A service of our own, stopped and started again: a watch stream survives the restart without
 losing a change, and a client with a snapshot fallback notices the service is back on its next call."""
+import datetime
 import shutil
 import tempfile
-import threading
 import time
 import unittest
 
-from support import ServiceProcess, free_port, needs_service, site_update
+from support import Collector, ServiceProcess, free_port, needs_service, site_update
 from test_snapshot import FIELDS, write_snapshot
 
 from shotgrid_cache import CacheClient, Change, Resync
@@ -22,42 +22,19 @@ class RestartTest(unittest.TestCase):
     def test_watch_survives_a_restart_and_fallback_notices_the_return(self):
         sg = CacheClient(self.service.url, timeout=3)
         self.addCleanup(sg.close)
-        stream = sg.watch(["Shot"], heartbeats=True, reconnect_timeout=60)
-        self.addCleanup(stream.close)
-        got = []
-        errors = []
-
-        def read():
-            try:
-                for msg in stream:
-                    got.append(msg)
-            except Exception as err:  # noqa: BLE001 - reported by the test
-                errors.append(err)
-
-        reader = threading.Thread(target=read, daemon=True)
-        reader.start()
-        time.sleep(0.5)
-
-        def wait_for(match, timeout=20, start=0):
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                found = [m for m in got[start:] if match(m)]
-                if found or errors:
-                    return found[0] if found else None
-                time.sleep(0.05)
-            return None
+        got = Collector(sg.watch(["Shot"], heartbeats=True, reconnect_timeout=60))
+        self.addCleanup(got.close)
+        self.assertIsNotNone(got.wait_for(lambda m: True), got.errors)
 
         stamp = "%f" % time.time()
         site_update("shots", 11, {"description": "before " + stamp})
-        before = wait_for(lambda m: isinstance(m, Change) and m.entity_id == 11)
-        self.assertIsNotNone(before, "first change; errors %r, got %r" % (errors, got))
+        before = got.wait_for(lambda m: isinstance(m, Change) and m.entity_id == 11)
+        self.assertIsNotNone(before, "first change; errors %r, got %r" % (got.errors, got.messages))
 
         self.service.stop()
         # While the service is down: the stream keeps trying, the fallback answers from a snapshot.
         folder = tempfile.mkdtemp(prefix="sgc-restart-")
         self.addCleanup(shutil.rmtree, folder, True)
-        import datetime
-
         write_snapshot(
             folder,
             "Shot",
@@ -76,25 +53,24 @@ class RestartTest(unittest.TestCase):
 
         self.service.start()
         # The stream is back (it backs off up to 5 s between attempts) when a message comes again.
-        self.assertIsNotNone(wait_for(lambda m: True, start=len(got)), "no message after the restart; errors %r" % errors)
+        back = got.wait_for(lambda m: True, start=len(got.messages))
+        self.assertIsNotNone(back, "no message after the restart; errors %r" % got.errors)
         # The next call reaches the service again.
         self.assertEqual(with_fallback.get_entity("Shot", 11, ["code"])["code"], "NLT_020_0010")
         self.assertEqual(with_fallback.last_freshness.source, "cache")
         self.assertFalse(with_fallback.last_freshness.stale)
 
         site_update("shots", 13, {"description": "after " + stamp})
-        after = wait_for(lambda m: isinstance(m, Change) and m.entity_id == 13, start=got.index(before) + 1)
-        self.assertIsNotNone(after, "a change after the restart; errors %r, got %r" % (errors, got))
+        after = got.wait_for(lambda m: isinstance(m, Change) and m.entity_id == 13, start=got.messages.index(before) + 1)
+        self.assertIsNotNone(after, "a change after the restart; errors %r, got %r" % (got.errors, got.messages))
         # The change made while the service was down is not silently lost: it was replayed, or
         # the stream said to resync (the new process cannot replay what it never saw).
-        later = got[got.index(before) + 1 :]
+        later = got.messages[got.messages.index(before) + 1 :]
         down_change = [m for m in later if isinstance(m, Change) and m.entity_id == 12]
         resyncs = [m for m in later if isinstance(m, Resync)]
         self.assertTrue(down_change or resyncs, "neither the change nor a resync: %r" % later)
-        self.assertEqual(errors, [])
-        stream.close()
-        reader.join(10)
-        self.assertFalse(reader.is_alive())
+        self.assertEqual(got.errors, [])
+        self.assertTrue(got.close())
 
 
 if __name__ == "__main__":
