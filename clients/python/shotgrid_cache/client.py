@@ -79,6 +79,9 @@ class CacheClient(object):
         self.url = self._transport.endpoint.url
         self._snapshots = SnapshotDir(fallback_snapshot_dir) if fallback_snapshot_dir else None
         self._local = threading.local()
+        # What is known of the service's largest page: (n, exact). Not exact: it is at least n.
+        self._page_bound = (1, False)
+        self._page_lock = threading.Lock()
 
     def __repr__(self):
         # Never the token.
@@ -129,8 +132,9 @@ class CacheClient(object):
 
         filters: [["code", "is", "SH010"]], groups {"filter_operator": "any", "filters": [...]}
         (also inside a list), or the REST API's {"logical_operator", "conditions"}. order:
-        [{"field_name": "code", "direction": "asc"}]. limit 0: the server's page size; page is
-        1-based. filter_operator and retired_only are shotgun_api3's names, taken as keywords
+        [{"field_name": "code", "direction": "asc"}]. limit 0 and page 0: every match, read a
+        page at a time as shotgun_api3 does; otherwise `limit` entities (0: the service's largest
+        page) of the 1-based `page`. filter_operator and retired_only are shotgun_api3's names, taken as keywords
         so its calls move over unchanged.
         """
         if filter_operator is not None:
@@ -152,7 +156,7 @@ class CacheClient(object):
         if converted is not None:
             request["filters"] = converted
         try:
-            answer = self._transport.unary("Query", request)
+            entities, freshness = self._query(request)
         except CacheError as err:
             return self._fallback(
                 err,
@@ -167,8 +171,45 @@ class CacheClient(object):
                     request["includeArchivedProjects"],
                 ),
             )
-        self._local.freshness = _freshness(answer.get("freshness"))
-        return [flatten_entity(e) for e in answer.get("entities") or []]
+        self._local.freshness = freshness
+        return [flatten_entity(e) for e in entities]
+
+    def _query(self, request):
+        """Query, reading every page when limit and page are 0, as shotgun_api3's find does:
+        the service answers at most its largest page (--max-page-size) and a script moved over
+        must not silently get the first 5000 shots only.
+
+        The service does not say its page size, so the client learns a bound: an answer shorter
+        than an earlier complete one is complete; otherwise the next page is asked for with the
+        first answer's length as the limit, and a non-empty one tells the page size exactly."""
+        answer = self._transport.unary("Query", request)
+        entities = list(answer.get("entities") or [])
+        freshness = [_freshness(answer.get("freshness"))]
+        first = len(entities)
+        if request["limit"] != 0 or request["page"] != 0 or first == 0:
+            return entities, freshness[0]
+        with self._page_lock:
+            bound, exact = self._page_bound
+        if first < bound or (exact and first != bound):
+            return entities, freshness[0]
+        page = 2
+        while True:
+            more = self._transport.unary("Query", dict(request, limit=first, page=page))
+            got = list(more.get("entities") or [])
+            freshness.append(_freshness(more.get("freshness")))
+            entities.extend(got)
+            if page == 2:
+                with self._page_lock:
+                    if got:
+                        self._page_bound = (first, True)
+                    elif not self._page_bound[1]:
+                        self._page_bound = (max(self._page_bound[0], first), False)
+            if len(got) < first:
+                break
+            page += 1
+        # The answer is as fresh as its oldest page.
+        oldest = max(freshness, key=lambda f: f.age_ms)
+        return entities, oldest._replace(stale=any(f.stale for f in freshness), as_of_event_id=min(f.as_of_event_id for f in freshness))
 
     def find_one(self, entity_type, filters, fields=None, order=None, retired=False, include_archived_projects=True, filter_operator=None, retired_only=None):
         """The first entity find would return, or None."""

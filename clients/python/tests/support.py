@@ -67,14 +67,16 @@ def wait_until(probe, timeout=10.0, every=0.05):
 class ServiceProcess(object):
     """`shotgrid-cache serve` following the test site, on a fixed port, to stop and restart."""
 
-    def __init__(self, port):
+    def __init__(self, port, extra_args=()):
         self.port = port
         self.url = "http://127.0.0.1:%d" % port
+        self.extra_args = list(extra_args)
         self.proc = None
 
     def start(self):
         args = [NODE, BIN, "serve", "--port", str(self.port), "--host", "127.0.0.1", "--site", SITE_URL, "--script-name", SCRIPT_NAME]
         args += ["--poll-interval-ms", "100", "--heartbeat-s", "1", "--state-dir", "", "--log-level", "warn", "--preload", "Project,Sequence,Shot"]
+        args += self.extra_args
         env = dict(os.environ, SHOTGRID_SCRIPT_KEY=SCRIPT_KEY)
         self.proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 

@@ -73,5 +73,28 @@ class RestartTest(unittest.TestCase):
         self.assertTrue(got.close())
 
 
+@needs_service
+class PagingTest(unittest.TestCase):
+    """find with limit 0 reads every match, as shotgun_api3 does, past the service's largest page."""
+
+    def test_every_match_across_pages(self):
+        service = ServiceProcess(free_port(), ["--max-page-size", "7"])
+        self.addCleanup(service.stop)
+        service.start()
+        with CacheClient(service.url) as sg:
+            every = sg.find("Shot", [], ["code"])
+            self.assertEqual([s["id"] for s in every], list(range(1, 61)))
+            self.assertEqual(sg._page_bound, (7, True))
+            ip = sg.find("Shot", [["sg_status_list", "is", "ip"]], ["code"], order=[{"field_name": "code", "direction": "desc"}])
+            codes = [s["code"] for s in ip]
+            self.assertEqual(codes, sorted(codes, reverse=True))
+            self.assertGreater(len(codes), 7)
+            self.assertEqual(len(set(codes)), len(codes))
+            # An explicit limit or page is one page, as asked.
+            self.assertEqual(len(sg.find("Shot", [], ["code"], limit=5, page=2)), 5)
+            self.assertEqual([s["id"] for s in sg.find("Shot", [], ["code"], page=2)], list(range(8, 15)))
+            self.assertEqual(len(sg.find("Shot", [["id", "less_than", 4]], ["code"])), 3)
+
+
 if __name__ == "__main__":
     unittest.main()
