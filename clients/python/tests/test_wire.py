@@ -8,7 +8,7 @@ import struct
 import threading
 import unittest
 
-from support import free_port  # noqa: F401 - puts the package on sys.path
+import support  # noqa: F401 - puts the package on sys.path
 
 from shotgrid_cache import CacheClient, Change, Internal, PermissionDenied, Unauthenticated, Unavailable
 
