@@ -1,13 +1,12 @@
 """CacheClient: shotgrid-cache from Python, in shotgun_api3's shapes."""
 import collections
 import datetime
-import numbers
 import threading
 
 from .errors import CacheError, InvalidArgument
 from .snapshot import Fallback, SnapshotDir
 from .transport import Transport
-from .values import check_fields, convert_filters, convert_order, describe, flatten_entity, to_int
+from .values import check_fields, check_type_name, check_whole, convert_filters, convert_order, flatten_entity, to_int
 from .watch import Watch
 
 _Freshness = collections.namedtuple("Freshness", ["source", "age_ms", "as_of_event_id", "stale"])
@@ -39,25 +38,12 @@ def _freshness(raw):
     )
 
 
-def _whole(value, where, minimum=0):
-    # numbers.Integral: numpy's and other libraries' integers are ids too; bool is not.
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise InvalidArgument("%s: must be a whole number from %d, got %s" % (where, minimum, describe(value)))
-    return int(value)
-
-
-def _name(value, where):
-    if not isinstance(value, str) or value == "":
-        raise InvalidArgument("%s: must be an entity type name like \"Shot\", got %s" % (where, describe(value)))
-    return value
-
-
 def _names(values, where):
     if values is None:
         return []
     if isinstance(values, str):
         values = [values]
-    return [_name(v, "%s[%d]" % (where, i)) for i, v in enumerate(values)]
+    return [check_type_name(v, "%s[%d]" % (where, i)) for i, v in enumerate(values)]
 
 
 class CacheClient(object):
@@ -107,7 +93,7 @@ class CacheClient(object):
     def get_entity(self, entity_type, id, fields=None):  # noqa: A002 - the issue's name
         """One entity as shotgun_api3 returns it ({"type", "id", fields...}); NotFound when it
         does not exist or is retired. fields None: the type's default fields."""
-        request = {"entityType": _name(entity_type, "entity_type"), "id": _whole(id, "id", 1), "fields": check_fields(fields)}
+        request = {"entityType": check_type_name(entity_type, "entity_type"), "id": check_whole(id, "id", 1), "fields": check_fields(fields)}
         try:
             answer = self._transport.unary("GetEntity", request)
         except CacheError as err:
@@ -144,11 +130,11 @@ class CacheClient(object):
         if retired_only is not None:
             retired = retired_only
         request = {
-            "entityType": _name(entity_type, "entity_type"),
+            "entityType": check_type_name(entity_type, "entity_type"),
             "fields": check_fields(fields),
             "order": convert_order(order),
-            "limit": _whole(limit, "limit"),
-            "page": _whole(page, "page"),
+            "limit": check_whole(limit, "limit"),
+            "page": check_whole(page, "page"),
             "retired": bool(retired),
             "includeArchivedProjects": bool(include_archived_projects),
         }
@@ -250,7 +236,7 @@ class CacheClient(object):
         """
         request = {
             "entityTypes": _names(entity_types, "entity_types"),
-            "projectIds": [_whole(p, "project_ids[%d]" % i, 1) for i, p in enumerate(project_ids or [])],
-            "sinceEventId": _whole(since_event_id, "since_event_id"),
+            "projectIds": [check_whole(p, "project_ids[%d]" % i, 1) for i, p in enumerate(project_ids or [])],
+            "sinceEventId": check_whole(since_event_id, "since_event_id"),
         }
         return Watch(self._transport, request, heartbeats, reconnect_timeout, idle_timeout)

@@ -53,13 +53,15 @@ class Endpoint(object):
         return self.prefix + SERVICE_PATH + method
 
 
-def _unreachable(endpoint, err, timeout, sent):
+def _unreachable(endpoint, err, timeout, sent, write=False):
     """The error for a failure to reach the service: a timeout after the request went out is
-    deadline_exceeded (the call may have run), anything else unavailable."""
+    deadline_exceeded (the call may have run), anything else unavailable. A write whose answer
+    was lost says it may have been made: it is never sent again blindly."""
+    maybe = " (the write may have been made: read before trying again)" if write and sent else ""
     if isinstance(err, socket.timeout) and sent:
-        return DeadlineExceeded("shotgrid-cache at %s did not answer within %s s" % (endpoint.url, timeout), unreachable=True)
+        return DeadlineExceeded("shotgrid-cache at %s did not answer within %s s%s" % (endpoint.url, timeout, maybe), unreachable=True)
     what = "timed out" if isinstance(err, socket.timeout) else (str(err) or type(err).__name__)
-    return Unavailable("cannot reach shotgrid-cache at %s: %s" % (endpoint.url, what), unreachable=True)
+    return Unavailable("cannot reach shotgrid-cache at %s: %s%s" % (endpoint.url, what, maybe), unreachable=True)
 
 
 def error_from_body(status, content_type, body):
@@ -150,7 +152,7 @@ class Transport(object):
                 stale = isinstance(err, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError))
                 if reused and attempt == 0 and stale and (retry_stale or not sent):
                     continue
-                raise _unreachable(self.endpoint, err, self.timeout, sent)
+                raise _unreachable(self.endpoint, err, self.timeout, sent, write=not retry_stale)
             held.used = time.monotonic()
             if resp.getheader("connection", "").lower() == "close":
                 self._drop()

@@ -8,6 +8,7 @@ timezone-aware datetimes, as shotgun_api3 does.
 import datetime
 import json
 import math
+import numbers
 import re
 
 from .errors import InvalidArgument
@@ -227,6 +228,19 @@ def convert_order(order, where="order"):
             raise _invalid(at + ".direction", 'must be "asc" or "desc", got %s' % describe(direction))
         out.append({"field": field, "direction": direction})
     return out
+
+
+def check_whole(value, where, minimum=0):
+    """A whole number from `minimum`; numbers.Integral, so numpy's integers are ids too (bool is not)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise _invalid(where, "must be a whole number from %d, got %s" % (minimum, describe(value)))
+    return int(value)
+
+
+def check_type_name(value, where):
+    if not isinstance(value, str) or value == "":
+        raise _invalid(where, 'must be an entity type name like "Shot", got %s' % describe(value))
+    return value
 
 
 def check_fields(fields, where="fields"):
