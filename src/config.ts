@@ -93,7 +93,7 @@ export const SERVE_OPTIONS: Record<string, OptionSpec> = {
   "max-page-size": { kind: "string", help: "largest Query page, and the default limit (default 5000)" },
   "deadline-ms": { kind: "string", help: "deadline of one unary call (default 30000)" },
   "upstream-concurrency": { kind: "string", help: "concurrent requests to the site at most (default 8)" },
-  "upstream-retry-ms": { kind: "string", help: "keep retrying a failed read to the site this long before answering unavailable (default 15000)" },
+  "upstream-retry-ms": { kind: "string", help: "the most time spent retrying a failed read to the site before answering unavailable: a ceiling; the attempt count (5) usually stops first (default 15000)" },
   "tls-cert": { kind: "string", help: "PEM certificate: serve TLS (HTTP/1.1 and HTTP/2 by ALPN)" },
   "tls-key": { kind: "string", help: "PEM private key for --tls-cert" },
   "webhook-secret": { kind: "string", help: "secret token of a ShotGrid webhook: serve POST /webhooks/shotgrid (env SHOTGRID_WEBHOOK_SECRET); never logged" },

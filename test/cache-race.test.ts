@@ -64,7 +64,7 @@ describe("cache races: no stale write-back, coalescing", () => {
     gate.open();
     await slow;
     const next = await cache.getEntity("Shot", id, ["sg_sequence"]);
-    expect((next.value?.fields.sg_sequence as { name: string }).name).toBe("SQ_RENAMED");
+    expect((next.value!.fields.sg_sequence as { name: string }).name).toBe("SQ_RENAMED");
   });
 
   it("a caller arriving after an invalidation does not join a fetch that began before it", async () => {

@@ -94,7 +94,7 @@ describe("cache over the simulated site", () => {
     await cache.whenIdle();
     const shot = await cache.getEntity("Shot", shotA.id, ["code", "sg_sequence"]);
     expect(shot.value?.fields.code).toBe("RENAMED_SHOT");
-    expect((shot.value?.fields.sg_sequence as EntityLink).name).toBe("SEQ_RENAMED");
+    expect((shot.value!.fields.sg_sequence as EntityLink).name).toBe("SEQ_RENAMED");
     // A sibling shot nobody changed: its stored record is patched, not refetched.
     const sibling = shotsByProject()
       .get(projectA)!
@@ -102,7 +102,7 @@ describe("cache over the simulated site", () => {
     const fetchesBefore = backend.calls.getEntity;
     const siblingAnswer = await cache.getEntity("Shot", sibling.id, ["sg_sequence"]);
     expect(siblingAnswer.freshness.source).toBe("cache");
-    expect((siblingAnswer.value?.fields.sg_sequence as EntityLink).name).toBe("SEQ_RENAMED");
+    expect((siblingAnswer.value!.fields.sg_sequence as EntityLink).name).toBe("SEQ_RENAMED");
     expect(backend.calls.getEntity).toBe(fetchesBefore);
     const after = await cache.query(q);
     expect(after.value.length).toBe(before + 1);

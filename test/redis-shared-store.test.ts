@@ -70,7 +70,7 @@ describe("redis store shared by two instances", () => {
     expect(b.nearCacheStats().entries).toBe(1);
     await a.patchLinkName("Sequence:2", "SQ_NEW");
     const seen = await b.get("rec:Shot:1");
-    expect((seen?.value as typeof shot).fields.sg_sequence.name).toBe("SQ_NEW");
+    expect((seen!.value as typeof shot).fields.sg_sequence.name).toBe("SQ_NEW");
   });
 
   it("a clear on one instance empties the other at once", async () => {

@@ -4,6 +4,8 @@
  * skip. Checked on the memory single instance and on a --redis leader and standby (each with a
  * real redis-server), and the answers to resume ids that cannot be honoured.
  */
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { spawn } from "node:child_process";
 import http from "node:http";
 import { createInterface } from "node:readline";
@@ -262,6 +264,24 @@ describe("WatchChanges resume ids: memory", () => {
     expect(resync.message.value.reason).toContain(`beyond the newest event id applied here (${newest})`);
     const eventId = writeShot(e2e.site, "later");
     await resumed.waitFor((m) => changeOf(m)?.eventId === BigInt(eventId));
+  }, 30_000);
+
+  it("the resume-ahead wait ends on time even when garbage collection runs during it", async () => {
+    // On Node 20 an AbortSignal.timeout held only by AbortSignal.any can be collected and never
+    // fire: the stream then waited for the feed forever instead of answering a resync.
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const e2e = await startE2E({ site: { shots: 2, assets: 1 }, config: { preloadTypes: ["Shot"] } });
+    cleanups.push(() => e2e.close());
+    const newest = e2e.service.bus.lastEventId;
+    const resumed = open(e2e.url, BigInt(newest + 1000));
+    const collecting = setInterval(gc, 100);
+    try {
+      const resync = await resumed.waitFor((m) => m.message.case === "resync", 15_000);
+      expect(resync.message.case).toBe("resync");
+    } finally {
+      clearInterval(collecting);
+    }
   }, 30_000);
 
   it("a resume from just ahead of the instance waits for it to get there and replays, without a resync", async () => {

@@ -31,6 +31,8 @@ export interface CacheServerOptions {
   /** Why ShotGrid cannot be reached right now, or undefined (see `CacheServiceOptions.siteUnreachable`). */
   siteUnreachable: () => string | undefined;
   extraRoutes?: ServerOptions["extraRoutes"];
+  /** The live status page and `/status.json` (src/status); none: both are 404. */
+  status?: ServerOptions["status"];
   /** False: every call through the normal handler (the tests' reference). Default true. */
   fastPath?: boolean;
 }
@@ -50,6 +52,7 @@ export function createCacheServer(o: CacheServerOptions): Server {
     tls: config.tls ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } : undefined,
     limits: { readMaxBytes: config.maxRequestBytes, defaultTimeoutMs: config.deadlineMs, maxTimeoutMs: 10 * config.deadlineMs },
     extraRoutes: o.extraRoutes,
+    status: o.status,
     // The fast path answers the hits this decides exactly as the handlers below would.
     hitPath: createHitPath({ cache, schema, limits, siteUnreachable }),
     fastPath: o.fastPath,

@@ -22,6 +22,8 @@ import { ShotGridClient } from "../shotgrid/index.ts";
 import type { Backend, EventLogEntry } from "../shotgrid/types.ts";
 import { startSimulator, type SimulatorHandle } from "../simulator/index.ts";
 import { errorMessage } from "../logging/index.ts";
+import { StatusSampler } from "../status/index.ts";
+import { VERSION } from "../version.ts";
 
 export interface RunningService {
   /** `http://host:port` of the service. */
@@ -222,18 +224,53 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     return { ready: reasons.length === 0, reasons, details: Object.keys(details).length > 0 ? details : undefined };
   };
 
+  // The live status page's figures: a ring of samples for its charts and the last changes applied.
+  const store = config.redis ? "redis" : "memory";
+  const status = new StatusSampler({
+    totals: () => metrics.totals(),
+    bus,
+    context: () => {
+      const report = readiness();
+      const role = cluster ? (cluster.isLeader ? "leader" : "standby") : "single";
+      // A standby polls nothing, so it cannot say whether ShotGrid answers.
+      const polling = follower?.running === true;
+      // A follower failing on the store (Redis) still reached ShotGrid.
+      const error = isStoreError(follower?.lastErrorCode) ? undefined : follower?.lastError;
+      return {
+        version: VERSION,
+        mode,
+        store,
+        role,
+        ready: report.ready,
+        reasons: report.reasons ?? [],
+        shotgridReachable: polling ? error === undefined && (follower!.ready || follower!.lastError !== undefined) : null,
+        ...(error ? { shotgridError: error } : {}),
+        follow: polling ? follower!.status : undefined,
+      };
+    },
+  });
+
   const server = createCacheServer({
     config,
     mode,
     cache,
     schema,
     feed: bus,
-    store: config.redis ? "redis" : "memory",
+    store,
     logger: logger.child({ component: "server" }),
     metrics,
     readiness,
     extraRoutes: webhooks?.route,
     siteUnreachable: () => follower?.lastError,
+    status: {
+      report: () => status.report(),
+      // HOOK for the auth wiring (issue 9, not on main yet): once the server holds the access
+      // policy, pass its own check here, so there is one rule for who may see the status:
+      //   authorize: policy.mode === "open" ? undefined : (header) => void policy.authorize(header, "status"),
+      // Open mode must stay undefined: the page is open without an auth file, and an anonymous
+      // caller has no "status" scope. test/status-json.test.ts checks this option with a policy.
+      authorize: undefined,
+    },
   });
   let bound: Awaited<ReturnType<Server["listen"]>>;
   try {
@@ -298,6 +335,7 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     await follower!.whenReady(stopping.signal);
   })();
   ready.catch(() => undefined);
+  status.start();
 
   const hostForUrl = bound.host === "0.0.0.0" || bound.host === "::" ? "127.0.0.1" : bound.host.includes(":") ? `[${bound.host}]` : bound.host;
   // Demo mode with a webhook secret: the simulated site sends its webhooks to this service.
@@ -322,6 +360,7 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     shared,
     async close(graceMs = 10_000) {
       stopping.abort();
+      status.stop();
       await server.close(graceMs);
       await reconciler?.stop();
       await webhooks?.whenIdle();

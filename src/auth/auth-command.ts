@@ -63,7 +63,7 @@ export async function runAuth(argv: string[], out: NodeJS.WritableStream = proce
   const login = values["sudo-as-login"] as string | undefined;
   if (login !== undefined) raw["sudo_as_login"] = login;
 
-  let entry;
+  let entry: ReturnType<typeof toFileEntry>;
   try {
     entry = toFileEntry(validateClient(raw, "new-token"));
   } catch (err) {

@@ -10,6 +10,7 @@ import { loadServeConfig, SERVE_OPTIONS } from "../config.ts";
 import { firstCommand } from "../server/home-page.ts";
 import { closeOnSignals } from "../server/shutdown-signals.ts";
 import { VERSION } from "../version.ts";
+import { joinPoolMetrics } from "./pool-metrics.ts";
 import { isWorkerProcess, runWorkerPool, stopWhenPrimaryGone } from "./worker-pool.ts";
 
 export async function runServe(argv: string[]): Promise<void> {
@@ -26,6 +27,8 @@ export async function runServe(argv: string[]): Promise<void> {
     process.exit(code);
   }
   const service = await startService(config, logger);
+  // In a pool's worker, /metrics answers for every worker (pool-metrics.ts).
+  joinPoolMetrics(service.server.metrics);
   logger.info({ version: VERSION, url: service.url, mode: service.mode, preload: config.preloadTypes }, "shotgrid-cache listening");
   if (service.demoSite) {
     const site = service.demoSite;

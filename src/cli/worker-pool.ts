@@ -8,11 +8,12 @@
  * A second signal kills the workers (SIGKILL) and exits 1.
  *
  * Workers share nothing in memory, so more than one needs `--redis` (one cache, one event follower
- * for the cluster) and a site (`--site`): see config.ts. Each worker has its own `/metrics`; a
- * scrape reaches one of them (label by `pid`, or scrape each through its own port if that matters).
+ * for the cluster) and a site (`--site`): see config.ts. Each worker's `/metrics` answers for the
+ * whole pool: the primary gathers every worker's registry over IPC (pool-metrics.ts).
  */
 import cluster, { type Worker } from "node:cluster";
 import type { Logger } from "../logging/index.ts";
+import { servePoolMetrics } from "./pool-metrics.ts";
 
 export interface WorkerPoolOptions {
   /** How many worker processes (>= 1). */
@@ -57,11 +58,13 @@ export function runWorkerPool(options: WorkerPoolOptions): Promise<number> {
     let stopping = false;
     let anyListening = false;
     let exitCode = 0;
+    const stopMetrics = servePoolMetrics(() => [...live].map(([worker, { slot }]): [Worker, number] => [worker, slot]));
 
     const finishIfDone = (): void => {
       if (!stopping || live.size > 0) return;
       process.off("SIGTERM", onSigterm);
       process.off("SIGINT", onSigint);
+      stopMetrics();
       log.info({ exitCode }, exitCode === 0 ? "all workers stopped" : "workers stopped, not all cleanly");
       resolve(exitCode);
     };

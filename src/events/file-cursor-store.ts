@@ -107,7 +107,7 @@ export class FileCursorStore implements CursorStore {
 
 /** Flush a directory entry (the rename) to disk; some platforms cannot open directories, which is harmless. */
 async function syncDir(dir: string): Promise<void> {
-  let handle;
+  let handle: Awaited<ReturnType<typeof open>> | undefined;
   try {
     handle = await open(dir, "r");
     await handle.sync();

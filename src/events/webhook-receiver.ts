@@ -117,7 +117,10 @@ export class WebhookReceiver {
 
   #receive(req: Req, res: Res): void {
     const declared = Number(req.headers["content-length"]);
-    if (Number.isFinite(declared) && declared > this.#maxBodyBytes) return this.#tooLarge(req, res);
+    if (Number.isFinite(declared) && declared > this.#maxBodyBytes) {
+      this.#tooLarge(req, res);
+      return;
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     let refused = false;
@@ -151,7 +154,8 @@ export class WebhookReceiver {
     if (!verifyWebhookSignature(body, signature, this.#secret)) {
       this.#metrics.webhookRejected?.("signature");
       this.#log.warn({ reason: signature ? "signature mismatch" : "no x-sg-signature header", bytes: body.length }, "webhook delivery rejected");
-      return send(res, 401, { code: "unauthenticated", message: signature ? "x-sg-signature does not match the body" : "x-sg-signature header missing" });
+      send(res, 401, { code: "unauthenticated", message: signature ? "x-sg-signature does not match the body" : "x-sg-signature header missing" });
+      return;
     }
     let parsed: ReturnType<typeof parseWebhookBody>;
     try {
@@ -159,7 +163,8 @@ export class WebhookReceiver {
     } catch (err) {
       this.#metrics.webhookRejected?.("malformed");
       const message = err instanceof WebhookBodyError ? err.message : `body is not valid JSON: ${(err as Error).message}`;
-      return send(res, 400, { code: "invalid_argument", message });
+      send(res, 400, { code: "invalid_argument", message });
+      return;
     }
     const fresh: EventLogEntry[] = [];
     let ignored = 0;

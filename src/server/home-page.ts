@@ -1,10 +1,12 @@
 /**
  * `GET /`: what this service is and how to talk to it, so a person who opens the port in a
  * browser or curls it learns the endpoints instead of meeting a bare 404. HTML for browsers,
- * plain text otherwise. (Kept small on purpose: a live status page may replace it later.)
+ * plain text otherwise. When the server keeps status figures (src/status), a browser gets the live
+ * status page instead, with these endpoints folded in at its foot.
  */
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { CacheService } from "../../gen/shotgrid/cache/v1/cache_pb.ts";
+import { escapeHtml as esc, statusPageHtml } from "../status/status-page.ts";
 
 export interface HomePageInfo {
   version: string;
@@ -14,6 +16,8 @@ export interface HomePageInfo {
   store?: string;
   /** Whether `/metrics` is served. */
   metrics: boolean;
+  /** Whether `/status.json` is served: browsers then get the live status page. */
+  status?: boolean;
 }
 
 export interface HomePage {
@@ -66,6 +70,7 @@ function describe(info: HomePageInfo, base: string): Section[] {
         "GET /healthz  liveness, version and mode",
         "GET /readyz   readiness (503 while preloading or shutting down) and event-follow lag",
         ...(info.metrics ? ["GET /metrics  Prometheus metrics"] : []),
+        ...(info.status ? ["GET /status   this live status page (a browser on / gets it too); GET /status.json its figures"] : []),
       ],
     ],
     [
@@ -76,15 +81,16 @@ function describe(info: HomePageInfo, base: string): Section[] {
 }
 
 function html(info: HomePageInfo, sections: Section[]): string {
-  const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
   const [intro, ...rest] = sections;
+  const endpoints = rest.map(([head, lines]) => `<h2>${esc(head)}</h2>\n<pre>${lines.map(esc).join("\n")}</pre>`);
+  if (info.status) return statusPageHtml(info.version, [...intro![1].slice(1).map((l) => `<p>${esc(l)}</p>`), ...endpoints].join("\n"));
   return [
     "<!doctype html>",
     `<html lang="en"><head><meta charset="utf-8"><title>shotgrid-cache ${esc(info.version)}</title>`,
     "<style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}code,pre{background:#f4f4f4}pre{padding:.5rem;overflow-x:auto}</style></head><body>",
     `<h1>${esc(intro![1][0]!)}</h1>`,
     ...intro![1].slice(1).map((l) => `<p>${esc(l)}</p>`),
-    ...rest.map(([head, lines]) => `<h2>${esc(head)}</h2>\n<pre>${lines.map(esc).join("\n")}</pre>`),
+    ...endpoints,
     "</body></html>",
     "",
   ].join("\n");

@@ -1,10 +1,14 @@
 /**
- * The plain HTTP routes served beside the RPCs: `/` (what this is, home-page.ts), `/healthz`,
- * `/readyz`, `/metrics`, and a JSON 404 for everything else.
+ * The plain HTTP routes served beside the RPCs: `/` (what this is, home-page.ts; the live status
+ * page for a browser), `/status` and `/status.json` (src/status), `/healthz`, `/readyz`,
+ * `/metrics`, and a JSON 404 for everything else.
  */
 import type http from "node:http";
 import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
+import { ConnectError } from "@connectrpc/connect";
+import { codeToHttpStatus, codeToString } from "@connectrpc/connect/protocol-connect";
 import { homePage } from "./home-page.ts";
+import type { StatusReport } from "../status/status-report.ts";
 import type { Metrics } from "./metrics.ts";
 import { errorMessage } from "../logging/index.ts";
 
@@ -38,6 +42,21 @@ export interface HttpRoutesOptions {
   metrics?: Metrics;
   /** True while the server shuts down: `/readyz` then answers 503 so balancers move away. */
   isDraining?: () => boolean;
+  /** Serves the live status page (`/status`, and `/` for browsers) and `/status.json`; without it both are 404. */
+  status?: StatusRoutesOptions;
+}
+
+export interface StatusRoutesOptions {
+  /** The figures `/status.json` answers (`StatusSampler.report`). */
+  report: () => StatusReport;
+  /**
+   * Checks the caller of `/status.json` before any figure is computed: throw a `ConnectError`
+   * (unauthenticated, permission_denied) to refuse, with the code's HTTP status and message.
+   * It is given the request's Authorization header. Meant to be the access policy's own check
+   * (`policy.authorize(header, "status")`); leave it undefined when there is no auth file, so
+   * the page stays open. The HTML page itself holds no figures and is always served.
+   */
+  authorize?: (authorization: string | undefined) => void;
 }
 
 /** Returns a function that serves the plain routes and returns true, or returns false for RPC paths. */
@@ -67,20 +86,45 @@ export function createHttpRoutes(options: HttpRoutesOptions): (req: Req, res: Re
     }
   };
 
+  const statusJson = (req: Req, res: Res, head: boolean) => {
+    const status = options.status!;
+    try {
+      status.authorize?.(req.headers.authorization);
+    } catch (err) {
+      // The policy's message says what is missing; it never contains the header.
+      const e = ConnectError.from(err);
+      return sendJson(res, codeToHttpStatus(e.code), { code: codeToString(e.code), message: e.rawMessage }, head);
+    }
+    sendJson(res, 200, status.report(), head);
+  };
+
+  const home = (req: Req, asStatusPage: boolean) =>
+    homePage(
+      { version: options.version, mode: options.mode, store: options.store, metrics: options.metrics !== undefined, status: options.status !== undefined },
+      asStatusPage ? "text/html" : req.headers.accept,
+      req.headers.host ?? (req.headers[":authority"] as string | undefined),
+    );
+
   return (req, res, path) => {
     const method = req.method;
     const head = method === "HEAD";
     if (method !== "GET" && !head) return false;
     switch (path) {
       case "/": {
-        const page = homePage(
-          { version: options.version, mode: options.mode, store: options.store, metrics: options.metrics !== undefined },
-          req.headers.accept,
-          req.headers.host ?? (req.headers[":authority"] as string | undefined),
-        );
+        const page = home(req, false);
         send(res, 200, page.contentType, page.body, head);
         return true;
       }
+      case "/status": {
+        if (!options.status) return false;
+        const page = home(req, true);
+        send(res, 200, page.contentType, page.body, head);
+        return true;
+      }
+      case "/status.json":
+        if (!options.status) return false;
+        statusJson(req, res, head);
+        return true;
       case "/healthz":
         sendJson(
           res,

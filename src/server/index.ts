@@ -15,7 +15,7 @@
  * ```
  */
 export { createServer, type Server, type ServerOptions, type RoutesContext } from "./create-server.ts";
-export { Metrics, type MetricsOptions, type CacheKind, type CacheSize, type UpstreamOutcome } from "./metrics.ts";
+export { Metrics, type MetricsOptions, type MetricsTotals, type CacheKind, type CacheSize, type RpcProtocol, type UpstreamOutcome } from "./metrics.ts";
 export {
   OnePortListener,
   type OnePortListenerOptions,
@@ -30,7 +30,7 @@ export {
   type RequestHandlerOptions,
   type RpcLimits,
 } from "./request-handler.ts";
-export { createHttpRoutes, notFound, type HttpRoutesOptions, type Readiness } from "./http-routes.ts";
+export { createHttpRoutes, notFound, type HttpRoutesOptions, type Readiness, type StatusRoutesOptions } from "./http-routes.ts";
 export { DescriptorIndex, registerReflection, reflectionServices } from "./reflection.ts";
 export { observeRpcs, endStreamsOn, defaultDeadline, type ObserveRpcsOptions } from "./rpc-interceptors.ts";
 export { closeOnSignals, type ShutdownSignalOptions } from "./shutdown-signals.ts";

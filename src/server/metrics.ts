@@ -15,6 +15,29 @@ export type CacheKind = "entity" | "query";
 /** How an upstream (ShotGrid) call ended. */
 export type UpstreamOutcome = "ok" | "error" | "timeout";
 
+/** Which wire protocol carried an RPC request. */
+export type RpcProtocol = "connect" | "grpc" | "grpc-web";
+
+/**
+ * The running totals behind the status page (src/status): plain numbers kept beside the
+ * Prometheus series, so reading them is a copy, not a registry walk.
+ */
+export interface MetricsTotals {
+  hits: number;
+  misses: number;
+  coalescedWaits: number;
+  upstreamCalls: number;
+  staleServed: number;
+  openStreams: number;
+  /** RPC requests received, by "method protocol" (method is "package.Service/Method"). */
+  requests: Record<string, { method: string; protocol: RpcProtocol; count: number }>;
+  /** The follower's last reports (undefined until it reports). */
+  follow: { lastEventId?: number; lagSeconds?: number; eventsBehind?: number; gapsAwaited?: number };
+  /** Cache size now, when a source is observed. */
+  cache?: CacheSize;
+  storeHealthy: boolean;
+}
+
 /** A point-in-time size of the cache, read when /metrics is scraped. */
 export interface CacheSize {
   bytes: number;
@@ -65,7 +88,7 @@ export class Metrics {
   readonly #eventLag: Gauge<string>;
   readonly #lastEventId: Gauge<string>;
   readonly #openStreams: Gauge<string>;
-  readonly #follow: { behind: Gauge<string>; awaited: Gauge<string>; filled: Counter<string>; resets: Counter<string>; saveErrors: Counter<string> };
+  readonly #followGauges: { behind: Gauge<string>; awaited: Gauge<string>; filled: Counter<string>; resets: Counter<string>; saveErrors: Counter<string> };
   readonly #rpcCalls: Counter<string>;
   readonly #rpcSeconds: Histogram<string>;
   /** method -> code -> children; both label sets are small and fixed. */
@@ -74,6 +97,12 @@ export class Metrics {
   readonly #storeUnavailable: Counter<string>;
   #storeHealthSource: (() => boolean) | undefined;
   #lastEventAppliedAt: number | undefined;
+  #textSource: (() => Promise<string>) | undefined;
+  readonly #rpcRequests: Counter<string>;
+  /** "method protocol" -> the counter child and its plain total; both label sets are small and fixed. */
+  readonly #requestChildren = new Map<string, { child: CounterChild; total: { method: string; protocol: RpcProtocol; count: number } }>();
+  readonly #totals = { hits: 0, misses: 0, coalescedWaits: 0, upstreamCalls: 0, staleServed: 0, openStreams: 0 };
+  readonly #follow: MetricsTotals["follow"] = {};
 
   constructor(options: MetricsOptions = {}) {
     const registers = [(this.registry = new Registry())];
@@ -169,7 +198,7 @@ export class Metrics {
         if (self.#lastEventAppliedAt !== undefined) this.set((Date.now() - self.#lastEventAppliedAt) / 1000);
       },
     });
-    this.#follow = {
+    this.#followGauges = {
       behind: new Gauge({ name: `${PREFIX}event_lag_events`, help: "Events known to exist on the site beyond the newest one applied.", registers }),
       awaited: new Gauge({ name: `${PREFIX}event_gaps_awaited`, help: "Skipped event ids currently awaited (out-of-order commits).", registers }),
       filled: new Counter({ name: `${PREFIX}event_gaps_filled_total`, help: "Skipped event ids that arrived late and were applied.", registers }),
@@ -191,27 +220,37 @@ export class Metrics {
       buckets: RPC_BUCKETS,
       registers,
     });
+    this.#rpcRequests = new Counter({
+      name: `${PREFIX}rpc_requests_total`,
+      help: "RPC requests received, by method and wire protocol (connect, grpc, grpc-web); counted on arrival, fast path included.",
+      labelNames: ["method", "protocol"],
+      registers,
+    });
   }
 
   /** A lookup of `kind` was answered from the cache. */
   cacheHit(kind: CacheKind): void {
     this.#hits[kind].inc();
+    this.#totals.hits++;
   }
 
   /** A lookup of `kind` missed the cache. */
   cacheMiss(kind: CacheKind): void {
     this.#misses[kind].inc();
+    this.#totals.misses++;
   }
 
   /** A miss joined an identical fetch in flight instead of calling ShotGrid. */
   coalescedWait(): void {
     this.#coalesced.inc();
+    this.#totals.coalescedWaits++;
   }
 
   /** One call to ShotGrid finished. `operation` is e.g. "read", "find", "schema", "events". */
   upstreamCall(operation: string, outcome: UpstreamOutcome, seconds: number): void {
     this.#upstreamCalls.labels(operation, outcome).inc();
     this.#upstreamSeconds.labels(operation, outcome).observe(seconds);
+    this.#totals.upstreamCalls++;
   }
 
   /** Set the cache size now (for stores that push their size). */
@@ -228,6 +267,7 @@ export class Metrics {
   /** A cached answer was served marked stale because ShotGrid was unreachable. */
   cacheStaleServed(kind: CacheKind): void {
     this.#staleServed[kind].inc();
+    this.#totals.staleServed++;
   }
 
   /** A cache store operation failed because the store (Redis) was unreachable. */
@@ -250,12 +290,14 @@ export class Metrics {
   /** The newest event log id applied to the cache. */
   lastEventId(id: number | bigint): void {
     this.#lastEventId.set(Number(id));
+    this.#follow.lastEventId = Number(id);
     this.#lastEventAppliedAt = Date.now();
   }
 
   /** How far the cache trails ShotGrid's event log, in seconds. */
   lagSeconds(seconds: number): void {
     this.#eventLag.set(Math.max(0, seconds));
+    this.#follow.lagSeconds = Math.max(0, seconds);
   }
 
   /** The follower polled the event log. */
@@ -280,37 +322,66 @@ export class Metrics {
 
   /** Events known to exist beyond the cursor. */
   eventsBehind(count: number): void {
-    this.#follow.behind.set(count);
+    this.#followGauges.behind.set(count);
+    this.#follow.eventsBehind = count;
   }
 
   /** Skipped event ids awaited now. */
   gapsAwaited(count: number): void {
-    this.#follow.awaited.set(count);
+    this.#followGauges.awaited.set(count);
+    this.#follow.gapsAwaited = count;
   }
 
   /** Late event ids that arrived and were applied. */
   gapsFilled(count: number): void {
-    this.#follow.filled.inc(count);
+    this.#followGauges.filled.inc(count);
   }
 
   /** The event cursor was too old to resume: the cache was flushed. */
   cursorReset(): void {
-    this.#follow.resets.inc();
+    this.#followGauges.resets.inc();
   }
 
   /** Saving the event cursor failed. */
   cursorSaveError(): void {
-    this.#follow.saveErrors.inc();
+    this.#followGauges.saveErrors.inc();
   }
 
   /** A server stream opened. Pair with `streamClosed`. */
   streamOpened(): void {
     this.#openStreams.inc();
+    this.#totals.openStreams++;
   }
 
   /** A server stream closed. */
   streamClosed(): void {
     this.#openStreams.dec();
+    this.#totals.openStreams--;
+  }
+
+  /**
+   * An RPC request arrived for `method` ("package.Service/Method", a registered method only: the
+   * label set must stay bounded) over `protocol`.
+   */
+  rpcReceived(method: string, protocol: RpcProtocol): void {
+    const key = `${method} ${protocol}`;
+    let entry = this.#requestChildren.get(key);
+    if (!entry) this.#requestChildren.set(key, (entry = { child: this.#rpcRequests.labels(method, protocol), total: { method, protocol, count: 0 } }));
+    entry.child.inc();
+    entry.total.count++;
+  }
+
+  /** A copy of the running totals, for the status page. */
+  totals(): MetricsTotals {
+    const requests: MetricsTotals["requests"] = {};
+    for (const [key, { total }] of this.#requestChildren) requests[key] = { ...total };
+    return {
+      ...this.#totals,
+      requests,
+      follow: { ...this.#follow },
+      cache: this.#cacheSizeSource?.(),
+      storeHealthy: this.#storeHealthSource?.() ?? true,
+    };
   }
 
   /**
@@ -329,9 +400,17 @@ export class Metrics {
     children.duration.observe(seconds);
   }
 
-  /** The Prometheus text exposition of every metric. */
+  /**
+   * The Prometheus text exposition of every metric: this registry's, or what `useTextSource`
+   * set (with `serve --workers N`: the whole process group's, src/cli/pool-metrics.ts).
+   */
   text(): Promise<string> {
-    return this.registry.metrics();
+    return this.#textSource ? this.#textSource() : this.registry.metrics();
+  }
+
+  /** Serve `source`'s text on `/metrics` instead of this registry's own. */
+  useTextSource(source: () => Promise<string>): void {
+    this.#textSource = source;
   }
 
   /** The content type of `text()`. */

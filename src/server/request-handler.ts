@@ -7,7 +7,7 @@ import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { createHttpRoutes, notFound, type HttpRoutesOptions } from "./http-routes.ts";
-import type { Metrics } from "./metrics.ts";
+import type { Metrics, RpcProtocol } from "./metrics.ts";
 import type { RequestHandler } from "./one-port-listener.ts";
 import { registerReflection } from "./reflection.ts";
 import { createFastPath, type FastPath } from "./fast-path.ts";
@@ -89,10 +89,14 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
           logger: options.logger,
         })
       : undefined;
+  // Registered RPC paths -> "package.Service/Method": only these are counted by protocol, so a
+  // scan of random paths cannot grow the label set.
+  const rpcPaths = new Map<string, string>();
   const rpc = connectNodeAdapter({
     routes(router) {
       options.routes(router);
       if (options.reflection ?? true) registerReflection(router, servicesOf(router));
+      for (const h of router.handlers) rpcPaths.set(h.requestPath, h.requestPath.slice(1));
       // The adapter maps paths to these handlers once this returns: wrap each in place.
       const onFault = options.logger && ((rpc: string, code: string, err: string) => options.logger!.info({ rpc, code, err }, "rpc failed"));
       router.handlers.forEach((h, i) => (router.handlers[i] = explainClientFaults(h, onFault)));
@@ -115,9 +119,17 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
     const path = q === -1 ? url : url.slice(0, q);
     if (options.extraRoutes?.(req, res, path)) return;
     if (plain(req, res, path)) return;
+    const method = options.metrics && rpcPaths.get(path);
+    if (method) options.metrics!.rpcReceived(method, protocolOf(req.headers["content-type"]));
     if (fast?.(req, res, path, () => rpc(req, res))) return;
     rpc(req, res);
   };
+}
+
+/** The wire protocol a request's content type names (Connect GETs have none). */
+function protocolOf(contentType: string | undefined): RpcProtocol {
+  if (contentType === undefined || !contentType.startsWith("application/grpc")) return "connect";
+  return contentType.startsWith("application/grpc-web") ? "grpc-web" : "grpc";
 }
 
 function servicesOf(router: ConnectRouter): DescService[] {

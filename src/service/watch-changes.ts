@@ -84,7 +84,7 @@ export function createWatchChanges(opts: WatchChangesOptions) {
     // the wait the feed answers a resync (change-bus.ts).
     if (since > opts.feed.lastEventId) {
       const stop = stopSignal(ctx.signal, opts.shutdownSignal);
-      await opts.feed.whenReached(since, AbortSignal.any([stop, AbortSignal.timeout(RESUME_AHEAD_WAIT_MS)]));
+      await waitAtMost(RESUME_AHEAD_WAIT_MS, stop, (signal) => opts.feed.whenReached(since, signal));
       if (stop.aborted) return;
     }
     const messages = opts.feed.subscribe({
@@ -135,6 +135,25 @@ export function createWatchChanges(opts: WatchChangesOptions) {
 }
 
 const TICK = Symbol("heartbeat due");
+
+/**
+ * Run `wait` with a signal that aborts after `ms` or when `stop` does. Not
+ * `AbortSignal.any([stop, AbortSignal.timeout(ms)])`: on Node 20 the timeout signal inside `any`
+ * is held only weakly, and once garbage-collected the combined signal never aborts (the wait
+ * would then last until the feed moves, which on a quiet site is never).
+ */
+async function waitAtMost<T>(ms: number, stop: AbortSignal, wait: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const done = new AbortController();
+  const timer = setTimeout(() => done.abort(), ms);
+  const onStop = () => done.abort();
+  stop.addEventListener("abort", onStop, { once: true });
+  try {
+    return await wait(done.signal);
+  } finally {
+    clearTimeout(timer);
+    stop.removeEventListener("abort", onStop);
+  }
+}
 
 /** How long a resume from beyond the newest id waits for the feed to get there before it is told to resync. */
 const RESUME_AHEAD_WAIT_MS = 2000;

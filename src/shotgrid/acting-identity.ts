@@ -31,6 +31,7 @@ export interface ActAs {
  * A login as ShotGrid's scope can carry it: one token of the space-separated scope list, so no
  * whitespace and no control characters.
  */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what this rejects.
 const LOGIN = /^[^\s\x00-\x1f\x7f]{1,255}$/;
 
 function checkLogin(v: unknown, where: string): string {

@@ -273,9 +273,11 @@ function sendHtml502(res: ServerResponse): void {
 function sendMalformed(res: ServerResponse, kind: MalformedKind, answer: ApiAnswer): void {
   switch (kind) {
     case "html-502":
-      return sendHtml502(res);
+      sendHtml502(res);
+      return;
     case "wrong-shape":
-      return sendJson(res, 200, { result: "ok", items: 3 });
+      sendJson(res, 200, { result: "ok", items: 3 });
+      return;
     case "empty-200":
       res.writeHead(200, { "content-type": "application/json; charset=utf-8", "content-length": 0 });
       res.end();

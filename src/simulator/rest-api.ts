@@ -201,7 +201,7 @@ function search(ctx: ApiContext, req: ApiRequest, type: string, p: SearchParams)
 }
 
 /** CGI-style escaping as the site's links use it (`*` → `%2A`, space → `+`). */
-function escape(s: string): string {
+function escapeLinkQuery(s: string): string {
   return encodeURIComponent(s)
     .replace(/[!'()*~]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
     .replace(/%20/g, "+")
@@ -211,7 +211,7 @@ function escape(s: string): string {
 /** Query parameters re-serialised the way the site does it: escaped and sorted. */
 function serialiseQuery(pairs: Array<[string, string]>): string {
   return pairs
-    .map(([k, v]) => `${escape(k)}=${escape(v)}`)
+    .map(([k, v]) => `${escapeLinkQuery(k)}=${escapeLinkQuery(v)}`)
     .sort()
     .join("&");
 }

@@ -154,6 +154,12 @@ export class WebhookSender {
     const raw = JSON.stringify(body);
     this.stats.posts++;
     this.stats.deliveries += count;
+    // ShotGrid gives a receiver 6 s to answer. (A timer of our own: on Node 20 an
+    // AbortSignal.timeout inside AbortSignal.any can be garbage-collected and never fire.)
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(new DOMException("receiver took over 6 s", "TimeoutError")), 6000);
+    const onClose = () => deadline.abort(this.#abort.signal.reason);
+    this.#abort.signal.addEventListener("abort", onClose, { once: true });
     try {
       const res = await fetch(t.url, {
         method: "POST",
@@ -165,8 +171,7 @@ export class WebhookSender {
           "x-sg-webhook-site-url": this.#siteUrl(),
           ...headers,
         },
-        // ShotGrid gives a receiver 6 s to answer.
-        signal: AbortSignal.any([this.#abort.signal, AbortSignal.timeout(6000)]),
+        signal: deadline.signal,
       });
       await res.arrayBuffer().catch(() => undefined);
       this.stats.lastStatus = res.status;
@@ -174,6 +179,9 @@ export class WebhookSender {
     } catch {
       this.stats.lastStatus = 0;
       this.stats.failures++;
+    } finally {
+      clearTimeout(timer);
+      this.#abort.signal.removeEventListener("abort", onClose);
     }
   }
 
