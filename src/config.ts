@@ -71,6 +71,13 @@ export interface ServeConfig {
    * cluster follows the event log; if it dies another takes over within about 4/3 of this.
    */
   leaderLeaseMs: number;
+  /**
+   * Snapshot files for when the service is down (`--snapshot-dir`, `SNAPSHOT_DIR`): every
+   * `intervalS` seconds (`--snapshot-interval-s`, default 300) the event follower's instance (the
+   * leader with `redis`) writes `<dir>/<Type>.json` for each of `types` (`--snapshot-types`,
+   * default the preloaded types; each must be preloaded). Format: docs/snapshots.md. Undefined: none.
+   */
+  snapshot?: { dir: string; types: string[]; intervalS: number };
 }
 
 export const SERVE_OPTIONS: Record<string, OptionSpec> = {
@@ -108,6 +115,9 @@ export const SERVE_OPTIONS: Record<string, OptionSpec> = {
     kind: "string",
     help: "with --redis: lifetime of the event follower's leader lease; a dead leader is replaced within about 4/3 of it (default 5000)",
   },
+  "snapshot-dir": { kind: "string", help: "write snapshot files of the preloaded types here, for readers when the service is down (env SNAPSHOT_DIR)" },
+  "snapshot-types": { kind: "string", help: "with --snapshot-dir: the types written, each a preloaded one (default: every --preload type)" },
+  "snapshot-interval-s": { kind: "string", help: "with --snapshot-dir: seconds between snapshots (default 300)" },
   "log-level": { kind: "string", help: "trace, debug, info, warn, error (env LOG_LEVEL; default info)" },
   help: { kind: "boolean", help: "show this help" },
 };
@@ -124,37 +134,10 @@ export function loadServeConfig(argv: string[], env: NodeJS.ProcessEnv = process
     return envName ? env[envName] : undefined;
   };
 
-  const siteUrl = str("site", "SHOTGRID_URL")?.trim() || undefined;
-  const scriptName = str("script-name", "SHOTGRID_SCRIPT_NAME")?.trim() || undefined;
-  const scriptKey = str("script-key", "SHOTGRID_SCRIPT_KEY") || undefined;
-  let site: ServeConfig["site"];
-  if (siteUrl) {
-    let parsed: URL;
-    try {
-      parsed = new URL(siteUrl);
-    } catch {
-      throw new UsageError(`--site (SHOTGRID_URL) is not a URL: "${siteUrl}"`);
-    }
-    if (parsed.protocol !== "https:" && parsed.protocol !== "http:") {
-      throw new UsageError(`--site (SHOTGRID_URL) must be an http or https URL, got "${parsed.protocol}"`);
-    }
-    const missing = [!scriptName && "--script-name (SHOTGRID_SCRIPT_NAME)", !scriptKey && "--script-key (SHOTGRID_SCRIPT_KEY)"].filter(Boolean);
-    if (missing.length > 0) {
-      throw new UsageError(
-        `a site is set (${parsed.origin}) but ${missing.join(" and ")} ${missing.length > 1 ? "are" : "is"} missing: the service cannot authenticate to ShotGrid`,
-      );
-    }
-    site = { url: parsed.origin + parsed.pathname.replace(/\/+$/, ""), scriptName: scriptName!, scriptKey: scriptKey! };
-  }
+  const site = siteOption(str("site", "SHOTGRID_URL"), str("script-name", "SHOTGRID_SCRIPT_NAME"), str("script-key", "SHOTGRID_SCRIPT_KEY"));
 
   const preloadRaw = str("preload");
-  const preloadTypes = (preloadRaw ?? "Project,Sequence,Shot,Asset,Step")
-    .split(",")
-    .map((s) => s.trim())
-    .filter(Boolean);
-  for (const t of preloadTypes) {
-    if (!/^[A-Za-z][A-Za-z0-9_]*$/.test(t)) throw new UsageError(`--preload: "${t}" is not an entity type name`);
-  }
+  const preloadTypes = entityTypesOption("--preload", preloadRaw ?? "Project,Sequence,Shot,Asset,Step");
 
   const tlsCert = str("tls-cert");
   const tlsKey = str("tls-key");
@@ -193,7 +176,82 @@ export function loadServeConfig(argv: string[], env: NodeJS.ProcessEnv = process
     redis,
     workers,
     leaderLeaseMs: parseIntOption("--leader-lease-ms", str("leader-lease-ms"), 5000, 300, 600_000),
+    snapshot: snapshotOption(str("snapshot-dir", "SNAPSHOT_DIR"), str("snapshot-types"), str("snapshot-interval-s"), preloadTypes),
   };
+}
+
+/**
+ * The ShotGrid site and its script credentials (`--site`, `--script-name`, `--script-key`, or
+ * `SHOTGRID_URL`, `SHOTGRID_SCRIPT_NAME`, `SHOTGRID_SCRIPT_KEY`): undefined when no site is given.
+ * Shared by `serve` and `export`. The key is never put in a message.
+ */
+export function siteOption(rawUrl: string | undefined, rawName: string | undefined, rawKey: string | undefined): ServeConfig["site"] {
+  const siteUrl = rawUrl?.trim() || undefined;
+  const scriptName = rawName?.trim() || undefined;
+  const scriptKey = rawKey || undefined;
+  if (!siteUrl) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(siteUrl);
+  } catch {
+    throw new UsageError(`--site (SHOTGRID_URL) is not a URL: "${siteUrl}"`);
+  }
+  if (parsed.protocol !== "https:" && parsed.protocol !== "http:") {
+    throw new UsageError(`--site (SHOTGRID_URL) must be an http or https URL, got "${parsed.protocol}"`);
+  }
+  const missing = [!scriptName && "--script-name (SHOTGRID_SCRIPT_NAME)", !scriptKey && "--script-key (SHOTGRID_SCRIPT_KEY)"].filter(Boolean);
+  if (missing.length > 0) {
+    throw new UsageError(
+      `a site is set (${parsed.origin}) but ${missing.join(" and ")} ${missing.length > 1 ? "are" : "is"} missing: the service cannot authenticate to ShotGrid`,
+    );
+  }
+  return { url: parsed.origin + parsed.pathname.replace(/\/+$/, ""), scriptName: scriptName!, scriptKey: scriptKey! };
+}
+
+/** A comma-separated list of entity type names; `flag` names the option in errors. */
+export function entityTypesOption(flag: string, raw: string): string[] {
+  const types = [
+    ...new Set(
+      raw
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean),
+    ),
+  ];
+  for (const t of types) {
+    if (!/^[A-Za-z][A-Za-z0-9_]*$/.test(t)) throw new UsageError(`${flag}: "${t}" is not an entity type name`);
+  }
+  return types;
+}
+
+/**
+ * `--snapshot-dir` and its companions. Only preloaded types can be written: the cache holds them
+ * whole and current, so a snapshot costs no call to the site. The companions without a directory
+ * are a mistake worth saying.
+ */
+function snapshotOption(
+  rawDir: string | undefined,
+  rawTypes: string | undefined,
+  rawInterval: string | undefined,
+  preloadTypes: string[],
+): ServeConfig["snapshot"] {
+  const dir = rawDir?.trim();
+  if (!dir) {
+    if (rawTypes !== undefined || rawInterval !== undefined)
+      throw new UsageError("--snapshot-types and --snapshot-interval-s need --snapshot-dir (SNAPSHOT_DIR)");
+    return undefined;
+  }
+  if (dir.includes("\0")) throw new UsageError("--snapshot-dir (SNAPSHOT_DIR) must not contain a NUL character");
+  const types = rawTypes === undefined ? preloadTypes : entityTypesOption("--snapshot-types", rawTypes);
+  if (types.length === 0) throw new UsageError("--snapshot-types: give at least one entity type (or leave it out for every preloaded type)");
+  const notPreloaded = types.filter((t) => !preloadTypes.includes(t));
+  if (notPreloaded.length > 0) {
+    throw new UsageError(
+      `--snapshot-types: ${notPreloaded.join(", ")} ${notPreloaded.length > 1 ? "are" : "is"} not preloaded (--preload ${preloadTypes.join(",") || "''"}); only preloaded types are held whole to be written`,
+    );
+  }
+  const intervalS = parseIntOption("--snapshot-interval-s", rawInterval, 300, 1, 7 * 86_400);
+  return { dir, types, intervalS };
 }
 
 /**

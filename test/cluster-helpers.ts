@@ -42,7 +42,15 @@ export async function startCluster(cleanups: Cleanup[], count: number, leaseMs =
   return { site, redis, prefix, keyBase: followKeyBase(prefix, site.url), instances };
 }
 
-export async function startInstance(cleanups: Cleanup[], site: SimulatorHandle, redis: TestRedisServer, prefix: string, leaseMs: number): Promise<Instance> {
+export async function startInstance(
+  cleanups: Cleanup[],
+  site: SimulatorHandle,
+  redis: TestRedisServer,
+  prefix: string,
+  leaseMs: number,
+  /** More `serve` flags (e.g. `--snapshot-dir`). */
+  extraArgs: string[] = [],
+): Promise<Instance> {
   const port = await freePort();
   const args = [
     "bin/shotgrid-cache.mjs",
@@ -73,6 +81,7 @@ export async function startInstance(cleanups: Cleanup[], site: SimulatorHandle, 
     "0",
     "--log-level",
     "info",
+    ...extraArgs,
   ];
   const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
   const logs: Array<Record<string, unknown>> = [];

@@ -24,6 +24,7 @@ import { startSimulator, type SimulatorHandle } from "../simulator/index.ts";
 import { errorMessage } from "../logging/index.ts";
 import { StatusSampler } from "../status/index.ts";
 import { VERSION } from "../version.ts";
+import { cacheSnapshotSource, SnapshotWriter } from "../snapshots/index.ts";
 
 export interface RunningService {
   /** `http://host:port` of the service. */
@@ -47,6 +48,8 @@ export interface RunningService {
   readonly reconciler: Reconciler | undefined;
   /** The Redis store and coalescer, with `--redis`; undefined with the memory store. */
   readonly shared: SharedStore | undefined;
+  /** The snapshot writer, with `--snapshot-dir` (it writes once ready, on the follower's instance only). */
+  readonly snapshots: SnapshotWriter | undefined;
   /** Graceful stop: streams end, in-flight calls finish, upstream connections close. */
   close(graceMs?: number): Promise<void>;
 }
@@ -336,6 +339,23 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
   })();
   ready.catch(() => undefined);
   status.start();
+  // Snapshot files: written by the instance that follows the event log (the leader with --redis),
+  // from its cache, once the preload is done; one writer per cluster.
+  const snapshots = config.snapshot
+    ? new SnapshotWriter({
+        dir: config.snapshot.dir,
+        types: config.snapshot.types,
+        intervalMs: config.snapshot.intervalS * 1000,
+        source: cacheSnapshotSource(cache, site.url),
+        mayWrite: () => (cluster ? cluster.isLeader : true) && follower?.running === true,
+        metrics,
+        logger: logger.child({ component: "snapshots" }),
+      })
+    : undefined;
+  ready.then(
+    () => snapshots?.start(),
+    () => undefined,
+  );
 
   const hostForUrl = bound.host === "0.0.0.0" || bound.host === "::" ? "127.0.0.1" : bound.host.includes(":") ? `[${bound.host}]` : bound.host;
   // Demo mode with a webhook secret: the simulated site sends its webhooks to this service.
@@ -358,9 +378,11 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     webhooks,
     reconciler,
     shared,
+    snapshots,
     async close(graceMs = 10_000) {
       stopping.abort();
       status.stop();
+      await snapshots?.stop();
       await server.close(graceMs);
       await reconciler?.stop();
       await webhooks?.whenIdle();

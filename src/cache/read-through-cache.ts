@@ -363,6 +363,15 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
     return entry ? (entry.value as Entity | null) : undefined;
   }
 
+  /**
+   * For a preloaded type loaded whole (not since dropped by a flush or an event naming no
+   * record): every id that may exist, ascending. Undefined otherwise. For snapshots.
+   */
+  idsHeldWhole(type: string): number[] | undefined {
+    const ids = this.#knownIds.get(type);
+    return ids && this.#readyAt.has(type) ? [...ids].sort((a, b) => a - b) : undefined;
+  }
+
   /** For a preloaded type: whether the cache knows `id` may exist; undefined for other types. */
   knowsId(type: string, id: number): boolean | undefined {
     return this.#knownIds.get(type)?.has(id);

@@ -4,20 +4,23 @@
  */
 
 export interface OptionSpec {
-  /** "string" takes a value; "boolean" is a flag (`--flag`, `--flag=false`). */
-  kind: "string" | "boolean";
+  /**
+   * "string" takes a value (the last one given wins); "list" takes a value and may be repeated,
+   * collecting every value in order; "boolean" is a flag (`--flag`, `--flag=false`).
+   */
+  kind: "string" | "list" | "boolean";
   /** Shown by --help. */
   help: string;
 }
 
-export type ParsedArgs = { values: Record<string, string | boolean | undefined>; positionals: string[] };
+export type ParsedArgs = { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] };
 
 export class UsageError extends Error {
   override readonly name = "UsageError";
 }
 
 export function parseArgs(argv: string[], spec: Record<string, OptionSpec>): ParsedArgs {
-  const values: Record<string, string | boolean | undefined> = {};
+  const values: Record<string, string | boolean | string[] | undefined> = {};
   const positionals: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -41,7 +44,10 @@ export function parseArgs(argv: string[], spec: Record<string, OptionSpec>): Par
       value = argv[++i];
       if (value === undefined) throw new UsageError(`--${name} needs a value`);
     }
-    values[name] = value;
+    if (option.kind === "list") {
+      const list = values[name];
+      values[name] = Array.isArray(list) ? [...list, value] : [value];
+    } else values[name] = value;
   }
   return { values, positionals };
 }
@@ -66,6 +72,6 @@ export function parseNumberOption(name: string, raw: string | undefined, fallbac
 
 /** Render an option table for --help. */
 export function formatHelp(usage: string, spec: Record<string, OptionSpec>): string {
-  const rows = Object.entries(spec).map(([name, o]) => `  --${name}${o.kind === "string" ? " VALUE" : ""}`.padEnd(34) + o.help);
+  const rows = Object.entries(spec).map(([name, o]) => `  --${name}${o.kind === "string" ? " VALUE" : o.kind === "list" ? " VALUE…" : ""}`.padEnd(34) + o.help);
   return `${usage}\n\nOptions:\n${rows.join("\n")}\n`;
 }

@@ -400,6 +400,34 @@ export class Metrics {
     children.duration.observe(seconds);
   }
 
+  /** A snapshot round wrote its files (src/snapshots), taking `seconds`. */
+  snapshotWritten(seconds: number): void {
+    const m = this.#snapshotMetrics();
+    m.writtenAt.set(Date.now() / 1000);
+    m.duration.set(seconds);
+  }
+
+  /** A snapshot round failed (the files keep their previous content). */
+  snapshotFailed(): void {
+    this.#snapshotMetrics().failures.inc();
+  }
+
+  // Registered on first use: a service without --snapshot-dir shows no snapshot metrics.
+  #snapshots: { writtenAt: Gauge<string>; duration: Gauge<string>; failures: Counter<string> } | undefined;
+  #snapshotMetrics() {
+    const registers = [this.registry];
+    this.#snapshots ??= {
+      writtenAt: new Gauge({
+        name: `${PREFIX}snapshot_last_written_timestamp_seconds`,
+        help: "When the last snapshot files were written (Unix time).",
+        registers,
+      }),
+      duration: new Gauge({ name: `${PREFIX}snapshot_duration_seconds`, help: "How long the last snapshot round took.", registers }),
+      failures: new Counter({ name: `${PREFIX}snapshot_failures_total`, help: "Snapshot rounds that failed (the old files stay).", registers }),
+    };
+    return this.#snapshots;
+  }
+
   /**
    * The Prometheus text exposition of every metric: this registry's, or what `useTextSource`
    * set (with `serve --workers N`: the whole process group's, src/cli/pool-metrics.ts).
