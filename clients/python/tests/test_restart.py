@@ -1,13 +1,14 @@
 """A service of our own, stopped and started again: a watch stream survives the restart without
 losing a change, and a client with a snapshot fallback notices the service is back on its next call."""
 import datetime
+import os
 import shutil
 import tempfile
 import time
 import unittest
 
-from support import Collector, ServiceProcess, free_port, needs_service, site_update
-from test_snapshot import FIELDS, write_snapshot
+from support import Collector, ServiceProcess, free_port, needs_service, site_update, wait_until
+from test_snapshot import FIELDS, common_cases, write_snapshot
 
 from shotgrid_cache import CacheClient, Change, Resync
 
@@ -94,6 +95,33 @@ class PagingTest(unittest.TestCase):
             self.assertEqual(len(sg.find("Shot", [], ["code"], limit=5, page=2)), 5)
             self.assertEqual([s["id"] for s in sg.find("Shot", [], ["code"], page=2)], list(range(8, 15)))
             self.assertEqual(len(sg.find("Shot", [["id", "less_than", 4]], ["code"])), 3)
+
+
+@needs_service
+class ServerSnapshotsTest(unittest.TestCase):
+    """The files `serve --snapshot-dir` writes (the other side of docs/snapshots.md) answer as
+    the service answered before it stopped."""
+
+    def test_the_services_own_snapshots_answer_as_it_did(self):
+        folder = tempfile.mkdtemp(prefix="sgc-served-snapshots-")
+        self.addCleanup(shutil.rmtree, folder, True)
+        service = ServiceProcess(free_port(), ["--snapshot-dir", folder, "--snapshot-types", "Project,Sequence,Shot"])
+        self.addCleanup(service.stop)
+        service.start()
+        files = [os.path.join(folder, t + ".json") for t in ("Project", "Sequence", "Shot")]
+        self.assertTrue(wait_until(lambda: all(os.path.exists(f) for f in files), 30), os.listdir(folder))
+        questions = [(filters, ["code", "sg_status_list", "sg_sequence.Sequence.code"]) for filters in common_cases()]
+        questions.append(([], ["code", "assets", "sg_cut_in", "created_at", "project"]))
+        with CacheClient(service.url) as live:
+            answers = [live.find("Shot", filters, fields) for filters, fields in questions]
+            one = live.get_entity("Shot", 5)
+        service.stop()
+        with CacheClient(service.url, timeout=3, fallback_snapshot_dir=folder) as down:
+            for (filters, fields), answer in zip(questions, answers):
+                self.assertEqual(down.find("Shot", filters, fields), answer, filters)
+                self.assertEqual(down.last_freshness.source, "snapshot")
+            self.assertEqual(down.get_entity("Shot", 5), one)
+        self.assertGreater(sum(1 for a in answers if a), len(answers) // 2)
 
 
 if __name__ == "__main__":
