@@ -5,10 +5,14 @@
  * `query` takes ShotGrid filters as plain JSON, in the shapes ShotGrid's own clients use:
  * `[["code", "is", "SH010"]]`, shotgun_api3's `{filter_operator: "any", filters: [...]}` (also
  * nested inside a list), and the REST API's `{logical_operator: "or", conditions: [...]}`.
+ *
+ * Writes: `create({entityType, data, returnFields})`, `update({entityType, id, data,
+ * multiEntityUpdateModes: {assets: "add"}})`, `delete`, `revive`, and `batch({operations: [{operation:
+ * {case: "create", value: {...}}}]})` (all or nothing), made as the token's client.
  */
 import { fromJson, isMessage, type JsonValue, type MessageInitShape } from "@bufbuild/protobuf";
 import { ValueSchema, type Value } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, createClient, type CallOptions, type Client } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type CallOptions, type Client, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { CacheService, type QueryRequestSchema, type QueryResponse } from "../gen/shotgrid/cache/v1/cache_pb.ts";
 
@@ -17,6 +21,12 @@ export interface CacheClientOptions {
   protocol?: "connect" | "grpc" | "grpc-web";
   /** Binary protobuf instead of JSON (Connect and gRPC-web). Default false. */
   binary?: boolean;
+  /**
+   * The client's bearer token (from `shotgrid-cache auth new-token`), sent as
+   * `Authorization: Bearer <token>` on every call. Needed when the server runs with
+   * `--auth-file`; writes (`create`, `update`, `delete`, `revive`, `batch`) always need one.
+   */
+  token?: string;
 }
 
 /** A condition: field path, operator, then the value(s), e.g. `["sg_status_list", "in", ["ip", "rdy"]]`. */
@@ -40,12 +50,20 @@ export type CacheClient = Omit<Client<typeof CacheService>, "query"> & {
 export function createCacheClient(baseUrl: string, options: CacheClientOptions = {}): CacheClient {
   const protocol = options.protocol ?? "connect";
   const useBinaryFormat = options.binary ?? false;
+  const token = options.token;
+  const interceptors: Interceptor[] = [];
+  if (token !== undefined) {
+    interceptors.push((next) => (req) => {
+      req.header.set("authorization", `Bearer ${token}`);
+      return next(req);
+    });
+  }
   const transport =
     protocol === "grpc"
-      ? createGrpcTransport({ baseUrl })
+      ? createGrpcTransport({ baseUrl, interceptors })
       : protocol === "grpc-web"
-        ? createGrpcWebTransport({ baseUrl, httpVersion: "1.1", useBinaryFormat })
-        : createConnectTransport({ baseUrl, httpVersion: "1.1", useBinaryFormat, useHttpGet: true });
+        ? createGrpcWebTransport({ baseUrl, httpVersion: "1.1", useBinaryFormat, interceptors })
+        : createConnectTransport({ baseUrl, httpVersion: "1.1", useBinaryFormat, useHttpGet: true, interceptors });
   const client = createClient(CacheService, transport);
   return {
     ...client,

@@ -53,6 +53,12 @@ export interface ServeConfig {
    * `POST /webhooks/shotgrid`. Undefined: no webhook route (404). Never logged.
    */
   webhookSecret?: string;
+  /**
+   * The auth file (`--auth-file`, `AUTH_FILE`): clients' token hashes, scopes, read limits and
+   * the logins their writes are made as (docs/access-control.md). Undefined: open mode (reads
+   * and watches for anyone, writes refused).
+   */
+  authFile?: string;
   /** Seconds between reconcile runs (`--reconcile-interval-s`); 0 turns reconcile off. */
   reconcileIntervalS: number;
   /**
@@ -71,6 +77,11 @@ export interface ServeConfig {
    * cluster follows the event log; if it dies another takes over within about 4/3 of this.
    */
   leaderLeaseMs: number;
+  /**
+   * How long a caller's api3 credentials, once ShotGrid accepted them, are trusted without asking
+   * again (ms; `--api3-credential-ttl-s`, default 300 s; 0: every api3 call is verified).
+   */
+  api3CredentialTtlMs: number;
   /**
    * Snapshot files for when the service is down (`--snapshot-dir`, `SNAPSHOT_DIR`): every
    * `intervalS` seconds (`--snapshot-interval-s`, default 300) the event follower's instance (the
@@ -100,10 +111,17 @@ export const SERVE_OPTIONS: Record<string, OptionSpec> = {
   "max-page-size": { kind: "string", help: "largest Query page, and the default limit (default 5000)" },
   "deadline-ms": { kind: "string", help: "deadline of one unary call (default 30000)" },
   "upstream-concurrency": { kind: "string", help: "concurrent requests to the site at most (default 8)" },
-  "upstream-retry-ms": { kind: "string", help: "the most time spent retrying a failed read to the site before answering unavailable: a ceiling; the attempt count (5) usually stops first (default 15000)" },
+  "upstream-retry-ms": {
+    kind: "string",
+    help: "the most time spent retrying a failed read to the site before answering unavailable: a ceiling; the attempt count (5) usually stops first (default 15000)",
+  },
   "tls-cert": { kind: "string", help: "PEM certificate: serve TLS (HTTP/1.1 and HTTP/2 by ALPN)" },
   "tls-key": { kind: "string", help: "PEM private key for --tls-cert" },
   "webhook-secret": { kind: "string", help: "secret token of a ShotGrid webhook: serve POST /webhooks/shotgrid (env SHOTGRID_WEBHOOK_SECRET); never logged" },
+  "auth-file": {
+    kind: "string",
+    help: "YAML or JSON file of client tokens (SHA-256), scopes and read limits (env AUTH_FILE); none: reads and watches open, writes refused",
+  },
   "reconcile-interval-s": { kind: "string", help: "seconds between checks for changes made without events (default 300; 0: off)" },
   redis: { kind: "string", help: "share the cache through Redis: redis://[:password@]host:port[/db] or rediss://… (env REDIS_URL); none: memory cache" },
   "redis-prefix": { kind: "string", help: "first part of every Redis key (env REDIS_PREFIX; default sgc)" },
@@ -114,6 +132,10 @@ export const SERVE_OPTIONS: Record<string, OptionSpec> = {
   "leader-lease-ms": {
     kind: "string",
     help: "with --redis: lifetime of the event follower's leader lease; a dead leader is replaced within about 4/3 of it (default 5000)",
+  },
+  "api3-credential-ttl-s": {
+    kind: "string",
+    help: "how long api3 callers' ShotGrid credentials, once accepted, are trusted without asking ShotGrid again (default 300; 0: every call)",
   },
   "snapshot-dir": { kind: "string", help: "write snapshot files of the preloaded types here, for readers when the service is down (env SNAPSHOT_DIR)" },
   "snapshot-types": { kind: "string", help: "with --snapshot-dir: the types written, each a preloaded one (default: every --preload type)" },
@@ -172,10 +194,12 @@ export function loadServeConfig(argv: string[], env: NodeJS.ProcessEnv = process
     tls: tlsCert && tlsKey ? { certFile: tlsCert, keyFile: tlsKey } : undefined,
     logLevel,
     webhookSecret: webhookSecretOption(str("webhook-secret", "SHOTGRID_WEBHOOK_SECRET")),
+    authFile: str("auth-file", "AUTH_FILE") || undefined,
     reconcileIntervalS: parseIntOption("--reconcile-interval-s", str("reconcile-interval-s"), 300, 0, 7 * 86_400),
     redis,
     workers,
     leaderLeaseMs: parseIntOption("--leader-lease-ms", str("leader-lease-ms"), 5000, 300, 600_000),
+    api3CredentialTtlMs: parseIntOption("--api3-credential-ttl-s", str("api3-credential-ttl-s"), 300, 0, 86_400) * 1000,
     snapshot: snapshotOption(str("snapshot-dir", "SNAPSHOT_DIR"), str("snapshot-types"), str("snapshot-interval-s"), preloadTypes),
   };
 }

@@ -62,6 +62,8 @@ describe("serve in demo mode", () => {
     expect(out).toContain(`http://127.0.0.1:${port}`);
     expect(out).toContain(`simulated site:      http://127.0.0.1:${sitePort}`);
     expect(out).toMatch(/script name "shotgrid-cache-demo", script key "demo-key"/);
+    // No --auth-file: the banner says reads are open and writes refused.
+    expect(out).toMatch(/access: +open \(no --auth-file\): reads and watches for anyone, writes refused/);
 
     const health = await rawRequest(port, "GET", "/healthz");
     expect(health.json).toMatchObject({ status: "ok", mode: "demo" });

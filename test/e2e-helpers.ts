@@ -204,7 +204,7 @@ export async function metricSum(port: number, name: string, labels: Record<strin
   const text = (await rawRequest(port, "GET", "/metrics")).body;
   let sum = 0;
   for (const line of text.split("\n")) {
-    const m = /^([a-z_:]+)(\{[^}]*\})? (\S+)$/.exec(line);
+    const m = /^([a-z0-9_:]+)(\{[^}]*\})? (\S+)$/.exec(line);
     if (!m || m[1] !== name) continue;
     if (!Object.entries(labels).every(([k, v]) => (m[2] ?? "").includes(`${k}="${v}"`))) continue;
     sum += Number(m[3]);

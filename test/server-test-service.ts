@@ -20,7 +20,7 @@ export interface TestControls {
   streamFinished: Promise<void>;
 }
 
-export function testService(): { impl: ServiceImpl<typeof CacheService>; controls: TestControls } {
+export function testService(): { impl: Omit<ServiceImpl<typeof CacheService>, "create" | "update" | "delete" | "revive" | "batch">; controls: TestControls } {
   let startedResolve!: () => void;
   let releaseResolve!: () => void;
   let finishedResolve!: () => void;
@@ -28,7 +28,7 @@ export function testService(): { impl: ServiceImpl<typeof CacheService>; control
   const released = new Promise<void>((r) => (releaseResolve = r));
   const streamFinished = new Promise<void>((r) => (finishedResolve = r));
 
-  const impl: ServiceImpl<typeof CacheService> = {
+  const impl: Omit<ServiceImpl<typeof CacheService>, "create" | "update" | "delete" | "revive" | "batch"> = {
     async getEntity(req, ctx) {
       if (req.id === SLOW_ID) {
         startedResolve();

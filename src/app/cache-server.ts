@@ -13,8 +13,13 @@ import { createServer, type Metrics, type Readiness, type Server, type ServerOpt
 import { CACHE_SERVICE_OPTIONS, createCacheService } from "../service/cache-service.ts";
 import type { ChangeFeed } from "../service/change-feed.ts";
 import { createHitPath } from "../service/hit-path.ts";
+import type { RequestLimits } from "../service/request-validation.ts";
 import type { SchemaRegistry } from "../service/schema-registry.ts";
 import { VERSION } from "../version.ts";
+import { AccessPolicy } from "../auth/access-policy.ts";
+import { authorizeRpcs } from "../auth/rpc-auth.ts";
+import { createWriteHandlers } from "../service/write-handlers.ts";
+import type { WriteThrough } from "../service/write-through.ts";
 
 export interface CacheServerOptions {
   config: Pick<ServeConfig, "maxRequestBytes" | "deadlineMs" | "maxFields" | "maxPageSize" | "heartbeatS" | "tls">;
@@ -35,13 +40,24 @@ export interface CacheServerOptions {
   status?: ServerOptions["status"];
   /** False: every call through the normal handler (the tests' reference). Default true. */
   fastPath?: boolean;
+  /** Who may call (`--auth-file`); default open: reads and watches for anyone, no writes. */
+  policy?: AccessPolicy;
+  /** Where writes go (ShotGrid, then the cache's invalidation); without it writes answer `unimplemented`. */
+  writes?: WriteThrough;
+}
+
+/** The request limits of every read path (Connect, the fast path, api3), from the configuration. */
+export function requestLimitsOf(config: Pick<ServeConfig, "maxFields" | "maxPageSize">): RequestLimits {
+  return { maxFields: config.maxFields, maxPageSize: config.maxPageSize, maxConditions: 500 };
 }
 
 export function createCacheServer(o: CacheServerOptions): Server {
   const { config, cache, schema } = o;
-  const limits = { maxFields: config.maxFields, maxPageSize: config.maxPageSize, maxConditions: 500 };
+  const limits = requestLimitsOf(config);
   // While the event log cannot be read, the cache cannot know what changed: say so.
   const siteUnreachable = o.siteUnreachable;
+  const policy = o.policy ?? AccessPolicy.open();
+  const writeHandlers = o.writes && createWriteHandlers({ writes: o.writes, schema, limits, policy });
   return createServer({
     version: VERSION,
     mode: o.mode,
@@ -56,10 +72,22 @@ export function createCacheServer(o: CacheServerOptions): Server {
     // The fast path answers the hits this decides exactly as the handlers below would.
     hitPath: createHitPath({ cache, schema, limits, siteUnreachable }),
     fastPath: o.fastPath,
+    // Every RPC is authorized first; the fast path makes the same check for the reads it answers.
+    interceptors: [authorizeRpcs(policy)],
+    authorizeRead: (authorization) => policy.authorize(authorization, "read"),
     routes: (router, ctx) => {
       router.service(
         CacheService,
-        createCacheService({ cache, schema, feed: o.feed, limits, heartbeatS: config.heartbeatS, shutdownSignal: ctx.drainSignal, siteUnreachable }),
+        createCacheService({
+          cache,
+          schema,
+          feed: o.feed,
+          limits,
+          heartbeatS: config.heartbeatS,
+          shutdownSignal: ctx.drainSignal,
+          siteUnreachable,
+          writeHandlers,
+        }),
         CACHE_SERVICE_OPTIONS,
       );
     },

@@ -15,16 +15,22 @@ import { applySchemaChanges } from "../events/schema-change.ts";
 import { WEBHOOK_PATH, WebhookReceiver } from "../events/webhook-receiver.ts";
 import { ChangeSourceMetrics } from "../server/change-source-metrics.ts";
 import { Metrics, type Readiness, type Server } from "../server/index.ts";
-import { createCacheServer } from "./cache-server.ts";
+import { createCacheServer, requestLimitsOf } from "./cache-server.ts";
+import { createApi3Route, SchemaAnswers, type Api3Route } from "../api3/index.ts";
 import { SchemaRegistry } from "../service/schema-registry.ts";
 import { openSharedStore, type SharedStore } from "../cluster/shared-store.ts";
 import { ShotGridClient } from "../shotgrid/index.ts";
 import type { Backend, EventLogEntry } from "../shotgrid/types.ts";
 import { startSimulator, type SimulatorHandle } from "../simulator/index.ts";
 import { errorMessage } from "../logging/index.ts";
+import { AccessPolicy } from "../auth/access-policy.ts";
+import { WriteThrough } from "../service/write-through.ts";
 import { StatusSampler } from "../status/index.ts";
 import { VERSION } from "../version.ts";
 import { cacheSnapshotSource, SnapshotWriter } from "../snapshots/index.ts";
+
+/** ShotGrid's own page size for api3 reads (what sites announce as `api_max_entities_per_page`). */
+const API3_MAX_ENTITIES_PER_PAGE = 500;
 
 export interface RunningService {
   /** `http://host:port` of the service. */
@@ -48,6 +54,12 @@ export interface RunningService {
   readonly reconciler: Reconciler | undefined;
   /** The Redis store and coalescer, with `--redis`; undefined with the memory store. */
   readonly shared: SharedStore | undefined;
+  /** The api3 front (`POST /api3/json`): its credential verifier counts round trips. */
+  readonly api3: Api3Route;
+  /** Who may call: "open" without `--auth-file`, "tokens" with one. */
+  readonly policy: AccessPolicy;
+  /** Writes through the cache (ShotGrid first, then the invalidation): every write path uses this one. */
+  readonly writes: WriteThrough;
   /** The snapshot writer, with `--snapshot-dir` (it writes once ready, on the follower's instance only). */
   readonly snapshots: SnapshotWriter | undefined;
   /** Graceful stop: streams end, in-flight calls finish, upstream connections close. */
@@ -56,6 +68,8 @@ export interface RunningService {
 
 /** Build and start everything; resolves once the port is listening (readiness follows). */
 export async function startService(config: ServeConfig, logger: Logger): Promise<RunningService> {
+  // First: a faulty auth file stops the start before anything listens.
+  const policy = await AccessPolicy.load(config.authFile);
   let demoSite: RunningService["demoSite"];
   let site = config.site;
   if (!site) {
@@ -96,7 +110,13 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
   // Schema events (fields created, renamed, deleted) refresh the validation schema of the type
   // concerned and drop cached answers holding a deleted field (events/schema-change.ts).
   const schemaLog = logger.child({ component: "schema" });
-  const applySchema = (events: EventLogEntry[]) => applySchemaChanges(events, { schema, cache, logger: schemaLog });
+  // api3's schema answers are kept until a schema event too.
+  const schemaAnswers = new SchemaAnswers({ maxAgeMs: config.maxAgeMs });
+  const applySchema = async (events: EventLogEntry[]) => {
+    const changes = await applySchemaChanges(events, { schema, cache, logger: schemaLog });
+    if (changes > 0) schemaAnswers.drop();
+    return changes;
+  };
   const sourceMetrics = new ChangeSourceMetrics(metrics.registry);
   // The saved event cursor (--state-dir): a restart resumes exactly where the last run stopped,
   // and streams resuming from it replay what happened since instead of being told to resync.
@@ -120,6 +140,13 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
   };
   // One preload at a time: a second flush waits for the running reload, then loads again.
   let repreloading: Promise<void> = Promise.resolve();
+  /** Drop everything (cache, validation schema, api3's schema answers) and load the preloaded types again. */
+  const flushAll = async (): Promise<void> => {
+    await cache.invalidateAll();
+    schema.invalidate();
+    schemaAnswers.drop();
+    repreloading = repreloading.then(repreload);
+  };
   let follower: EventFollower | undefined;
   const newFollower = (head: number, term?: TermFollowerSetup) =>
     new EventFollower({
@@ -130,11 +157,7 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
           await cache.applyEvents(events);
         },
         // The cursor cannot be trusted (the log was trimmed past it): drop everything, reload preloads.
-        reset: async () => {
-          await cache.invalidateAll();
-          schema.invalidate();
-          repreloading = repreloading.then(repreload);
-        },
+        reset: flushAll,
       }),
       bus: term?.bus ?? bus,
       pollIntervalMs: config.pollIntervalMs,
@@ -160,11 +183,7 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
         createFollower: (term) => newFollower(term.initialCursor.lastAppliedId, term),
         onFollowerChange: (f) => (follower = f),
         fallbackCursor: () => ({ lastAppliedId: clusterHead, skipped: [] }),
-        onCursorLost: async () => {
-          await cache.invalidateAll();
-          schema.invalidate();
-          repreloading = repreloading.then(repreload);
-        },
+        onCursorLost: flushAll,
         onEntry: (entry, leader) => applyEntryToCache(cache, entry, leader, logger),
         registry: metrics.registry,
         logger: logger.child({ component: "cluster" }),
@@ -227,6 +246,28 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     return { ready: reasons.length === 0, reasons, details: Object.keys(details).length > 0 ? details : undefined };
   };
 
+  // Writes go to ShotGrid, then drop what they changed from the cache (shared with --redis); one
+  // write path for the Connect RPCs and api3.
+  const writes = new WriteThrough({ backend, cache, logger: logger.child({ component: "writes" }) });
+  // ShotGrid's api3 protocol on the same port (src/api3): callers bring their own credentials.
+  const api3 = createApi3Route({
+    context: {
+      cache,
+      schema,
+      backend,
+      limits: requestLimitsOf(config),
+      maxEntitiesPerPage: Math.min(API3_MAX_ENTITIES_PER_PAGE, config.maxPageSize),
+      schemaAnswers,
+      flushAll,
+      writes,
+      logger: logger.child({ component: "api3" }),
+    },
+    credentialTtlMs: config.api3CredentialTtlMs,
+    maxBodyBytes: config.maxRequestBytes,
+    deadlineMs: config.deadlineMs,
+    metrics,
+    policy,
+  });
   // The live status page's figures: a ring of samples for its charts and the last changes applied.
   const store = config.redis ? "redis" : "memory";
   const status = new StatusSampler({
@@ -263,16 +304,16 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     logger: logger.child({ component: "server" }),
     metrics,
     readiness,
-    extraRoutes: webhooks?.route,
+    extraRoutes: (req, res, path) => api3.route(req, res, path) || (webhooks?.route(req, res, path) ?? false),
     siteUnreachable: () => follower?.lastError,
+    policy,
+    writes,
     status: {
       report: () => status.report(),
-      // HOOK for the auth wiring (issue 9, not on main yet): once the server holds the access
-      // policy, pass its own check here, so there is one rule for who may see the status:
-      //   authorize: policy.mode === "open" ? undefined : (header) => void policy.authorize(header, "status"),
-      // Open mode must stay undefined: the page is open without an auth file, and an anonymous
-      // caller has no "status" scope. test/status-json.test.ts checks this option with a policy.
-      authorize: undefined,
+      // One rule for who may see the status: the access policy's own check. Open mode stays
+      // unchecked: the page is open without an auth file, and an anonymous caller has no
+      // "status" scope.
+      authorize: policy.mode === "open" ? undefined : (header) => void policy.authorize(header, "status"),
     },
   });
   let bound: Awaited<ReturnType<Server["listen"]>>;
@@ -378,6 +419,9 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     webhooks,
     reconciler,
     shared,
+    api3,
+    policy,
+    writes,
     snapshots,
     async close(graceMs = 10_000) {
       stopping.abort();

@@ -3,14 +3,14 @@
  * Backend (one fetch per set of identical concurrent misses), preloads whole entity types, and
  * applies the event log precisely (see dependencies.ts for what each event invalidates).
  */
-import type { Backend, Entity, EventLogEntry, SearchOptions } from "../shotgrid/types.ts";
+import type { Backend, Entity, EventLogEntry, Filters, SearchOptions, SummaryAnswer, SummaryField, SummaryGrouping } from "../shotgrid/types.ts";
 import { BackendError } from "../shotgrid/errors.ts";
 import type { CacheAnswer, EntityCache, EntityQuery, Freshness, PeekableEntityCache, PeekedEntry } from "./types.ts";
 import { StoreUnavailableError, type CacheStore, type StoredEntry } from "./cache-store.ts";
 import { MemoryStore } from "./memory-store.ts";
 import { SingleFlight, abortable } from "./single-flight.ts";
 import type { MissCoalescer } from "./miss-coalescer.ts";
-import { canonicalFields, canonicalQuery, checkEntityType, projectionKey, queryKey, recordKey, type CanonicalQuery } from "./query-key.ts";
+import { canonicalFields, canonicalJson, canonicalQuery, checkEntityType, projectionKey, queryKey, recordKey, type CanonicalQuery } from "./query-key.ts";
 import { eventEffects, projectionDependencies, queryDependencies, typesOnPath } from "./dependencies.ts";
 import { projectRecord, recordAnswers } from "./entity-fields.ts";
 import { collectLinks } from "./links.ts";
@@ -91,6 +91,14 @@ function withoutFields(entity: Entity, drop: ReadonlySet<string>): Entity {
   const fields: Entity["fields"] = {};
   for (const [k, v] of Object.entries(entity.fields)) if (!drop.has(k)) fields[k] = v;
   return { type: entity.type, id: entity.id, fields };
+}
+
+/** A `summarize` question, validated by the caller (src/api3). */
+export interface SummaryRequest {
+  filters: Filters;
+  summaryFields: SummaryField[];
+  grouping?: SummaryGrouping[];
+  includeArchivedProjects: boolean;
 }
 
 /** A query made ready once for `queryPrepared` (see `prepareQuery`). */
@@ -331,6 +339,56 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
       return { value: fetched.value as Entity[], freshness: this.#fetched(fetched) };
     } catch (err) {
       return this.#staleOr(err, key, "query", (v) => v as Entity[]);
+    }
+  }
+
+  /**
+   * ShotGrid summaries (`Backend.summarize`), cached like a query of the same type and filters: one
+   * entry under a canonical key, dropped by the same events (the type's records in the filters'
+   * projects, types read through dotted paths, renamed links shown in groups). Identical
+   * concurrent misses make one upstream call.
+   */
+  async summarize(entityType: string, request: SummaryRequest, signal?: AbortSignal): Promise<CacheAnswer<SummaryAnswer>> {
+    const summarize = this.backend.summarize?.bind(this.backend);
+    if (!summarize) throw new InvalidCacheRequestError("summarize", `${this.backend.description} does not offer summaries`);
+    const q = canonicalQuery({
+      entityType,
+      filters: request.filters,
+      fields: [...request.summaryFields.map((s) => s.field), ...(request.grouping ?? []).map((g) => g.field)],
+      order: [],
+      includeArchivedProjects: request.includeArchivedProjects,
+      retired: false,
+    });
+    const grouping = (request.grouping ?? []).map((g) => ({ field: g.field, type: g.type, direction: g.direction ?? "asc" }));
+    const summaryFields = request.summaryFields.map((s) => ({ field: s.field, type: s.type }));
+    const key = `su:${canonicalJson({ q, summaryFields, grouping })}`;
+    const deps = queryDependencies(q);
+    this.#noteTypeRead(entityType);
+    const entry = await this.#storeGet(key);
+    if (entry && !deps.volatile && this.#fresh(entry)) {
+      this.#metrics.cacheHit("query");
+      return { value: entry.value as SummaryAnswer, freshness: this.#cached(entry, false) };
+    }
+    const load = async (): Promise<Fetched<SummaryAnswer>> => {
+      const seq = await this.#storeSeq();
+      const fetchedAt = this.#now();
+      const asOf = this.#lastApplied;
+      const options = { filters: q.filters, summaryFields, grouping, includeArchivedProjects: q.includeArchivedProjects };
+      const value = await this.#upstream("summarize", () => summarize(entityType, options));
+      if (seq !== undefined && !deps.volatile) {
+        const links = [...collectLinks(value.groups)].map((l) => `ln:${l}`);
+        await this.#storeSet(key, { value, seq, fetchedAt, asOfEventId: asOf, tags: [...deps.tags, ...links] });
+      }
+      this.#reportSize();
+      return { value, fetchedAt, asOfEventId: asOf };
+    };
+    const { promise, joined } = this.#flights.run(key, [...deps.tags, "nm:any"], () => (deps.volatile ? load() : this.#acrossInstances(key, load)));
+    this.#counted("query", joined);
+    try {
+      const fetched = await abortable(promise, signal);
+      return { value: fetched.value as SummaryAnswer, freshness: this.#fetched(fetched) };
+    } catch (err) {
+      return this.#staleOr(err, key, "query", (v) => v as SummaryAnswer);
     }
   }
 

@@ -10,6 +10,7 @@ import { loadServeConfig, SERVE_OPTIONS } from "../config.ts";
 import { firstCommand } from "../server/home-page.ts";
 import { closeOnSignals } from "../server/shutdown-signals.ts";
 import { VERSION } from "../version.ts";
+import { AUTH_FILE_FLAG } from "../auth/access-policy.ts";
 import { joinPoolMetrics } from "./pool-metrics.ts";
 import { isWorkerProcess, runWorkerPool, stopWhenPrimaryGone } from "./worker-pool.ts";
 
@@ -30,6 +31,15 @@ export async function runServe(argv: string[]): Promise<void> {
   // In a pool's worker, /metrics answers for every worker (pool-metrics.ts).
   joinPoolMetrics(service.server.metrics);
   logger.info({ version: VERSION, url: service.url, mode: service.mode, preload: config.preloadTypes }, "shotgrid-cache listening");
+  // Who may call, said at start: an open server must not be mistaken for a guarded one.
+  if (service.policy.mode === "open") {
+    logger.warn(
+      { access: "open" },
+      `no ${AUTH_FILE_FLAG}: Connect/gRPC reads and watches are open to anyone, writes are refused; start with ${AUTH_FILE_FLAG} to identify clients`,
+    );
+  } else {
+    logger.info({ access: "tokens", clients: service.policy.clientCount }, "every call needs a bearer token from the auth file");
+  }
   if (service.demoSite) {
     const site = service.demoSite;
     // Said plainly on stderr as well as in the log: a user must not mistake the demo for their site.
@@ -42,6 +52,9 @@ export async function runServe(argv: string[]): Promise<void> {
         `  simulated site:      ${site.url}  (REST API under /api/v1.1)`,
         `  site script login:   script name "${site.scriptName}", script key "${site.scriptKey}" (demo only)`,
         "  Change data on the simulated site and watch the cache follow.",
+        service.policy.mode === "open"
+          ? `  access:              open (no ${AUTH_FILE_FLAG}): reads and watches for anyone, writes refused`
+          : `  access:              bearer tokens of ${service.policy.clientCount} client(s) from ${AUTH_FILE_FLAG}: add -H 'authorization: Bearer <token>' below`,
         "",
         "  Try it:",
         `    ${firstCommand(service.url)}`,

@@ -26,7 +26,8 @@ import { createMethodSerializationLookup, validateReadWriteMaxBytes } from "@con
 import type { Logger } from "../logging/index.ts";
 import { CacheService } from "../../gen/shotgrid/cache/v1/cache_pb.ts";
 import { CACHE_SERVICE_OPTIONS } from "../service/cache-service.ts";
-import type { HitPath } from "../service/hit-path.ts";
+import type { Hit, HitPath } from "../service/hit-path.ts";
+import type { Caller } from "../auth/caller.ts";
 import { createHitEncoder } from "./hit-encoding.ts";
 import type { RpcFinished } from "./rpc-interceptors.ts";
 import { errorMessage } from "../logging/index.ts";
@@ -42,6 +43,12 @@ export interface FastPathOptions {
   logger?: Logger;
   /** Bound on the bytes of kept encodings. Default 8 MiB. */
   maxEncodedBytes?: number;
+  /**
+   * The access check the normal path's interceptor makes for a read (`AccessPolicy.authorize(header,
+   * "read")`): the caller, or a throw when refused (the normal path then answers the refusal).
+   * Without it every caller is anonymous.
+   */
+  authorizeRead?: (authorization: string | undefined) => Caller;
 }
 
 /**
@@ -59,87 +66,132 @@ export type FastPath = (
 const PARSE_MEMO_MAX_BYTES = 1024;
 const PARSE_MEMO_ENTRIES = 10_000;
 
-/** One method this path serves: its name, its request parser, and its hit's answer bytes. */
+/** One method this path serves: its name, its request parser, and its hits. Made once: a hit allocates no closures. */
 interface Route {
   name: string;
   /** The request message, parsed as the normal path parses it (throws what it would answer). */
   parse(bytes: Uint8Array, binary: boolean): object;
-  /**
-   * The answer to `message` and how to record it, or undefined when it is not a hit. `kept`: the
-   * same message object will come again for the same request bytes.
-   */
-  answer(message: object, binary: boolean, kept: boolean): { body: Buffer; commit(): void } | undefined;
+  /** The hit `message` asks for on behalf of `caller` (its read limits apply), or undefined. `kept`: the same message object will come again for the same request bytes. */
+  hit(message: object, kept: boolean, caller: Caller | undefined): Hit | undefined;
+  /** The answer to `hit`, or undefined when it is not answered from the hit after all. */
+  encode(hit: Hit, binary: boolean): Buffer | undefined;
+  /** Record `hit` as answered. */
+  commit(hit: Hit): void;
 }
 
+/** A parsed request: kept (see `Route.hit`) ones are shared by every request of the same bytes. */
+interface Parsed {
+  message: object;
+  binary: boolean;
+  kept: boolean;
+}
+
+/** Distinct content types kept parsed; the set is dropped when full. */
+const CONTENT_TYPE_MEMO_ENTRIES = 64;
+
 export function createFastPath(options: FastPathOptions): FastPath {
-  const { hits, readMaxBytes, writeMaxBytes, finished, logger } = options;
+  const { hits, readMaxBytes, writeMaxBytes, finished, logger, authorizeRead } = options;
   const jsonOptions = CACHE_SERVICE_OPTIONS.jsonOptions;
   // The size from which connect compresses an answer for a client that accepts it (its default, as the adapter is not told another).
   const { compressMinBytes } = validateReadWriteMaxBytes(readMaxBytes, writeMaxBytes, undefined);
   const encoder = createHitEncoder({ hits, jsonOptions, writeMaxBytes, maxEncodedBytes: options.maxEncodedBytes });
   const routes = new Map<string, Route>();
-  const route = <I extends DescMessage, O extends DescMessage>(
+  const route = <I extends DescMessage, O extends DescMessage, H extends Hit>(
     method: DescMethodUnary<I, O>,
-    answer: (message: MessageShape<I>, binary: boolean, kept: boolean) => ReturnType<Route["answer"]>,
+    hit: (message: MessageShape<I>, kept: boolean, caller: Caller | undefined) => H | undefined,
+    encode: (hit: H, binary: boolean) => Buffer | undefined,
+    commit: (hit: H) => void,
   ) => {
     const name = `${method.parent.typeName}/${method.name}`;
     const serialization = createMethodSerializationLookup(method, undefined, jsonOptions, { readMaxBytes, writeMaxBytes });
     routes.set(`/${name}`, {
       name,
       parse: (bytes, binary) => serialization.getI(binary).parse(bytes),
-      answer: (message, binary, kept) => answer(message as MessageShape<I>, binary, kept),
+      hit: hit as Route["hit"],
+      encode: encode as Route["encode"],
+      commit: commit as Route["commit"],
     });
   };
-  route(CacheService.method.getEntity, (message, binary) => {
-    const hit = hits.getEntity(message);
-    const body = hit && encoder.entity(hit, binary);
-    return body && { body, commit: () => hits.commit(hit) };
-  });
-  route(CacheService.method.query, (message, binary, kept) => {
+  route(
+    CacheService.method.getEntity,
+    (message, _kept, caller) => hits.getEntity(message, caller),
+    (hit, binary) => encoder.entity(hit, binary),
+    (hit) => hits.commit(hit),
+  );
+  route(
+    CacheService.method.query,
     // A Query is validated asynchronously, once per message object: only a kept one can be a hit.
-    const hit = kept ? hits.peekQuery(message) : undefined;
-    const body = hit && encoder.query(hit, binary);
-    return body && { body, commit: () => hits.commitQuery(hit) };
-  });
+    (message, kept, caller) => (kept ? hits.peekQuery(message, caller) : undefined),
+    (hit, binary) => encoder.query(hit, binary),
+    (hit) => hits.commitQuery(hit),
+  );
+
+  /** The caller, undefined without an access check, or null when refused: the normal path answers that. */
+  const callerOf = (authorization: string | undefined): Caller | undefined | null => {
+    if (!authorizeRead) return undefined;
+    try {
+      return authorizeRead(authorization);
+    } catch {
+      return null;
+    }
+  };
 
   // Clients repeat the same requests: the same bytes parse to the same message object, which the
   // hit path keeps its validation for. Small requests only, a bounded number.
-  const parsed = new Map<string, object>();
-  const parse = (route: Route, bytes: Uint8Array, binary: boolean): { message: object; kept: boolean } | undefined => {
+  const parsed = new Map<string, Parsed>();
+  const parse = (route: Route, bytes: Uint8Array, binary: boolean): Parsed | undefined => {
     const memo = bytes.length <= PARSE_MEMO_MAX_BYTES;
     const key = memo ? `${binary ? "p" : "j"}${route.name} ${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1")}` : "";
     const known = memo ? parsed.get(key) : undefined;
-    if (known) return { message: known, kept: true };
+    if (known) return known;
     let message: object;
     try {
       message = route.parse(bytes, binary);
     } catch {
       return undefined; // the normal path answers the error
     }
+    const request = { message, binary, kept: memo };
     if (memo) {
       if (parsed.size >= PARSE_MEMO_ENTRIES) parsed.clear();
-      parsed.set(key, message);
+      parsed.set(key, request);
     }
-    return { message, kept: memo };
+    return request;
+  };
+  // The same for GET: a URL (path and query) is read once; the same URL gives the same request.
+  const gets = new Map<string, Parsed>();
+  const parseGet = (route: Route, url: string): Parsed | undefined => {
+    const known = gets.get(url);
+    if (known) return known;
+    const get = getMessage(url);
+    const request = get && parse(route, get.bytes, get.binary);
+    if (request?.kept && url.length <= PARSE_MEMO_MAX_BYTES) {
+      if (gets.size >= PARSE_MEMO_ENTRIES) gets.clear();
+      gets.set(url, request);
+    }
+    return request;
+  };
+  // Whether a POST's content type is Connect unary binary (true) or JSON (false), as connect reads it; undefined: neither.
+  const contentTypes = new Map<string, boolean | undefined>();
+  const binaryOf = (header: string): boolean | undefined => {
+    if (contentTypes.has(header)) return contentTypes.get(header);
+    const type = parseContentType(header);
+    const binary = type && !type.stream ? type.binary : undefined;
+    if (contentTypes.size >= CONTENT_TYPE_MEMO_ENTRIES) contentTypes.clear();
+    contentTypes.set(header, binary);
+    return binary;
   };
 
   /** Answer a hit; false (nothing sent, nothing counted) when the normal path must answer. */
-  const answer = (
-    req: http.IncomingMessage,
-    res: http.ServerResponse,
-    route: Route,
-    request: { message: object; kept: boolean },
-    binary: boolean,
-    started: number,
-  ): boolean => {
+  const answer = (req: http.IncomingMessage, res: http.ServerResponse, route: Route, request: Parsed, started: number, caller: Caller | undefined): boolean => {
     try {
-      const hit = route.answer(request.message, binary, request.kept);
-      if (!hit) return false;
+      const hit = route.hit(request.message, request.kept, caller);
+      const body = hit && route.encode(hit, request.binary);
+      if (!body) return false;
       // The normal path would compress this answer: leave it to the normal path.
-      if (hit.body.length >= compressMinBytes && req.headers["accept-encoding"] !== undefined) return false;
-      hit.commit();
-      res.writeHead(200, { "content-length": String(hit.body.length), "content-type": binary ? contentTypeUnaryProto : contentTypeUnaryJson });
-      res.end(hit.body);
+      if (body.length >= compressMinBytes && req.headers["accept-encoding"] !== undefined) return false;
+      route.commit(hit);
+      res.writeHead(200, { "content-length": String(body.length), "content-type": request.binary ? contentTypeUnaryProto : contentTypeUnaryJson });
+      res.end(body);
       finished(route.name, started, undefined, false);
       return true;
     } catch (err) {
@@ -156,16 +208,17 @@ export function createFastPath(options: FastPathOptions): FastPath {
     const res = anyRes as http.ServerResponse;
     const h = req.headers;
     if (h["connect-timeout-ms"] !== undefined) return false;
+    const caller = callerOf(h.authorization);
+    if (caller === null) return false;
     const started = performance.now();
     if (req.method === "GET") {
-      const get = getMessage(req.url ?? "");
-      if (!get) return false;
-      const message = parse(route, get.bytes, get.binary);
-      return message !== undefined && answer(req, res, route, message, get.binary, started);
+      const request = parseGet(route, req.url ?? "");
+      return request !== undefined && answer(req, res, route, request, started, caller);
     }
     if (req.method !== "POST") return false;
-    const type = parseContentType(h["content-type"] ?? null);
-    if (!type || type.stream) return false;
+    const contentType = h["content-type"];
+    const binary = contentType === undefined ? undefined : binaryOf(contentType);
+    if (binary === undefined) return false;
     const encodingHeader = h["content-encoding"];
     if (encodingHeader !== undefined && encodingHeader !== "identity") return false;
     // Without a declared length the body could be any size: the normal path reads it with its limit.
@@ -175,8 +228,8 @@ export function createFastPath(options: FastPathOptions): FastPath {
     req.on("data", (chunk: Buffer) => chunks.push(chunk));
     req.once("end", () => {
       const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-      const message = parse(route, body, type.binary);
-      if (message !== undefined && answer(req, res, route, message, type.binary, started)) return;
+      const request = parse(route, body, binary);
+      if (request !== undefined && answer(req, res, route, request, started, caller)) return;
       replayBody(req, body);
       fallback();
     });

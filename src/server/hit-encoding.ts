@@ -3,8 +3,9 @@
  * protocol that frames it. The part made from the stored text (the entity, or a Query's
  * entities) is encoded once per (request key, stored text, encoding) by the serializer the
  * normal handler uses (connect's, with the service's JSON options); the freshness, whose `ageMs`
- * changes on every call, is encoded per answer by the generated encoders of the Freshness
- * message (`toFreshness`, as the handler builds it) and spliced after it: a field added to
+ * changes every millisecond, is encoded by the generated encoders of the Freshness message
+ * (`toFreshness`, as the handler builds it) once per distinct freshness value (every property of
+ * `Freshness` is in the key, checked at compile time) and spliced after it: a field added to
  * Freshness is encoded here as it is there.
  *
  * The splice relies on `freshness` being the last field of both response messages (binary:
@@ -18,6 +19,17 @@ import { CacheService, FreshnessSchema, GetEntityResponseSchema, QueryResponseSc
 import type { Freshness } from "../cache/types.ts";
 import { toEntityMessage, toFreshness } from "../service/cache-service.ts";
 import type { EntityHit, Hit, HitPath } from "../service/hit-path.ts";
+
+/**
+ * The memo key of an encoded freshness: every property of `Freshness` (`toFreshness` reads
+ * nothing else, so equal keys encode to equal bytes). A property added to `Freshness` and not
+ * named here makes the parameter type `never`: the call no longer compiles.
+ */
+type Keyed = "source" | "ageMs" | "asOfEventId" | "stale";
+type EveryPropertyKeyed = [Exclude<keyof Freshness, Keyed>] extends [never] ? Freshness : never;
+const freshnessKey = (f: EveryPropertyKeyed): string => `${f.ageMs}|${f.asOfEventId}|${f.stale ? 1 : 0}|${f.source}`;
+/** Encoded freshness values kept; the set is dropped when full (ages grow: old ones do not come back). */
+const FRESHNESS_MEMO_ENTRIES = 4096;
 
 export interface HitEncoderOptions {
   hits: HitPath;
@@ -43,6 +55,9 @@ export function createHitEncoder(options: HitEncoderOptions): HitEncoder {
   const entityOut = createMethodSerializationLookup(CacheService.method.getEntity, undefined, options.jsonOptions, limits);
   const queryOut = createMethodSerializationLookup(CacheService.method.query, undefined, options.jsonOptions, limits);
   const encodings = new EncodingCache(options.maxEncodedBytes ?? 8 * 1024 * 1024);
+  // Answers served within the same millisecond from entries fetched together carry the same freshness.
+  const entityTails = { json: new Map<string, Buffer>(), proto: new Map<string, Buffer>() };
+  const queryTails = { json: new Map<string, Buffer>(), proto: new Map<string, Buffer>() };
 
   /** The answer without its freshness, encoded as the handler encodes answers; JSON without its closing brace. */
   const headOf = (serialize: (m: never) => Uint8Array, message: object, binary: boolean): Buffer => {
@@ -51,23 +66,37 @@ export function createHitEncoder(options: HitEncoderOptions): HitEncoder {
     // `{…}` becomes `{…,` (or `{` when it has no members), ready for `"freshness":{…}}`.
     return bytes.length === 2 ? Buffer.from("{") : Buffer.concat([bytes.subarray(0, -1), Buffer.from(",")]);
   };
-  /** `head`, then the freshness field, encoded by the generated encoders. */
-  const withFreshness = <T extends DescMessage>(schema: T, head: Buffer, f: Freshness, binary: boolean): Buffer | undefined => {
+  /** The freshness field of `schema` (its last), encoded by the generated encoders; JSON with the closing brace. */
+  const tailOf = <T extends DescMessage>(schema: T, memo: Map<string, Buffer>, f: Freshness, binary: boolean): Buffer => {
+    const key = freshnessKey(f);
+    let tail = memo.get(key);
+    if (tail) return tail;
     const freshness = toFreshness(f);
-    const tail = binary
-      ? toBinary(schema, create(schema, { freshness } as unknown as MessageInitShape<T>))
+    tail = binary
+      ? Buffer.from(toBinary(schema, create(schema, { freshness } as unknown as MessageInitShape<T>)))
       : Buffer.from(`${JSON.stringify(schema.field.freshness!.jsonName)}:${toJsonString(FreshnessSchema, freshness, writeJson)}}`);
-    const body = Buffer.concat([head, tail]);
-    return body.length > writeMaxBytes ? undefined : body;
+    if (memo.size >= FRESHNESS_MEMO_ENTRIES) memo.clear();
+    memo.set(key, tail);
+    return tail;
+  };
+  /** `head`, then the freshness field. */
+  const withFreshness = <T extends DescMessage>(schema: T, tails: typeof entityTails, head: Buffer, f: Freshness, binary: boolean): Buffer | undefined => {
+    const tail = tailOf(schema, binary ? tails.proto : tails.json, f, binary);
+    const length = head.length + tail.length;
+    if (length > writeMaxBytes) return undefined;
+    const body = Buffer.allocUnsafe(length);
+    head.copy(body, 0);
+    tail.copy(body, head.length);
+    return body;
   };
   /** The head kept for `hit` in this encoding, made by `make` the first time (undefined: none can be made). */
-  const keptHead = (hit: Hit, binary: boolean, make: () => Buffer | undefined): Buffer | undefined => {
+  const keptHead = <H extends Hit>(hit: H, binary: boolean, make: (hit: H, binary: boolean) => Buffer | undefined): Buffer | undefined => {
     const enc = encodings.get(hit);
     const known = binary ? enc.proto : enc.json;
     if (known) return known;
-    let head;
+    let head: Buffer | undefined;
     try {
-      head = make();
+      head = make(hit, binary);
     } catch {
       return undefined; // over writeMaxBytes: the normal path answers the error
     }
@@ -77,20 +106,21 @@ export function createHitEncoder(options: HitEncoderOptions): HitEncoder {
     encodings.grow(enc, head.length);
     return head;
   };
+  const entityHead = (hit: EntityHit, binary: boolean): Buffer | undefined => {
+    const entity = hits.entityOf(hit);
+    return entity && headOf(entityOut.getO(binary).serialize, create(GetEntityResponseSchema, { entity: toEntityMessage(entity) }), binary);
+  };
+  const queryHead = (hit: Hit, binary: boolean): Buffer =>
+    headOf(queryOut.getO(binary).serialize, create(QueryResponseSchema, { entities: hits.entitiesOf(hit).map(toEntityMessage) }), binary);
 
   return {
     entity(hit, binary) {
-      const head = keptHead(hit, binary, () => {
-        const entity = hits.entityOf(hit);
-        return entity && headOf(entityOut.getO(binary).serialize, create(GetEntityResponseSchema, { entity: toEntityMessage(entity) }), binary);
-      });
-      return head && withFreshness(GetEntityResponseSchema, head, hit.freshness, binary);
+      const head = keptHead(hit, binary, entityHead);
+      return head && withFreshness(GetEntityResponseSchema, entityTails, head, hit.freshness, binary);
     },
     query(hit, binary) {
-      const head = keptHead(hit, binary, () =>
-        headOf(queryOut.getO(binary).serialize, create(QueryResponseSchema, { entities: hits.entitiesOf(hit).map(toEntityMessage) }), binary),
-      );
-      return head && withFreshness(QueryResponseSchema, head, hit.freshness, binary);
+      const head = keptHead(hit, binary, queryHead);
+      return head && withFreshness(QueryResponseSchema, queryTails, head, hit.freshness, binary);
     },
   };
 }

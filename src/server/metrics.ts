@@ -62,8 +62,31 @@ const UPSTREAM_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 type CounterChild = ReturnType<Counter<string>["labels"]>;
 type HistogramChild = ReturnType<Histogram<string>["labels"]>;
 
+/**
+ * A counter child the hot path counts in a plain number, added to its Prometheus series when the
+ * registry is read (the counter's `collect`, which every read runs first): prom-client hashes the
+ * labels again on each `inc`, a fair share of a cache hit's own cost when done per request.
+ */
+class HotCount {
+  #pending = 0;
+  constructor(readonly child: CounterChild) {}
+  inc(): void {
+    this.#pending++;
+  }
+  flush(): void {
+    if (this.#pending === 0) return;
+    this.child.inc(this.#pending);
+    this.#pending = 0;
+  }
+}
+
+/** A counter's `collect`: the pending counts of `hot` (which may grow later) added to their series. */
+const flushing = (hot: readonly HotCount[]) => () => {
+  for (const h of hot) h.flush();
+};
+
 interface RpcChildren {
-  calls: CounterChild;
+  calls: HotCount;
   duration: HistogramChild;
 }
 
@@ -72,7 +95,7 @@ export class Metrics {
   /** The registry behind `/metrics`; register extra metrics here if needed. */
   readonly registry: Registry;
 
-  readonly #hits: Record<CacheKind, CounterChild>;
+  readonly #hits: Record<CacheKind, HotCount>;
   readonly #misses: Record<CacheKind, CounterChild>;
   readonly #staleServed: Record<CacheKind, CounterChild>;
   readonly #coalesced: Counter<string>;
@@ -90,6 +113,10 @@ export class Metrics {
   readonly #openStreams: Gauge<string>;
   readonly #followGauges: { behind: Gauge<string>; awaited: Gauge<string>; filled: Counter<string>; resets: Counter<string>; saveErrors: Counter<string> };
   readonly #rpcCalls: Counter<string>;
+  /** The children of `#rpcCalls` and `#rpcRequests`, as made. */
+  readonly #hotRpcCalls: HotCount[] = [];
+  readonly #hotRpcRequests: HotCount[] = [];
+  readonly #api3Calls: Counter<string>;
   readonly #rpcSeconds: Histogram<string>;
   /** method -> code -> children; both label sets are small and fixed. */
   readonly #rpcChildren = new Map<string, Map<string, RpcChildren>>();
@@ -100,7 +127,7 @@ export class Metrics {
   #textSource: (() => Promise<string>) | undefined;
   readonly #rpcRequests: Counter<string>;
   /** "method protocol" -> the counter child and its plain total; both label sets are small and fixed. */
-  readonly #requestChildren = new Map<string, { child: CounterChild; total: { method: string; protocol: RpcProtocol; count: number } }>();
+  readonly #requestChildren = new Map<string, { child: HotCount; total: { method: string; protocol: RpcProtocol; count: number } }>();
   readonly #totals = { hits: 0, misses: 0, coalescedWaits: 0, upstreamCalls: 0, staleServed: 0, openStreams: 0 };
   readonly #follow: MetricsTotals["follow"] = {};
 
@@ -109,14 +136,22 @@ export class Metrics {
     if (options.defaultLabels) this.registry.setDefaultLabels(options.defaultLabels);
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: PREFIX });
 
-    const hits = new Counter({ name: `${PREFIX}hits_total`, help: "Lookups answered from the cache.", labelNames: ["kind"], registers });
+    const hotHits: HotCount[] = [];
+    const hits = new Counter({
+      name: `${PREFIX}hits_total`,
+      help: "Lookups answered from the cache.",
+      labelNames: ["kind"],
+      registers,
+      collect: flushing(hotHits),
+    });
     const misses = new Counter({
       name: `${PREFIX}misses_total`,
       help: "Lookups the cache could not answer (fetched upstream or joined a fetch in flight).",
       labelNames: ["kind"],
       registers,
     });
-    this.#hits = { entity: hits.labels("entity"), query: hits.labels("query") };
+    this.#hits = { entity: new HotCount(hits.labels("entity")), query: new HotCount(hits.labels("query")) };
+    hotHits.push(...Object.values(this.#hits));
     this.#misses = { entity: misses.labels("entity"), query: misses.labels("query") };
     this.#coalesced = new Counter({
       name: `${PREFIX}coalesced_waits_total`,
@@ -210,9 +245,22 @@ export class Metrics {
       saveErrors: new Counter({ name: `${PREFIX}event_cursor_save_errors_total`, help: "Failed saves of the event cursor state.", registers }),
     };
     // Export zeros from the start, so rates and dashboards work before the first lookup.
-    for (const kinds of [this.#hits, this.#misses, this.#staleServed]) for (const child of Object.values(kinds)) child.inc(0);
+    for (const kinds of [this.#misses, this.#staleServed]) for (const child of Object.values(kinds)) child.inc(0);
+    for (const hot of hotHits) hot.child.inc(0);
     this.#openStreams = new Gauge({ name: `${PREFIX}open_streams`, help: "Server streams (WatchChanges) currently open.", registers });
-    this.#rpcCalls = new Counter({ name: `${PREFIX}rpc_total`, help: "RPCs served, by method and Connect code.", labelNames: ["method", "code"], registers });
+    this.#rpcCalls = new Counter({
+      name: `${PREFIX}rpc_total`,
+      help: "RPCs served, by method and Connect code.",
+      labelNames: ["method", "code"],
+      registers,
+      collect: flushing(this.#hotRpcCalls),
+    });
+    this.#api3Calls = new Counter({
+      name: `${PREFIX}api3_calls_total`,
+      help: "api3 calls (POST /api3/json), by method (unknown names as other) and outcome (ok, auth_fault, fault).",
+      labelNames: ["method", "outcome"],
+      registers,
+    });
     this.#rpcSeconds = new Histogram({
       name: `${PREFIX}rpc_duration_seconds`,
       help: "Time to serve an RPC (for streams: how long the stream was open).",
@@ -224,6 +272,7 @@ export class Metrics {
       name: `${PREFIX}rpc_requests_total`,
       help: "RPC requests received, by method and wire protocol (connect, grpc, grpc-web); counted on arrival, fast path included.",
       labelNames: ["method", "protocol"],
+      collect: flushing(this.#hotRpcRequests),
       registers,
     });
   }
@@ -366,7 +415,11 @@ export class Metrics {
   rpcReceived(method: string, protocol: RpcProtocol): void {
     const key = `${method} ${protocol}`;
     let entry = this.#requestChildren.get(key);
-    if (!entry) this.#requestChildren.set(key, (entry = { child: this.#rpcRequests.labels(method, protocol), total: { method, protocol, count: 0 } }));
+    if (!entry) {
+      entry = { child: new HotCount(this.#rpcRequests.labels(method, protocol)), total: { method, protocol, count: 0 } };
+      this.#requestChildren.set(key, entry);
+      this.#hotRpcRequests.push(entry.child);
+    }
     entry.child.inc();
     entry.total.count++;
   }
@@ -393,11 +446,17 @@ export class Metrics {
     if (!byCode) this.#rpcChildren.set(method, (byCode = new Map()));
     let children = byCode.get(code);
     if (!children) {
-      children = { calls: this.#rpcCalls.labels(method, code), duration: this.#rpcSeconds.labels(method, code) };
+      children = { calls: new HotCount(this.#rpcCalls.labels(method, code)), duration: this.#rpcSeconds.labels(method, code) };
+      this.#hotRpcCalls.push(children.calls);
       byCode.set(code, children);
     }
     children.calls.inc();
     children.duration.observe(seconds);
+  }
+
+  /** An api3 call finished; `method` comes from a fixed set (src/api3 counts others as "other"). */
+  api3Call(method: string, outcome: string): void {
+    this.#api3Calls.labels(method, outcome).inc();
   }
 
   /** A snapshot round wrote its files (src/snapshots), taking `seconds`. */

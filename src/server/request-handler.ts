@@ -12,6 +12,7 @@ import type { RequestHandler } from "./one-port-listener.ts";
 import { registerReflection } from "./reflection.ts";
 import { createFastPath, type FastPath } from "./fast-path.ts";
 import type { HitPath } from "../service/hit-path.ts";
+import type { Caller } from "../auth/caller.ts";
 import { defaultDeadline, endStreamsOn, observeRpcs, rpcFinished } from "./rpc-interceptors.ts";
 import { explainClientFaults } from "./client-faults.ts";
 
@@ -58,10 +59,15 @@ export interface RequestHandlerOptions extends HttpRoutesOptions {
    */
   hitPath?: HitPath;
   /**
-   * Use `hitPath`'s fast path. Default true; never when `interceptors` are given (they may hold
-   * rules the fast path does not know).
+   * Use `hitPath`'s fast path. Default true; when `interceptors` are given, only together with
+   * `authorizeRead` (the interceptors may hold rules the fast path does not know otherwise).
    */
   fastPath?: boolean;
+  /**
+   * The access check the interceptors make for a read, for the fast path to make too (see
+   * `FastPathOptions.authorizeRead`): one rule on every path.
+   */
+  authorizeRead?: (authorization: string | undefined) => Caller;
 }
 
 export const DEFAULT_READ_MAX_BYTES = 1024 * 1024;
@@ -78,7 +84,7 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
 
   const readMaxBytes = limits.readMaxBytes ?? DEFAULT_READ_MAX_BYTES;
   const writeMaxBytes = limits.writeMaxBytes ?? DEFAULT_WRITE_MAX_BYTES;
-  const fastAllowed = (options.fastPath ?? true) && (options.interceptors ?? []).length === 0;
+  const fastAllowed = (options.fastPath ?? true) && ((options.interceptors ?? []).length === 0 || options.authorizeRead !== undefined);
   const fast: FastPath | undefined =
     options.hitPath && fastAllowed
       ? createFastPath({
@@ -87,6 +93,7 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
           writeMaxBytes,
           finished: rpcFinished({ metrics: options.metrics, logger: options.logger }),
           logger: options.logger,
+          authorizeRead: options.authorizeRead,
         })
       : undefined;
   // Registered RPC paths -> "package.Service/Method": only these are counted by protocol, so a

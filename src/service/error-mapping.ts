@@ -3,11 +3,15 @@
  * decides the Connect code and the message a client sees. Messages never carry secrets.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
-import { BackendError } from "../shotgrid/errors.ts";
+import { BackendError, WRITE_MAY_HAVE_HAPPENED } from "../shotgrid/errors.ts";
 import { InvalidCacheRequestError } from "../cache/errors.ts";
 import { InvalidInputError } from "./invalid-input-error.ts";
 
-export function toConnectError(err: unknown): ConnectError {
+/**
+ * `write`: the error ended a write (Create, Update, Delete, Revive, Batch), so the messages say
+ * what became of it instead of speaking of cached answers.
+ */
+export function toConnectError(err: unknown, call: "read" | "write" = "read"): ConnectError {
   if (err instanceof ConnectError) return err;
   if (err instanceof InvalidInputError || err instanceof InvalidCacheRequestError) return new ConnectError(err.message, Code.InvalidArgument);
   if (err instanceof BackendError) {
@@ -17,14 +21,30 @@ export function toConnectError(err: unknown): ConnectError {
         return new ConnectError(`${err.message}${sg}`, Code.NotFound);
       case "SG_REQUEST_REJECTED":
         return new ConnectError(`ShotGrid rejected the request: ${err.message}${sg}`, Code.InvalidArgument);
+      case "SG_CALLER_AUTH_FAILED":
+        // ShotGrid would not act as the caller (its sudo login is unknown, retired or may not be
+        // impersonated): the caller's entry must change, not the service. The Backend's message
+        // names the login, never a credential.
+        return new ConnectError(`ShotGrid would not act as the caller: ${err.message}`, Code.PermissionDenied);
+      case "SG_WRITE_OUTCOME_UNKNOWN":
+        // The message already says "the write may have happened; check before retrying".
+        return new ConnectError(err.message, Code.Unavailable);
       case "SG_AUTH_FAILED":
         return new ConnectError(`the cache cannot authenticate to ShotGrid (check its script name and key): ${err.message}`, Code.Unavailable);
       case "SG_UNAVAILABLE":
-        return new ConnectError(`ShotGrid is unavailable and this answer is not cached: ${err.message}`, Code.Unavailable);
+        // A write the Backend could not deliver provably did not reach the site (else it says SG_WRITE_OUTCOME_UNKNOWN).
+        return call === "write"
+          ? new ConnectError(`ShotGrid is unavailable; the write was not made: ${err.message}`, Code.Unavailable)
+          : new ConnectError(`ShotGrid is unavailable and this answer is not cached: ${err.message}`, Code.Unavailable);
       case "SG_TIMEOUT":
-        return new ConnectError(`ShotGrid did not answer in time and this answer is not cached: ${err.message}`, Code.Unavailable);
+        return call === "write"
+          ? new ConnectError(`ShotGrid did not answer in time: ${err.message}; ${WRITE_MAY_HAVE_HAPPENED}`, Code.Unavailable)
+          : new ConnectError(`ShotGrid did not answer in time and this answer is not cached: ${err.message}`, Code.Unavailable);
       case "SG_MALFORMED_RESPONSE":
-        return new ConnectError(`ShotGrid sent an answer the cache cannot read: ${err.message}`, Code.Unavailable);
+        return new ConnectError(
+          `ShotGrid sent an answer the cache cannot read: ${err.message}${call === "write" ? `; ${WRITE_MAY_HAVE_HAPPENED}` : ""}`,
+          Code.Unavailable,
+        );
       case "SG_ABORTED":
         // The call's signal aborts both when the client goes away and when its deadline passes.
         return abortedByDeadline(err.cause)

@@ -14,6 +14,9 @@ import { projectRecord } from "../cache/entity-fields.ts";
 import type { PreparedQuery } from "../cache/read-through-cache.ts";
 import { servedFreshness, type Freshness, type PeekableEntityCache, type PeekedEntry } from "../cache/types.ts";
 import type { Entity } from "../shotgrid/types.ts";
+import { ANONYMOUS, type Caller } from "../auth/caller.ts";
+import { entityProjectId, mayReadEntity } from "../auth/read-scope.ts";
+import { scopedQuery } from "./cache-service.ts";
 import { validateGetEntityNow, validateQuery, type RequestLimits } from "./request-validation.ts";
 import type { SchemaRegistry } from "./schema-registry.ts";
 
@@ -37,8 +40,12 @@ export interface EntityHit extends Hit {
 }
 
 export interface HitPath {
-  /** The hit `getEntity` would answer `req` with, or undefined when it would do anything else. */
-  getEntity(req: GetEntityRequest): EntityHit | undefined;
+  /**
+   * The hit `getEntity` would answer `req` with, or undefined when it would do anything else
+   * (for `caller`, default anonymous: a record its read limits refuse is left to the handler,
+   * which answers permission_denied).
+   */
+  getEntity(req: GetEntityRequest, caller?: Caller): EntityHit | undefined;
   /**
    * The entity as the answer carries it (computed on each call: encode it once and keep that),
    * or undefined when the held record lacks a requested field: then it is not a hit after all
@@ -53,7 +60,7 @@ export interface HitPath {
    * (asynchronously, as the handler validates), so the same object asked again (callers keep one
    * parsed message per distinct request bytes) can be peeked without waiting.
    */
-  peekQuery(req: QueryRequest): Hit | undefined;
+  peekQuery(req: QueryRequest, caller?: Caller): Hit | undefined;
   /** The entities of `hit` (parsed on each call: encode them once and keep that). */
   entitiesOf(hit: Hit): Entity[];
   /** Record the hit as `query` would (cache metrics): call once, when the answer is sent. */
@@ -83,22 +90,23 @@ interface QueryPlan {
   prepared?: PreparedQuery;
 }
 
+/** Whether `caller` has read limits (projects or entity types). */
+function limited(caller: Caller): boolean {
+  return caller.projectIds !== null || caller.entityTypes !== null;
+}
+
 /** The hit path of the CacheService over `options.cache`. */
 export function createHitPath(options: HitPathOptions): HitPath {
   const { cache, schema, limits, siteUnreachable } = options;
-  const hitOf = (peeked: PeekedEntry, key: string, entityType: string): Hit => ({
-    source: peeked.text,
-    key,
-    entityType,
-    freshness: servedFreshness(peeked.freshness, siteUnreachable?.()),
-  });
+  // Hits are built as literals of one shape (no spread): the encoder reads them on every answer.
+  const served = (peeked: PeekedEntry): Freshness => servedFreshness(peeked.freshness, siteUnreachable?.());
   // Callers that parse identical requests once (the fast path does) get their plan back for free.
   const plans = new WeakMap<GetEntityRequest, Plan>();
   const planOf = (req: GetEntityRequest): Plan | undefined => {
     const known = plans.get(req);
     if (known && known.generation === schema.generation) return known;
     const generation = schema.generation;
-    let valid;
+    let valid: ReturnType<typeof validateGetEntityNow>;
     try {
       valid = validateGetEntityNow(req, schema, limits);
     } catch {
@@ -110,28 +118,40 @@ export function createHitPath(options: HitPathOptions): HitPath {
     plans.set(req, plan);
     return plan;
   };
-  const queries = new WeakMap<QueryRequest, QueryPlan>();
-  /** The prepared query of `req`, or undefined while it is not known (its validation is then started). */
-  const preparedOf = (req: QueryRequest): PreparedQuery | undefined => {
-    const known = queries.get(req);
+  // Per request object, per caller (a caller's read limits join its filters; callers are the
+  // policy's own objects, one per auth file client, so there are few).
+  const queries = new WeakMap<QueryRequest, Map<Caller, QueryPlan>>();
+  /** The prepared query of `req` for `caller`, or undefined while it is not known (its validation is then started). */
+  const preparedOf = (req: QueryRequest, caller: Caller): PreparedQuery | undefined => {
+    let plans = queries.get(req);
+    const known = plans?.get(caller);
     if (known && known.generation === schema.generation) return known.prepared;
+    if (!plans) queries.set(req, (plans = new Map()));
+    const byCaller = plans;
     const plan: QueryPlan = { generation: schema.generation };
-    queries.set(req, plan);
+    byCaller.set(caller, plan);
     validateQuery(req, schema, limits)
+      .then((q) => scopedQuery(caller, q, schema))
       .then((q) => void (plan.prepared = cache.prepareQuery(q)))
-      // Invalid (the handler answers the error), or the schema could not be fetched (which may
-      // pass): ask again next time.
+      // Invalid or refused (the handler answers the error), or the schema could not be fetched
+      // (which may pass): ask again next time.
       .catch(() => {
-        if (queries.get(req) === plan) queries.delete(req);
+        if (byCaller.get(caller) === plan) byCaller.delete(caller);
       });
     return undefined;
   };
   return {
-    getEntity(req) {
+    getEntity(req, caller = ANONYMOUS) {
       const plan = planOf(req);
       if (!plan) return undefined;
       const peeked = cache.peekEntity(plan.entityType, plan.id, plan.fields);
-      return peeked && { ...hitOf(peeked, plan.key, plan.entityType), fields: plan.fields };
+      if (!peeked) return undefined;
+      // The handler's rule (auth/read-scope.ts) on the held full record, which has its `project`.
+      if (limited(caller)) {
+        const record = cache.heldRecordAnswering(peeked.text, []);
+        if (!record || !mayReadEntity(caller, plan.entityType, entityProjectId(record))) return undefined;
+      }
+      return { source: peeked.text, key: plan.key, entityType: plan.entityType, freshness: served(peeked), fields: plan.fields };
     },
     entityOf(hit) {
       const record = cache.heldRecordAnswering(hit.source, hit.fields);
@@ -140,10 +160,10 @@ export function createHitPath(options: HitPathOptions): HitPath {
     commit(hit) {
       cache.countEntityHit(hit.entityType);
     },
-    peekQuery(req) {
-      const prepared = preparedOf(req);
+    peekQuery(req, caller = ANONYMOUS) {
+      const prepared = preparedOf(req, caller);
       const peeked = prepared && cache.peekQuery(prepared);
-      return peeked && hitOf(peeked, prepared.key, prepared.q.entityType);
+      return peeked && { source: peeked.text, key: prepared.key, entityType: prepared.q.entityType, freshness: served(peeked) };
     },
     entitiesOf(hit) {
       return cache.queryAnswerOf(hit.source);

@@ -39,7 +39,7 @@ export interface ValidGetEntity {
 // ---- the rules ----
 
 /** `field` names where the type sits in the request (default `entityType`). */
-function checkEntityType(entityType: string, schema: SchemaRegistry, field = "entityType"): void {
+export function checkEntityType(entityType: string, schema: SchemaRegistry, field = "entityType"): void {
   if (entityType === "") throw new InvalidInputError(field, 'is required, e.g. "Shot"');
   if (!TYPE_NAME.test(entityType)) throw new InvalidInputError(field, `${quote(entityType)} is not an entity type name`);
   if (!schema.typeKnown(entityType)) throw new InvalidInputError(field, `unknown entity type ${quote(entityType)} on this site`);
@@ -55,7 +55,7 @@ const fieldsMemos = new WeakMap<SchemaRegistry, FieldsMemo>();
 const FIELDS_MEMO_MAX = 4096;
 
 /** The requested fields, checked, without `id`/`type` (always returned) and duplicates. Successful lists are memoised per (type, list). */
-function checkFields(fields: readonly string[], entityType: string, schema: SchemaRegistry, limits: RequestLimits): string[] {
+export function checkFields(fields: readonly string[], entityType: string, schema: SchemaRegistry, limits: RequestLimits): string[] {
   if (fields.length > limits.maxFields) throw new InvalidInputError("fields", `too many fields: ${fields.length} (at most ${limits.maxFields})`);
   let memo = fieldsMemos.get(schema);
   if (!memo || memo.generation !== schema.generation) fieldsMemos.set(schema, (memo = { generation: schema.generation, lists: new Map() }));

@@ -21,6 +21,8 @@ import { create, toBinary, type UnknownField } from "@bufbuild/protobuf";
 import { BinaryReader } from "@bufbuild/protobuf/wire";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import { mayReceiveChange } from "../auth/read-scope.ts";
+import { callerOf } from "../auth/rpc-auth.ts";
 import {
   ChangeKind,
   ChangeSchema,
@@ -63,6 +65,7 @@ export function createWatchChanges(opts: WatchChangesOptions) {
   );
 
   return async function* watchChanges(req: WatchChangesRequest, ctx: HandlerContext): AsyncGenerator<WatchChangesResponse> {
+    const caller = callerOf(ctx);
     for (let i = 0; i < req.projectIds.length; i++) {
       if (req.projectIds[i]! <= 0) throw new ConnectError(`projectIds[${i}]: must be a positive project id`, Code.InvalidArgument);
     }
@@ -122,6 +125,8 @@ export function createWatchChanges(opts: WatchChangesOptions) {
           if (msg.closes) return;
           continue;
         }
+        // A client limited to some projects or types never hears of the others' changes.
+        if (!mayReceiveChange(caller, msg.change)) continue;
         const turn = pace();
         if (turn) await turn;
         yield changeMessage(msg.change, binary);

@@ -2,7 +2,7 @@
  * The ShotGrid REST implementation of Backend. Each method builds one request (wire-codec.ts),
  * sends it through the shared transport (site-transport.ts) and decodes the answer.
  */
-import { NotFoundError } from "./errors.ts";
+import { MalformedResponseError, NotFoundError } from "./errors.ts";
 import { resolveClientOptions, type ResolvedClientOptions, type ShotGridClientOptions } from "./client-options.ts";
 import { SiteTransport } from "./site-transport.ts";
 import {
@@ -36,9 +36,16 @@ import type {
   ReadOptions,
   SearchOptions,
   ActingOptions,
+  Api3RelayOptions,
+  CallerCredentials,
+  SummarizeOptions,
+  SummaryAnswer,
   WriteFields,
   WriteOptions,
 } from "./types.ts";
+
+/** Keys of an api3 `params[0]` whose values are secrets (kept out of every message). */
+const API3_SECRET_KEYS = ["script_key", "user_password", "session_token", "auth_token"];
 
 function checkPositiveInt(value: unknown, where: string, min = 1): number | undefined {
   if (value === undefined) return undefined;
@@ -312,6 +319,55 @@ export class ShotGridClient implements Backend {
     const as = this.#site.identity(o);
     const answer = await this.#site.send({ method: "POST", path: `/entity/_batch`, json: body, idempotent: false, as, signal: o.signal });
     return decodeBatchResults(answer.body, requests);
+  }
+
+  /** REST `_summarize`; the answer's `{summaries, groups}` as the site sent them. */
+  async summarize(entityType: string, options: SummarizeOptions): Promise<SummaryAnswer> {
+    checkEntityType(entityType);
+    const o = options ?? ({} as SummarizeOptions);
+    if (!Array.isArray(o.summaryFields) || o.summaryFields.length === 0) {
+      throw new TypeError(`summaryFields must be a non-empty list of {field, type}, got ${describe(o.summaryFields)}`);
+    }
+    if (o.grouping !== undefined && !Array.isArray(o.grouping))
+      throw new TypeError(`grouping must be a list of {field, type, direction}, got ${describe(o.grouping)}`);
+    const { contentType, filters } = encodeFilters(o.filters);
+    const body: Record<string, unknown> = { filters, summary_fields: o.summaryFields };
+    if (o.grouping && o.grouping.length > 0) body.grouping = o.grouping;
+    if (o.includeArchivedProjects !== undefined) body.options = { include_archived_projects: o.includeArchivedProjects };
+    const answer = await this.#site.send({
+      method: "POST",
+      path: `/entity/${entityType}/_summarize`,
+      json: body,
+      contentType,
+      idempotent: true,
+      signal: o.signal,
+    });
+    const data = (answer.body as { data?: unknown } | undefined)?.data as Partial<SummaryAnswer> | undefined;
+    if (typeof data !== "object" || data === null || typeof data.summaries !== "object" || data.summaries === null) {
+      throw new MalformedResponseError(`POST /entity/${entityType}/_summarize: the answer has no data.summaries`, answer.status);
+    }
+    return { summaries: data.summaries, groups: Array.isArray(data.groups) ? data.groups : [] };
+  }
+
+  /** A token grant with the caller's credentials (see Backend.verifyCaller). */
+  async verifyCaller(credentials: CallerCredentials, options: { asLogin?: string; signal?: AbortSignal } = {}): Promise<void> {
+    await this.#site.verify(this.#site.identity({ credentials, asLogin: options.asLogin }));
+  }
+
+  /** One api3 call relayed to the site's `/api3/json` with the caller's own credentials. */
+  async relayApi3(method: string, args: unknown, options: Api3RelayOptions): Promise<unknown> {
+    if (typeof method !== "string" || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(method))
+      throw new TypeError(`method must be an api3 method name, got ${describe(method)}`);
+    const auth = options?.auth;
+    if (auth === undefined) {
+      if (method !== "info") throw new TypeError(`options.auth: ${method} needs the caller's api3 credentials (only info goes without)`);
+    } else if (typeof auth !== "object" || auth === null || Array.isArray(auth))
+      throw new TypeError("options.auth must be the caller's api3 credentials object");
+    const secrets = auth ? API3_SECRET_KEYS.map((k) => auth[k]).filter((v): v is string => typeof v === "string") : [];
+    const params = [...(auth ? [auth] : []), ...(args === undefined ? [] : [args])];
+    const body = { method_name: method, params };
+    const answer = await this.#site.relayApi3(body, secrets, options.readOnly === true, options.signal);
+    return answer.body;
   }
 
   async close(): Promise<void> {

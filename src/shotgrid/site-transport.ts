@@ -119,6 +119,31 @@ export class SiteTransport {
     await this.#pool.close();
   }
 
+  /**
+   * Ask the site for a token of `identity` (a real round trip: no token held for it is used), so
+   * its credentials are known good now. A refusal is the caller's: CallerAuthError.
+   */
+  async verify(identity: ActingIdentity): Promise<void> {
+    try {
+      await this.#fetchToken(identity);
+    } catch (err) {
+      throw this.#asCallerError(identity, err);
+    }
+  }
+
+  /**
+   * POST an api3 body to the site's `/api3/json` (no Bearer token: api3 carries the caller's
+   * credentials in its body, whose `secrets` are added to the redactor first). Resolves with any
+   * HTTP 200 answer, api3 faults included; other statuses throw a BackendError. `idempotent`: as
+   * in SiteRequest (false for a method that may write).
+   */
+  async relayApi3(body: unknown, secrets: readonly string[], idempotent: boolean, signal?: AbortSignal): Promise<SiteAnswer> {
+    for (const s of secrets) this.#secrets.add(s);
+    const label = `POST ${this.o.basePath}/api3/json`;
+    const req: SiteRequest = { method: "POST", path: "/api3/json", json: body, contentType: "application/json; charset=utf-8", idempotent, signal };
+    return this.#withRetries(label, idempotent, signal, () => this.#exchange(req, label, {}, undefined, true));
+  }
+
   /** Send an authenticated request; resolves with a 2xx answer or throws a BackendError. */
   async send(req: SiteRequest): Promise<SiteAnswer> {
     const label = `${req.method} ${this.#apiPrefix}${req.path.split("?")[0]}`;
@@ -291,7 +316,7 @@ export class SiteTransport {
   }
 
   /** One HTTP exchange under the concurrency cap and the per-attempt timeout. Never throws, except on caller abort or timeout. */
-  async #exchange(req: SiteRequest, label: string, headers: Record<string, string>, form?: string): Promise<Attempt> {
+  async #exchange(req: SiteRequest, label: string, headers: Record<string, string>, form?: string, outsideApi = false): Promise<Attempt> {
     let release: () => void;
     try {
       release = await this.#limit.acquire(req.signal);
@@ -318,7 +343,8 @@ export class SiteTransport {
         form !== undefined ? "application/x-www-form-urlencoded" : req.json !== undefined ? (req.contentType ?? "application/json") : undefined;
       const res = await this.#pool.request({
         method: req.method,
-        path: this.#apiPrefix + req.path,
+        // api3 lives beside the REST API, not under /api/{version}.
+        path: (outsideApi ? this.o.basePath : this.#apiPrefix) + req.path,
         headers: { accept: "application/json", ...(contentType ? { "content-type": contentType } : {}), ...headers },
         body,
         signal,

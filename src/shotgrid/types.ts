@@ -197,6 +197,58 @@ export type ActingOptions = Pick<WriteOptions, "asLogin" | "credentials" | "sign
 /** A batch result: the created or updated entity, or `true` for a delete. */
 export type BatchResult = Entity | boolean;
 
+/** One summary asked of `summarize`: ShotGrid's `{field, type}` (`record_count`, `count`, `sum`, `latest`…). */
+export interface SummaryField {
+  field: string;
+  type: string;
+}
+
+/** One level of grouping: ShotGrid's `{field, type, direction}` (`exact`, `tens`, `month`, `firstletter`…). */
+export interface SummaryGrouping {
+  field: string;
+  type: string;
+  direction?: "asc" | "desc";
+}
+
+export interface SummarizeOptions {
+  filters?: Filters;
+  summaryFields: SummaryField[];
+  /** Nested groups, one level per entry; absent or empty: totals only. */
+  grouping?: SummaryGrouping[];
+  /** Default true, as on ShotGrid. */
+  includeArchivedProjects?: boolean;
+  signal?: AbortSignal;
+}
+
+/** One group of a summary answer, as ShotGrid sends it. */
+export interface SummaryGroup {
+  group_name: string;
+  group_value: unknown;
+  summaries: Record<string, unknown>;
+  groups?: SummaryGroup[];
+}
+
+/** ShotGrid's summary answer: the totals and, with grouping, the groups. */
+export interface SummaryAnswer {
+  summaries: Record<string, unknown>;
+  groups: SummaryGroup[];
+}
+
+/** A call relayed to the site's own api3 endpoint (`POST /api3/json`) on a caller's behalf. */
+export interface Api3RelayOptions {
+  /**
+   * The caller's own `params[0]` (their credentials), sent as they gave it; its secrets are never
+   * logged. Undefined only for `info`, which takes no credentials.
+   */
+  auth: Record<string, unknown> | undefined;
+  /**
+   * True for methods that only read: safe to send again after a failure. False (the default): sent
+   * again only when it provably did not reach the site, as for every write.
+   */
+  readOnly?: boolean;
+  signal?: AbortSignal;
+}
+
 /**
  * The data source behind the cache. The ShotGrid REST client implements it; another source can
  * replace ShotGrid by implementing it too. Errors are `BackendError` subclasses (see errors.ts).
@@ -231,6 +283,23 @@ export interface Backend {
   revive(entityType: string, id: number, options?: ActingOptions): Promise<boolean>;
   /** All-or-nothing batch of writes: one failing request leaves nothing written. */
   batch(requests: BatchRequest[], options?: ActingOptions): Promise<BatchResult[]>;
+  /*
+   * Optional: what the api3 protocol front (src/api3) needs beyond reads and writes. A source
+   * without them answers those api3 methods with a fault saying so.
+   */
+  /** ShotGrid's summaries (REST `_summarize`): totals over the matching records, optionally grouped. */
+  summarize?(entityType: string, options: SummarizeOptions): Promise<SummaryAnswer>;
+  /**
+   * Check a caller's own credentials with the site (a token grant of the matching kind, always a
+   * round trip): resolves when the site accepts them (acting as `asLogin` when given), throws
+   * CallerAuthError when it refuses them.
+   */
+  verifyCaller?(credentials: CallerCredentials, options?: { asLogin?: string; signal?: AbortSignal }): Promise<void>;
+  /**
+   * Send one api3 call (`{"method_name", "params": [auth, args]}`) to the site's own api3 endpoint
+   * and resolve with its JSON answer as it came, a fault body included. `args` undefined: none sent.
+   */
+  relayApi3?(method: string, args: unknown, options: Api3RelayOptions): Promise<unknown>;
   /** Release connections. */
   close(): Promise<void>;
 }

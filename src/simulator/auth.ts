@@ -1,5 +1,5 @@
 /**
- * Access tokens of the simulated site: client_credentials, password and refresh_token grants,
+ * Access tokens of the simulated site: client_credentials, password, session_token and refresh_token grants,
  * tokens that expire after the configured lifetime, single-use refresh tokens. Tokens are opaque
  * random strings shaped like JWTs; nothing about a caller can be read from them. A grant may ask
  * to act as a HumanUser (`scope=sudo_as_login:<login>`); the token then speaks for that user.

@@ -209,6 +209,13 @@ export class SimHttpServer {
         if (!u || u.password !== p.get("password")) return fail(`Can't authenticate user '${login}'`);
         return { status: 200, body: tokens.issue(scopedPrincipal(this.deps.store, { kind: "user", user: u.user, login }, p.get("scope"))) };
       }
+      case "session_token": {
+        // A session token (api3's `get_session_token`, or a browser session) traded for an access token.
+        const v = tokens.verify(p.get("session_token") ?? "");
+        if (v === "expired") return fail("Can't authenticate: the session token has expired.");
+        if (v === "unknown") return fail("Can't authenticate: the session token is not valid.");
+        return { status: 200, body: tokens.issue(scopedPrincipal(this.deps.store, v, p.get("scope"))) };
+      }
       case "refresh_token": {
         const principal = tokens.redeem(p.get("refresh_token") ?? "");
         if (!principal) return fail("Can't authenticate: the refresh token is not valid (they are single-use).");
@@ -217,7 +224,7 @@ export class SimHttpServer {
       default:
         return {
           status: 400,
-          body: badRequest("Request Parameters invalid.", { grant_type: ["must be client_credentials, password or refresh_token"] }).envelope(),
+          body: badRequest("Request Parameters invalid.", { grant_type: ["must be client_credentials, password, session_token or refresh_token"] }).envelope(),
         };
     }
   }

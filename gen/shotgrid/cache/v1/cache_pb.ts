@@ -15,7 +15,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file shotgrid/cache/v1/cache.proto.
  */
 export const file_shotgrid_cache_v1_cache: GenFile = /*@__PURE__*/
-  fileDesc("Ch1zaG90Z3JpZC9jYWNoZS92MS9jYWNoZS5wcm90bxIRc2hvdGdyaWQuY2FjaGUudjEiQwoQR2V0RW50aXR5UmVxdWVzdBITCgtlbnRpdHlfdHlwZRgBIAEoCRIKCgJpZBgCIAEoBRIOCgZmaWVsZHMYAyADKAkibwoRR2V0RW50aXR5UmVzcG9uc2USKQoGZW50aXR5GAEgASgLMhkuc2hvdGdyaWQuY2FjaGUudjEuRW50aXR5Ei8KCWZyZXNobmVzcxgCIAEoCzIcLnNob3RncmlkLmNhY2hlLnYxLkZyZXNobmVzcyLWAQoMUXVlcnlSZXF1ZXN0EhMKC2VudGl0eV90eXBlGAEgASgJEicKB2ZpbHRlcnMYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSDgoGZmllbGRzGAMgAygJEicKBW9yZGVyGAQgAygLMhguc2hvdGdyaWQuY2FjaGUudjEuT3JkZXISDQoFbGltaXQYBSABKAUSDAoEcGFnZRgGIAEoBRIhChlpbmNsdWRlX2FyY2hpdmVkX3Byb2plY3RzGAcgASgIEg8KB3JldGlyZWQYCCABKAgiKQoFT3JkZXISDQoFZmllbGQYASABKAkSEQoJZGlyZWN0aW9uGAIgASgJIm0KDVF1ZXJ5UmVzcG9uc2USKwoIZW50aXRpZXMYASADKAsyGS5zaG90Z3JpZC5jYWNoZS52MS5FbnRpdHkSLwoJZnJlc2huZXNzGAIgASgLMhwuc2hvdGdyaWQuY2FjaGUudjEuRnJlc2huZXNzIksKBkVudGl0eRIMCgR0eXBlGAEgASgJEgoKAmlkGAIgASgFEicKBmZpZWxkcxgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiUgoJRnJlc2huZXNzEg4KBnNvdXJjZRgBIAEoCRIOCgZhZ2VfbXMYAiABKAMSFgoOYXNfb2ZfZXZlbnRfaWQYAyABKAMSDQoFc3RhbGUYBCABKAgiWAoTV2F0Y2hDaGFuZ2VzUmVxdWVzdBIUCgxlbnRpdHlfdHlwZXMYASADKAkSEwoLcHJvamVjdF9pZHMYAiADKAUSFgoOc2luY2VfZXZlbnRfaWQYAyABKAMirgEKFFdhdGNoQ2hhbmdlc1Jlc3BvbnNlEisKBmNoYW5nZRgBIAEoCzIZLnNob3RncmlkLmNhY2hlLnYxLkNoYW5nZUgAEjEKCWhlYXJ0YmVhdBgCIAEoCzIcLnNob3RncmlkLmNhY2hlLnYxLkhlYXJ0YmVhdEgAEisKBnJlc3luYxgDIAEoCzIZLnNob3RncmlkLmNhY2hlLnYxLlJlc3luY0gAQgkKB21lc3NhZ2UiiwIKBkNoYW5nZRIQCghldmVudF9pZBgBIAEoAxISCgpldmVudF90eXBlGAIgASgJEisKBGtpbmQYAyABKA4yHS5zaG90Z3JpZC5jYWNoZS52MS5DaGFuZ2VLaW5kEhMKC2VudGl0eV90eXBlGAQgASgJEhEKCWVudGl0eV9pZBgFIAEoBRISCgpwcm9qZWN0X2lkGAYgASgFEhYKDmF0dHJpYnV0ZV9uYW1lGAcgASgJEi4KCmNyZWF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEioKBHVzZXIYCSABKAsyHC5zaG90Z3JpZC5jYWNoZS52MS5FbnRpdHlSZWYiMwoJRW50aXR5UmVmEgwKBHR5cGUYASABKAkSCgoCaWQYAiABKAUSDAoEbmFtZRgDIAEoCSJMCglIZWFydGJlYXQSFQoNbGFzdF9ldmVudF9pZBgBIAEoAxIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIxCgZSZXN5bmMSDgoGcmVhc29uGAEgASgJEhcKD3Jlc3VtZV9ldmVudF9pZBgCIAEoAyqLAQoKQ2hhbmdlS2luZBIbChdDSEFOR0VfS0lORF9VTlNQRUNJRklFRBAAEhMKD0NIQU5HRV9LSU5EX05FVxABEhYKEkNIQU5HRV9LSU5EX0NIQU5HRRACEhoKFkNIQU5HRV9LSU5EX1JFVElSRU1FTlQQAxIXChNDSEFOR0VfS0lORF9SRVZJVkFMEAQynwIKDENhY2hlU2VydmljZRJbCglHZXRFbnRpdHkSIy5zaG90Z3JpZC5jYWNoZS52MS5HZXRFbnRpdHlSZXF1ZXN0GiQuc2hvdGdyaWQuY2FjaGUudjEuR2V0RW50aXR5UmVzcG9uc2UiA5ACARJPCgVRdWVyeRIfLnNob3RncmlkLmNhY2hlLnYxLlF1ZXJ5UmVxdWVzdBogLnNob3RncmlkLmNhY2hlLnYxLlF1ZXJ5UmVzcG9uc2UiA5ACARJhCgxXYXRjaENoYW5nZXMSJi5zaG90Z3JpZC5jYWNoZS52MS5XYXRjaENoYW5nZXNSZXF1ZXN0Gicuc2hvdGdyaWQuY2FjaGUudjEuV2F0Y2hDaGFuZ2VzUmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Ch1zaG90Z3JpZC9jYWNoZS92MS9jYWNoZS5wcm90bxIRc2hvdGdyaWQuY2FjaGUudjEiQwoQR2V0RW50aXR5UmVxdWVzdBITCgtlbnRpdHlfdHlwZRgBIAEoCRIKCgJpZBgCIAEoBRIOCgZmaWVsZHMYAyADKAkibwoRR2V0RW50aXR5UmVzcG9uc2USKQoGZW50aXR5GAEgASgLMhkuc2hvdGdyaWQuY2FjaGUudjEuRW50aXR5Ei8KCWZyZXNobmVzcxgCIAEoCzIcLnNob3RncmlkLmNhY2hlLnYxLkZyZXNobmVzcyLWAQoMUXVlcnlSZXF1ZXN0EhMKC2VudGl0eV90eXBlGAEgASgJEicKB2ZpbHRlcnMYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSDgoGZmllbGRzGAMgAygJEicKBW9yZGVyGAQgAygLMhguc2hvdGdyaWQuY2FjaGUudjEuT3JkZXISDQoFbGltaXQYBSABKAUSDAoEcGFnZRgGIAEoBRIhChlpbmNsdWRlX2FyY2hpdmVkX3Byb2plY3RzGAcgASgIEg8KB3JldGlyZWQYCCABKAgiKQoFT3JkZXISDQoFZmllbGQYASABKAkSEQoJZGlyZWN0aW9uGAIgASgJIm0KDVF1ZXJ5UmVzcG9uc2USKwoIZW50aXRpZXMYASADKAsyGS5zaG90Z3JpZC5jYWNoZS52MS5FbnRpdHkSLwoJZnJlc2huZXNzGAIgASgLMhwuc2hvdGdyaWQuY2FjaGUudjEuRnJlc2huZXNzIksKBkVudGl0eRIMCgR0eXBlGAEgASgJEgoKAmlkGAIgASgFEicKBmZpZWxkcxgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiUgoJRnJlc2huZXNzEg4KBnNvdXJjZRgBIAEoCRIOCgZhZ2VfbXMYAiABKAMSFgoOYXNfb2ZfZXZlbnRfaWQYAyABKAMSDQoFc3RhbGUYBCABKAgiWAoTV2F0Y2hDaGFuZ2VzUmVxdWVzdBIUCgxlbnRpdHlfdHlwZXMYASADKAkSEwoLcHJvamVjdF9pZHMYAiADKAUSFgoOc2luY2VfZXZlbnRfaWQYAyABKAMirgEKFFdhdGNoQ2hhbmdlc1Jlc3BvbnNlEisKBmNoYW5nZRgBIAEoCzIZLnNob3RncmlkLmNhY2hlLnYxLkNoYW5nZUgAEjEKCWhlYXJ0YmVhdBgCIAEoCzIcLnNob3RncmlkLmNhY2hlLnYxLkhlYXJ0YmVhdEgAEisKBnJlc3luYxgDIAEoCzIZLnNob3RncmlkLmNhY2hlLnYxLlJlc3luY0gAQgkKB21lc3NhZ2UiiwIKBkNoYW5nZRIQCghldmVudF9pZBgBIAEoAxISCgpldmVudF90eXBlGAIgASgJEisKBGtpbmQYAyABKA4yHS5zaG90Z3JpZC5jYWNoZS52MS5DaGFuZ2VLaW5kEhMKC2VudGl0eV90eXBlGAQgASgJEhEKCWVudGl0eV9pZBgFIAEoBRISCgpwcm9qZWN0X2lkGAYgASgFEhYKDmF0dHJpYnV0ZV9uYW1lGAcgASgJEi4KCmNyZWF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEioKBHVzZXIYCSABKAsyHC5zaG90Z3JpZC5jYWNoZS52MS5FbnRpdHlSZWYiMwoJRW50aXR5UmVmEgwKBHR5cGUYASABKAkSCgoCaWQYAiABKAUSDAoEbmFtZRgDIAEoCSJMCglIZWFydGJlYXQSFQoNbGFzdF9ldmVudF9pZBgBIAEoAxIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIxCgZSZXN5bmMSDgoGcmVhc29uGAEgASgJEhcKD3Jlc3VtZV9ldmVudF9pZBgCIAEoAyJiCg1DcmVhdGVSZXF1ZXN0EhMKC2VudGl0eV90eXBlGAEgASgJEiUKBGRhdGEYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhUKDXJldHVybl9maWVsZHMYAyADKAkiOwoOQ3JlYXRlUmVzcG9uc2USKQoGZW50aXR5GAEgASgLMhkuc2hvdGdyaWQuY2FjaGUudjEuRW50aXR5Io4CCg1VcGRhdGVSZXF1ZXN0EhMKC2VudGl0eV90eXBlGAEgASgJEgoKAmlkGAIgASgFEiUKBGRhdGEYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhUKDXJldHVybl9maWVsZHMYBCADKAkSXwoZbXVsdGlfZW50aXR5X3VwZGF0ZV9tb2RlcxgFIAMoCzI8LnNob3RncmlkLmNhY2hlLnYxLlVwZGF0ZVJlcXVlc3QuTXVsdGlFbnRpdHlVcGRhdGVNb2Rlc0VudHJ5Gj0KG011bHRpRW50aXR5VXBkYXRlTW9kZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIjsKDlVwZGF0ZVJlc3BvbnNlEikKBmVudGl0eRgBIAEoCzIZLnNob3RncmlkLmNhY2hlLnYxLkVudGl0eSIwCg1EZWxldGVSZXF1ZXN0EhMKC2VudGl0eV90eXBlGAEgASgJEgoKAmlkGAIgASgFIhAKDkRlbGV0ZVJlc3BvbnNlIjAKDVJldml2ZVJlcXVlc3QSEwoLZW50aXR5X3R5cGUYASABKAkSCgoCaWQYAiABKAUiIQoOUmV2aXZlUmVzcG9uc2USDwoHcmV2aXZlZBgBIAEoCCJFCgxCYXRjaFJlcXVlc3QSNQoKb3BlcmF0aW9ucxgBIAMoCzIhLnNob3RncmlkLmNhY2hlLnYxLkJhdGNoT3BlcmF0aW9uIrkBCg5CYXRjaE9wZXJhdGlvbhIyCgZjcmVhdGUYASABKAsyIC5zaG90Z3JpZC5jYWNoZS52MS5DcmVhdGVSZXF1ZXN0SAASMgoGdXBkYXRlGAIgASgLMiAuc2hvdGdyaWQuY2FjaGUudjEuVXBkYXRlUmVxdWVzdEgAEjIKBmRlbGV0ZRgDIAEoCzIgLnNob3RncmlkLmNhY2hlLnYxLkRlbGV0ZVJlcXVlc3RIAEILCglvcGVyYXRpb24iQAoNQmF0Y2hSZXNwb25zZRIvCgdyZXN1bHRzGAEgAygLMh4uc2hvdGdyaWQuY2FjaGUudjEuQmF0Y2hSZXN1bHQiVwoLQmF0Y2hSZXN1bHQSKwoGZW50aXR5GAEgASgLMhkuc2hvdGdyaWQuY2FjaGUudjEuRW50aXR5SAASEQoHZGVsZXRlZBgCIAEoCEgAQggKBnJlc3VsdCqLAQoKQ2hhbmdlS2luZBIbChdDSEFOR0VfS0lORF9VTlNQRUNJRklFRBAAEhMKD0NIQU5HRV9LSU5EX05FVxABEhYKEkNIQU5HRV9LSU5EX0NIQU5HRRACEhoKFkNIQU5HRV9LSU5EX1JFVElSRU1FTlQQAxIXChNDSEFOR0VfS0lORF9SRVZJVkFMEAQypwUKDENhY2hlU2VydmljZRJbCglHZXRFbnRpdHkSIy5zaG90Z3JpZC5jYWNoZS52MS5HZXRFbnRpdHlSZXF1ZXN0GiQuc2hvdGdyaWQuY2FjaGUudjEuR2V0RW50aXR5UmVzcG9uc2UiA5ACARJPCgVRdWVyeRIfLnNob3RncmlkLmNhY2hlLnYxLlF1ZXJ5UmVxdWVzdBogLnNob3RncmlkLmNhY2hlLnYxLlF1ZXJ5UmVzcG9uc2UiA5ACARJhCgxXYXRjaENoYW5nZXMSJi5zaG90Z3JpZC5jYWNoZS52MS5XYXRjaENoYW5nZXNSZXF1ZXN0Gicuc2hvdGdyaWQuY2FjaGUudjEuV2F0Y2hDaGFuZ2VzUmVzcG9uc2UwARJNCgZDcmVhdGUSIC5zaG90Z3JpZC5jYWNoZS52MS5DcmVhdGVSZXF1ZXN0GiEuc2hvdGdyaWQuY2FjaGUudjEuQ3JlYXRlUmVzcG9uc2USTQoGVXBkYXRlEiAuc2hvdGdyaWQuY2FjaGUudjEuVXBkYXRlUmVxdWVzdBohLnNob3RncmlkLmNhY2hlLnYxLlVwZGF0ZVJlc3BvbnNlEk0KBkRlbGV0ZRIgLnNob3RncmlkLmNhY2hlLnYxLkRlbGV0ZVJlcXVlc3QaIS5zaG90Z3JpZC5jYWNoZS52MS5EZWxldGVSZXNwb25zZRJNCgZSZXZpdmUSIC5zaG90Z3JpZC5jYWNoZS52MS5SZXZpdmVSZXF1ZXN0GiEuc2hvdGdyaWQuY2FjaGUudjEuUmV2aXZlUmVzcG9uc2USSgoFQmF0Y2gSHy5zaG90Z3JpZC5jYWNoZS52MS5CYXRjaFJlcXVlc3QaIC5zaG90Z3JpZC5jYWNoZS52MS5CYXRjaFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message shotgrid.cache.v1.GetEntityRequest
@@ -467,6 +467,294 @@ export const ResyncSchema: GenMessage<Resync> = /*@__PURE__*/
   messageDesc(file_shotgrid_cache_v1_cache, 12);
 
 /**
+ * @generated from message shotgrid.cache.v1.CreateRequest
+ */
+export type CreateRequest = Message<"shotgrid.cache.v1.CreateRequest"> & {
+  /**
+   * @generated from field: string entity_type = 1;
+   */
+  entityType: string;
+
+  /**
+   * Field values as JSON, as ShotGrid takes them: links as {"type":"Sequence","id":5}, a
+   * multi-entity field as a list of links, dates "YYYY-MM-DD", datetimes "YYYY-MM-DDTHH:MM:SSZ".
+   *
+   * @generated from field: google.protobuf.Struct data = 2;
+   */
+  data?: JsonObject | undefined;
+
+  /**
+   * Fields the answer holds (besides type and id); empty means ShotGrid's choice.
+   *
+   * @generated from field: repeated string return_fields = 3;
+   */
+  returnFields: string[];
+};
+
+/**
+ * Describes the message shotgrid.cache.v1.CreateRequest.
+ * Use `create(CreateRequestSchema)` to create a new message.
+ */
+export const CreateRequestSchema: GenMessage<CreateRequest> = /*@__PURE__*/
+  messageDesc(file_shotgrid_cache_v1_cache, 13);
+
+/**
+ * @generated from message shotgrid.cache.v1.CreateResponse
+ */
+export type CreateResponse = Message<"shotgrid.cache.v1.CreateResponse"> & {
+  /**
+   * @generated from field: shotgrid.cache.v1.Entity entity = 1;
+   */
+  entity?: Entity | undefined;
+};
+
+/**
+ * Describes the message shotgrid.cache.v1.CreateResponse.
+ * Use `create(CreateResponseSchema)` to create a new message.
+ */
+export const CreateResponseSchema: GenMessage<CreateResponse> = /*@__PURE__*/
+  messageDesc(file_shotgrid_cache_v1_cache, 14);
+
+/**
+ * @generated from message shotgrid.cache.v1.UpdateRequest
+ */
+export type UpdateRequest = Message<"shotgrid.cache.v1.UpdateRequest"> & {
+  /**
+   * @generated from field: string entity_type = 1;
+   */
+  entityType: string;
+
+  /**
+   * @generated from field: int32 id = 2;
+   */
+  id: number;
+
+  /**
+   * Field values to set, as in CreateRequest.data.
+   *
+   * @generated from field: google.protobuf.Struct data = 3;
+   */
+  data?: JsonObject | undefined;
+
+  /**
+   * @generated from field: repeated string return_fields = 4;
+   */
+  returnFields: string[];
+
+  /**
+   * How each listed multi-entity field changes: "set" (default) replaces the list with the
+   * links in `data`, "add" appends them, "remove" takes them out.
+   *
+   * @generated from field: map<string, string> multi_entity_update_modes = 5;
+   */
+  multiEntityUpdateModes: { [key: string]: string };
+};
+
+/**
+ * Describes the message shotgrid.cache.v1.UpdateRequest.
+ * Use `create(UpdateRequestSchema)` to create a new message.
+ */
+export const UpdateRequestSchema: GenMessage<UpdateRequest> = /*@__PURE__*/
+  messageDesc(file_shotgrid_cache_v1_cache, 15);
+
+/**
+ * @generated from message shotgrid.cache.v1.UpdateResponse
+ */
+export type UpdateResponse = Message<"shotgrid.cache.v1.UpdateResponse"> & {
+  /**
+   * @generated from field: shotgrid.cache.v1.Entity entity = 1;
+   */
+  entity?: Entity | undefined;
+};
+
+/**
+ * Describes the message shotgrid.cache.v1.UpdateResponse.
+ * Use `create(UpdateResponseSchema)` to create a new message.
+ */
+export const UpdateResponseSchema: GenMessage<UpdateResponse> = /*@__PURE__*/
+  messageDesc(file_shotgrid_cache_v1_cache, 16);
+
+/**
+ * @generated from message shotgrid.cache.v1.DeleteRequest
+ */
+export type DeleteRequest = Message<"shotgrid.cache.v1.DeleteRequest"> & {
+  /**
+   * @generated from field: string entity_type = 1;
+   */
+  entityType: string;
+
+  /**
+   * @generated from field: int32 id = 2;
+   */
+  id: number;
+};
+
+/**
+ * Describes the message shotgrid.cache.v1.DeleteRequest.
+ * Use `create(DeleteRequestSchema)` to create a new message.
+ */
+export const DeleteRequestSchema: GenMessage<DeleteRequest> = /*@__PURE__*/
+  messageDesc(file_shotgrid_cache_v1_cache, 17);
+
+/**
+ * @generated from message shotgrid.cache.v1.DeleteResponse
+ */
+export type DeleteResponse = Message<"shotgrid.cache.v1.DeleteResponse"> & {
+};
+
+/**
+ * Describes the message shotgrid.cache.v1.DeleteResponse.
+ * Use `create(DeleteResponseSchema)` to create a new message.
+ */
+export const DeleteResponseSchema: GenMessage<DeleteResponse> = /*@__PURE__*/
+  messageDesc(file_shotgrid_cache_v1_cache, 18);
+
+/**
+ * @generated from message shotgrid.cache.v1.ReviveRequest
+ */
+export type ReviveRequest = Message<"shotgrid.cache.v1.ReviveRequest"> & {
+  /**
+   * @generated from field: string entity_type = 1;
+   */
+  entityType: string;
+
+  /**
+   * @generated from field: int32 id = 2;
+   */
+  id: number;
+};
+
+/**
+ * Describes the message shotgrid.cache.v1.ReviveRequest.
+ * Use `create(ReviveRequestSchema)` to create a new message.
+ */
+export const ReviveRequestSchema: GenMessage<ReviveRequest> = /*@__PURE__*/
+  messageDesc(file_shotgrid_cache_v1_cache, 19);
+
+/**
+ * @generated from message shotgrid.cache.v1.ReviveResponse
+ */
+export type ReviveResponse = Message<"shotgrid.cache.v1.ReviveResponse"> & {
+  /**
+   * False when the entity was not retired (nothing changed).
+   *
+   * @generated from field: bool revived = 1;
+   */
+  revived: boolean;
+};
+
+/**
+ * Describes the message shotgrid.cache.v1.ReviveResponse.
+ * Use `create(ReviveResponseSchema)` to create a new message.
+ */
+export const ReviveResponseSchema: GenMessage<ReviveResponse> = /*@__PURE__*/
+  messageDesc(file_shotgrid_cache_v1_cache, 20);
+
+/**
+ * @generated from message shotgrid.cache.v1.BatchRequest
+ */
+export type BatchRequest = Message<"shotgrid.cache.v1.BatchRequest"> & {
+  /**
+   * @generated from field: repeated shotgrid.cache.v1.BatchOperation operations = 1;
+   */
+  operations: BatchOperation[];
+};
+
+/**
+ * Describes the message shotgrid.cache.v1.BatchRequest.
+ * Use `create(BatchRequestSchema)` to create a new message.
+ */
+export const BatchRequestSchema: GenMessage<BatchRequest> = /*@__PURE__*/
+  messageDesc(file_shotgrid_cache_v1_cache, 21);
+
+/**
+ * @generated from message shotgrid.cache.v1.BatchOperation
+ */
+export type BatchOperation = Message<"shotgrid.cache.v1.BatchOperation"> & {
+  /**
+   * @generated from oneof shotgrid.cache.v1.BatchOperation.operation
+   */
+  operation: {
+    /**
+     * @generated from field: shotgrid.cache.v1.CreateRequest create = 1;
+     */
+    value: CreateRequest;
+    case: "create";
+  } | {
+    /**
+     * @generated from field: shotgrid.cache.v1.UpdateRequest update = 2;
+     */
+    value: UpdateRequest;
+    case: "update";
+  } | {
+    /**
+     * @generated from field: shotgrid.cache.v1.DeleteRequest delete = 3;
+     */
+    value: DeleteRequest;
+    case: "delete";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message shotgrid.cache.v1.BatchOperation.
+ * Use `create(BatchOperationSchema)` to create a new message.
+ */
+export const BatchOperationSchema: GenMessage<BatchOperation> = /*@__PURE__*/
+  messageDesc(file_shotgrid_cache_v1_cache, 22);
+
+/**
+ * @generated from message shotgrid.cache.v1.BatchResponse
+ */
+export type BatchResponse = Message<"shotgrid.cache.v1.BatchResponse"> & {
+  /**
+   * One per operation, in order.
+   *
+   * @generated from field: repeated shotgrid.cache.v1.BatchResult results = 1;
+   */
+  results: BatchResult[];
+};
+
+/**
+ * Describes the message shotgrid.cache.v1.BatchResponse.
+ * Use `create(BatchResponseSchema)` to create a new message.
+ */
+export const BatchResponseSchema: GenMessage<BatchResponse> = /*@__PURE__*/
+  messageDesc(file_shotgrid_cache_v1_cache, 23);
+
+/**
+ * @generated from message shotgrid.cache.v1.BatchResult
+ */
+export type BatchResult = Message<"shotgrid.cache.v1.BatchResult"> & {
+  /**
+   * @generated from oneof shotgrid.cache.v1.BatchResult.result
+   */
+  result: {
+    /**
+     * The created or updated entity.
+     *
+     * @generated from field: shotgrid.cache.v1.Entity entity = 1;
+     */
+    value: Entity;
+    case: "entity";
+  } | {
+    /**
+     * A delete: true.
+     *
+     * @generated from field: bool deleted = 2;
+     */
+    value: boolean;
+    case: "deleted";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message shotgrid.cache.v1.BatchResult.
+ * Use `create(BatchResultSchema)` to create a new message.
+ */
+export const BatchResultSchema: GenMessage<BatchResult> = /*@__PURE__*/
+  messageDesc(file_shotgrid_cache_v1_cache, 24);
+
+/**
  * @generated from enum shotgrid.cache.v1.ChangeKind
  */
 export enum ChangeKind {
@@ -537,6 +825,56 @@ export const CacheService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchChangesRequestSchema;
     output: typeof WatchChangesResponseSchema;
+  },
+  /**
+   * Create one entity; answers it with `return_fields`.
+   *
+   * @generated from rpc shotgrid.cache.v1.CacheService.Create
+   */
+  create: {
+    methodKind: "unary";
+    input: typeof CreateRequestSchema;
+    output: typeof CreateResponseSchema;
+  },
+  /**
+   * Change fields of one entity; answers it with `return_fields`.
+   *
+   * @generated from rpc shotgrid.cache.v1.CacheService.Update
+   */
+  update: {
+    methodKind: "unary";
+    input: typeof UpdateRequestSchema;
+    output: typeof UpdateResponseSchema;
+  },
+  /**
+   * Retire one entity (ShotGrid's delete).
+   *
+   * @generated from rpc shotgrid.cache.v1.CacheService.Delete
+   */
+  delete: {
+    methodKind: "unary";
+    input: typeof DeleteRequestSchema;
+    output: typeof DeleteResponseSchema;
+  },
+  /**
+   * Bring a retired entity back.
+   *
+   * @generated from rpc shotgrid.cache.v1.CacheService.Revive
+   */
+  revive: {
+    methodKind: "unary";
+    input: typeof ReviveRequestSchema;
+    output: typeof ReviveResponseSchema;
+  },
+  /**
+   * Several creates, updates and deletes in one transaction: all are made or none is.
+   *
+   * @generated from rpc shotgrid.cache.v1.CacheService.Batch
+   */
+  batch: {
+    methodKind: "unary";
+    input: typeof BatchRequestSchema;
+    output: typeof BatchResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_shotgrid_cache_v1_cache, 0);
