@@ -6,19 +6,29 @@
  */
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { toJson } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import { ConnectError } from "@connectrpc/connect";
+import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type RunningService, startService } from "../src/app/create-app.ts";
+import { hashToken, newToken } from "../src/auth/index.ts";
 import { shotgridFilters, type ShotgridFilters } from "../src/client.ts";
 import { DEFAULT_SCRIPT_KEY } from "../src/simulator/index.ts";
-import { type E2E, pollUntil, siteUpdate, startE2E } from "./e2e-helpers.ts";
+import { type E2E, pollUntil, siteUpdate, startE2E, testConfig } from "./e2e-helpers.ts";
 
 const CLIENT_DIR = fileURLToPath(new URL("../clients/python/", import.meta.url));
 const BIN = fileURLToPath(new URL("../bin/shotgrid-cache.mjs", import.meta.url));
 const PYTHON = process.env.PYTHON ?? "python3";
 const README = fileURLToPath(new URL("../README.md", import.meta.url));
+/** Tokens of the service with an auth file, one per role the Python tests play. */
+const TOKENS = { writer: newToken(), reader: newToken(), limited: newToken() };
+/** A demo-site user the writer's writes are made as. */
+const WRITER_LOGIN = "ava.moreau";
 
 interface Run {
   code: number | null;
@@ -54,11 +64,33 @@ function python(args: string[], env: Record<string, string>, input: string | und
 
 describe("the Python client", () => {
   let e2e: E2E | undefined;
+  // A second service on the same site, with an auth file: writes, scopes and refused tokens.
+  let authService: RunningService | undefined;
+  let authDir: string | undefined;
   beforeAll(async () => {
     e2e = await startE2E({ config: { heartbeatS: 1 } });
+    authDir = await mkdtemp(join(tmpdir(), "sgc-python-auth-"));
+    const authFile = join(authDir, "auth.yaml");
+    await writeFile(
+      authFile,
+      [
+        "clients:",
+        `  - { name: writer, token_sha256: ${hashToken(TOKENS.writer)}, scopes: [read, write, watch], sudo_as_login: ${WRITER_LOGIN} }`,
+        `  - { name: reader, token_sha256: ${hashToken(TOKENS.reader)}, scopes: [read, watch] }`,
+        `  - { name: limited, token_sha256: ${hashToken(TOKENS.limited)}, scopes: [read, watch], projects: [1] }`,
+        "",
+      ].join("\n"),
+    );
+    authService = await startService(
+      testConfig({ site: { url: e2e.site.url, scriptName: e2e.site.scriptName, scriptKey: DEFAULT_SCRIPT_KEY }, authFile }),
+      pino({ level: "silent" }),
+    );
+    await authService.ready;
   });
   afterAll(async () => {
+    await authService?.close(1000);
     await e2e?.close();
+    if (authDir) await rm(authDir, { recursive: true, force: true });
   });
 
   it("passes its unittest suite against the service and the simulated site", { timeout: 250_000 }, async () => {
@@ -69,6 +101,11 @@ describe("the Python client", () => {
       SGC_TEST_SCRIPT_KEY: DEFAULT_SCRIPT_KEY,
       SGC_TEST_NODE: process.execPath,
       SGC_TEST_BIN: BIN,
+      SGC_TEST_AUTH_URL: authService!.url,
+      SGC_TEST_WRITER_TOKEN: TOKENS.writer,
+      SGC_TEST_READER_TOKEN: TOKENS.reader,
+      SGC_TEST_LIMITED_TOKEN: TOKENS.limited,
+      SGC_TEST_WRITER_LOGIN: WRITER_LOGIN,
     };
     const run = await python(["-W", "error::ResourceWarning", "-m", "unittest", "discover", "-s", "tests", "-v"], env, undefined, 240_000);
     if (run.code !== 0) console.log(run.output);

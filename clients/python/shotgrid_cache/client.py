@@ -8,6 +8,7 @@ from .snapshot import Fallback, SnapshotDir
 from .transport import Transport
 from .values import check_fields, check_type_name, check_whole, convert_filters, convert_order, flatten_entity, to_int
 from .watch import Watch
+from .writes import batch_request, create_request, delete_request, update_request
 
 _Freshness = collections.namedtuple("Freshness", ["source", "age_ms", "as_of_event_id", "stale"])
 
@@ -220,6 +221,43 @@ class CacheClient(object):
         oldest = min(fb.used, key=lambda s: s.written_at)
         self._local.freshness = Freshness(source="snapshot", age_ms=oldest.age_ms(), as_of_event_id=oldest.event_id, stale=True)
         return result
+
+    # ------------------------------------------------------------ writes
+
+    def _write(self, method, request):
+        # Never sent twice: a lost answer is an error saying the write may have been made.
+        return self._transport.unary(method, request, retry_stale=False)
+
+    def create(self, entity_type, data, return_fields=None):
+        """Create one entity, made as the token's sudo_as_login; the new entity as shotgun_api3
+        returns it (with `return_fields`, or ShotGrid's choice)."""
+        answer = self._write("Create", create_request(entity_type, data, return_fields))
+        return flatten_entity(answer.get("entity") or {})
+
+    def update(self, entity_type, entity_id, data, multi_entity_update_modes=None, return_fields=None):
+        """Change fields of one entity; the entity as shotgun_api3 returns it.
+        multi_entity_update_modes: {"assets": "add" | "remove" | "set"} per multi-entity field."""
+        answer = self._write("Update", update_request(entity_type, entity_id, data, multi_entity_update_modes, return_fields))
+        return flatten_entity(answer.get("entity") or {})
+
+    def delete(self, entity_type, entity_id):
+        """Retire one entity (ShotGrid's delete); True, as shotgun_api3 returns."""
+        self._write("Delete", delete_request(entity_type, entity_id))
+        return True
+
+    def revive(self, entity_type, entity_id):
+        """Bring a retired entity back; False when it was not retired."""
+        return bool(self._write("Revive", delete_request(entity_type, entity_id)).get("revived", False))
+
+    def batch(self, requests):
+        """Several creates, updates and deletes in one transaction, all or none, in shotgun_api3's
+        shape ([{"request_type": "create", "entity_type": "Shot", "data": {...}}, ...]); one
+        result per request: the entity for a create or update, True for a delete."""
+        answer = self._write("Batch", batch_request(requests))
+        results = []
+        for r in answer.get("results") or []:
+            results.append(flatten_entity(r["entity"]) if "entity" in r else bool(r.get("deleted", False)))
+        return results
 
     # ------------------------------------------------------------ changes
 

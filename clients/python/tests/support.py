@@ -213,3 +213,11 @@ class Collector(object):
         self.stream.close()
         self.thread.join(10)
         return not self.thread.is_alive()
+
+# A second service of the wrapper's, with an auth file: a token per role (see test/python-client.test.ts).
+AUTH_URL = os.environ.get("SGC_TEST_AUTH_URL")
+WRITER_TOKEN = os.environ.get("SGC_TEST_WRITER_TOKEN")
+WRITER_LOGIN = os.environ.get("SGC_TEST_WRITER_LOGIN", "ava.moreau")
+READER_TOKEN = os.environ.get("SGC_TEST_READER_TOKEN")
+LIMITED_TOKEN = os.environ.get("SGC_TEST_LIMITED_TOKEN")
+needs_auth_service = unittest.skipUnless(AUTH_URL and WRITER_TOKEN and SITE_URL, "run through npm test (test/python-client.test.ts), which starts the service")
