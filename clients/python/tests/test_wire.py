@@ -40,6 +40,10 @@ class Peer(object):
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
                 peer.requests.append((self.path, dict((k.lower(), v) for k, v in self.headers.items()), body))
                 status, content_type, payload = peer.script.pop(0) if peer.script else (503, "text/plain", b"script ended")
+                if status is None:
+                    # The answer is lost: the connection closes with the request read.
+                    self.close_connection = True
+                    return
                 self.send_response(status)
                 self.send_header("content-type", content_type)
                 self.send_header("content-length", str(len(payload)))
@@ -138,6 +142,17 @@ class WireTest(unittest.TestCase):
         self.assertIn("HTTP 503", caught.exception.message)
         with self.assertRaises(Internal):
             sg.find("Shot", [])
+
+    def test_a_write_whose_answer_is_lost_is_not_sent_again(self):
+        peer = self.peer([(None, "", b""), (200, "application/json", b"{}")])
+        with CacheClient(peer.url, token="sgc_x") as sg:
+            with self.assertRaises(Unavailable) as caught:
+                sg.delete("Shot", 5)
+            self.assertIn("the write may have been made", caught.exception.message)
+            self.assertEqual(len(peer.requests), 1)
+            # A read is a fresh call on a fresh connection, and is answered.
+            self.assertIs(sg.revive("Shot", 5), False)
+        self.assertEqual(json.loads(peer.requests[0][2].decode()), {"entityType": "Shot", "id": 5})
 
     def test_any_integral_id_is_an_id(self):
         class NumpyLikeInt(object):
