@@ -178,9 +178,9 @@ function rewriteEnvelope(chunk: Uint8Array, report: (e: ConnectError) => void): 
   } else {
     // "name: value" lines, as connect-es writes them (name lower-case, one space).
     const lines = text.split("\r\n");
-    const valueOf = (line: string, name: string) => (line.toLowerCase().startsWith(`${name}:`) ? line.slice(name.length + 1).trim() : undefined);
-    const status = lines.findIndex((l) => valueOf(l, "grpc-status") === GRPC_INTERNAL);
-    const message = decodeURIComponentSafe(lines.map((l) => valueOf(l, "grpc-message")).find((v) => v !== undefined) ?? "");
+    const headerValue = (line: string, name: string) => (line.toLowerCase().startsWith(`${name}:`) ? line.slice(name.length + 1).trim() : undefined);
+    const status = lines.findIndex((l) => headerValue(l, "grpc-status") === GRPC_INTERNAL);
+    const message = decodeURIComponentSafe(lines.map((l) => headerValue(l, "grpc-message")).find((v) => v !== undefined) ?? "");
     if (status !== -1 && message.startsWith(PARSE_BINARY)) {
       lines[status] = `grpc-status: ${GRPC_INVALID_ARGUMENT}`;
       rewritten = lines.join("\r\n");

@@ -66,7 +66,7 @@ export function observeRpcs(options: ObserveRpcsOptions): Interceptor {
   const finish = (method: DescMethod, start: number, error: unknown, canceled: boolean) => finished(methodName(method), start, error, canceled);
   return (next) => async (req) => {
     const start = performance.now();
-    let res;
+    let res: Awaited<ReturnType<typeof next>>;
     try {
       res = await next(req);
     } catch (err) {
