@@ -118,7 +118,10 @@ describe("local answers over the mirror", () => {
     gate.open();
     await applying;
     const after = await cache.query(q);
-    expect(answers.at(-1)?.where).toBe("local");
+    // The site's answer fetched during the refetch (already after the change) was kept like any
+    // answer: asking again is a plain hit, neither evaluated nor fetched again.
+    expect(answers.at(-1)).toEqual({ where: "upstream", reason: "records_refreshing" });
+    expect(after.freshness.source).toBe("cache");
     expect(after.value.find((e) => e.id === shot.id)?.fields.sg_status_list).toBe("hld");
   });
 

@@ -363,13 +363,13 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
   async queryPrepared(prepared: PreparedQuery, signal?: AbortSignal): Promise<CacheAnswer<Entity[]>> {
     const { q, key, deps } = prepared;
     this.#noteTypeRead(q.entityType);
-    const local = this.#answerLocally(q);
-    if (local) return local;
     const entry = await this.#storeGet(key);
     if (entry && !deps.volatile && this.#fresh(entry)) {
       this.#metrics.cacheHit("query");
       return { value: entry.value as Entity[], freshness: this.#cached(entry, false) };
     }
+    const local = await this.#answerLocally(q, key, deps);
+    if (local) return local;
     const load = () => this.#loadQuery(q, key, deps.tags);
     // A volatile query is never answered from the store, so there is no fill to wait for.
     const { promise, joined } = this.#flights.run(key, [...deps.tags, "nm:any"], () => (deps.volatile ? load() : this.#acrossInstances(key, load)));
@@ -433,16 +433,34 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
   }
 
   /** The mirror's answer to a query over preloaded types, counted; undefined when it cannot answer exactly (see src/local-query). */
-  #answerLocally(q: CanonicalQuery): CacheAnswer<Entity[]> | undefined {
+  #answerLocally(q: CanonicalQuery, key: string, deps: PreparedQuery["deps"]): Promise<CacheAnswer<Entity[]> | undefined> | undefined {
     if (!this.#answerLocallyOn) {
       this.#metrics.queryAnswered?.("upstream", "disabled");
       return undefined;
     }
+    return this.#answerAndKeep(q, key, deps);
+  }
+
+  /**
+   * The mirror's answer, kept in the store like an upstream answer (same tags, so the same events
+   * drop it), so that asking again is a plain hit (the server's hit path answers those without
+   * evaluating anything). The generation is read before the answer is computed: an invalidation
+   * in between makes the store refuse it, never keep a state older than an applied event.
+   */
+  async #answerAndKeep(q: CanonicalQuery, key: string, deps: PreparedQuery["deps"]): Promise<CacheAnswer<Entity[]> | undefined> {
+    const seq = deps.volatile ? undefined : await this.#storeSeq();
     const answer = this.localQueries.answer(q);
     this.#metrics.queryAnswered?.(answer.ok ? "local" : "upstream", answer.ok ? "none" : answer.code);
     if (!answer.ok) return undefined;
-    const ready = this.#readyAt.get(q.entityType) ?? this.#now();
-    return { value: answer.entities, freshness: { source: "cache", ageMs: Math.max(0, this.#now() - ready), asOfEventId: this.#lastApplied, stale: false } };
+    const fetchedAt = this.#now();
+    const asOf = this.#lastApplied;
+    if (seq !== undefined) {
+      const links = new Set<string>();
+      for (const e of answer.entities) collectLinks(e.fields, links);
+      await this.#storeSet(key, { value: answer.entities, seq, fetchedAt, asOfEventId: asOf, tags: [...deps.tags, ...[...links].map((l) => `ln:${l}`)] });
+      this.#reportSize();
+    }
+    return { value: answer.entities, freshness: { source: "cache", ageMs: 0, asOfEventId: asOf, stale: false } };
   }
 
   /** Apply event log rows: invalidate exactly what they changed, refetch changed preloaded records. */
