@@ -4,7 +4,7 @@
  * stays bounded, and a list of changes that keeps the last 20 from the change bus.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AccessPolicy, hashToken, newToken } from "../src/auth/index.ts";
+import { AccessPolicy, hashToken, newToken, statusAccess } from "../src/auth/index.ts";
 import { ChangeBus, type Change } from "../src/events/index.ts";
 import { createServer, Metrics, type Server } from "../src/server/index.ts";
 import { RECENT_CHANGES, type StatusContext, StatusSampler } from "../src/status/index.ts";
@@ -29,10 +29,12 @@ function change(eventId: number): Change {
 describe("/status.json with the access policy's status scope", () => {
   const statusToken = newToken();
   const readToken = newToken();
+  const limitedToken = newToken();
   const policy = AccessPolicy.fromFile({
     clients: [
       { name: "ops", tokenSha256: hashToken(statusToken), scopes: ["status"], projects: null, entityTypes: null, sudoAsLogin: null },
       { name: "tool", tokenSha256: hashToken(readToken), scopes: ["read"], projects: null, entityTypes: null, sudoAsLogin: null },
+      { name: "ops-one-project", tokenSha256: hashToken(limitedToken), scopes: ["status"], projects: [12], entityTypes: null, sudoAsLogin: null },
     ],
   });
   const metrics = new Metrics({ processMetrics: false });
@@ -45,7 +47,7 @@ describe("/status.json with the access policy's status scope", () => {
   beforeAll(async () => {
     sampler.sample();
     const base = { version: "9.9.9", mode: "site", routes: () => undefined, metrics };
-    guarded = createServer({ ...base, status: { report: () => sampler.report(), authorize: (h) => void policy.authorize(h, "status") } });
+    guarded = createServer({ ...base, status: { report: () => sampler.report(), authorize: statusAccess(policy) } });
     open = createServer({ ...base, status: { report: () => sampler.report() } });
     none = createServer(base);
     for (const s of [guarded, open, none]) ports.push((await s.listen(0, "127.0.0.1")).port);
@@ -64,6 +66,10 @@ describe("/status.json with the access policy's status scope", () => {
     expect(wrong.json).toMatchObject({ code: "permission_denied" });
     expect(wrong.json.message).toContain('lacks the "status" scope');
     expect(wrong.body).not.toContain(readToken);
+    // The page lists every project's changes: a client limited to some projects may not see it.
+    const limited = await rawRequest(ports[0]!, "GET", "/status.json", undefined, { authorization: `Bearer ${limitedToken}` });
+    expect(limited.status).toBe(403);
+    expect(limited.json.message).toContain("read limits");
     const bogus = await rawRequest(ports[0]!, "GET", "/status.json", undefined, { authorization: "Bearer sgc_not-a-real-token" });
     expect(bogus.status).toBe(401);
     expect(bogus.body).not.toContain("not-a-real-token");

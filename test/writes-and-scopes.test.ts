@@ -281,6 +281,25 @@ describe("who may call", () => {
     }
   });
 
+  it("a client with read limits may not read through a link (fields, filters, order), on any read", async () => {
+    // A dotted path reads the linked record, which no limit was checked against (another type, maybe another project).
+    const shot = [...site.store.records("Shot")].find((r) => !r.retired && (r.fields["project"] as EntityLink | null)?.id === projectA)!;
+    const refusals = [
+      await call("Query", { entityType: "Shot", fields: ["code", "sg_sequence.Sequence.description"] }, LIMITED),
+      await call("Query", { entityType: "Shot", fields: ["code"], filters: [["sg_sequence.Sequence.code", "contains", "a"]] }, LIMITED),
+      await call("Query", { entityType: "Shot", fields: ["code"], order: [{ field: "sg_sequence.Sequence.code", direction: "asc" }] }, LIMITED),
+      await call("GetEntity", { entityType: "Shot", id: shot.id, fields: ["sg_sequence.Sequence.description"] }, LIMITED),
+      await rawGet(QUERY, { entityType: "Shot", fields: ["sg_sequence.Sequence.code"] }, LIMITED),
+    ];
+    for (const r of refusals) {
+      expect(r.json.code).toBe("permission_denied");
+      expect(r.json.message).toContain("may not use dotted paths");
+    }
+    // A client without limits still may.
+    const open = await call("Query", { entityType: "Shot", fields: ["sg_sequence.Sequence.code"], limit: 1 }, READER);
+    expect(open.json.entities).toHaveLength(1);
+  });
+
   it("WatchChanges sends a project-limited client only its project's changes", async () => {
     const client = createCacheClient(service.url, { token: LIMITED });
     const controller = new AbortController();

@@ -15,7 +15,7 @@ import type { EntityQuery } from "../cache/types.ts";
 import { validateQuery } from "../service/request-validation.ts";
 import type { Entity, Filters } from "../shotgrid/types.ts";
 import type { Caller } from "../auth/caller.ts";
-import { scopeQueryFilters } from "../auth/read-scope.ts";
+import { queryPaths, requireNoLinkedPaths, scopeQueryFilters } from "../auth/read-scope.ts";
 import { api3Filters, argsObject, describe, invalid, optionalBool, stringList, typeName, wholeNumber } from "./args.ts";
 import type { Api3Context } from "./context.ts";
 
@@ -46,6 +46,7 @@ function sorts(method: string, v: unknown): Array<{ field: string; direction: st
  */
 export async function scopedFilters(ctx: Api3Context, client: Caller | undefined, type: string, filters: Filters): Promise<Filters> {
   if (!client || (client.projectIds === null && client.entityTypes === null)) return filters;
+  requireNoLinkedPaths(client, queryPaths({ filters, fields: [], order: [] }));
   const fields = await ctx.schema.fieldsOf(type);
   return scopeQueryFilters(client, type, filters, Object.hasOwn(fields, "project"));
 }
@@ -82,6 +83,7 @@ export async function read(ctx: Api3Context, rawArgs: unknown, signal: AbortSign
   const query = await validateQuery(request, ctx.schema, ctx.limits, signal);
   // No field but id and type asked: ask for id alone, not the type's every field.
   if (query.fields.length === 0) query.fields = ["id"];
+  if (client) requireNoLinkedPaths(client, queryPaths(query));
   query.filters = await scopedFilters(ctx, client, type, query.filters);
   const answer = await ctx.cache.query(query, signal);
   const entities = answer.value.map((e) => flatEntity(e, query.fields));

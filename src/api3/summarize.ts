@@ -11,6 +11,7 @@ import { api3Filters, argsObject, describe, invalid, optionalBool, typeName, typ
 import type { Api3Context } from "./context.ts";
 import type { Caller } from "../auth/caller.ts";
 import { scopedFilters } from "./read.ts";
+import { requireNoLinkedPaths } from "../auth/read-scope.ts";
 
 async function checkField(ctx: Api3Context, type: string, v: unknown, param: string, signal: AbortSignal): Promise<string> {
   if (typeof v !== "string" || v === "") throw invalid("summarize", param, `must be a field name, got ${describe(v)}`);
@@ -44,6 +45,7 @@ export async function summarize(ctx: Api3Context, rawArgs: unknown, signal: Abor
   const summaryFields: SummaryField[] = [];
   for (const [i, s] of entries(args.summaries, "summaries", "{field, type} objects", true).entries()) {
     const field = await checkField(ctx, type, s.field, `summaries[${i}].field`, signal);
+    if (client) requireNoLinkedPaths(client, [{ path: field, where: `summaries[${i}].field` }]);
     if (typeof s.type !== "string" || s.type === "")
       throw invalid(m, `summaries[${i}].type`, `must be a summary type such as "count", got ${describe(s.type)}`);
     summaryFields.push({ field, type: s.type });
@@ -51,6 +53,7 @@ export async function summarize(ctx: Api3Context, rawArgs: unknown, signal: Abor
   const grouping: SummaryGrouping[] = [];
   for (const [i, g] of entries(args.grouping, "grouping", "{field, type, direction} objects", false).entries()) {
     const field = await checkField(ctx, type, g.field, `grouping[${i}].field`, signal);
+    if (client) requireNoLinkedPaths(client, [{ path: field, where: `grouping[${i}].field` }]);
     if (typeof g.type !== "string" || g.type === "")
       throw invalid(m, `grouping[${i}].type`, `must be a grouping type such as "exact", got ${describe(g.type)}`);
     const direction = g.direction ?? "asc";

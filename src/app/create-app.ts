@@ -23,6 +23,7 @@ import { ShotGridClient } from "../shotgrid/index.ts";
 import type { Backend, EventLogEntry } from "../shotgrid/types.ts";
 import { startSimulator, type SimulatorHandle } from "../simulator/index.ts";
 import { errorMessage } from "../logging/index.ts";
+import { statusAccess } from "../auth/status-access.ts";
 import { AccessPolicy } from "../auth/access-policy.ts";
 import { WriteThrough } from "../service/write-through.ts";
 import { StatusSampler } from "../status/index.ts";
@@ -314,7 +315,7 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
       // One rule for who may see the status: the access policy's own check. Open mode stays
       // unchecked: the page is open without an auth file, and an anonymous caller has no
       // "status" scope.
-      authorize: policy.mode === "open" ? undefined : (header) => void policy.authorize(header, "status"),
+      authorize: statusAccess(policy),
     },
   });
   let bound: Awaited<ReturnType<Server["listen"]>>;

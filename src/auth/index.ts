@@ -23,6 +23,7 @@ export {
   type AuthFileEntry,
   type EntryKey,
 } from "./auth-file.ts";
+export { statusAccess } from "./status-access.ts";
 export { AccessPolicy, AUTH_FILE_FLAG } from "./access-policy.ts";
 export {
   readDenial,

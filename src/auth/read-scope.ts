@@ -109,3 +109,50 @@ export function scopeQueryFilters(caller: Caller, entityType: string, filters: F
   if (Array.isArray(filters) && Array.isArray(constraint)) return [...filters, constraint];
   return { logical_operator: "and", conditions: Array.isArray(filters) ? [...filters, constraint] : [filters, constraint] };
 }
+
+/**
+ * Refuse dotted paths (`sg_sequence.Sequence.code`) to a caller with read limits. The limits are
+ * checked on the record asked for; a path through a link reads another record (another type,
+ * maybe another project) that no limit was checked against, in the answer's fields, in a filter
+ * that can probe its values, or in an order. Fail closed: such clients ask for the linked record
+ * itself, where its own limits apply.
+ */
+export function requireNoLinkedPaths(caller: Caller, paths: Array<{ path: string; where: string }>): void {
+  if (caller.projectIds === null && caller.entityTypes === null) return;
+  for (const { path, where } of paths) {
+    if (path.includes(".")) {
+      throw new ConnectError(
+        `${where}: "${path.length > 100 ? `${path.slice(0, 100)}…` : path}" reads through a link; a client with read limits (projects or entity types) may not use dotted paths: ask for the linked record itself`,
+        Code.PermissionDenied,
+      );
+    }
+  }
+}
+
+/** Every path a query reads, with where it stands, for `requireNoLinkedPaths`. */
+export function queryPaths(query: {
+  filters: Filters;
+  fields: readonly string[];
+  order: ReadonlyArray<{ field: string }>;
+}): Array<{ path: string; where: string }> {
+  const out: Array<{ path: string; where: string }> = [];
+  query.fields.forEach((path, i) => out.push({ path, where: `fields[${i}]` }));
+  query.order.forEach((s, i) => out.push({ path: s.field, where: `order[${i}].field` }));
+  const walk = (f: FilterCondition | FilterGroup, where: string): void => {
+    if (Array.isArray(f)) out.push({ path: String(f[0]), where: `${where}[0]` });
+    else f.conditions.forEach((c, i) => walk(c, `${where}.conditions[${i}]`));
+  };
+  const { filters } = query;
+  if (Array.isArray(filters)) filters.forEach((c, i) => walk(c, `filters[${i}]`));
+  else walk(filters, "filters");
+  return out;
+}
+
+/**
+ * Refuse `what` to a caller with read limits: for views that show every project's data at once
+ * (the status page lists the last changes of all projects), which a limit cannot filter.
+ */
+export function requireNoReadLimits(caller: Caller, what: string): void {
+  if (caller.projectIds === null && caller.entityTypes === null) return;
+  throw new ConnectError(`${what} shows every project's data: a client with read limits (projects or entity types) may not see it`, Code.PermissionDenied);
+}

@@ -145,6 +145,8 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
   readonly #typesRead = new Set<string>();
   readonly #background = new Set<Promise<void>>();
   #applying: Promise<void> = Promise.resolve();
+  /** Event batches queued or being applied: while any is, the mirror may trail the store's invalidations. */
+  #batchesInFlight = 0;
   #preloading: { type: string; records: number } | undefined;
   #lastApplied: number;
   readonly #storeRetryMs: number;
@@ -449,15 +451,17 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
    */
   async #answerAndKeep(q: CanonicalQuery, key: string, deps: PreparedQuery["deps"]): Promise<CacheAnswer<Entity[]> | undefined> {
     const seq = deps.volatile ? undefined : await this.#storeSeq();
+    // A batch bumps the store's generation before it updates the mirror: an answer computed in
+    // between reflects the old state under the new generation, so it is given, never kept.
+    const keep = seq !== undefined && this.#batchesInFlight === 0;
     const answer = this.localQueries.answer(q);
     this.#metrics.queryAnswered?.(answer.ok ? "local" : "upstream", answer.ok ? "none" : answer.code);
     if (!answer.ok) return undefined;
     const fetchedAt = this.#now();
     const asOf = this.#lastApplied;
-    if (seq !== undefined) {
-      const links = new Set<string>();
-      for (const e of answer.entities) collectLinks(e.fields, links);
-      await this.#storeSet(key, { value: answer.entities, seq, fetchedAt, asOfEventId: asOf, tags: [...deps.tags, ...[...links].map((l) => `ln:${l}`)] });
+    const tags = keep ? answerTags(q, answer.entities, deps.tags) : undefined;
+    if (seq !== undefined && tags) {
+      await this.#storeSet(key, { value: answer.entities, seq, fetchedAt, asOfEventId: asOf, tags });
       this.#reportSize();
     }
     return { value: answer.entities, freshness: { source: "cache", ageMs: 0, asOfEventId: asOf, stale: false } };
@@ -466,7 +470,8 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
   /** Apply event log rows: invalidate exactly what they changed, refetch changed preloaded records. */
   applyEvents(events: EventLogEntry[]): Promise<void> {
     // One batch at a time, in order, even if a caller does not wait for the previous one.
-    const run = this.#applying.then(() => this.#apply(events));
+    this.#batchesInFlight++;
+    const run = this.#applying.then(() => this.#apply(events)).finally(() => this.#batchesInFlight--);
     this.#applying = run.catch(() => {});
     return run;
   }
@@ -917,4 +922,27 @@ export class MemoryEntityCache extends ReadThroughCache {
   constructor(options: Omit<ReadThroughCacheOptions, "store">) {
     super({ ...options, store: undefined });
   }
+}
+
+/**
+ * The tags a local Query answer is kept under: the query's own, plus every link it shows (a rename
+ * drops it), or undefined when it must not be kept. The order is part of the answer: an order on
+ * a field the answer does not carry (or through a link) could change with a record the tags do
+ * not name, so such answers are not kept; with a page, an order on a link field changes with any
+ * rename, even of a link not on the page (`nm:any`).
+ */
+function answerTags(q: CanonicalQuery, entities: readonly Entity[], queryTags: readonly string[]): string[] | undefined {
+  const links = new Set<string>();
+  for (const e of entities) collectLinks(e.fields, links);
+  const tags = [...queryTags, ...[...links].map((l) => `ln:${l}`)];
+  for (const s of q.order) {
+    if (s.field === "id") continue;
+    if (s.field.includes(".") || !entities.every((e) => Object.hasOwn(e.fields, s.field))) return undefined;
+    const byLink = entities.some((e) => {
+      const v = e.fields[s.field];
+      return (Array.isArray(v) ? v : [v]).some((x) => typeof x === "object" && x !== null && "type" in x && "id" in x);
+    });
+    if (byLink && q.limit > 0) tags.push("nm:any");
+  }
+  return tags;
 }

@@ -9,7 +9,15 @@ import { type CacheService, EntitySchema, FreshnessSchema, GetEntityResponseSche
 import { servedFreshness, type EntityCache, type EntityQuery, type Freshness } from "../cache/types.ts";
 import type { Entity } from "../shotgrid/types.ts";
 import { toConnectError } from "./error-mapping.ts";
-import { entityProjectId, needsProjectField, readConstraint, requireReadEntity, scopeQueryFilters } from "../auth/read-scope.ts";
+import {
+  entityProjectId,
+  needsProjectField,
+  queryPaths,
+  readConstraint,
+  requireNoLinkedPaths,
+  requireReadEntity,
+  scopeQueryFilters,
+} from "../auth/read-scope.ts";
 import { callerOf } from "../auth/rpc-auth.ts";
 import type { Caller } from "../auth/caller.ts";
 import { validateGetEntity, validateQuery, type RequestLimits } from "./request-validation.ts";
@@ -52,6 +60,10 @@ export function createCacheService(opts: CacheServiceOptions): Partial<ServiceIm
       try {
         const caller = callerOf(ctx);
         const { entityType, id, fields } = await validateGetEntity(req, schema, limits, ctx.signal);
+        requireNoLinkedPaths(
+          caller,
+          fields.map((path, i) => ({ path, where: `fields[${i}]` })),
+        );
         // The caller's read limits (auth/read-scope.ts): a type it may not read is refused before
         // any fetch; a project limit is checked on the record, which then needs its `project`.
         const projectField = await hasProjectField(schema, entityType, ctx.signal);
@@ -93,6 +105,7 @@ export function createCacheService(opts: CacheServiceOptions): Partial<ServiceIm
  */
 export async function scopedQuery(caller: Caller, query: EntityQuery, schema: SchemaRegistry, signal?: AbortSignal): Promise<EntityQuery> {
   if (caller.projectIds === null && caller.entityTypes === null) return query;
+  requireNoLinkedPaths(caller, queryPaths(query));
   const projectField = await hasProjectField(schema, query.entityType, signal);
   return { ...query, filters: scopeQueryFilters(caller, query.entityType, query.filters, projectField) };
 }

@@ -151,6 +151,8 @@ export function createHitPath(options: HitPathOptions): HitPath {
   const entityHit = (plan: Plan, peeked: PeekedEntry, caller: Caller): EntityHit | undefined => {
     // The handler's rule (auth/read-scope.ts) on the held full record, which has its `project`.
     if (limited(caller)) {
+      // Dotted paths are refused to limited callers (auth/read-scope.ts): the handler answers that.
+      if (plan.fields.some((f) => f.includes("."))) return undefined;
       const record = cache.heldRecordAnswering(peeked.text, []);
       if (!record || !mayReadEntity(caller, plan.entityType, entityProjectId(record))) return undefined;
     }
