@@ -59,9 +59,10 @@ export async function burstScenario(ctx: BenchContext): Promise<ScenarioResult> 
       fmt(upstreamMs, 0),
     ]);
     targets.push({
-      target: `Farm burst of ${fmtInt(n)}: exactly one upstream call`,
+      // At most one: a query over a preloaded type is answered from the mirror with none (issue 13).
+      target: `Farm burst of ${fmtInt(n)}: at most one upstream call`,
       reached: `${searches} (cache metric), ${siteOther} (site's count, event polls excluded)`,
-      pass: searches === 1 && siteOther === 1 && r.errors === 0,
+      pass: searches <= 1 && siteOther <= 1 && r.errors === 0,
     });
     targets.push({
       target: `Farm burst of ${fmtInt(n)}: last answer within the site latency plus 100 ms (${limitMs} ms: ${s.siteLatencyMs} ms + up to ${s.siteJitterMs} ms jitter + 100 ms)`,
