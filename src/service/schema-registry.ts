@@ -11,6 +11,7 @@
 import { abortedBy, BackendError } from "../shotgrid/errors.ts";
 import type { Backend, EntitySchema, FieldSchema } from "../shotgrid/types.ts";
 import { quote } from "./invalid-input-error.ts";
+import { abortable } from "../cache/single-flight.ts";
 
 /** A field reached through a dotted path such as `sg_sequence.Sequence.code`. */
 export interface ResolvedField {
@@ -172,8 +173,9 @@ export class SchemaRegistry {
 
   /** Load what `need` names (one shared fetch per thing), waiting at most until `signal` aborts. */
   async load(need: SchemaNeed, signal?: AbortSignal): Promise<void> {
+    // Already given up: start no fetch for it.
     if (signal?.aborted) throw abortedBy(signal);
-    await waitFor<unknown>(need.kind === "types" ? this.typeSet(true) : this.fieldsOf(need.entityType), signal);
+    await abortable<unknown>(need.kind === "types" ? this.typeSet(true) : this.fieldsOf(need.entityType), signal);
   }
 
   // ---- the async entries of the rules above ----
@@ -284,23 +286,4 @@ export class SchemaRegistry {
       throw err;
     }
   }
-}
-
-/** `p`, or a rejection as soon as `signal` aborts; `p` itself runs on for whoever else waits. */
-function waitFor<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return p;
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(abortedBy(signal));
-    signal.addEventListener("abort", onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(e);
-      },
-    );
-  });
 }
