@@ -3,49 +3,27 @@
  * instance B, with no wait (A's invalidation reaches B through the shared store before A
  * answers), and summaries cached on B are dropped too. Two services, one private redis-server.
  */
-import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startService, type RunningService } from "../src/app/create-app.ts";
+import type { RunningService } from "../src/app/create-app.ts";
 import { DEFAULT_SCRIPT_KEY, startSimulator, type SimulatorHandle } from "../src/simulator/index.ts";
-import { testConfig } from "./e2e-helpers.ts";
-import { deletePrefix, randomPrefix, TestRedisServer } from "./support/redis-server.ts";
+import { startRedisPair, type RedisPair } from "./redis-pair.ts";
 
 type Json = any;
 
 let site: SimulatorHandle;
-let redis: TestRedisServer;
-const prefix = randomPrefix();
+let pair: RedisPair | undefined;
 const instances: RunningService[] = [];
 let SCRIPT: Record<string, string>;
 
 beforeAll(async () => {
   site = await startSimulator({ shots: 6, assets: 2 });
   SCRIPT = { script_name: site.scriptName, script_key: DEFAULT_SCRIPT_KEY };
-  redis = await TestRedisServer.start();
-  for (let i = 0; i < 2; i++) {
-    const service = await startService(
-      testConfig({
-        site: { url: site.url, scriptName: site.scriptName, scriptKey: DEFAULT_SCRIPT_KEY },
-        redis: { url: redis.url, prefix },
-        reconcileIntervalS: 0,
-        // Events come rarely: what B shows after A's write is A's invalidation, not the event.
-        pollIntervalMs: 60_000,
-      }),
-      pino({ level: "silent" }),
-    );
-    instances.push(service);
-    await service.ready;
-  }
+  pair = await startRedisPair(site);
+  instances.push(...pair.instances);
 }, 60_000);
 
 afterAll(async () => {
-  for (const s of instances) await s.close(1000);
-  const admin = redis?.client();
-  if (admin) {
-    await deletePrefix(admin, prefix);
-    admin.disconnect();
-  }
-  await redis?.stop();
+  await pair?.close();
   await site?.close();
 });
 

@@ -7,56 +7,35 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startService, type RunningService } from "../src/app/create-app.ts";
+import type { RunningService } from "../src/app/create-app.ts";
 import { hashToken, newToken } from "../src/auth/token.ts";
 import { createCacheClient } from "../src/client.ts";
 import type { EntityLink } from "../src/shotgrid/types.ts";
-import { DEFAULT_SCRIPT_KEY, startSimulator, type SimulatorHandle } from "../src/simulator/index.ts";
-import { postJson, testConfig } from "./e2e-helpers.ts";
-import { deletePrefix, randomPrefix, TestRedisServer } from "./support/redis-server.ts";
+import { startSimulator, type SimulatorHandle } from "../src/simulator/index.ts";
+import { postJson } from "./e2e-helpers.ts";
+import { startRedisPair, type RedisPair } from "./redis-pair.ts";
 
 const WRITER = newToken();
 let site: SimulatorHandle;
-let redis: TestRedisServer;
 let dir: string;
-const prefix = randomPrefix();
+let pair: RedisPair | undefined;
 const instances: RunningService[] = [];
 
 beforeAll(async () => {
   site = await startSimulator({ shots: 6, assets: 2, users: [{ login: "bea", password: "unused-password" }] });
-  redis = await TestRedisServer.start();
   dir = await mkdtemp(join(tmpdir(), "sgc-redis-writes-"));
   const authFile = join(dir, "auth.json");
   await writeFile(
     authFile,
     JSON.stringify({ clients: [{ name: "writer", token_sha256: hashToken(WRITER), scopes: ["read", "write"], sudo_as_login: "bea" }] }),
   );
-  for (let i = 0; i < 2; i++) {
-    const service = await startService(
-      testConfig({
-        site: { url: site.url, scriptName: site.scriptName, scriptKey: DEFAULT_SCRIPT_KEY },
-        redis: { url: redis.url, prefix },
-        authFile,
-        reconcileIntervalS: 0,
-        pollIntervalMs: 60_000,
-      }),
-      pino({ level: "silent" }),
-    );
-    instances.push(service);
-    await service.ready;
-  }
+  pair = await startRedisPair(site, { authFile });
+  instances.push(...pair.instances);
 }, 60_000);
 
 afterAll(async () => {
-  for (const s of instances) await s.close(1000);
-  const admin = redis?.client();
-  if (admin) {
-    await deletePrefix(admin, prefix);
-    admin.disconnect();
-  }
-  await redis?.stop();
+  await pair?.close();
   await site?.close();
   if (dir) await rm(dir, { recursive: true, force: true });
 });

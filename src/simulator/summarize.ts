@@ -8,6 +8,7 @@
 import { compileFilters, readPath, resolvePath, visible, compareText, type FieldPath } from "./query.ts";
 import { namedLink } from "./render.ts";
 import { badRequest } from "./sim-error.ts";
+import type { SummaryAnswer, SummaryGroup } from "../shotgrid/types.ts";
 import type { SimRecord, SimStore } from "./store.ts";
 import { formatReadDateTime, isLink, short, type Link } from "./values.ts";
 
@@ -68,17 +69,8 @@ export interface SummarizeQuery {
   summaryParam: string;
 }
 
-export interface SummaryGroup {
-  group_name: string;
-  group_value: unknown;
-  summaries: Record<string, unknown>;
-  groups?: SummaryGroup[];
-}
-
-export interface SummaryAnswer {
-  summaries: Record<string, unknown>;
-  groups: SummaryGroup[];
-}
+// The answer's shape is ShotGrid's (shared types only: no logic is shared with shotgrid/).
+export type { SummaryAnswer, SummaryGroup };
 
 interface Spec {
   field: string;
