@@ -144,6 +144,24 @@ describe("local answers over the mirror", () => {
     expect(answer.value).toEqual(await siteAnswer(q));
   });
 
+  it("hold one link object per linked record and name, a renamed one replaced for every record showing it", async () => {
+    const shot = firstShot();
+    const held = () => [...cache.localQueries.mirror.typeMirror("Shot")!.records.values()].filter((r) => (r.fields.sg_sequence as EntityLink | null)?.id === shot.sequence);
+    const before = held();
+    expect(before.length).toBeGreaterThan(1);
+    // One object for the link of every shot of the sequence (a million shots share a few hundred sequences).
+    expect(new Set(before.map((r) => r.fields.sg_sequence)).size).toBe(1);
+    expect(Object.isFrozen(before[0]!.fields.sg_sequence)).toBe(true);
+    sim.store.update("Sequence", shot.sequence, { code: "shared_link_renamed" });
+    await catchUp(cache, client);
+    const after = held();
+    expect(new Set(after.map((r) => r.fields.sg_sequence)).size).toBe(1);
+    expect((after[0]!.fields.sg_sequence as EntityLink).name).toBe("shared_link_renamed");
+    const answer = await cache.query(bySequence(shot.sequence));
+    expect(answers.at(-1)?.where).toBe("local");
+    expect(answer.value).toEqual(await siteAnswer(bySequence(shot.sequence)));
+  });
+
   it("leave out an archived project's records once its archiving is applied", async () => {
     const shot = firstShot();
     const q: EntityQuery = { ...bySequence(shot.sequence), filters: [] };
