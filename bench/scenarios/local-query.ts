@@ -32,6 +32,13 @@ export async function localQueryScenario(ctx: BenchContext): Promise<ScenarioRes
     setCacheSize() {},
     queryAnswered: (where: string, reason: string) => void answers.set(`${where}:${reason}`, (answers.get(`${where}:${reason}`) ?? 0) + 1),
   };
+  // Counts the searches that reach the site: a local answer makes none.
+  let searches = 0;
+  const search = client.search.bind(client);
+  client.search = (...args: Parameters<typeof client.search>) => {
+    searches++;
+    return search(...args);
+  };
   const cache = new ReadThroughCache({ backend: client, metrics, maxBytes: 16 * 2 ** 30 });
   const loadStart = performance.now();
   await cache.preload();
@@ -84,26 +91,44 @@ export async function localQueryScenario(ctx: BenchContext): Promise<ScenarioRes
   const targets: TargetResult[] = [];
   const data: Record<string, unknown> = { shots, runs, preloadS };
   for (const shape of shapes) {
-    for (let i = 0; i < 50; i++) await cache.query(shape.query(i)); // warm-up (indexes built on first use)
+    // Warm-up: indexes and kept sort orders are built on first use.
+    for (let i = 0; i < 50; i++) {
+      await cache.query(shape.query(i));
+      await cache.store.delete(cache.prepareQuery(shape.query(i)).key);
+    }
     answers.clear();
     const samples: number[] = [];
     let returned = 0;
+    const searchesBefore = searches;
     for (let i = 0; i < runs; i++) {
       const q = shape.query(i);
       const t = performance.now();
       const a = await cache.query(q);
       samples.push(performance.now() - t);
       returned += a.value.length;
+      // A local answer is kept in the store: drop it (untimed), so the next run of the same
+      // question is evaluated again instead of being a stored hit.
+      await cache.store.delete(cache.prepareQuery(q).key);
     }
+    const upstream = searches - searchesBefore;
     const s = summarize(samples);
     const local = answers.get("local:none") ?? 0;
-    rows.push([shape.name, fmtInt(runs), fmt(returned / runs, 0), `${local}/${runs}`, fmt(s.p50Ms * 1000, 0), fmt(s.p99Ms * 1000, 0), fmt(s.maxMs * 1000, 0)]);
-    data[shape.name] = { ...s, local, returned };
+    rows.push([
+      shape.name,
+      fmtInt(runs),
+      fmt(returned / runs, 0),
+      `${local}/${runs}`,
+      fmtInt(upstream),
+      fmt(s.p50Ms * 1000, 0),
+      fmt(s.p99Ms * 1000, 0),
+      fmt(s.maxMs * 1000, 0),
+    ]);
+    data[shape.name] = { ...s, local, upstream, returned, answeredBy: Object.fromEntries(answers) };
     if (shape.common) {
       targets.push({
         target: `${shape.name} over ${fmtInt(shots)} shots: answered locally, p99 well under 1 ms of server time`,
-        reached: `${local}/${runs} local, p99 ${fmt(s.p99Ms * 1000, 0)} µs`,
-        pass: local === runs && s.p99Ms < 1,
+        reached: `${local}/${runs} evaluated locally, ${fmtInt(upstream)} site searches, p99 ${fmt(s.p99Ms * 1000, 0)} µs`,
+        pass: local === runs && upstream === 0 && s.p99Ms < 1,
       });
     }
   }
@@ -114,9 +139,9 @@ export async function localQueryScenario(ctx: BenchContext): Promise<ScenarioRes
     title: "8. Queries answered locally",
     conditions: [
       `${fmtInt(shots)} shots preloaded (with projects, sequences, assets, steps) from a site in another process; preload took ${fmt(preloadS, 1)} s`,
-      `server time: cache.query() measured in process (no network, no encoding), ${fmtInt(runs)} runs per shape after 50 warm-up runs`,
+      `server time: cache.query() measured in process (no network, no encoding), ${fmtInt(runs)} runs per shape after 50 warm-up runs; each answer is dropped from the store after its run, so every run is evaluated over the mirror (a repeated question is otherwise a stored hit: scenario 1)`,
     ],
-    columns: ["shape", "runs", "entities/answer", "local", "p50 µs", "p99 µs", "max µs"],
+    columns: ["shape", "runs", "entities/answer", "evaluated locally", "site searches", "p50 µs", "p99 µs", "max µs"],
     rows,
     targets,
     notes: ["The machine may be shared with other work: figures are indicative."],
