@@ -370,6 +370,8 @@ class Served implements WatchSink {
     this.variant = variant;
     this.#compression = compression;
     this.#done = done;
+    // A write racing a reset connection must not become an uncaught error; "close" tells the rest.
+    res.on("error", () => undefined);
     res.once("close", () => {
       if (this.#ended) return;
       // The client went away (or the connection broke) before the stream ended: canceled.
