@@ -183,7 +183,9 @@ export class ChangeBus {
    */
   listen(listener: BatchListener): () => void {
     this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return () => {
+      this.#listeners.delete(listener);
+    };
   }
 
   /**

@@ -35,7 +35,7 @@ import * as connectProtocol from "@connectrpc/connect/protocol-connect";
 import * as grpcProtocol from "@connectrpc/connect/protocol-grpc";
 import * as grpcWebProtocol from "@connectrpc/connect/protocol-grpc-web";
 import { CacheService, type WatchChangesRequest, type WatchChangesResponse } from "../../gen/shotgrid/cache/v1/cache_pb.ts";
-import { ANONYMOUS, type Caller } from "../auth/caller.ts";
+import type { Caller } from "../auth/caller.ts";
 import { errorMessage, type Logger } from "../logging/index.ts";
 import { CACHE_SERVICE_OPTIONS } from "../service/cache-service.ts";
 import { isBatchFeed, type ChangeFeed } from "../service/change-feed.ts";
@@ -237,6 +237,8 @@ export function createWatchStreamPath(options: WatchStreamPathOptions): WatchStr
     "abort",
     () => {
       for (const s of open) s.drain();
+      // New streams go to the handler from now on: the fan-out stops hearing the feed.
+      fanOut.close();
     },
     { once: true },
   );
@@ -269,6 +271,12 @@ export function createWatchStreamPath(options: WatchStreamPathOptions): WatchStr
     const declared = h["content-length"] === undefined ? undefined : Number(h["content-length"]);
     if (declared !== undefined && !(declared >= 0 && declared <= readMaxBytes + 5)) return false;
 
+    // The client may go away while its body is read or its request checked: then there is no one to serve.
+    let gone = false;
+    const onGone = () => {
+      gone = true;
+    };
+    res.once("close", onGone);
     const chunks: Buffer[] = [];
     let size = 0;
     const onData = (chunk: Buffer) => {
@@ -278,6 +286,7 @@ export function createWatchStreamPath(options: WatchStreamPathOptions): WatchStr
       if (size > readMaxBytes + 5) {
         req.off("data", onData);
         req.off("end", onEnd);
+        res.off("close", onGone);
         req.pause();
         replayBody(req, chunks, true);
         fallback();
@@ -286,6 +295,7 @@ export function createWatchStreamPath(options: WatchStreamPathOptions): WatchStr
     const onEnd = () => {
       const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
       const handOn = () => {
+        res.off("close", onGone);
         replayBody(req, [body], false);
         fallback();
       };
@@ -305,7 +315,15 @@ export function createWatchStreamPath(options: WatchStreamPathOptions): WatchStr
     req.once("error", () => res.destroy());
 
     const serve = (message: WatchChangesRequest, since: number) => {
+      res.off("close", onGone);
       const started = performance.now();
+      if (gone) {
+        // As the handler's stream would be: opened, then ended by the client's cancel.
+        metrics?.streamOpened();
+        metrics?.streamClosed();
+        finished(RPC, started, undefined, true);
+        return;
+      }
       const variant = variantName(binary, compression.response?.name);
       const served = new Served(res, protocol, binary, variant, compression.response?.name, (error, canceled) => {
         open.delete(served);
@@ -314,7 +332,7 @@ export function createWatchStreamPath(options: WatchStreamPathOptions): WatchStr
       });
       metrics?.streamOpened();
       open.add(served);
-      fanOut.open(message, since, caller ?? ANONYMOUS, served, served.stop).then(
+      fanOut.open(message, since, caller, served, served.stop).then(
         (stream) => served.started(stream),
         (err: unknown) => {
           logger?.warn({ rpc: RPC, err: errorMessage(err) }, "watch stream failed to start");

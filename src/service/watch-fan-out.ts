@@ -22,7 +22,7 @@
  * connection (the replay is not counted, as on the bus). A heartbeat goes out when a stream has
  * been idle for the heartbeat interval, with one timer per stream re-armed on each write.
  */
-import type { Caller } from "../auth/caller.ts";
+import { ANONYMOUS, type Caller } from "../auth/caller.ts";
 import { mayReceiveChange } from "../auth/read-scope.ts";
 import type { WatchChangesRequest, WatchChangesResponse } from "../../gen/shotgrid/cache/v1/cache_pb.ts";
 import type { BatchFeed, FeedChange } from "./change-feed.ts";
@@ -60,11 +60,14 @@ export interface WatchStream {
 
 export interface WatchFanOut {
   /**
-   * Start a stream for a checked request (`checkWatchRequest` gave `since`) by `caller`: waits as
+   * Start a stream for a checked request (`checkWatchRequest` gave `since`) by `caller` (undefined:
+   * no access check, the anonymous caller, as the handler's context default): waits as
    * the handler does, then writes the first heartbeat (and the replay) to `sink` and joins the
    * stream's group. Undefined when `stop` aborted while waiting (nothing was written).
    */
-  open(req: WatchChangesRequest, since: number, caller: Caller, sink: WatchSink, stop: AbortSignal): Promise<WatchStream | undefined>;
+  open(req: WatchChangesRequest, since: number, caller: Caller | undefined, sink: WatchSink, stop: AbortSignal): Promise<WatchStream | undefined>;
+  /** Stop hearing the feed (the server drains; its open streams were closed). */
+  close(): void;
   /** Open streams (for tests and metrics). */
   readonly streamCount: number;
   /** Groups of streams that get the same changes. */
@@ -87,12 +90,17 @@ class FanOut implements WatchFanOut {
   /** Groups by entity type (or ANY_TYPE), then by project (or ANY_PROJECT). */
   readonly #index = new Map<string, Map<number, Set<Group>>>();
   #streams = 0;
+  readonly #unlisten: () => void;
 
   constructor(o: WatchFanOutOptions) {
     this.feed = o.feed;
     this.encode = o.encode;
     this.heartbeatMs = o.heartbeatS * 1000;
-    this.feed.listen({ batch: (changes) => this.#batch(changes), reset: (reason) => this.#reset(reason) });
+    this.#unlisten = this.feed.listen({ batch: (changes) => this.#batch(changes), reset: (reason) => this.#reset(reason) });
+  }
+
+  close(): void {
+    this.#unlisten();
   }
 
   get streamCount(): number {
@@ -103,11 +111,11 @@ class FanOut implements WatchFanOut {
     return this.#groups.size;
   }
 
-  async open(req: WatchChangesRequest, since: number, caller: Caller, sink: WatchSink, stop: AbortSignal): Promise<WatchStream | undefined> {
+  async open(req: WatchChangesRequest, since: number, caller: Caller | undefined, sink: WatchSink, stop: AbortSignal): Promise<WatchStream | undefined> {
     if (!(await readyToStart(this.feed, since, stop))) return undefined;
     // From here until the stream has joined its group nothing awaits: no batch can be published
     // between the history read and the joining (the bus's own rule for subscribe).
-    const group = this.#groupFor(req, caller);
+    const group = this.#groupFor(req, caller ?? ANONYMOUS);
     const history = since > 0 ? this.feed.history(since, (c) => group.wants(c)) : undefined;
     const messages = [heartbeat(firstHeartbeatId(since, this.feed.lastEventId))];
     if (history?.refused !== undefined) messages.push(resyncMessage(history.refused, this.feed.lastEventId));
