@@ -140,7 +140,6 @@ export function watchFrameEncoder(readMaxBytes: number, writeMaxBytes: number): 
 
 /** What differs between the three protocols on this path. */
 interface Protocol {
-  name: "grpc" | "grpc-web" | "connect";
   /** The response's content type for a binary (or JSON) stream. */
   contentType(binary: boolean): string;
   encodingHeader: string;
@@ -170,7 +169,6 @@ function grpcTrailer(error: ConnectError | undefined): Headers {
 }
 
 const GRPC: Protocol = {
-  name: "grpc",
   contentType: (binary) => (binary ? grpcProtocol.contentTypeProto : grpcProtocol.contentTypeJson),
   encodingHeader: grpcProtocol.headerEncoding.toLowerCase(),
   acceptEncodingHeader: grpcProtocol.headerAcceptEncoding.toLowerCase(),
@@ -182,7 +180,6 @@ const GRPC: Protocol = {
 };
 
 const GRPC_WEB: Protocol = {
-  name: "grpc-web",
   contentType: (binary) => (binary ? grpcWebProtocol.contentTypeProto : grpcWebProtocol.contentTypeJson),
   encodingHeader: grpcProtocol.headerEncoding.toLowerCase(),
   acceptEncodingHeader: grpcProtocol.headerAcceptEncoding.toLowerCase(),
@@ -193,7 +190,6 @@ const GRPC_WEB: Protocol = {
 };
 
 const CONNECT: Protocol = {
-  name: "connect",
   contentType: (binary) => (binary ? connectProtocol.contentTypeStreamProto : connectProtocol.contentTypeStreamJson),
   encodingHeader: connectProtocol.headerStreamEncoding.toLowerCase(),
   acceptEncodingHeader: connectProtocol.headerStreamAcceptEncoding.toLowerCase(),
