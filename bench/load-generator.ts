@@ -252,8 +252,12 @@ async function burst(arg: { origin: string; n: number; request: RequestShape; wa
 interface Watch {
   sessions: http2.ClientHttp2Session[];
   streams: http2.ClientHttp2Stream[];
-  /** Per delivered change: entity id and wall-clock receipt time. */
-  entityIds: number[];
+  /**
+   * Per delivered change: its message bytes and wall-clock receipt time. Decoded only when
+   * collected: decoding 100,000 messages a second as they arrive would keep this process busy
+   * and stamp later streams' deliveries late, charging the load generator's time to the server.
+   */
+  changes: Buffer[];
   receivedAt: number[];
   resyncs: number;
   heartbeats: number;
@@ -262,12 +266,17 @@ interface Watch {
 }
 let watch: Watch | undefined;
 
+/** The first byte of a WatchChangesResponse of each case: `change = 1`, `heartbeat = 2`, `resync = 3`, all messages. */
+const CHANGE_TAG = (1 << 3) | 2;
+const HEARTBEAT_TAG = (2 << 3) | 2;
+const RESYNC_TAG = (3 << 3) | 2;
+
 /** Open `subscribers` gRPC WatchChanges streams over `sessions` HTTP/2 connections. */
 async function watchOpen(arg: { origin: string; subscribers: number; sessions: number; request: RequestShape; openTimeoutMs: number }) {
   if (watch) throw new Error("watchOpen: streams already open");
   const r = prepare(arg.request);
   const sessions = await Promise.all(Array.from({ length: arg.sessions }, () => connectH2(arg.origin)));
-  const w: Watch = { sessions, streams: [], entityIds: [], receivedAt: [], resyncs: 0, heartbeats: 0, errors: 0, opened: 0 };
+  const w: Watch = { sessions, streams: [], changes: [], receivedAt: [], resyncs: 0, heartbeats: 0, errors: 0, opened: 0 };
   watch = w;
   let opened!: () => void;
   const allOpen = new Promise<void>((res) => (opened = res));
@@ -287,13 +296,14 @@ async function watchOpen(arg: { origin: string; subscribers: number; sessions: n
       while (buf.length >= 5) {
         const len = buf.readUInt32BE(1);
         if (buf.length < 5 + len) break;
-        const msg = fromBinary(WatchChangesResponseSchema, buf.subarray(5, 5 + len));
+        const data = buf.subarray(5, 5 + len);
         buf = buf.subarray(5 + len);
-        if (msg.message.case === "change") {
-          w.entityIds.push(msg.message.value.entityId);
+        // The oneof case from the first tag byte (field number << 3 | length-delimited).
+        if (data[0] === CHANGE_TAG) {
+          w.changes.push(data);
           w.receivedAt.push(now);
-        } else if (msg.message.case === "resync") w.resyncs++;
-        else if (msg.message.case === "heartbeat") w.heartbeats++;
+        } else if (data[0] === RESYNC_TAG) w.resyncs++;
+        else if (data[0] === HEARTBEAT_TAG) w.heartbeats++;
       }
     });
     stream.on("error", () => w.errors++);
@@ -317,17 +327,18 @@ async function watchCollect(arg: { updates: Array<{ id: number; at: number }>; s
   for (;;) {
     await new Promise((res) => setTimeout(res, 100));
     const now = performance.now();
-    if (w.entityIds.length !== last) {
-      last = w.entityIds.length;
+    if (w.changes.length !== last) {
+      last = w.changes.length;
       lastChange = now;
     }
     if (now - began < arg.settleMs) continue;
     if (last >= expected || now - lastChange >= (arg.idleMs ?? arg.settleMs) || now - began >= (arg.maxWaitMs ?? arg.settleMs)) break;
   }
   const at = new Map(arg.updates.map((u) => [u.id, u.at]));
-  const rec = new LatencyRecorder(w.entityIds.length);
-  for (let i = 0; i < w.entityIds.length; i++) {
-    const t = at.get(w.entityIds[i]!);
+  const rec = new LatencyRecorder(w.changes.length);
+  for (let i = 0; i < w.changes.length; i++) {
+    const msg = fromBinary(WatchChangesResponseSchema, w.changes[i]!);
+    const t = msg.message.case === "change" ? at.get(msg.message.value.entityId) : undefined;
     if (t !== undefined) rec.record(w.receivedAt[i]! - t);
   }
   for (const s of w.streams) s.close(http2.constants.NGHTTP2_CANCEL);

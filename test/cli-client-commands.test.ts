@@ -232,8 +232,9 @@ describe("status", () => {
 
 describe("watch", () => {
   it("prints changes as JSON lines, and resumes after the service restarts", async () => {
-    // The service's own status page subscribes to the bus too: count the command's stream on top.
-    const others = service.bus.subscriberCount;
+    // Open streams as the service counts them, on whichever path serves them.
+    const openStreams = () => service.server.metrics.totals().openStreams;
+    const others = openStreams();
     const child = spawn(process.execPath, [BIN, "watch", "Shot", "--project", "1", url()], { env: cleanEnv(), stdio: ["ignore", "pipe", "pipe"] });
     children.add(child);
     let stdout = "";
@@ -245,7 +246,7 @@ describe("watch", () => {
       pollUntil(async () => ok(), Boolean, ms, 50).then((done) => expect(done, `${what}; stdout: ${stdout}; stderr: ${stderr}`).toBe(true));
 
     // The stream is open once the service counts it.
-    await until("the stream opens", () => service.bus.subscriberCount > others);
+    await until("the stream opens", () => openStreams() > others);
     e2e.site.store.update("Shot", 2, { description: "watched 1" }, { user: e2e.site.scriptUser });
     // Not shown: another project, another type.
     const other = [...e2e.site.store.records("Shot")].find((s) => (s.fields["project"] as { id: number }).id !== 1)!;
@@ -266,8 +267,8 @@ describe("watch", () => {
       pino({ level: "silent" }),
     );
     await service.ready;
-    const othersAfter = service.bus.subscriberCount;
-    await until("the stream reopens", () => service.bus.subscriberCount > othersAfter);
+    const othersAfter = openStreams();
+    await until("the stream reopens", () => openStreams() > othersAfter);
     e2e.site.store.update("Shot", 2, { description: "after restart" }, { user: e2e.site.scriptUser });
     await until("the change after the restart", () => changes().some((c) => (c["eventId"] as number) > lastSeen));
     expect(child.exitCode).toBe(null);

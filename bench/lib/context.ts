@@ -90,9 +90,14 @@ export class BenchContext {
     return { proc, info };
   }
 
-  /** The service, following `siteUrl`, in its own process, started with `serve` flags. */
+  /**
+   * The service, following `siteUrl`, in its own process, started with `serve` flags. Node flags
+   * in BENCH_SERVER_NODE_FLAGS are added (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to see where
+   * the server's time goes during a scenario).
+   */
   async server(siteUrl: string, flags: string[] = [], nodeFlags: string[] = [], timeoutMs = 120_000): Promise<{ proc: BenchChild; info: ServerInfo }> {
-    const proc = await this.child("server", "server-process.ts", nodeFlags);
+    const extra = (process.env.BENCH_SERVER_NODE_FLAGS ?? "").split(/\s+/).filter(Boolean);
+    const proc = await this.child("server", "server-process.ts", [...nodeFlags, ...extra]);
     const argv = [
       "--site",
       siteUrl,

@@ -75,6 +75,9 @@ export function createCacheServer(o: CacheServerOptions): Server {
     // Every RPC is authorized first; the fast path makes the same check for the reads it answers.
     interceptors: [authorizeRpcs(policy)],
     authorizeRead: (authorization) => policy.authorize(authorization, "read"),
+    // WatchChanges streams on the server's streaming path, from what the handler below is built from.
+    watchStreams: { feed: o.feed, schema, heartbeatS: config.heartbeatS },
+    authorizeWatch: (authorization) => policy.authorize(authorization, "watch"),
     routes: (router, ctx) => {
       router.service(
         CacheService,

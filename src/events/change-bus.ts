@@ -78,10 +78,25 @@ function publishedAfter(p: Published, since: number): boolean {
   return p.change.eventId > since || p.positionBefore >= since;
 }
 
+/**
+ * Hears every published batch at once, in publication order (the server's streaming path for
+ * WatchChanges groups its streams behind one listener instead of one subscription each).
+ */
+export interface BatchListener {
+  /** The changes of one `publish`, after the bus's position moved past them. */
+  batch(changes: readonly Change[]): void;
+  /** `reset(reason)` was called: every listener's streams must resync (they stay open). */
+  reset(reason: string): void;
+}
+
+/** A resume's replay (`history`): the changes to send first, or why it cannot replay (send a resync). */
+export type History = { refused: string; changes?: undefined } | { refused?: undefined; changes: Change[] };
+
 export class ChangeBus {
   readonly #replay: ReplayBuffer<Published>;
   readonly #queueLimit: number;
   readonly #subscribers = new Set<ChangeSubscription>();
+  readonly #listeners = new Set<BatchListener>();
   #lastEventId = 0;
   /** A replay from `sinceEventId >= #floor` is complete; undefined until the bus knows where its history starts. */
   #floor: number | undefined;
@@ -157,6 +172,33 @@ export class ChangeBus {
     return this.#subscribers.size;
   }
 
+  /** How many live messages may wait for one subscriber before it is told to resync ("subscriber too slow"). */
+  get subscriberQueue(): number {
+    return this.#queueLimit;
+  }
+
+  /**
+   * Hear every batch as it is published; returns the function that stops it. Pair with `history`
+   * in one synchronous step (no await between) to resume without a gap or a duplicate.
+   */
+  listen(listener: BatchListener): () => void {
+    this.#listeners.add(listener);
+    return () => {
+      this.#listeners.delete(listener);
+    };
+  }
+
+  /**
+   * What a subscriber resuming from `sinceEventId` (> 0) gets first: the buffered changes
+   * published after the bus reached it that `matches` keeps, or why it cannot replay exactly.
+   * The one rule `subscribe` uses too.
+   */
+  history(sinceEventId: number, matches: (change: Change) => boolean): History {
+    const refused = this.#refusedResume(sinceEventId);
+    if (refused !== undefined) return { refused };
+    return { changes: this.#replay.filter((p) => publishedAfter(p, sinceEventId) && matches(p.change)).map((p) => p.change) };
+  }
+
   /**
    * Move the bus's position to `eventId` without changes (events that changed no entity, or
    * the follower's starting cursor). The first call sets where the replay history starts.
@@ -193,6 +235,7 @@ export class ChangeBus {
       if (change.eventId > this.#lastEventId) this.#lastEventId = change.eventId;
       for (const subscriber of this.#subscribers) subscriber.offer(change);
     }
+    if (changes.length > 0) for (const listener of this.#listeners) listener.batch(changes);
     if (throughEventId !== undefined) this.advance(throughEventId);
     this.#notifyPositioned();
   }
@@ -218,12 +261,11 @@ export class ChangeBus {
     // From here to the `add` below nothing awaits, so no publish can slip between the
     // history read and the registration: no gap, no duplicate.
     if (since > 0) {
-      const refused = this.#refusedResume(since);
-      if (refused !== undefined) {
-        subscription.start({ kind: "resync", reason: refused, resumeEventId: this.#lastEventId, closes: false }, []);
+      const history = this.history(since, (c) => subscription.matches(c));
+      if (history.refused !== undefined) {
+        subscription.start({ kind: "resync", reason: history.refused, resumeEventId: this.#lastEventId, closes: false }, []);
       } else {
-        const replay = this.#replay.filter((p) => publishedAfter(p, since) && subscription.matches(p.change)).map((p) => p.change);
-        subscription.start(undefined, replay);
+        subscription.start(undefined, history.changes);
       }
     }
     this.#subscribers.add(subscription);
@@ -250,6 +292,7 @@ export class ChangeBus {
     // Unpositioned, it stays so: its first advance sets the floor (announcing 0 now would be false).
     if (this.#floor !== undefined) this.#floor = this.#lastEventId;
     for (const subscriber of this.#subscribers) subscriber.resync(reason, false);
+    for (const listener of this.#listeners) listener.reset(reason);
   }
 
   /** End every subscription (graceful shutdown); later subscriptions still work. */

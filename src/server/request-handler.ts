@@ -11,6 +11,7 @@ import type { Metrics, RpcProtocol } from "./metrics.ts";
 import type { RequestHandler } from "./one-port-listener.ts";
 import { registerReflection } from "./reflection.ts";
 import { createFastPath, type FastPath } from "./fast-path.ts";
+import { createWatchStreamPath, type WatchStreamPath, type WatchStreamsOf } from "./watch-stream-path.ts";
 import type { HitPath } from "../service/hit-path.ts";
 import type { Caller } from "../auth/caller.ts";
 import { defaultDeadline, endStreamsOn, observeRpcs, rpcFinished } from "./rpc-interceptors.ts";
@@ -68,6 +69,14 @@ export interface RequestHandlerOptions extends HttpRoutesOptions {
    * `FastPathOptions.authorizeRead`): one rule on every path.
    */
   authorizeRead?: (authorization: string | undefined) => Caller;
+  /**
+   * What the WatchChanges handler that `routes` registers is built from: its streams are then
+   * served by the streaming path (watch-stream-path.ts), byte for byte as the handler would.
+   * Used under the same conditions as the fast path, with `authorizeWatch` for `authorizeRead`.
+   */
+  watchStreams?: WatchStreamsOf;
+  /** The access check the interceptors make for a watch, for the streaming path to make too. */
+  authorizeWatch?: (authorization: string | undefined) => Caller;
 }
 
 export const DEFAULT_READ_MAX_BYTES = 1024 * 1024;
@@ -94,6 +103,20 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
           finished: rpcFinished({ metrics: options.metrics, logger: options.logger }),
           logger: options.logger,
           authorizeRead: options.authorizeRead,
+        })
+      : undefined;
+  const watchAllowed = (options.fastPath ?? true) && ((options.interceptors ?? []).length === 0 || options.authorizeWatch !== undefined);
+  const watch: WatchStreamPath | undefined =
+    options.watchStreams && watchAllowed
+      ? createWatchStreamPath({
+          ...options.watchStreams,
+          readMaxBytes,
+          writeMaxBytes,
+          finished: rpcFinished({ metrics: options.metrics, logger: options.logger }),
+          metrics: options.metrics,
+          logger: options.logger,
+          authorizeWatch: options.authorizeWatch,
+          drainSignal: options.drainSignal,
         })
       : undefined;
   // Registered RPC paths -> "package.Service/Method": only these are counted by protocol, so a
@@ -129,6 +152,7 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
     const method = options.metrics && rpcPaths.get(path);
     if (method) options.metrics!.rpcReceived(method, protocolOf(req.headers["content-type"]));
     if (fast?.(req, res, path, () => rpc(req, res))) return;
+    if (watch?.(req, res, path, () => rpc(req, res))) return;
     rpc(req, res);
   };
 }

@@ -32,6 +32,35 @@ export interface FeedSubscription {
   signal: AbortSignal;
 }
 
+/** Hears whole batches (see `BatchFeed`). */
+export interface FeedListener {
+  /** The changes of one published batch, in order; the feed's position is already past them. */
+  batch(changes: readonly FeedChange[]): void;
+  /** The feed's history was dropped: every stream must resync (they stay open). */
+  reset(reason: string): void;
+}
+
+/** A resume's replay: the changes to send first, or why it cannot replay (the stream gets a resync). */
+export type FeedHistory = { refused: string; changes?: undefined } | { refused?: undefined; changes: FeedChange[] };
+
+/**
+ * A feed that also hands out whole batches to one listener and its history on request (the
+ * change bus does): the server's streaming path serves many WatchChanges streams from it at the
+ * cost of one (src/service/watch-fan-out.ts). The same rules as `subscribe`: `history` then
+ * `listen` in one synchronous step is gapless; a listener's stream counts as too slow past
+ * `subscriberQueue` messages waiting.
+ */
+export interface BatchFeed extends ChangeFeed {
+  listen(listener: FeedListener): () => void;
+  history(sinceEventId: number, matches: (change: FeedChange) => boolean): FeedHistory;
+  readonly subscriberQueue: number;
+}
+
+export function isBatchFeed(feed: ChangeFeed): feed is BatchFeed {
+  const f = feed as Partial<BatchFeed>;
+  return typeof f.listen === "function" && typeof f.history === "function" && typeof f.subscriberQueue === "number";
+}
+
 export interface ChangeFeed {
   subscribe(options: FeedSubscription): AsyncIterable<FeedMessage>;
   /** The newest event id applied; true only once `positioned`. */

@@ -66,30 +66,8 @@ export function createWatchChanges(opts: WatchChangesOptions) {
 
   return async function* watchChanges(req: WatchChangesRequest, ctx: HandlerContext): AsyncGenerator<WatchChangesResponse> {
     const caller = callerOf(ctx);
-    for (let i = 0; i < req.projectIds.length; i++) {
-      if (req.projectIds[i]! <= 0) throw new ConnectError(`projectIds[${i}]: must be a positive project id`, Code.InvalidArgument);
-    }
-    // A misspelled type would otherwise give a stream that silently never delivers anything.
-    try {
-      for (let i = 0; i < req.entityTypes.length; i++) await validateEntityType(req.entityTypes[i]!, opts.schema, `entityTypes[${i}]`);
-    } catch (err) {
-      throw toConnectError(err);
-    }
-    if (req.sinceEventId < 0n) throw new ConnectError("sinceEventId: must not be negative", Code.InvalidArgument);
-    if (req.sinceEventId > MAX_EVENT_ID)
-      throw new ConnectError(`sinceEventId: ${req.sinceEventId} is not an event id (event ids are at most ${MAX_EVENT_ID})`, Code.InvalidArgument);
-    const since = Number(req.sinceEventId);
-    // Announcing the position before the feed knows it would announce 0 ("live only"), and a
-    // client resuming from that would silently miss what happened meanwhile.
-    if (!opts.feed.positioned && !(await opts.feed.whenPositioned(stopSignal(ctx.signal, opts.shutdownSignal)))) return;
-    // A resume from ahead of this instance (a client coming from a cluster instance a moment
-    // ahead) waits briefly for this one to get there, so it replays instead of resyncing; past
-    // the wait the feed answers a resync (change-bus.ts).
-    if (since > opts.feed.lastEventId) {
-      const stop = stopSignal(ctx.signal, opts.shutdownSignal);
-      await waitAtMost(RESUME_AHEAD_WAIT_MS, stop, (signal) => opts.feed.whenReached(since, signal));
-      if (stop.aborted) return;
-    }
+    const since = await checkWatchRequest(req, opts.schema);
+    if (!(await readyToStart(opts.feed, since, stopSignal(ctx.signal, opts.shutdownSignal)))) return;
     const messages = opts.feed.subscribe({
       entityTypes: req.entityTypes,
       projectIds: req.projectIds,
@@ -107,10 +85,8 @@ export function createWatchChanges(opts: WatchChangesOptions) {
         open.add(reader);
         ctx.signal.addEventListener("abort", stop, { once: true });
       }
-      // The first message goes out at once, so the client knows the stream is open. Replaying
-      // from `since`: the replay follows this heartbeat, so it says `since` (resuming from it again
-      // replays the same); resuming from the newest id here would skip the replay.
-      yield heartbeat(since > 0 && since <= position ? since : position);
+      // The first message goes out at once, so the client knows the stream is open.
+      yield heartbeat(firstHeartbeatId(since, position));
       for (;;) {
         const msg = await reader.next();
         if (msg === undefined) return;
@@ -119,9 +95,7 @@ export function createWatchChanges(opts: WatchChangesOptions) {
           continue;
         }
         if (msg.kind === "resync") {
-          yield create(WatchChangesResponseSchema, {
-            message: { case: "resync", value: { reason: msg.reason, resumeEventId: BigInt(msg.resumeEventId) } },
-          });
+          yield resyncMessage(msg.reason, msg.resumeEventId);
           if (msg.closes) return;
           continue;
         }
@@ -140,6 +114,54 @@ export function createWatchChanges(opts: WatchChangesOptions) {
 }
 
 const TICK = Symbol("heartbeat due");
+
+/**
+ * Check a WatchChanges request as every path serving it must (the handler and the server's
+ * streaming path, src/service/watch-fan-out.ts): the ConnectError the client gets, or the event
+ * id to resume from (0: live only).
+ */
+export async function checkWatchRequest(req: WatchChangesRequest, schema: SchemaRegistry): Promise<number> {
+  for (let i = 0; i < req.projectIds.length; i++) {
+    if (req.projectIds[i]! <= 0) throw new ConnectError(`projectIds[${i}]: must be a positive project id`, Code.InvalidArgument);
+  }
+  // A misspelled type would otherwise give a stream that silently never delivers anything.
+  try {
+    for (let i = 0; i < req.entityTypes.length; i++) await validateEntityType(req.entityTypes[i]!, schema, `entityTypes[${i}]`);
+  } catch (err) {
+    throw toConnectError(err);
+  }
+  if (req.sinceEventId < 0n) throw new ConnectError("sinceEventId: must not be negative", Code.InvalidArgument);
+  if (req.sinceEventId > MAX_EVENT_ID)
+    throw new ConnectError(`sinceEventId: ${req.sinceEventId} is not an event id (event ids are at most ${MAX_EVENT_ID})`, Code.InvalidArgument);
+  return Number(req.sinceEventId);
+}
+
+/**
+ * Wait until a stream resuming from `since` may start: false when `stop` aborted first (the
+ * stream then ends without a message).
+ */
+export async function readyToStart(feed: ChangeFeed, since: number, stop: AbortSignal): Promise<boolean> {
+  // Announcing the position before the feed knows it would announce 0 ("live only"), and a
+  // client resuming from that would silently miss what happened meanwhile.
+  if (!feed.positioned && !(await feed.whenPositioned(stop))) return false;
+  // A resume from ahead of this instance (a client coming from a cluster instance a moment
+  // ahead) waits briefly for this one to get there, so it replays instead of resyncing; past
+  // the wait the feed answers a resync (change-bus.ts).
+  if (since > feed.lastEventId) {
+    await waitAtMost(RESUME_AHEAD_WAIT_MS, stop, (signal) => feed.whenReached(since, signal));
+    if (stop.aborted) return false;
+  }
+  return true;
+}
+
+/**
+ * The id the first heartbeat announces, `position` being the feed's newest id when the stream
+ * subscribed. Replaying from `since`: the replay follows this heartbeat, so it says `since`
+ * (resuming from it again replays the same); resuming from the newest id here would skip the replay.
+ */
+export function firstHeartbeatId(since: number, position: number): number {
+  return since > 0 && since <= position ? since : position;
+}
 
 /**
  * Run `wait` with a signal that aborts after `ms` or when `stop` does. Not
@@ -271,10 +293,14 @@ class FeedReader {
   }
 }
 
-function heartbeat(lastEventId: number): WatchChangesResponse {
+export function heartbeat(lastEventId: number): WatchChangesResponse {
   return create(WatchChangesResponseSchema, {
     message: { case: "heartbeat", value: { lastEventId: BigInt(lastEventId), time: timestampFromDate(new Date()) } },
   });
+}
+
+export function resyncMessage(reason: string, resumeEventId: number): WatchChangesResponse {
+  return create(WatchChangesResponseSchema, { message: { case: "resync", value: { reason, resumeEventId: BigInt(resumeEventId) } } });
 }
 
 /**
@@ -310,7 +336,8 @@ function isBinary(ctx: HandlerContext): boolean {
   return !(ctx.requestHeader.get("content-type") ?? "").includes("json");
 }
 
-function toChangeMessage(c: FeedChange): WatchChangesResponse {
+/** The message of one change, as every path sends it. */
+export function toChangeMessage(c: FeedChange): WatchChangesResponse {
   return create(WatchChangesResponseSchema, {
     message: {
       case: "change",
