@@ -146,7 +146,8 @@ describe("local answers over the mirror", () => {
 
   it("hold one link object per linked record and name, a renamed one replaced for every record showing it", async () => {
     const shot = firstShot();
-    const held = () => [...cache.localQueries.mirror.typeMirror("Shot")!.records.values()].filter((r) => (r.fields.sg_sequence as EntityLink | null)?.id === shot.sequence);
+    const held = () =>
+      [...cache.localQueries.mirror.typeMirror("Shot")!.records.values()].filter((r) => (r.fields.sg_sequence as EntityLink | null)?.id === shot.sequence);
     const before = held();
     expect(before.length).toBeGreaterThan(1);
     // One object for the link of every shot of the sequence (a million shots share a few hundred sequences).
