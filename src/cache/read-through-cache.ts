@@ -78,6 +78,13 @@ export interface ReadThroughCacheOptions {
    * mirror would fall behind). False keeps every Query on the stored-answer path.
    */
   answerQueriesLocally?: boolean;
+  /**
+   * Where `preload()` reads each preloaded type's schema (the mirror needs it to answer Queries).
+   * Default: the Backend's `schemaFields`, counted as an upstream call. The service passes its
+   * validation schema registry, so the one fetch that preloading makes serves validation too and
+   * the first requests over a preloaded type wait for no site call.
+   */
+  schemaOf?: (entityType: string, signal?: AbortSignal) => Promise<EntitySchema>;
 }
 
 interface Fetched<T> {
@@ -154,6 +161,7 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
   /** Answers Queries over the preloaded types from their mirror (src/local-query). */
   readonly localQueries: LocalQueryEngine;
   readonly #answerLocallyOn: boolean;
+  readonly #schemaOf: ((entityType: string, signal?: AbortSignal) => Promise<EntitySchema>) | undefined;
   /** Until then (wall-clock ms) the store is skipped: it failed recently. */
   #storeDownUntil = 0;
   /**
@@ -185,6 +193,7 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
     // A shared store (--redis) means standby instances: they apply only some events to their own
     // process (the leader keeps the shared store current), so their mirror could fall behind.
     this.#answerLocallyOn = options.answerQueriesLocally ?? this.store instanceof MemoryStore;
+    this.#schemaOf = options.schemaOf;
     this.localQueries = new LocalQueryEngine({ types: this.preloadTypes, timeZone: options.siteTimeZone, defaultFields: DEFAULT_FIELDS, now: this.#now });
   }
 
@@ -663,6 +672,8 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
   /** The schema the mirror reads `type` with; undefined (the type is then not answered locally) when the site does not give it. */
   async #mirrorSchema(type: string, signal?: AbortSignal): Promise<EntitySchema | undefined> {
     try {
+      // The registry given as `schemaOf` counts its own site calls.
+      if (this.#schemaOf) return await this.#schemaOf(type, signal);
       return await this.#upstream("schemaFields", () => this.backend.schemaFields(type, signal));
     } catch (err) {
       if (signal?.aborted) throw err;
