@@ -18,7 +18,7 @@ import { InvalidCacheRequestError } from "./errors.ts";
 import { NOOP_CACHE_METRICS, type CacheMetrics, type CacheReadKind } from "./observability.ts";
 import { type Logger, SILENT_LOGGER } from "../logging/index.ts";
 import { LocalQueryEngine } from "../local-query/index.ts";
-import { DEFAULT_FIELDS } from "./entity-fields.ts";
+import { changesOtherFields, DEFAULT_FIELDS } from "./entity-fields.ts";
 
 export const DEFAULT_PRELOAD_TYPES: readonly string[] = ["Project", "Sequence", "Shot", "Asset", "Step"];
 
@@ -155,6 +155,8 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
   /** Event batches queued or being applied: while any is, the mirror may trail the store's invalidations. */
   #batchesInFlight = 0;
   #preloading: { type: string; records: number } | undefined;
+  /** The refetch of records whose write stamps are unknown, while one runs (`#refreshStamps`). */
+  #stampRefresh: Promise<void> | undefined;
   #lastApplied: number;
   readonly #storeRetryMs: number;
   readonly #coalescer: MissCoalescer | undefined;
@@ -465,7 +467,10 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
     const keep = seq !== undefined && this.#batchesInFlight === 0;
     const answer = this.localQueries.answer(q);
     this.#metrics.queryAnswered?.(answer.ok ? "local" : "upstream", answer.ok ? "none" : answer.code);
-    if (!answer.ok) return undefined;
+    if (!answer.ok) {
+      if (answer.code === "stamps_unknown") this.#refreshStamps();
+      return undefined;
+    }
     const fetchedAt = this.#now();
     const asOf = this.#lastApplied;
     const tags = keep ? answerTags(q, answer.entities, deps.tags) : undefined;
@@ -585,8 +590,11 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
             mirror.retire(fx.entityType, fx.entityId);
           } else {
             known.add(fx.entityId);
-            addRefresh(fx.entityType, fx.entityId);
-            mirror.markChanged(fx.entityType, fx.entityId);
+            if (this.#applyFromMeta(event, fx)) this.#metrics.mirrorUpdated?.("event", 1);
+            else {
+              addRefresh(fx.entityType, fx.entityId);
+              mirror.markChanged(fx.entityType, fx.entityId);
+            }
           }
         }
         for (const r of fx.related) {
@@ -618,6 +626,37 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
     for (const work of refreshing) this.#track(work);
     // Before the batch counts as applied (and is published to streams), the mirror holds what it changed.
     await Promise.allSettled(refreshing);
+  }
+
+  /**
+   * Bring the mirrored record a Change event names up to date from the event's own meta, when
+   * that is exact (Mirror.applyChange says when); false: it must be refetched. Only events of the
+   * log (hints have no place in its order), about the record the event names (a back-reference's
+   * meta describes the other side), of a field whose change moves no other field but the stamps.
+   */
+  #applyFromMeta(event: EventLogEntry, fx: NonNullable<ReturnType<typeof eventEffects>>): boolean {
+    const meta = event.meta;
+    if (event.id <= 0 || fx.kind !== "Change" || !fx.attribute || fx.entityId === undefined || !meta) return false;
+    if (event.event_type !== `Shotgun_${fx.entityType}_Change` || meta["entity_type"] !== fx.entityType || meta["entity_id"] !== fx.entityId) return false;
+    if (meta["attribute_name"] !== fx.attribute || changesOtherFields(fx.entityType, fx.attribute)) return false;
+    const createdAtMs = Date.parse(event.created_at);
+    if (!Number.isFinite(createdAtMs)) return false;
+    return this.localQueries.mirror.applyChange(fx.entityType, fx.entityId, { id: event.id, createdAtMs, attribute: fx.attribute, meta });
+  }
+
+  /**
+   * Fetch again the records updated from events, whose write stamps are not known: asked for when
+   * a query needed them (it went upstream meanwhile). One round at a time.
+   */
+  #refreshStamps(): void {
+    if (this.#stampRefresh) return;
+    const work = (async () => {
+      for (const [type, ids] of this.localQueries.mirror.unstampedIds()) await this.#refreshRecords(type, ids);
+    })();
+    this.#stampRefresh = work.finally(() => {
+      this.#stampRefresh = undefined;
+    });
+    this.#track(this.#stampRefresh);
   }
 
   async #preloadType(type: string, signal?: AbortSignal): Promise<void> {
@@ -767,6 +806,7 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
 
   /** Refetch changed preloaded records a batch at a time; each id is a flight GetEntity can join. */
   async #refreshRecords(type: string, ids: number[]): Promise<void> {
+    this.#metrics.mirrorUpdated?.("refetch", ids.length);
     for (let i = 0; i < ids.length; i += this.#refreshBatchSize) {
       const chunk = ids.slice(i, i + this.#refreshBatchSize);
       const seq = await this.#storeSeq();
