@@ -97,6 +97,14 @@ interface Fetched<T> {
 
 const MIB = 1024 * 1024;
 
+/** What the mirror made of a Query: its answer, or the code of why it could not answer exactly ("none" when it did). */
+interface LocalVerdict {
+  reason: string;
+  answer?: CacheAnswer<Entity[]>;
+}
+
+const DISABLED: Promise<LocalVerdict> = Promise.resolve({ reason: "disabled" });
+
 function isOutage(err: unknown): boolean {
   return err instanceof BackendError && (err.code === "SG_UNAVAILABLE" || err.code === "SG_TIMEOUT");
 }
@@ -141,6 +149,11 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
   readonly #preloadPageSize: number;
   readonly #refreshBatchSize: number;
   readonly #flights = new SingleFlight<Fetched<unknown>>();
+  /**
+   * Local evaluations in progress, by query key: identical concurrent Queries share one (a farm
+   * asking the same question at once evaluates it once). Detached with `#flights`.
+   */
+  readonly #localFlights = new SingleFlight<LocalVerdict>();
   /** Preloaded types fully loaded, and when. */
   readonly #readyAt = new Map<string, number>();
   /**
@@ -381,8 +394,9 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
       this.#metrics.cacheHit("query");
       return { value: entry.value as Entity[], freshness: this.#cached(entry, false) };
     }
-    const local = await this.#answerLocally(q, key, deps);
-    if (local) return local;
+    const verdict = await this.#answerLocally(q, key, deps);
+    this.#metrics.queryAnswered?.(verdict.answer ? "local" : "upstream", verdict.reason);
+    if (verdict.answer) return verdict.answer;
     const load = () => this.#loadQuery(q, key, deps.tags);
     // A volatile query is never answered from the store, so there is no fill to wait for.
     const { promise, joined } = this.#flights.run(key, [...deps.tags, "nm:any"], () => (deps.volatile ? load() : this.#acrossInstances(key, load)));
@@ -445,13 +459,13 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
     }
   }
 
-  /** The mirror's answer to a query over preloaded types, counted; undefined when it cannot answer exactly (see src/local-query). */
-  #answerLocally(q: CanonicalQuery, key: string, deps: PreparedQuery["deps"]): Promise<CacheAnswer<Entity[]> | undefined> | undefined {
-    if (!this.#answerLocallyOn) {
-      this.#metrics.queryAnswered?.("upstream", "disabled");
-      return undefined;
-    }
-    return this.#answerAndKeep(q, key, deps);
+  /**
+   * The mirror's answer to a query over preloaded types, or why it cannot answer exactly (see
+   * src/local-query). Identical concurrent calls share one evaluation.
+   */
+  #answerLocally(q: CanonicalQuery, key: string, deps: PreparedQuery["deps"]): Promise<LocalVerdict> {
+    if (!this.#answerLocallyOn) return DISABLED;
+    return this.#localFlights.run(key, [...deps.tags, "nm:any"], () => this.#answerAndKeep(q, key, deps)).promise;
   }
 
   /**
@@ -460,16 +474,15 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
    * evaluating anything). The generation is read before the answer is computed: an invalidation
    * in between makes the store refuse it, never keep a state older than an applied event.
    */
-  async #answerAndKeep(q: CanonicalQuery, key: string, deps: PreparedQuery["deps"]): Promise<CacheAnswer<Entity[]> | undefined> {
+  async #answerAndKeep(q: CanonicalQuery, key: string, deps: PreparedQuery["deps"]): Promise<LocalVerdict> {
     const seq = deps.volatile ? undefined : await this.#storeSeq();
     // A batch bumps the store's generation before it updates the mirror: an answer computed in
     // between reflects the old state under the new generation, so it is given, never kept.
     const keep = seq !== undefined && this.#batchesInFlight === 0;
     const answer = this.localQueries.answer(q);
-    this.#metrics.queryAnswered?.(answer.ok ? "local" : "upstream", answer.ok ? "none" : answer.code);
     if (!answer.ok) {
       if (answer.code === "stamps_unknown") this.#refreshStamps();
-      return undefined;
+      return { reason: answer.code };
     }
     const fetchedAt = this.#now();
     const asOf = this.#lastApplied;
@@ -478,7 +491,13 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
       await this.#storeSet(key, { value: answer.entities, seq, fetchedAt, asOfEventId: asOf, tags });
       this.#reportSize();
     }
-    return { value: answer.entities, freshness: { source: "cache", ageMs: 0, asOfEventId: asOf, stale: false } };
+    return { reason: "none", answer: { value: answer.entities, freshness: { source: "cache", ageMs: 0, asOfEventId: asOf, stale: false } } };
+  }
+
+  /** New callers no longer join fetches or local evaluations reading any of `tags` (all of them with `all`). */
+  #detach(tags: readonly string[], all = false): void {
+    this.#flights.detach(tags, all);
+    this.#localFlights.detach(tags, all);
   }
 
   /** Apply event log rows: invalidate exactly what they changed, refetch changed preloaded records. */
@@ -531,7 +550,7 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
    */
   async invalidateType(type: string): Promise<void> {
     const tags = [`ty:${type}`, `qt:${type}:all`, `dt:${type}`, `dt:${type}:life`];
-    this.#flights.detach(tags);
+    this.#detach(tags);
     this.localQueries.mirror.dropType(type);
     await this.#invalidating("bump", () => this.store.bump(tags));
     if (this.#readyAt.has(type)) this.#track(this.#preloadType(type));
@@ -547,7 +566,7 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
     // Everything is gone, including whatever a failed invalidation should have dropped.
     this.#invalidationPending = false;
     this.#pendingUntilEventId = 0;
-    this.#flights.detach([], true);
+    this.#detach([], true);
     this.#readyAt.clear();
     this.#knownIds.clear();
     this.localQueries.mirror.clear();
@@ -571,7 +590,7 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
       const fx = eventEffects(event);
       if (fx) {
         // Detached first: even if the store fails below, no new caller joins a fetch from before the event.
-        this.#flights.detach(fx.tags);
+        this.#detach(fx.tags);
         await this.#invalidating("bump", () => this.store.bump(fx.tags), event.id);
         const { rename, dropLinking } = fx;
         if (rename) await this.#invalidating("patchLinkName", () => this.store.patchLinkName(rename.link, rename.name), event.id);
