@@ -11,7 +11,7 @@ import { MemoryStore, type RawEntry } from "./memory-store.ts";
 import { SingleFlight, abortable } from "./single-flight.ts";
 import type { MissCoalescer } from "./miss-coalescer.ts";
 import { canonicalFields, canonicalJson, canonicalQuery, checkEntityType, projectionKey, queryKey, recordKey, type CanonicalQuery } from "./query-key.ts";
-import { eventEffects, projectionDependencies, queryDependencies, typesOnPath } from "./dependencies.ts";
+import { eventEffects, pageDependsOnAnyName, projectionDependencies, queryDependencies, typesOnPath } from "./dependencies.ts";
 import { projectRecord, recordAnswers } from "./entity-fields.ts";
 import { collectLinks } from "./links.ts";
 import { InvalidCacheRequestError } from "./errors.ts";
@@ -817,7 +817,10 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
     for (const e of found) collectLinks(e.fields, links);
     const value = found.map((e) => (q.fields.length === 0 ? projectRecord(e, []) : withoutFields(e, extra)));
     if (seq !== undefined) {
-      await this.#storeSet(key, { value, seq, fetchedAt, asOfEventId: asOf, tags: [...tags, ...[...links].map((l) => `ln:${l}`)] });
+      const stored = [...tags, ...[...links].map((l) => `ln:${l}`)];
+      // Read on what was fetched, the order's fields included: a page ordered by link names.
+      if (pageDependsOnAnyName(q, found)) stored.push("nm:any");
+      await this.#storeSet(key, { value, seq, fetchedAt, asOfEventId: asOf, tags: stored });
     }
     this.#reportSize();
     return { value, fetchedAt, asOfEventId: asOf };
@@ -1008,11 +1011,8 @@ function answerTags(q: CanonicalQuery, entities: readonly Entity[], queryTags: r
   for (const s of q.order) {
     if (s.field === "id") continue;
     if (s.field.includes(".") || !entities.every((e) => Object.hasOwn(e.fields, s.field))) return undefined;
-    const byLink = entities.some((e) => {
-      const v = e.fields[s.field];
-      return (Array.isArray(v) ? v : [v]).some((x) => typeof x === "object" && x !== null && "type" in x && "id" in x);
-    });
-    if (byLink && q.limit > 0) tags.push("nm:any");
   }
+  // The same rule as upstream answers (dependencies.ts).
+  if (pageDependsOnAnyName(q, entities)) tags.push("nm:any");
   return tags;
 }
