@@ -19,6 +19,28 @@ describe("cache byte bound", () => {
     expect(await store.get("d")).toBeDefined();
   });
 
+  it("keeps recency exact when one entry is read many times in a row (it is moved once)", async () => {
+    const store = new MemoryStore({ maxBytes: 3000 });
+    const big = "x".repeat(300);
+    for (const k of ["a", "b", "c"]) await store.setIfFresh(k, entry(big));
+    // "c" was stored last: reading it moves nothing; "a" read twice is moved once, then newest.
+    for (let i = 0; i < 3; i++) store.peekRaw("c");
+    store.peekRaw("a");
+    store.peekRaw("a");
+    // Oldest now: b, then c.
+    await store.setIfFresh("d", entry(big));
+    expect(store.peekRaw("b")).toBeUndefined();
+    expect(store.peekRaw("a")).toBeDefined();
+    // After "a" left (invalidated), "c" read again is moved to the recent end as usual.
+    await store.bump(["t"]);
+    for (const k of ["a", "c", "e"]) await store.setIfFresh(k, entry(big, 10));
+    store.peekRaw("a");
+    await store.bump([]);
+    await store.setIfFresh("f", entry(big, 10));
+    expect(store.peekRaw("c")).toBeUndefined();
+    expect(store.peekRaw("a")).toBeDefined();
+  });
+
   it("does not store an entry larger than the whole bound, and keeps the others", async () => {
     const store = new MemoryStore({ maxBytes: 2000 });
     await store.setIfFresh("small", entry("s"));

@@ -117,6 +117,40 @@ describe("cache over the simulated site", () => {
     expect((await cache.getEntity("Shot", created.id, ["code"])).value).toBeNull();
   });
 
+  it("a page ordered by a link's name follows a rename of a link not on the page", async () => {
+    // The first page of shots by sequence name: a sequence renamed to sort first brings its
+    // shots onto the page although none of them (nor the sequence) was on it.
+    const q: EntityQuery = {
+      entityType: "Shot",
+      filters: [],
+      fields: ["code"],
+      order: [
+        { field: "sg_sequence", direction: "asc" },
+        { field: "code", direction: "asc" },
+      ],
+      limit: 2,
+      page: 1,
+      includeArchivedProjects: true,
+      retired: false,
+    };
+    const site = () => client.search("Shot", { filters: [], fields: ["code"], sort: q.order, limit: 2, includeArchivedProjects: true });
+    const first = await cache.query(q);
+    expect(first.value).toEqual(await site());
+    expect((await cache.query(q)).freshness.source).toBe("cache");
+    const onPage = new Set(first.value.map((e) => (sim.store.get("Shot", e.id)!.fields.sg_sequence as EntityLink).id));
+    const other = [...sim.store.records("Sequence")].find(
+      (r) =>
+        !r.retired &&
+        !onPage.has(r.id) &&
+        [...sim.store.records("Shot")].some((s) => !s.retired && (s.fields.sg_sequence as EntityLink | undefined)?.id === r.id),
+    )!;
+    sim.store.update("Sequence", other.id, { code: "0000_SORTS_FIRST" });
+    await catchUp(cache, client);
+    const after = await cache.query(q);
+    expect(after.value).toEqual(await site());
+    expect(after.value.every((e) => (sim.store.get("Shot", e.id)!.fields.sg_sequence as EntityLink).id === other.id)).toBe(true);
+  });
+
   it("a change in project A keeps project B's cached Shot query a hit", async () => {
     await cache.query(shotQuery(projectA));
     await cache.query(shotQuery(projectB));

@@ -31,18 +31,21 @@ describe("unknown entity types", () => {
     await e2e?.close();
   });
 
-  it("refreshes the type list at most once per interval, and counts the calls in the upstream metric", async () => {
+  it("loads the type list and the preloaded types' fields while preloading, once each, and decides unknown types from that list", async () => {
+    // Readiness includes the schema: the type list and one field list per preloaded type (the
+    // same fetch the mirror reads them from), counted in the upstream metric.
+    const preloaded = e2e.service.cache.preloadTypes.length;
+    expect(await schemaMetric(e2e)).toBe(1 + preloaded);
+    expect(await metricSum(e2e.port, "shotgrid_cache_upstream_requests_total", { operation: "schemaFields" })).toBe(0);
     const calls = siteCalls(e2e);
-    const counted = await schemaMetric(e2e);
     for (let i = 0; i < 3; i++) {
       const res = await postJson(e2e.port, GET_ENTITY, { entityType: "NoSuchType", id: 1 });
       expect(res.json?.code).toBe("invalid_argument");
       expect(res.json?.message).toMatch(/entityType: unknown entity type "NoSuchType"/);
     }
-    // The first request loads the list (the service has not needed it yet); the others are
-    // decided from it: within the refresh interval a missing type is not asked again.
-    expect(siteCalls(e2e) - calls).toBe(1);
-    expect((await schemaMetric(e2e)) - counted).toBe(1);
+    // Within the refresh interval a missing type is not asked again (the next test asks after it).
+    expect(siteCalls(e2e) - calls).toBe(0);
+    expect(await schemaMetric(e2e)).toBe(1 + preloaded);
   });
 });
 
@@ -113,21 +116,21 @@ describe("deadlines", () => {
     expect(Date.now() - started).toBeLessThan(200 + 1000);
   });
 
-  it("ends it as deadline_exceeded while the type list is being fetched, and the fetch goes on for other callers", async () => {
-    // A fresh service would have to fetch the type list: a new one, with the site answering slowly.
+  it("ends it as deadline_exceeded while a type's fields are being fetched, and the fetch goes on for other callers", async () => {
+    // A fresh service has the preloaded types' schemas, not Version's: a new one, with the site answering slowly.
     const fresh = await startE2E({ config: QUIET });
     try {
       fresh.site.knobs.set({ slowRate: 1, slowMs: 1500 });
       const calls = siteCalls(fresh);
       const started = Date.now();
-      const patient = postJson(fresh.port, GET_ENTITY, { entityType: "Shot", id: 1, fields: ["code"] });
-      const hurried = await within(postJson(fresh.port, GET_ENTITY, { entityType: "Shot", id: 1, fields: ["code"] }, { "connect-timeout-ms": "300" }), 6000);
+      const patient = postJson(fresh.port, GET_ENTITY, { entityType: "Version", id: 1, fields: ["code"] });
+      const hurried = await within(postJson(fresh.port, GET_ENTITY, { entityType: "Version", id: 1, fields: ["code"] }, { "connect-timeout-ms": "300" }), 6000);
       expect(hurried).not.toBe("still waiting");
       if (hurried === "still waiting") return;
       expect(hurried.json?.code).toBe("deadline_exceeded");
       expect(Date.now() - started).toBeLessThan(300 + 1000);
       // The caller that gave up did not stop the shared fetch: the other caller gets its answer,
-      // from one type-list call and one field-list call.
+      // from one field-list call and one read of the record.
       const answer = await within(patient, 10_000);
       expect(answer).not.toBe("still waiting");
       if (answer === "still waiting") return;
@@ -143,12 +146,12 @@ describe("deadlines", () => {
   // The server's default deadline already answered in time (its interceptor rejects, and
   // connect-node then aborts the handler's signal with that deadline_exceeded error, which the
   // schema wait now honours): this keeps it so.
-  it("ends a call as deadline_exceeded at the server's default deadline while the type list is being fetched", async () => {
+  it("ends a call as deadline_exceeded at the server's default deadline while a type's fields are being fetched", async () => {
     const fresh = await startE2E({ config: { ...QUIET, deadlineMs: 400 } });
     try {
       fresh.site.knobs.set({ slowRate: 1, slowMs: 3000 });
       const started = Date.now();
-      const res = await within(postJson(fresh.port, GET_ENTITY, { entityType: "Shot", id: 1, fields: ["code"] }), 6000);
+      const res = await within(postJson(fresh.port, GET_ENTITY, { entityType: "Version", id: 1, fields: ["code"] }), 6000);
       expect(res).not.toBe("still waiting");
       if (res === "still waiting") return;
       expect(res.json?.code).toBe("deadline_exceeded");

@@ -97,4 +97,44 @@ describe("local answers kept in the store", () => {
       expect((e.fields["sg_sequence"] as EntityLink).name, `query ${k}`).toBe("RENAMED_WHILE_ASKED");
     }
   });
+
+  it("identical concurrent Queries share one evaluation; the next one is a stored hit; an event detaches it", async () => {
+    const cache = await freshCache();
+    const shot = liveShots()[3]!;
+    const seq = (shot.fields["sg_sequence"] as EntityLink).id;
+    const q: EntityQuery = {
+      entityType: "Shot",
+      filters: [["sg_sequence", "is", { type: "Sequence", id: seq }]],
+      fields: ["code", "sg_status_list"],
+      order: [{ field: "code", direction: "asc" }],
+      limit: 50,
+      includeArchivedProjects: false,
+      retired: false,
+    };
+    // Count the engine's evaluations (the real engine, only observed).
+    const engine = cache.localQueries;
+    const answer = engine.answer.bind(engine);
+    let evaluations = 0;
+    engine.answer = (lq) => {
+      evaluations++;
+      return answer(lq);
+    };
+    const together = await Promise.all(Array.from({ length: 200 }, () => cache.query(q)));
+    expect(evaluations).toBe(1);
+    for (const a of together) expect(a.value).toEqual(together[0]!.value);
+    const site = await client.search("Shot", { filters: q.filters, fields: q.fields, sort: q.order, limit: 50 });
+    expect(together[0]!.value).toEqual(site);
+    // Kept: the next identical Query is a stored hit, not evaluated again.
+    await cache.query(q);
+    expect(evaluations).toBe(1);
+    // Asked while an event on the sequence's shots is applied: callers arriving after it do not
+    // join an evaluation begun before it.
+    sim.store.update("Shot", shot.id, { sg_status_list: "omt" }, { user: sim.scriptUser });
+    const events = await client.readEvents({ afterId: cache.lastAppliedEventId, limit: 500 });
+    const before = cache.query(q);
+    await cache.applyEvents(events);
+    const after = await Promise.all(Array.from({ length: 20 }, () => cache.query(q)));
+    await before;
+    for (const a of after) expect(a.value.find((e) => e.id === shot.id)?.fields["sg_status_list"]).toBe("omt");
+  });
 });

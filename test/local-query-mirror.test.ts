@@ -108,13 +108,15 @@ describe("local answers over the mirror", () => {
   it("go to the site while a changed record's refetch is out, never answering from the older state", async () => {
     const shot = firstShot();
     const q = bySequence(shot.sequence);
-    sim.store.update("Shot", shot.id, { sg_status_list: "hld" });
+    // A new code is a new display name: refetched, never applied from the event's meta (a
+    // status change could be, with no refetch to hold: local-query-event-updates.test.ts).
+    sim.store.update("Shot", shot.id, { code: "AAB_REFETCHED" });
     const gate = backend.holdNext("search");
     const applying = catchUp(cache, client);
     await gate.reached;
     const during = await cache.query(q);
     expect(answers.at(-1)).toEqual({ where: "upstream", reason: "records_refreshing" });
-    expect(during.value.find((e) => e.id === shot.id)?.fields.sg_status_list).toBe("hld");
+    expect(during.value.find((e) => e.id === shot.id)?.fields.code).toBe("AAB_REFETCHED");
     gate.open();
     await applying;
     const after = await cache.query(q);
@@ -122,7 +124,7 @@ describe("local answers over the mirror", () => {
     // answer: asking again is a plain hit, neither evaluated nor fetched again.
     expect(answers.at(-1)).toEqual({ where: "upstream", reason: "records_refreshing" });
     expect(after.freshness.source).toBe("cache");
-    expect(after.value.find((e) => e.id === shot.id)?.fields.sg_status_list).toBe("hld");
+    expect(after.value.find((e) => e.id === shot.id)?.fields.code).toBe("AAB_REFETCHED");
   });
 
   it("show a renamed Sequence in links, name filters and link order at once", async () => {

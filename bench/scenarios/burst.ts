@@ -25,10 +25,12 @@ export async function burstScenario(ctx: BenchContext): Promise<ScenarioResult> 
   // No event polls during the bursts (the site's own request count then shows upstream calls
   // exactly), and the site schema fetched beforehand by one unrelated Query, as a running
   // service would have it.
-  const { info: server } = await ctx.server(site.url, ["--poll-interval-ms", "600000"]);
+  const { proc: serverProc, info: server } = await ctx.server(site.url, ["--poll-interval-ms", "600000"]);
   const load = await ctx.loadGenerator();
   await load.call("sequence", { origin: server.url, check: "http-200", concurrency: 1, requests: [encodeRequest("connect-json-post", "Query", queryJson(1))] });
-  const limitMs = s.siteLatencyMs + s.siteJitterMs + 100;
+  // The Query is over a preloaded type: answered from the mirror with no upstream call, so the
+  // whole budget is the service answering every connection (issue 13: site latency + 300 ms).
+  const limitMs = s.siteLatencyMs + s.siteJitterMs + 300;
 
   const rows: Array<Array<string | number>> = [];
   const targets: TargetResult[] = [];
@@ -40,7 +42,10 @@ export async function burstScenario(ctx: BenchContext): Promise<ScenarioResult> 
     const upSum0 = await metricSum(server.url, "shotgrid_cache_upstream_duration_seconds_sum", { operation: "search" });
     const polls0 = await metricSum(server.url, "shotgrid_cache_event_polls_total");
     const site0 = await siteProc.call<{ requests: number; authRequests: number }>("stats");
+    await serverProc.call("cpuMark");
     const r = await load.call<BurstResult>("burst", { origin: server.url, n, request, warmPath: "/healthz", check: "http-200" }, 180_000);
+    // The service's own CPU time over the burst: steadier than wall time on a shared machine.
+    const cpu = await serverProc.call<{ userMs: number; systemMs: number }>("cpuSince");
     const site1 = await siteProc.call<{ requests: number; authRequests: number }>("stats");
     const searches = (await metricSum(server.url, "shotgrid_cache_upstream_requests_total", { operation: "search" })) - searches0;
     const upstreamMs = ((await metricSum(server.url, "shotgrid_cache_upstream_duration_seconds_sum", { operation: "search" })) - upSum0) * 1000;
@@ -57,6 +62,7 @@ export async function burstScenario(ctx: BenchContext): Promise<ScenarioResult> 
       fmt(r.latency.p99Ms, 1),
       fmt(r.lastMs, 1),
       fmt(upstreamMs, 0),
+      fmt(cpu.userMs + cpu.systemMs, 0),
     ]);
     targets.push({
       // At most one: a query over a preloaded type is answered from the mirror with none (issue 13).
@@ -65,11 +71,18 @@ export async function burstScenario(ctx: BenchContext): Promise<ScenarioResult> 
       pass: searches <= 1 && siteOther <= 1 && r.errors === 0,
     });
     targets.push({
-      target: `Farm burst of ${fmtInt(n)}: last answer within the site latency plus 100 ms (${limitMs} ms: ${s.siteLatencyMs} ms + up to ${s.siteJitterMs} ms jitter + 100 ms)`,
+      target: `Farm burst of ${fmtInt(n)}: last answer within the site latency plus 300 ms (${limitMs} ms: ${s.siteLatencyMs} ms + up to ${s.siteJitterMs} ms jitter + 300 ms)`,
       reached: `${fmt(r.lastMs, 0)} ms`,
       pass: r.lastMs <= limitMs && r.errors === 0,
     });
-    data.push({ ...r, upstreamSearches: searches, siteRequestsBesidesPolls: siteOther, eventPolls: polls, upstreamMs });
+    data.push({
+      ...r,
+      serviceCpuMs: cpu.userMs + cpu.systemMs,
+      upstreamSearches: searches,
+      siteRequestsBesidesPolls: siteOther,
+      eventPolls: polls,
+      upstreamMs,
+    });
   }
   await ctx.stopAll();
   const notes = [
@@ -95,6 +108,7 @@ export async function burstScenario(ctx: BenchContext): Promise<ScenarioResult> 
       "p99 ms",
       "last answer ms",
       "upstream call ms",
+      "service CPU ms",
     ],
     rows,
     targets,

@@ -6,6 +6,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { ReadThroughCache } from "../cache/index.ts";
+import { abortable } from "../cache/single-flight.ts";
 import { CacheErrorCode } from "../cache/errors.ts";
 import type { ServeConfig } from "../config.ts";
 import { ChangeBus, EventFollower, FileCursorStore, loadSavedCursor } from "../events/index.ts";
@@ -94,8 +95,12 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
   });
   // --redis: one cache shared by every instance (entries, invalidations, coalesced misses).
   const shared = config.redis ? await openSharedStore(config.redis, site.url, logger.child({ component: "redis" })) : undefined;
+  // The site's schema as requests are validated against it; the cache's preload reads the
+  // preloaded types' schemas through it, so one fetch serves both (and validation waits for none).
+  const schema = new SchemaRegistry(backend, { metrics });
   const cache = new ReadThroughCache({
     backend,
+    schemaOf: (entityType, signal) => abortable(schema.fieldsOf(entityType), signal),
     store: shared?.store,
     coalescer: shared?.coalescer,
     preloadTypes: config.preloadTypes,
@@ -108,7 +113,6 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
   metrics.observeCacheSize(() => cache.store.stats());
   metrics.observeStoreHealth(() => cache.storeHealthy);
   const bus = new ChangeBus({ replayEvents: config.replayEvents });
-  const schema = new SchemaRegistry(backend, { metrics });
   // Schema events (fields created, renamed, deleted) refresh the validation schema of the type
   // concerned and drop cached answers holding a deleted field (events/schema-change.ts).
   const schemaLog = logger.child({ component: "schema" });
@@ -127,11 +131,20 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
   const saved = await loadSavedCursor(cursorStore, logger.child({ component: "follower" }));
   if (saved.state) bus.advance(saved.state.lastAppliedId);
   const stopping = new AbortController();
+  /**
+   * Load the preloaded types whole (their schemas through the registry) and the site's type list:
+   * once done, a request over a preloaded type is validated and answered with no site call.
+   * Part of readiness: a failure fails the attempt, which is retried.
+   */
+  const preloadAll = async (signal: AbortSignal): Promise<void> => {
+    await cache.preload(signal);
+    await schema.load({ kind: "types" }, signal);
+  };
   /** After a flush: load the preloaded types again, retrying until it works or the service stops. */
   const repreload = async (): Promise<void> => {
     for (let attempt = 0; !stopping.signal.aborted; attempt++) {
       try {
-        return await cache.preload(stopping.signal);
+        return await preloadAll(stopping.signal);
       } catch (err) {
         if (stopping.signal.aborted) return;
         logger.warn({ err: errorMessage(err), attempt }, "preload after a cache flush failed; retrying");
@@ -347,7 +360,7 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
         // The follower starts from `head`: streams may announce it now, not 0 during the preload.
         // A cluster's bus is positioned by the shared change log only (cluster-follow.ts).
         if (!cluster) bus.advance(head);
-        await cache.preload(stopping.signal);
+        await preloadAll(stopping.signal);
         if (cluster) clusterHead = head;
         else follower = newFollower(head);
         preloadError = undefined;

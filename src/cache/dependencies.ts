@@ -12,7 +12,8 @@
  * - `dt:T.f`            a Change of field f on T (used for `Project.archived`)
  * - `dt:T:life`         New, Retirement or Revival of a T
  * - `ln:T:id`           answers showing a link to T:id (its display name changed, or it was retired)
- * - `nm:any`            answers filtering with name_* operators (any display name changed)
+ * - `nm:any`            answers filtering with name_* operators, and pages ordered by a link
+ *                       field (any display name changed)
  */
 import type { EventLogEntry, FilterCondition, FilterGroup } from "../shotgrid/types.ts";
 import type { CanonicalQuery } from "./query-key.ts";
@@ -212,4 +213,21 @@ export function eventEffects(event: EventLogEntry): EventEffects | undefined {
   }
   effects.tags = [...tags];
   return effects;
+}
+
+function showsLink(v: unknown): boolean {
+  return (Array.isArray(v) ? v : [v]).some((x) => typeof x === "object" && x !== null && "type" in x && "id" in x);
+}
+
+/**
+ * Whether a page of a Query (`limit` set) may gain or lose records when any linked record is
+ * renamed, one not shown on the page included: it is ordered by a link field (ShotGrid sorts
+ * links by name). Such an answer must drop on every rename (`nm:any`); without a limit the answer
+ * holds every match and the links it shows name the renames that reorder it. `entities` must
+ * carry the order's plain fields; a path's last field may be a link whether or not it is shown,
+ * unless every entity shows it as a plain value. An empty page stays empty.
+ */
+export function pageDependsOnAnyName(q: Pick<CanonicalQuery, "order" | "limit">, entities: ReadonlyArray<{ fields: Record<string, unknown> }>): boolean {
+  if (q.limit === 0) return false;
+  return q.order.some((s) => s.field !== "id" && !entities.every((e) => Object.hasOwn(e.fields, s.field) && !showsLink(e.fields[s.field])));
 }

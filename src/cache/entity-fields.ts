@@ -55,6 +55,23 @@ export function displayNameChange(entityType: string, attribute: string, meta: R
 }
 
 /**
+ * ShotGrid's "smart" cut fields are computed by the site from the cut, head and tail fields (and
+ * from each other) in the same write, with no event of their own.
+ */
+const SMART_CUT_SOURCE = /^(smart_)?(cut|head|tail|working)_/;
+
+/**
+ * Whether a Change of `attribute` on `entityType` may also change other fields of the record that
+ * no event reports (its display name feeds `cached_display_name` and every link's name; cut
+ * fields feed the smart cut fields): such a change is refetched, never applied from its meta.
+ */
+export function changesOtherFields(entityType: string, attribute: string): boolean {
+  if (displayNameField(entityType) === attribute || DERIVED_NAME_SOURCES[entityType]?.includes(attribute)) return true;
+  if (displayNameField(entityType) === undefined && NAME_LIKE_FIELDS.has(attribute)) return true;
+  return SMART_CUT_SOURCE.test(attribute);
+}
+
+/**
  * The fields an empty field list means, for every type: these, where the type has them. Kept small
  * on purpose: enough to show and find a record; ask for more by name.
  */

@@ -64,6 +64,11 @@ export class MemoryStore implements CacheStore {
   readonly #onEvict?: (key: string) => void;
   /** Insertion order is recency order: the first key is the least recently used. */
   readonly #slots = new Map<string, Slot>();
+  /**
+   * The key last placed at the recent end of `#slots`: touching it again moves nothing (a burst
+   * of hits on one answer would otherwise delete and re-insert it in the map each time).
+   */
+  #newest: string | undefined;
   readonly #byTag = new Map<string, Set<string>>();
   readonly #byLink = new Map<string, Set<string>>();
   /** One copy of each tag and link name in use (entries share them). */
@@ -111,9 +116,10 @@ export class MemoryStore implements CacheStore {
 
   #touch(key: string): Slot | undefined {
     const slot = this.#slots.get(key);
-    if (!slot) return undefined;
+    if (!slot || key === this.#newest) return slot;
     this.#slots.delete(key);
     this.#slots.set(key, slot);
+    this.#newest = key;
     return slot;
   }
 
@@ -136,6 +142,7 @@ export class MemoryStore implements CacheStore {
       bytes,
     };
     this.#slots.set(key, slot);
+    this.#newest = key;
     this.#bytes += bytes;
     // A tag naming the entry's own key needs no index: `bump` finds that entry by key.
     for (const tag of slot.tags) if (tag !== key) addTo(this.#byTag, tag, key);
@@ -203,6 +210,7 @@ export class MemoryStore implements CacheStore {
     this.#floor = ++this.#seq;
     this.#lastBump.clear();
     this.#slots.clear();
+    this.#newest = undefined;
     this.#byTag.clear();
     this.#byLink.clear();
     this.#names.clear();
@@ -221,6 +229,7 @@ export class MemoryStore implements CacheStore {
 
   #remove(key: string, slot: Slot): void {
     this.#slots.delete(key);
+    if (key === this.#newest) this.#newest = undefined;
     this.#bytes -= slot.bytes;
     for (const tag of slot.tags) if (tag !== key && removeFrom(this.#byTag, tag, key)) this.#forgetName(tag);
     for (const link of slot.links ?? []) if (removeFrom(this.#byLink, link, key)) this.#forgetName(link);

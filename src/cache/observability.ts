@@ -31,6 +31,12 @@ export interface CacheMetrics {
    * answer exactly (src/local-query/cannot-answer.ts).
    */
   queryAnswered?(where: "local" | "upstream", reason: string): void;
+  /**
+   * Mirrored records brought up to date: "event" from a Change event's own meta, "refetch" by
+   * fetching them again (after events the meta could not settle, or to learn the write stamps of
+   * records updated from events).
+   */
+  mirrorUpdated?(source: "event" | "refetch", records: number): void;
 }
 
 export const NOOP_CACHE_METRICS: CacheMetrics = {

@@ -11,14 +11,14 @@ import { MemoryStore, type RawEntry } from "./memory-store.ts";
 import { SingleFlight, abortable } from "./single-flight.ts";
 import type { MissCoalescer } from "./miss-coalescer.ts";
 import { canonicalFields, canonicalJson, canonicalQuery, checkEntityType, projectionKey, queryKey, recordKey, type CanonicalQuery } from "./query-key.ts";
-import { eventEffects, projectionDependencies, queryDependencies, typesOnPath } from "./dependencies.ts";
+import { eventEffects, pageDependsOnAnyName, projectionDependencies, queryDependencies, typesOnPath } from "./dependencies.ts";
 import { projectRecord, recordAnswers } from "./entity-fields.ts";
 import { collectLinks } from "./links.ts";
 import { InvalidCacheRequestError } from "./errors.ts";
 import { NOOP_CACHE_METRICS, type CacheMetrics, type CacheReadKind } from "./observability.ts";
 import { type Logger, SILENT_LOGGER } from "../logging/index.ts";
 import { LocalQueryEngine } from "../local-query/index.ts";
-import { DEFAULT_FIELDS } from "./entity-fields.ts";
+import { changesOtherFields, DEFAULT_FIELDS } from "./entity-fields.ts";
 
 export const DEFAULT_PRELOAD_TYPES: readonly string[] = ["Project", "Sequence", "Shot", "Asset", "Step"];
 
@@ -78,6 +78,13 @@ export interface ReadThroughCacheOptions {
    * mirror would fall behind). False keeps every Query on the stored-answer path.
    */
   answerQueriesLocally?: boolean;
+  /**
+   * Where `preload()` reads each preloaded type's schema (the mirror needs it to answer Queries).
+   * Default: the Backend's `schemaFields`, counted as an upstream call. The service passes its
+   * validation schema registry, so the one fetch that preloading makes serves validation too and
+   * the first requests over a preloaded type wait for no site call.
+   */
+  schemaOf?: (entityType: string, signal?: AbortSignal) => Promise<EntitySchema>;
 }
 
 interface Fetched<T> {
@@ -89,6 +96,14 @@ interface Fetched<T> {
 }
 
 const MIB = 1024 * 1024;
+
+/** What the mirror made of a Query: its answer, or the code of why it could not answer exactly ("none" when it did). */
+interface LocalVerdict {
+  reason: string;
+  answer?: CacheAnswer<Entity[]>;
+}
+
+const DISABLED: Promise<LocalVerdict> = Promise.resolve({ reason: "disabled" });
 
 function isOutage(err: unknown): boolean {
   return err instanceof BackendError && (err.code === "SG_UNAVAILABLE" || err.code === "SG_TIMEOUT");
@@ -134,6 +149,11 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
   readonly #preloadPageSize: number;
   readonly #refreshBatchSize: number;
   readonly #flights = new SingleFlight<Fetched<unknown>>();
+  /**
+   * Local evaluations in progress, by query key: identical concurrent Queries share one (a farm
+   * asking the same question at once evaluates it once). Detached with `#flights`.
+   */
+  readonly #localFlights = new SingleFlight<LocalVerdict>();
   /** Preloaded types fully loaded, and when. */
   readonly #readyAt = new Map<string, number>();
   /**
@@ -148,12 +168,15 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
   /** Event batches queued or being applied: while any is, the mirror may trail the store's invalidations. */
   #batchesInFlight = 0;
   #preloading: { type: string; records: number } | undefined;
+  /** The refetch of records whose write stamps are unknown, while one runs (`#refreshStamps`). */
+  #stampRefresh: Promise<void> | undefined;
   #lastApplied: number;
   readonly #storeRetryMs: number;
   readonly #coalescer: MissCoalescer | undefined;
   /** Answers Queries over the preloaded types from their mirror (src/local-query). */
   readonly localQueries: LocalQueryEngine;
   readonly #answerLocallyOn: boolean;
+  readonly #schemaOf: ((entityType: string, signal?: AbortSignal) => Promise<EntitySchema>) | undefined;
   /** Until then (wall-clock ms) the store is skipped: it failed recently. */
   #storeDownUntil = 0;
   /**
@@ -185,6 +208,7 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
     // A shared store (--redis) means standby instances: they apply only some events to their own
     // process (the leader keeps the shared store current), so their mirror could fall behind.
     this.#answerLocallyOn = options.answerQueriesLocally ?? this.store instanceof MemoryStore;
+    this.#schemaOf = options.schemaOf;
     this.localQueries = new LocalQueryEngine({ types: this.preloadTypes, timeZone: options.siteTimeZone, defaultFields: DEFAULT_FIELDS, now: this.#now });
   }
 
@@ -370,8 +394,9 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
       this.#metrics.cacheHit("query");
       return { value: entry.value as Entity[], freshness: this.#cached(entry, false) };
     }
-    const local = await this.#answerLocally(q, key, deps);
-    if (local) return local;
+    const verdict = await this.#answerLocally(q, key, deps);
+    this.#metrics.queryAnswered?.(verdict.answer ? "local" : "upstream", verdict.reason);
+    if (verdict.answer) return verdict.answer;
     const load = () => this.#loadQuery(q, key, deps.tags);
     // A volatile query is never answered from the store, so there is no fill to wait for.
     const { promise, joined } = this.#flights.run(key, [...deps.tags, "nm:any"], () => (deps.volatile ? load() : this.#acrossInstances(key, load)));
@@ -434,13 +459,13 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
     }
   }
 
-  /** The mirror's answer to a query over preloaded types, counted; undefined when it cannot answer exactly (see src/local-query). */
-  #answerLocally(q: CanonicalQuery, key: string, deps: PreparedQuery["deps"]): Promise<CacheAnswer<Entity[]> | undefined> | undefined {
-    if (!this.#answerLocallyOn) {
-      this.#metrics.queryAnswered?.("upstream", "disabled");
-      return undefined;
-    }
-    return this.#answerAndKeep(q, key, deps);
+  /**
+   * The mirror's answer to a query over preloaded types, or why it cannot answer exactly (see
+   * src/local-query). Identical concurrent calls share one evaluation.
+   */
+  #answerLocally(q: CanonicalQuery, key: string, deps: PreparedQuery["deps"]): Promise<LocalVerdict> {
+    if (!this.#answerLocallyOn) return DISABLED;
+    return this.#localFlights.run(key, [...deps.tags, "nm:any"], () => this.#answerAndKeep(q, key, deps)).promise;
   }
 
   /**
@@ -449,14 +474,16 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
    * evaluating anything). The generation is read before the answer is computed: an invalidation
    * in between makes the store refuse it, never keep a state older than an applied event.
    */
-  async #answerAndKeep(q: CanonicalQuery, key: string, deps: PreparedQuery["deps"]): Promise<CacheAnswer<Entity[]> | undefined> {
+  async #answerAndKeep(q: CanonicalQuery, key: string, deps: PreparedQuery["deps"]): Promise<LocalVerdict> {
     const seq = deps.volatile ? undefined : await this.#storeSeq();
     // A batch bumps the store's generation before it updates the mirror: an answer computed in
     // between reflects the old state under the new generation, so it is given, never kept.
     const keep = seq !== undefined && this.#batchesInFlight === 0;
     const answer = this.localQueries.answer(q);
-    this.#metrics.queryAnswered?.(answer.ok ? "local" : "upstream", answer.ok ? "none" : answer.code);
-    if (!answer.ok) return undefined;
+    if (!answer.ok) {
+      if (answer.code === "stamps_unknown") this.#refreshStamps();
+      return { reason: answer.code };
+    }
     const fetchedAt = this.#now();
     const asOf = this.#lastApplied;
     const tags = keep ? answerTags(q, answer.entities, deps.tags) : undefined;
@@ -464,7 +491,13 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
       await this.#storeSet(key, { value: answer.entities, seq, fetchedAt, asOfEventId: asOf, tags });
       this.#reportSize();
     }
-    return { value: answer.entities, freshness: { source: "cache", ageMs: 0, asOfEventId: asOf, stale: false } };
+    return { reason: "none", answer: { value: answer.entities, freshness: { source: "cache", ageMs: 0, asOfEventId: asOf, stale: false } } };
+  }
+
+  /** New callers no longer join fetches or local evaluations reading any of `tags` (all of them with `all`). */
+  #detach(tags: readonly string[], all = false): void {
+    this.#flights.detach(tags, all);
+    this.#localFlights.detach(tags, all);
   }
 
   /** Apply event log rows: invalidate exactly what they changed, refetch changed preloaded records. */
@@ -517,7 +550,7 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
    */
   async invalidateType(type: string): Promise<void> {
     const tags = [`ty:${type}`, `qt:${type}:all`, `dt:${type}`, `dt:${type}:life`];
-    this.#flights.detach(tags);
+    this.#detach(tags);
     this.localQueries.mirror.dropType(type);
     await this.#invalidating("bump", () => this.store.bump(tags));
     if (this.#readyAt.has(type)) this.#track(this.#preloadType(type));
@@ -533,7 +566,7 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
     // Everything is gone, including whatever a failed invalidation should have dropped.
     this.#invalidationPending = false;
     this.#pendingUntilEventId = 0;
-    this.#flights.detach([], true);
+    this.#detach([], true);
     this.#readyAt.clear();
     this.#knownIds.clear();
     this.localQueries.mirror.clear();
@@ -557,7 +590,7 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
       const fx = eventEffects(event);
       if (fx) {
         // Detached first: even if the store fails below, no new caller joins a fetch from before the event.
-        this.#flights.detach(fx.tags);
+        this.#detach(fx.tags);
         await this.#invalidating("bump", () => this.store.bump(fx.tags), event.id);
         const { rename, dropLinking } = fx;
         if (rename) await this.#invalidating("patchLinkName", () => this.store.patchLinkName(rename.link, rename.name), event.id);
@@ -576,8 +609,11 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
             mirror.retire(fx.entityType, fx.entityId);
           } else {
             known.add(fx.entityId);
-            addRefresh(fx.entityType, fx.entityId);
-            mirror.markChanged(fx.entityType, fx.entityId);
+            if (this.#applyFromMeta(event, fx)) this.#metrics.mirrorUpdated?.("event", 1);
+            else {
+              addRefresh(fx.entityType, fx.entityId);
+              mirror.markChanged(fx.entityType, fx.entityId);
+            }
           }
         }
         for (const r of fx.related) {
@@ -609,6 +645,37 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
     for (const work of refreshing) this.#track(work);
     // Before the batch counts as applied (and is published to streams), the mirror holds what it changed.
     await Promise.allSettled(refreshing);
+  }
+
+  /**
+   * Bring the mirrored record a Change event names up to date from the event's own meta, when
+   * that is exact (Mirror.applyChange says when); false: it must be refetched. Only events of the
+   * log (hints have no place in its order), about the record the event names (a back-reference's
+   * meta describes the other side), of a field whose change moves no other field but the stamps.
+   */
+  #applyFromMeta(event: EventLogEntry, fx: NonNullable<ReturnType<typeof eventEffects>>): boolean {
+    const meta = event.meta;
+    if (event.id <= 0 || fx.kind !== "Change" || !fx.attribute || fx.entityId === undefined || !meta) return false;
+    if (event.event_type !== `Shotgun_${fx.entityType}_Change` || meta["entity_type"] !== fx.entityType || meta["entity_id"] !== fx.entityId) return false;
+    if (meta["attribute_name"] !== fx.attribute || changesOtherFields(fx.entityType, fx.attribute)) return false;
+    const createdAtMs = Date.parse(event.created_at);
+    if (!Number.isFinite(createdAtMs)) return false;
+    return this.localQueries.mirror.applyChange(fx.entityType, fx.entityId, { id: event.id, createdAtMs, attribute: fx.attribute, meta });
+  }
+
+  /**
+   * Fetch again the records updated from events, whose write stamps are not known: asked for when
+   * a query needed them (it went upstream meanwhile). One round at a time.
+   */
+  #refreshStamps(): void {
+    if (this.#stampRefresh) return;
+    const work = (async () => {
+      for (const [type, ids] of this.localQueries.mirror.unstampedIds()) await this.#refreshRecords(type, ids);
+    })();
+    this.#stampRefresh = work.finally(() => {
+      this.#stampRefresh = undefined;
+    });
+    this.#track(this.#stampRefresh);
   }
 
   async #preloadType(type: string, signal?: AbortSignal): Promise<void> {
@@ -663,6 +730,8 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
   /** The schema the mirror reads `type` with; undefined (the type is then not answered locally) when the site does not give it. */
   async #mirrorSchema(type: string, signal?: AbortSignal): Promise<EntitySchema | undefined> {
     try {
+      // The registry given as `schemaOf` counts its own site calls.
+      if (this.#schemaOf) return await this.#schemaOf(type, signal);
       return await this.#upstream("schemaFields", () => this.backend.schemaFields(type, signal));
     } catch (err) {
       if (signal?.aborted) throw err;
@@ -748,7 +817,10 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
     for (const e of found) collectLinks(e.fields, links);
     const value = found.map((e) => (q.fields.length === 0 ? projectRecord(e, []) : withoutFields(e, extra)));
     if (seq !== undefined) {
-      await this.#storeSet(key, { value, seq, fetchedAt, asOfEventId: asOf, tags: [...tags, ...[...links].map((l) => `ln:${l}`)] });
+      const stored = [...tags, ...[...links].map((l) => `ln:${l}`)];
+      // Read on what was fetched, the order's fields included: a page ordered by link names.
+      if (pageDependsOnAnyName(q, found)) stored.push("nm:any");
+      await this.#storeSet(key, { value, seq, fetchedAt, asOfEventId: asOf, tags: stored });
     }
     this.#reportSize();
     return { value, fetchedAt, asOfEventId: asOf };
@@ -756,6 +828,7 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
 
   /** Refetch changed preloaded records a batch at a time; each id is a flight GetEntity can join. */
   async #refreshRecords(type: string, ids: number[]): Promise<void> {
+    this.#metrics.mirrorUpdated?.("refetch", ids.length);
     for (let i = 0; i < ids.length; i += this.#refreshBatchSize) {
       const chunk = ids.slice(i, i + this.#refreshBatchSize);
       const seq = await this.#storeSeq();
@@ -938,11 +1011,8 @@ function answerTags(q: CanonicalQuery, entities: readonly Entity[], queryTags: r
   for (const s of q.order) {
     if (s.field === "id") continue;
     if (s.field.includes(".") || !entities.every((e) => Object.hasOwn(e.fields, s.field))) return undefined;
-    const byLink = entities.some((e) => {
-      const v = e.fields[s.field];
-      return (Array.isArray(v) ? v : [v]).some((x) => typeof x === "object" && x !== null && "type" in x && "id" in x);
-    });
-    if (byLink && q.limit > 0) tags.push("nm:any");
   }
+  // The same rule as upstream answers (dependencies.ts).
+  if (pageDependsOnAnyName(q, entities)) tags.push("nm:any");
   return tags;
 }

@@ -9,6 +9,8 @@ export const CANNOT_ANSWER_CODES = [
   "type_not_mirrored",
   "type_not_loaded",
   "records_refreshing",
+  /** A record was updated from its event's meta, which does not carry `updated_at`/`updated_by`: a query reading them waits for a refetch. */
+  "stamps_unknown",
   "retired_records",
   "path_not_mirrored",
   "field_not_held",

@@ -9,7 +9,7 @@ import { compileFilters, type Evaluation } from "./filters.ts";
 import { indexKeyOf, Mirror, type TypeMirror } from "./mirror.ts";
 import { OrderIndex } from "./order-index.ts";
 import { compileOrder, firstInOrder, type CompiledOrder } from "./ordering.ts";
-import { compilePath, readyType } from "./paths.ts";
+import { checkKnown, compilePath, readyType } from "./paths.ts";
 import { checkTimeZone } from "./time-zone.ts";
 
 /** A Query after validation and canonicalisation (the cache's `CanonicalQuery` fits). */
@@ -130,12 +130,16 @@ export class LocalQueryEngine {
 
   /** How each returned field is read: plain fields as held, dotted ones through the mirror. */
   #fieldReaders(m: TypeMirror, wanted: readonly string[]): Array<[string, (r: Entity) => FieldValue | undefined]> {
-    if (wanted.length === 0) return this.#defaultFields.map((f) => [f, (r: Entity) => r.fields[f]]);
+    if (wanted.length === 0) {
+      for (const f of this.#defaultFields) checkKnown(m, f);
+      return this.#defaultFields.map((f) => [f, (r: Entity) => r.fields[f]]);
+    }
     return wanted.map((f) => {
       if (!f.includes(".")) {
         if (f !== "id" && f !== "type" && m.heldFields !== undefined && !m.heldFields.has(f)) {
           throw new CannotAnswer("field_not_held", `${m.type}.${f} is not held by every mirrored record`);
         }
+        checkKnown(m, f);
         return [f, (r: Entity) => r.fields[f]];
       }
       return [f, compilePath(this.mirror, m.type, f).read];

@@ -6,7 +6,25 @@
  * the store's sequence guards do for cached entries).
  */
 import type { Entity, EntityLink, EntitySchema, FieldValue } from "../shotgrid/types.ts";
+import { valueFromChange, WRITE_STAMP_FIELDS } from "./event-values.ts";
 import type { OrderIndex } from "./order-index.ts";
+
+/**
+ * A record fetched before an event may already hold that event's change, or a later one: its
+ * `updated_at` must be older than the event by more than this (ms) for the event to be applied on
+ * top of it (both are whole seconds; a write and its event row may straddle a second).
+ */
+const EVENT_AFTER_FETCH_MARGIN_MS = 1000;
+
+/** What an applied Change event says (see `Mirror.applyChange`). */
+export interface ChangeEvent {
+  /** The event's id: events on one record are applied in id order. */
+  id: number;
+  /** When the site logged it (`created_at`, ms since the epoch). */
+  createdAtMs: number;
+  attribute: string;
+  meta: Readonly<Record<string, unknown>>;
+}
 
 /** Index keys: a link as `Type:id`, a text value in lower case, an empty value as "". */
 export type IndexKey = string;
@@ -27,6 +45,13 @@ export interface TypeMirror {
   readonly pending: Set<number>;
   /** The mirror generation of the newest event on each id: older fetches of it are ignored. */
   readonly changedAt: Map<number, number>;
+  /**
+   * Records last updated from an event's meta rather than fetched: the id of that event. They are
+   * exact as of it, except for their write stamps (`unstamped`).
+   */
+  readonly asOfEvent: Map<number, number>;
+  /** Records updated from an event whose `updated_at`/`updated_by` are not known until fetched again. */
+  readonly unstamped: Set<number>;
   /** Fields every record holds (undefined before the first record): a field outside it cannot be read. */
   heldFields: Set<string> | undefined;
   /** Built on first use: field → key → ids. */
@@ -49,6 +74,8 @@ function newTypeMirror(type: string, floor: number): TypeMirror {
     loading: undefined,
     pending: new Set(),
     changedAt: new Map(),
+    asOfEvent: new Map(),
+    unstamped: new Set(),
     heldFields: undefined,
     indexes: new Map(),
     orders: new Map(),
@@ -178,6 +205,17 @@ export class Mirror {
     if (!m || since < m.floor || (m.changedAt.get(record.id) ?? -1) > since) return false;
     const old = m.records.get(record.id);
     record = this.#compact.record(record);
+    this.#replace(m, old, record);
+    // Fetched whole: exact, stamps included.
+    m.asOfEvent.delete(record.id);
+    m.unstamped.delete(record.id);
+    if (m.heldFields === undefined) m.heldFields = new Set(Object.keys(record.fields));
+    else if (m.heldFields.size > 0) for (const f of m.heldFields) if (!(f in record.fields)) m.heldFields.delete(f);
+    return true;
+  }
+
+  /** Hold `record` in place of `old`, keeping indexes and kept orders current. */
+  #replace(m: TypeMirror, old: Entity | undefined, record: Entity): void {
     m.records.set(record.id, record);
     m.version++;
     for (const order of m.orders.values()) order.replaced(old, record);
@@ -190,13 +228,54 @@ export class Mirror {
       if (!ids) index.set(after, (ids = new Set()));
       ids.add(record.id);
     }
-    if (m.heldFields === undefined) m.heldFields = new Set(Object.keys(record.fields));
-    else if (m.heldFields.size > 0) for (const f of m.heldFields) if (!(f in record.fields)) m.heldFields.delete(f);
+  }
+
+  /**
+   * Apply a Change event to `type`/`id` from its own meta, when that is exact: the type is loaded,
+   * the record is held, exact (no refetch pending) and known to predate the event (updated from
+   * an earlier event, or fetched with an `updated_at` clearly older than the event), and the meta
+   * carries the field's whole new value (event-values.ts). Returns false otherwise, changing
+   * nothing: the caller then marks the record for a refetch (`markChanged`). The record's write
+   * stamps are not known afterwards (`unstamped`) until it is fetched again.
+   */
+  applyChange(type: string, id: number, event: ChangeEvent): boolean {
+    const m = this.#types.get(type);
+    if (!m?.loaded || !m.schema || m.pending.has(id)) return false;
+    const old = m.records.get(id);
+    const field = Object.hasOwn(m.schema, event.attribute) ? m.schema[event.attribute] : undefined;
+    if (!old || !field || WRITE_STAMP_FIELDS.has(event.attribute) || !(event.attribute in old.fields)) return false;
+    const asOf = m.asOfEvent.get(id);
+    if (asOf !== undefined) {
+      // Already holds this event (applied again after a failed batch) or a later one: not older.
+      if (event.id <= asOf) return false;
+    } else {
+      const stamp = old.fields["updated_at"];
+      const updatedAt = typeof stamp === "string" ? Date.parse(stamp) : Number.NaN;
+      // The fetched state may already hold this change, or a later one: only a refetch can say.
+      if (!(updatedAt + EVENT_AFTER_FETCH_MARGIN_MS < event.createdAtMs)) return false;
+    }
+    const change = valueFromChange(field, event.meta);
+    if (!change) return false;
+    const record = this.#compact.record({ type: old.type, id, fields: { ...old.fields, [event.attribute]: change.value } });
+    this.#replace(m, old, record);
+    // Fetches begun before this event must not overwrite it.
+    m.changedAt.set(id, ++this.#generation);
+    m.asOfEvent.set(id, event.id);
+    m.unstamped.add(id);
     return true;
+  }
+
+  /** Records of every type updated from events whose write stamps are not known (fetch them to know). */
+  unstampedIds(): Map<string, number[]> {
+    const out = new Map<string, number[]>();
+    for (const m of this.#types.values()) if (m.unstamped.size > 0) out.set(m.type, [...m.unstamped]);
+    return out;
   }
 
   /** `id` is no longer an active record (retired, or not found by a refetch). */
   #drop(m: TypeMirror, id: number): void {
+    m.asOfEvent.delete(id);
+    m.unstamped.delete(id);
     const old = m.records.get(id);
     if (!old) return;
     m.records.delete(id);

@@ -6,6 +6,14 @@
 import type { Entity, EntityLink, FieldSchema, FieldValue } from "../shotgrid/types.ts";
 import { CannotAnswer } from "./cannot-answer.ts";
 import type { Mirror, TypeMirror } from "./mirror.ts";
+import { WRITE_STAMP_FIELDS } from "./event-values.ts";
+
+/** `m`'s field `name` read as held: CannotAnswer while some record's value of it is not known (a write stamp after an event). */
+export function checkKnown(m: TypeMirror, name: string): void {
+  if (m.unstamped.size > 0 && WRITE_STAMP_FIELDS.has(name)) {
+    throw new CannotAnswer("stamps_unknown", `${m.type}.${name} of ${m.unstamped.size} record(s) updated from their event is not known until fetched again`);
+  }
+}
 
 export interface CompiledPath {
   path: string;
@@ -43,6 +51,7 @@ function heldField(m: TypeMirror, name: string, path: string): FieldSchema {
   if (name !== "id" && m.heldFields !== undefined && !m.heldFields.has(name)) {
     throw new CannotAnswer("field_not_held", `${m.type}.${name} (in ${path}) is not held by every mirrored record`);
   }
+  checkKnown(m, name);
   return field;
 }
 

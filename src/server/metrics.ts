@@ -123,6 +123,7 @@ export class Metrics {
   #cacheSizeSource: (() => CacheSize) | undefined;
   readonly #storeUnavailable: Counter<string>;
   readonly #queryAnswers: Counter<string>;
+  readonly #mirrorUpdates: Counter<string>;
   #storeHealthSource: (() => boolean) | undefined;
   #lastEventAppliedAt: number | undefined;
   #textSource: (() => Promise<string>) | undefined;
@@ -159,6 +160,12 @@ export class Metrics {
       name: `${PREFIX}query_answers_total`,
       help: 'Queries by where they were answered: "local" from the mirror of the preloaded types, or "upstream" with the reason the mirror could not answer exactly.',
       labelNames: ["where", "reason"],
+      registers,
+    });
+    this.#mirrorUpdates = new Counter({
+      name: `${PREFIX}mirror_updates_total`,
+      help: 'Mirrored records brought up to date: "event" from a Change event\'s own meta, "refetch" by fetching them again.',
+      labelNames: ["source"],
       registers,
     });
     this.#coalesced = new Counter({
@@ -300,6 +307,11 @@ export class Metrics {
   /** A Query was answered locally from the mirror, or not (then from a cached answer or ShotGrid), and why not. */
   queryAnswered(where: "local" | "upstream", reason: string): void {
     this.#queryAnswers.labels(where, reason).inc();
+  }
+
+  /** Mirrored records updated from an event's meta, or refetched. */
+  mirrorUpdated(source: "event" | "refetch", records: number): void {
+    this.#mirrorUpdates.labels(source).inc(records);
   }
 
   /** A miss joined an identical fetch in flight instead of calling ShotGrid. */

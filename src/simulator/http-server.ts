@@ -30,6 +30,8 @@ export interface SimulatorStats {
   requests: number;
   /** Requests to the token endpoint. */
   authRequests: number;
+  /** Reads of the event log (`/entity/event_log_entries…`): a follower's polls and gap checks. */
+  eventLogReads: number;
   /** Requests answered 503 because of the concurrency limit. */
   rejectedOverLimit: number;
   /** The most requests in flight at once. */
@@ -49,7 +51,7 @@ export interface HttpServerDeps {
 
 export class SimHttpServer {
   readonly server: Server;
-  readonly stats: SimulatorStats = { requests: 0, authRequests: 0, rejectedOverLimit: 0, maxInFlight: 0, inFlight: 0 };
+  readonly stats: SimulatorStats = { requests: 0, authRequests: 0, eventLogReads: 0, rejectedOverLimit: 0, maxInFlight: 0, inFlight: 0 };
   private readonly sockets = new Set<Socket>();
 
   constructor(private readonly deps: HttpServerDeps) {
@@ -90,6 +92,8 @@ export class SimHttpServer {
     const { knobs } = this.deps;
     const stats = this.stats;
     stats.requests++;
+    // Counted on arrival like `requests`, so the two can be subtracted at any moment.
+    if (/^\/api\/v1(?:\.1)?\/entity\/(?:event_log_entries|EventLogEntry)(?:[/?]|$)/.test(req.url ?? "")) stats.eventLogReads++;
     stats.inFlight++;
     stats.maxInFlight = Math.max(stats.maxInFlight, stats.inFlight);
     res.on("close", () => stats.inFlight--);

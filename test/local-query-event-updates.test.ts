@@ -1,0 +1,240 @@
+/**
+ * The mirror is brought up to date from a Change event's own meta where ShotGrid's meta carries
+ * the new value (a status, a number, a single link…), with no refetch, and by a batched refetch
+ * otherwise; never regressing a record whose fetched state is newer than the event. Against the
+ * simulated site over HTTP, whose event rows have ShotGrid's meta shapes (checked here too).
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { ReadThroughCache } from "../src/cache/index.ts";
+import type { EntityQuery } from "../src/cache/types.ts";
+import { ShotGridClient } from "../src/shotgrid/index.ts";
+import type { Entity, EntityLink, EventLogEntry } from "../src/shotgrid/types.ts";
+import { DEFAULT_SCRIPT_KEY, type SimulatorHandle, startSimulator } from "../src/simulator/index.ts";
+import { catchUp, ObservedBackend } from "./cache-helpers.ts";
+
+let sim: SimulatorHandle;
+let client: ShotGridClient;
+
+beforeAll(async () => {
+  sim = await startSimulator({ shots: 40, assets: 4 });
+  client = new ShotGridClient({ siteUrl: sim.url, scriptName: sim.scriptName, scriptKey: DEFAULT_SCRIPT_KEY, maxRetries: 0 });
+});
+
+afterAll(async () => {
+  await client?.close();
+  await sim?.close();
+});
+
+let backend: ObservedBackend;
+let cache: ReadThroughCache;
+const answers: Array<{ where: string; reason: string }> = [];
+const updates = { event: 0, refetch: 0 };
+
+function newCache(lastAppliedEventId: number): ReadThroughCache {
+  const metrics = {
+    cacheHit() {},
+    cacheMiss() {},
+    coalescedWait() {},
+    upstreamCall() {},
+    setCacheSize() {},
+    queryAnswered: (where: string, reason: string) => void answers.push({ where, reason }),
+    mirrorUpdated: (source: "event" | "refetch", n: number) => void (updates[source] += n),
+  };
+  return new ReadThroughCache({ backend, metrics, lastAppliedEventId });
+}
+
+beforeEach(async () => {
+  backend = new ObservedBackend(client);
+  answers.length = 0;
+  updates.event = 0;
+  updates.refetch = 0;
+  cache = newCache(await client.latestEventId());
+  await cache.preload();
+});
+
+/**
+ * A shot no test has touched yet: its `updated_at` is the dataset's, long before any event here
+ * (a record changed moments ago may already hold a newer state than an event: that is refetched).
+ */
+let used = 0;
+function freshShot(): { id: number; sequence: number; project: number } {
+  const shots = [...sim.store.records("Shot")].filter((s) => !s.retired && s.fields.sg_sequence);
+  const r = shots[used++]!;
+  return { id: r.id, sequence: (r.fields.sg_sequence as EntityLink).id, project: (r.fields.project as EntityLink).id };
+}
+
+const bySequence = (
+  sequence: number,
+  fields = ["code", "sg_status_list", "sg_sequence", "sg_cut_in", "sg_frame_rate", "sg_target_date", "sg_omit"],
+): EntityQuery => ({
+  entityType: "Shot",
+  filters: [["sg_sequence", "is", { type: "Sequence", id: sequence }]],
+  fields,
+  order: [{ field: "code", direction: "asc" }],
+  includeArchivedProjects: false,
+  retired: false,
+});
+
+/** The site's own answer to the same question (through the REST client, no cache). */
+async function siteAnswer(q: EntityQuery): Promise<Entity[]> {
+  return client.search(q.entityType, { filters: q.filters, fields: q.fields, sort: q.order, includeArchivedProjects: q.includeArchivedProjects });
+}
+
+/** The events after `afterId` (read from the site, as the follower does). */
+const eventsAfter = (afterId: number): Promise<EventLogEntry[]> => client.readEvents({ afterId, limit: 500 });
+
+describe("the simulated site's Change events", () => {
+  it("carry ShotGrid's meta: attribute_change with old and new value; a link with its name; a multi-entity change as added/removed", async () => {
+    const shot = freshShot();
+    const other = [...sim.store.records("Sequence")].find((s) => !s.retired && s.id !== shot.sequence)!;
+    const linked = (sim.store.get("Shot", shot.id)?.fields.assets as EntityLink[] | undefined) ?? [];
+    const asset = [...sim.store.records("Asset")].find((a) => !a.retired && !linked.some((l) => l.id === a.id))!;
+    const head = await client.latestEventId();
+    sim.store.update("Shot", shot.id, {
+      sg_status_list: "ip",
+      sg_sequence: { type: "Sequence", id: other.id },
+      assets: [...linked, { type: "Asset", id: asset.id }],
+    });
+    const events = await eventsAfter(head);
+    const byField = new Map(events.map((e) => [e.attribute_name, e]));
+    expect(byField.get("sg_status_list")?.meta).toEqual({
+      type: "attribute_change",
+      attribute_name: "sg_status_list",
+      entity_type: "Shot",
+      entity_id: shot.id,
+      field_data_type: "status_list",
+      old_value: expect.any(String),
+      new_value: "ip",
+    });
+    expect(byField.get("sg_sequence")?.meta).toMatchObject({
+      type: "attribute_change",
+      field_data_type: "entity",
+      new_value: { type: "Sequence", id: other.id, name: other.fields.code },
+    });
+    const multi = byField.get("assets")?.meta;
+    expect(multi).toMatchObject({ type: "attribute_change", field_data_type: "multi_entity", added: [{ type: "Asset", id: asset.id }], removed: [] });
+    expect(multi).not.toHaveProperty("new_value");
+    expect(byField.get("sg_status_list")?.event_type).toBe("Shotgun_Shot_Change");
+  });
+});
+
+describe("a Change event's meta", () => {
+  it("updates the record with no refetch when it carries the new value (status, number, float, date, checkbox, single link)", async () => {
+    const shot = freshShot();
+    const other = [...sim.store.records("Sequence")].find((s) => !s.retired && s.id !== shot.sequence && (s.fields.project as EntityLink).id === shot.project)!;
+    const reads = backend.upstreamReads;
+    sim.store.update("Shot", shot.id, { sg_status_list: "fin", sg_cut_in: 1017, sg_frame_rate: 23.976, sg_target_date: "2027-03-04", sg_omit: true });
+    await catchUp(cache, client);
+    // Not one read of the site (the event log is read through readEvents, not counted here).
+    expect(backend.upstreamReads).toBe(reads);
+    expect(updates).toEqual({ event: 5, refetch: 0 });
+    const q = bySequence(shot.sequence);
+    const answer = await cache.query(q);
+    expect(answers.at(-1)).toEqual({ where: "local", reason: "none" });
+    expect(answer.value.find((e) => e.id === shot.id)?.fields).toMatchObject({ sg_status_list: "fin", sg_cut_in: 1017, sg_frame_rate: 23.976, sg_omit: true });
+    expect(answer.value).toEqual(await siteAnswer(q));
+
+    // A single link: the Shot from its meta; the two Sequences, whose reverse field (shots)
+    // changed, are refetched in one batch.
+    sim.store.update("Shot", shot.id, { sg_sequence: { type: "Sequence", id: other.id } });
+    await catchUp(cache, client);
+    expect(updates).toEqual({ event: 6, refetch: 2 });
+    for (const seq of [shot.sequence, other.id]) {
+      const moved = await cache.query(bySequence(seq));
+      expect(answers.at(-1)).toEqual({ where: "local", reason: "none" });
+      expect(moved.value).toEqual(await siteAnswer(bySequence(seq)));
+    }
+    expect((await cache.query(bySequence(other.id))).value.some((e) => e.id === shot.id)).toBe(true);
+  });
+
+  it("does not give updated_at/updated_by, so a query reading them goes to the site and has them fetched again; then it is local and exact", async () => {
+    const shot = freshShot();
+    sim.store.update("Shot", shot.id, { sg_status_list: "hld" });
+    await catchUp(cache, client);
+    expect(updates).toEqual({ event: 1, refetch: 0 });
+    // The default fields include updated_at.
+    await cache.query(bySequence(shot.sequence, []));
+    expect(answers.at(-1)).toEqual({ where: "upstream", reason: "stamps_unknown" });
+    // Queries not reading them are answered locally all along.
+    await cache.query(bySequence(shot.sequence, ["code", "sg_status_list"]));
+    expect(answers.at(-1)).toEqual({ where: "local", reason: "none" });
+    // The stamps were asked for once, in the background.
+    await cache.whenIdle();
+    expect(updates).toEqual({ event: 1, refetch: 1 });
+
+    // (Another shot: this one was just fetched, so an event within a second of that is refetched.)
+    const next = freshShot();
+    sim.store.update("Shot", next.id, { sg_status_list: "ip" });
+    await catchUp(cache, client);
+    expect(updates).toEqual({ event: 2, refetch: 1 });
+    const stamped = bySequence(next.sequence, ["code", "updated_at"]);
+    const first = await cache.query(stamped);
+    expect(answers.at(-1)).toEqual({ where: "upstream", reason: "stamps_unknown" });
+    expect(first.value).toEqual(await siteAnswer(stamped));
+    await cache.whenIdle();
+    expect(updates).toEqual({ event: 2, refetch: 2 });
+    const again = bySequence(next.sequence, ["updated_by", "updated_at", "sg_status_list"]);
+    const answer = await cache.query(again);
+    expect(answers.at(-1)).toEqual({ where: "local", reason: "none" });
+    expect(answer.value).toEqual(await siteAnswer(again));
+  });
+
+  it("takes later events of a record it updated in id order, and does not apply an event again", async () => {
+    const shot = freshShot();
+    const head = cache.lastAppliedEventId;
+    sim.store.update("Shot", shot.id, { sg_status_list: "ip" });
+    await catchUp(cache, client);
+    sim.store.update("Shot", shot.id, { sg_status_list: "fin" });
+    await catchUp(cache, client);
+    expect(updates).toEqual({ event: 2, refetch: 0 });
+    // The first event once more (a batch retried after a failure): not older state over newer.
+    const [first] = await eventsAfter(head);
+    await cache.applyEvents([first!]);
+    expect(updates).toEqual({ event: 2, refetch: 1 });
+    const q = bySequence(shot.sequence);
+    const answer = await cache.query(q);
+    expect(answers.at(-1)).toEqual({ where: "local", reason: "none" });
+    expect(answer.value.find((e) => e.id === shot.id)?.fields.sg_status_list).toBe("fin");
+    expect(answer.value).toEqual(await siteAnswer(q));
+  });
+
+  it("is not applied over a fetched state that may be newer than the event (a preload that ran after the change)", async () => {
+    const shot = freshShot();
+    const head = await client.latestEventId();
+    sim.store.update("Shot", shot.id, { sg_status_list: "ip" });
+    sim.store.update("Shot", shot.id, { sg_status_list: "fin" });
+    // Started from the cursor before both changes, preloaded after them (as a service that
+    // takes the cursor, then preloads, while someone is working).
+    cache = newCache(head);
+    await cache.preload();
+    const [toIp, toFin] = await eventsAfter(head);
+    expect(toIp?.meta?.new_value).toBe("ip");
+    await cache.applyEvents([toIp!]);
+    const q = bySequence(shot.sequence);
+    const answer = await cache.query(q);
+    expect(answers.at(-1)).toEqual({ where: "local", reason: "none" });
+    expect(answer.value.find((e) => e.id === shot.id)?.fields.sg_status_list).toBe("fin");
+    expect(updates).toEqual({ event: 0, refetch: 1 });
+    await cache.applyEvents([toFin!]);
+    expect((await cache.query(q)).value).toEqual(await siteAnswer(q));
+  });
+
+  it("is not used where it cannot be exact: a multi-entity change, a new display name, a back-reference: refetched", async () => {
+    const shot = freshShot();
+    const linked = (sim.store.get("Shot", shot.id)?.fields.assets as EntityLink[] | undefined) ?? [];
+    const asset = [...sim.store.records("Asset")].find((a) => !a.retired && !linked.some((l) => l.id === a.id))!;
+    sim.store.update("Shot", shot.id, { assets: [...linked, { type: "Asset", id: asset.id }] });
+    await catchUp(cache, client);
+    // The Shot's assets, and the Asset's shots (its reverse field).
+    expect(updates.event).toBe(0);
+    expect(updates.refetch).toBeGreaterThanOrEqual(2);
+    const before = updates.refetch;
+    sim.store.update("Shot", shot.id, { code: "AAA_NEW_NAME" });
+    await catchUp(cache, client);
+    expect(updates).toEqual({ event: 0, refetch: before + 1 });
+    const q = bySequence(shot.sequence, ["code", "assets", "sg_status_list"]);
+    const answer = await cache.query(q);
+    expect(answers.at(-1)).toEqual({ where: "local", reason: "none" });
+    expect(answer.value).toEqual(await siteAnswer(q));
+  });
+});
