@@ -586,6 +586,17 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
       if (!ids) refresh.set(type, (ids = new Set()));
       ids.add(id);
     };
+    // Records updated from their event's meta: exact for every field but their write stamps
+    // (updated_at, updated_by), which events do not carry. They are fetched again in the
+    // background, batched as any refetch, and the batch is published without waiting for that:
+    // until it lands, only Queries reading the stamps go upstream (stamps_unknown), and a
+    // GetEntity of such a record joins its refetch.
+    const restamps = new Map<string, Set<number>>();
+    const restamp = (type: string, id: number) => {
+      let ids = restamps.get(type);
+      if (!ids) restamps.set(type, (ids = new Set()));
+      ids.add(id);
+    };
     for (const event of [...events].sort((a, b) => a.id - b.id)) {
       const fx = eventEffects(event);
       if (fx) {
@@ -609,8 +620,10 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
             mirror.retire(fx.entityType, fx.entityId);
           } else {
             known.add(fx.entityId);
-            if (this.#applyFromMeta(event, fx)) this.#metrics.mirrorUpdated?.("event", 1);
-            else {
+            if (this.#applyFromMeta(event, fx)) {
+              this.#metrics.mirrorUpdated?.("event", 1);
+              restamp(fx.entityType, fx.entityId);
+            } else {
               addRefresh(fx.entityType, fx.entityId);
               mirror.markChanged(fx.entityType, fx.entityId);
             }
@@ -643,6 +656,10 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
     for (const [type, ids] of this.localQueries.mirror.pendingIds()) for (const id of ids) addRefresh(type, id);
     const refreshing = [...refresh].map(([type, ids]) => this.#refreshRecords(type, [...ids]));
     for (const work of refreshing) this.#track(work);
+    for (const [type, ids] of restamps) {
+      const left = [...ids].filter((id) => !refresh.get(type)?.has(id) && this.localQueries.mirror.isUnstamped(type, id));
+      if (left.length > 0) this.#track(this.#refreshRecords(type, left));
+    }
     // Before the batch counts as applied (and is published to streams), the mirror holds what it changed.
     await Promise.allSettled(refreshing);
   }

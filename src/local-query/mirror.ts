@@ -265,6 +265,11 @@ export class Mirror {
     return true;
   }
 
+  /** Whether `type`/`id` was updated from an event and its write stamps are not known yet. */
+  isUnstamped(type: string, id: number): boolean {
+    return this.#types.get(type)?.unstamped.has(id) ?? false;
+  }
+
   /** Records of every type updated from events whose write stamps are not known (fetch them to know). */
   unstampedIds(): Map<string, number[]> {
     const out = new Map<string, number[]>();
