@@ -199,15 +199,21 @@ export function envelope(data: Buffer, flags = 0, length = data.length): Buffer 
   return Buffer.concat([head, data]);
 }
 
-/** An HTTP/1.1 request's bytes, with a content-length or chunked body. */
+/**
+ * An HTTP/1.1 request's bytes, with a content-length or chunked body. `line` changes the request
+ * line's version or the Host header (null: none), for requests connect-node cannot make a URL of.
+ */
 export function h1Request(
   method: string,
   path: string,
   headers: Record<string, string>,
   body: Buffer | undefined,
   framing: "length" | "chunked" | "none" = "length",
+  line: { version?: "1.0" | "1.1"; host?: string | null } = {},
 ): Buffer {
-  const lines = [`${method} ${path} HTTP/1.1`, "Host: fuzz", ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)];
+  const host = line.host === undefined ? "fuzz" : line.host;
+  const lines = [`${method} ${path} HTTP/${line.version ?? "1.1"}`, ...(host === null ? [] : [`Host: ${host}`])];
+  lines.push(...Object.entries(headers).map(([k, v]) => `${k}: ${v}`));
   if (body && framing === "length") lines.push(`Content-Length: ${body.length}`);
   if (body && framing === "chunked") lines.push("Transfer-Encoding: chunked");
   const head = Buffer.from(`${lines.join("\r\n")}\r\n\r\n`, "latin1");

@@ -88,8 +88,11 @@ type H2Session = http2.Http2Session & { [kH2]?: { inflight: number } };
 /** The session an HTTP/2 response belongs to (as kSocket for HTTP/1.1). */
 const kSession = Symbol("one-port-session");
 type H2Response = http2.Http2ServerResponse & { [kSession]?: H2Session };
-/** What a request whose handler threw gets (see `#requestFault`). */
+/** What a request whose handler threw gets (see `requestFault`). */
 const INTERNAL_ERROR = JSON.stringify({ code: "internal", message: "internal error" });
+/** Who hears of a fault in serving a request: kept on the request by the listener serving it (see `requestFault`). */
+const kFaultReport = Symbol("one-port-fault-report");
+type Reported = { [kFaultReport]?: OnePortListenerOptions["onRequestFault"] };
 
 /** Accepts connections on one port and routes each to HTTP/1.1 or HTTP/2. */
 export class OnePortListener {
@@ -293,28 +296,36 @@ export class OnePortListener {
         // Tell the client not to reuse this connection: the server is going away.
         if (this.#draining) (res as http.ServerResponse).shouldKeepAlive = false;
       }
+      // Handlers that go on serving later, outside this try (a fast path hands the request to the
+      // normal handler once its body is read), end a throw there with `requestFault` too.
+      if (this.#opts.onRequestFault) (req as Reported)[kFaultReport] = this.#opts.onRequestFault;
       try {
         handler(req, res);
       } catch (err) {
-        this.#requestFault(err, req, res);
+        requestFault(err, req, res);
       }
     };
   }
+}
 
-  /** The last resort for a request whose handler threw: fail that request, log, carry on. */
-  #requestFault(err: unknown, req: Parameters<RequestHandler>[0], res: Parameters<RequestHandler>[1]): void {
-    try {
-      this.#opts.onRequestFault?.(err, { method: req.method, url: req.url });
-    } catch {
-      // A failing logger must not turn one bad request into a crash either.
-    }
-    try {
-      if (res.headersSent || res.destroyed) return void res.destroy();
-      (res as http.ServerResponse).writeHead(500, { "content-type": "application/json", "content-length": Buffer.byteLength(INTERNAL_ERROR) });
-      (res as http.ServerResponse).end(INTERNAL_ERROR);
-    } catch {
-      res.destroy();
-    }
+/**
+ * The last resort for a request whose serving threw (a bug, or connect-node refusing a request it
+ * cannot make a URL of): fail that request, report it (`onRequestFault` of the listener serving
+ * it), carry on. The listener calls it for a throw of the handler; a handler that goes on later
+ * (from an event or a promise, where a throw would end the process) calls it for its own.
+ */
+export function requestFault(err: unknown, req: Parameters<RequestHandler>[0], res: Parameters<RequestHandler>[1]): void {
+  try {
+    (req as Reported)[kFaultReport]?.(err, { method: req.method, url: req.url });
+  } catch {
+    // A failing logger must not turn one bad request into a crash either.
+  }
+  try {
+    if (res.headersSent || res.destroyed) return void res.destroy();
+    (res as http.ServerResponse).writeHead(500, { "content-type": "application/json", "content-length": Buffer.byteLength(INTERNAL_ERROR) });
+    (res as http.ServerResponse).end(INTERNAL_ERROR);
+  } catch {
+    res.destroy();
   }
 }
 

@@ -8,7 +8,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { createHttpRoutes, notFound, type HttpRoutesOptions } from "./http-routes.ts";
 import type { Metrics, RpcProtocol } from "./metrics.ts";
-import type { RequestHandler } from "./one-port-listener.ts";
+import { requestFault, type RequestHandler } from "./one-port-listener.ts";
 import { registerReflection } from "./reflection.ts";
 import { createFastPath, type FastPath } from "./fast-path.ts";
 import { createWatchStreamPath, type WatchStreamPath, type WatchStreamsOf } from "./watch-stream-path.ts";
@@ -151,8 +151,19 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
     if (plain(req, res, path)) return;
     const method = options.metrics && rpcPaths.get(path);
     if (method) options.metrics!.rpcReceived(method, protocolOf(req.headers["content-type"]));
-    if (fast?.(req, res, path, () => rpc(req, res))) return;
-    if (watch?.(req, res, path, () => rpc(req, res))) return;
+    if (!fast && !watch) return rpc(req, res);
+    // The fast paths call this later (once the body is read, from an event or a promise), where a
+    // throw of connect-node's (e.g. for a request without a usable Host) would end the process:
+    // it fails that request as a throw here does (the listener's `requestFault`).
+    const fallback = () => {
+      try {
+        rpc(req, res);
+      } catch (err) {
+        requestFault(err, req, res);
+      }
+    };
+    if (fast?.(req, res, path, fallback)) return;
+    if (watch?.(req, res, path, fallback)) return;
     rpc(req, res);
   };
 }
