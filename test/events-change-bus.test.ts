@@ -263,6 +263,42 @@ describe("change bus", () => {
   });
 });
 
+describe("change bus: batch listeners", () => {
+  it("a listener that throws keeps no other from hearing, and the publish completes (position, subscribers)", async () => {
+    const errors: unknown[] = [];
+    const bus = new ChangeBus({ onListenerError: (err) => errors.push(err) });
+    const heard: number[][] = [];
+    const resets: string[] = [];
+    bus.listen({
+      batch: () => {
+        throw new Error("a listener's bug");
+      },
+      reset: () => {
+        throw new Error("a listener's bug on reset");
+      },
+    });
+    bus.listen({ batch: (changes) => heard.push(changes.map((c) => c.eventId)), reset: (reason) => resets.push(reason) });
+    const sub = bus.subscribe({});
+    expect(() => bus.publish([change(1, "Shot", 1), change(2, "Shot", 1)], 9)).not.toThrow();
+    expect(heard).toEqual([[1, 2]]);
+    expect(bus.lastEventId).toBe(9);
+    expect(ids(await take(sub, 2))).toEqual([1, 2]);
+    expect(() => bus.reset("flushed")).not.toThrow();
+    expect(resets).toEqual(["flushed"]);
+    expect(errors.map((e) => (e as Error).message)).toEqual(["a listener's bug", "a listener's bug on reset"]);
+    // Without a report function the throw is still contained.
+    const quiet = new ChangeBus();
+    quiet.listen({
+      batch: () => {
+        throw new Error("x");
+      },
+      reset: () => undefined,
+    });
+    expect(() => quiet.publish([change(3, "Shot", 1)], 4)).not.toThrow();
+    expect(quiet.lastEventId).toBe(4);
+  });
+});
+
 describe("change bus: late ids", () => {
   const change = (eventId: number): import("../src/events/change.ts").Change => ({
     eventId,

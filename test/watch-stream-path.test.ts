@@ -519,14 +519,55 @@ describe("WatchChanges streaming path: the same bytes as the handler", () => {
     const slow = await startSide(bus, false);
     const huge = change("Shot", 1, { attributeName: "x".repeat(16 * 1024 * 1024 + 1) });
     const shapes = [SHAPES[0]!, SHAPES[3]!, SHAPES[7]!];
-    const pairs = await compareAll(bus, fast, slow, [{ request: {} }], [[change("Shot", 1)], [huge, change("Shot", 2)], [change("Shot", 3)]], shapes, false);
+    // Not first in its batch: the changes before it are sent, then the error (as the handler does).
+    const before = change("Shot", 2);
+    const pairs = await compareAll(
+      bus,
+      fast,
+      slow,
+      [{ request: {} }],
+      [[change("Shot", 1)], [before, huge, change("Shot", 2)], [change("Shot", 3)]],
+      shapes,
+      false,
+    );
     expect(pairs[0]!.fast.trailers).toContain("grpc-status: 8");
     expect(frames(pairs[1]!.fast.body, true).at(-1)).toMatch(/^2:\{"error":\{"code":"resource_exhausted"/);
+    const ids = (body: Buffer, json: boolean) => messagesOf(body, json).flatMap((m) => (m.message.case === "change" ? [m.message.value.eventId] : []));
+    expect(ids(pairs[1]!.fast.body, true).at(-1)).toBe(BigInt(before.eventId));
     // The handler's interceptor sees only its stream being stopped (the message fails to encode
     // after it), so it counts canceled; this path counts what the client was told.
     const counted = (lines: string[]) => lines.filter((l) => l.startsWith("shotgrid_cache_rpc_total"));
     expect(counted(await metricLines(fast.metrics))).toEqual([`shotgrid_cache_rpc_total{method="${RPC}",code="resource_exhausted"} 3`]);
     expect(counted(await metricLines(slow.metrics))).toEqual([`shotgrid_cache_rpc_total{method="${RPC}",code="canceled"} 3`]);
+  });
+
+  it("a replay holding a change over the size limit: the first heartbeat and the changes before it, then the error", async () => {
+    const bus = newBus({ replayEvents: 10 });
+    const since = nextId;
+    const kept = change("Shot", 1);
+    bus.publish([kept, change("Shot", 1, { attributeName: "x".repeat(16 * 1024 * 1024 + 1) }), change("Shot", 2)]);
+    const fast = await startSide(bus, true);
+    const slow = await startSide(bus, false);
+    const shapes = [SHAPES[0]!, SHAPES[3]!];
+    const pairs = shapes.map((shape) => ({
+      shape,
+      fast: open(fast, shape, { sinceEventId: BigInt(since) }),
+      slow: open(slow, shape, { sinceEventId: BigInt(since) }),
+    }));
+    await Promise.all(pairs.flatMap((p) => [p.fast.ended, p.slow.ended]));
+    for (const p of pairs) {
+      expect({ status: p.fast.status, headers: p.fast.headers, trailers: p.fast.trailers }, p.shape.name).toEqual({
+        status: p.slow.status,
+        headers: p.slow.headers,
+        trailers: p.slow.trailers,
+      });
+      expect(frames(p.fast.body, p.shape.json), p.shape.name).toEqual(frames(p.slow.body, p.shape.json));
+      const said = messagesOf(p.fast.body, p.shape.json);
+      expect(said.map((m) => m.message.case)).toEqual(["heartbeat", "change"]);
+      expect(said[1]!.message.case === "change" && said[1]!.message.value.eventId).toBe(BigInt(kept.eventId));
+    }
+    expect(pairs[0]!.fast.trailers).toContain("grpc-status: 8");
+    expect(frames(pairs[1]!.fast.body, true).at(-1)).toMatch(/^2:\{"error":\{"code":"resource_exhausted"/);
   });
 
   it("real clients read the same messages from both: grpc-js, Connect over HTTP/1.1 and HTTP/2, gRPC-web", async () => {
@@ -620,6 +661,106 @@ describe("WatchChanges streaming path: its own rules", () => {
     await until("six changes", () => messagesOf(reader.body, false).filter((m) => m.message.case === "change").length === 6);
     reader.close();
     await reader.ended;
+  });
+
+  it("a resume from far back is written in slices: live changes meanwhile follow it, each once, in order; the event loop keeps turning", async () => {
+    const REPLAYED = 60_000;
+    const bus = new ChangeBus({ replayEvents: REPLAYED });
+    const since = nextId;
+    bus.advance(since);
+    for (let i = 0; i < REPLAYED; i += 1000) bus.publish(Array.from({ length: 1000 }, () => change("Shot", 1 + (i % 3))));
+    const fast = await startSide(bus, true);
+    // A first, short resume warms the path up (the first encodes compile code: tens of ms, once).
+    const warm = open(fast, SHAPES[2]!, { sinceEventId: BigInt(since + REPLAYED - 2000) });
+    await until("the warm-up replay", () => frameCount(warm.body) >= 2001, 10_000);
+    warm.close();
+    await warm.ended;
+    // The longest the event loop went without running a timer, while the replay is written.
+    let last = performance.now();
+    let longest = 0;
+    const beat = setInterval(() => {
+      const now = performance.now();
+      longest = Math.max(longest, now - last);
+      last = now;
+    }, 2);
+    // Chunks are kept as they come (one concat at the end: the body is megabytes), frames counted
+    // as they complete: reading the client's side must not be what holds the loop.
+    const chunks: Buffer[] = [];
+    let rest: Buffer = Buffer.alloc(0);
+    let framesSeen = 0;
+    let ended!: () => void;
+    const done = new Promise<void>((r) => (ended = r));
+    const req = http.request({
+      host: "127.0.0.1",
+      port: fast.port,
+      method: "POST",
+      path: PATH,
+      agent: false,
+      headers: { ...SHAPES[2]!.headers, authorization: `Bearer ${TOKENS.full}` },
+    });
+    req.on("response", (res) => {
+      res.on("data", (c: Buffer) => {
+        chunks.push(c);
+        rest = rest.length > 0 ? Buffer.concat([rest, c]) : c;
+        let i = 0;
+        while (i + 5 <= rest.length && i + 5 + rest.readUInt32BE(i + 1) <= rest.length) {
+          i += 5 + rest.readUInt32BE(i + 1);
+          framesSeen++;
+        }
+        rest = rest.subarray(i);
+      });
+      res.on("close", () => ended());
+    });
+    req.end(requestBody(false, { sinceEventId: BigInt(since) }));
+    // Live batches while the replay is being written.
+    const live: number[] = [];
+    await until("the replay started", () => chunks.length > 0);
+    for (let i = 0; i < 20; i++) {
+      const batch = [change("Shot", 1), change("Asset", 2)];
+      live.push(...batch.map((c) => c.eventId));
+      bus.publish(batch, batch.at(-1)!.eventId);
+      await new Promise((r) => setImmediate(r));
+    }
+    const expected = REPLAYED + live.length;
+    // The first heartbeat, then every change.
+    await until("every change", () => framesSeen >= 1 + expected, 30_000);
+    clearInterval(beat);
+    req.destroy();
+    await done;
+    const ids = messagesOf(Buffer.concat(chunks), false).flatMap((m) => (m.message.case === "change" ? [Number(m.message.value.eventId)] : []));
+    // Every change once, in order: the replay (since+1 ...), then the live ones with no gap or duplicate.
+    expect(ids).toHaveLength(expected);
+    expect(ids).toEqual(Array.from({ length: expected }, (_, i) => since + 1 + i));
+    expect(ids.slice(REPLAYED)).toEqual(live);
+    // Encoded at once, 60,000 changes held the loop for half a second; a slice takes milliseconds.
+    expect(longest).toBeLessThan(150);
+  }, 60_000);
+
+  it("live changes held behind a replay count against the queue limit: a client that does not read is told it is too slow", async () => {
+    const bus = new ChangeBus({ replayEvents: 5000, subscriberQueue: 3 });
+    const since = nextId;
+    bus.advance(since);
+    bus.publish(Array.from({ length: 3000 }, () => change("Shot", 1)));
+    const fast = await startSide(bus, true);
+    const stuck = rawH2(fast.port, { ...SHAPES[1]!.headers, authorization: `Bearer ${TOKENS.full}` }, requestBody(false, { sinceEventId: BigInt(since) }), {
+      initialWindowSize: 0,
+    });
+    await until("the stream open", () => fast.metrics.totals().openStreams === 1);
+    await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 4; i++) {
+      bus.publish([change("Shot", 1)]);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    stuck.session.settings({ initialWindowSize: 1 << 20 });
+    await stuck.ended;
+    const said = messagesOf(stuck.body, false);
+    const last = said.at(-1)!;
+    expect(last.message.case === "resync" && last.message.value.reason).toBe("subscriber too slow");
+    // The replay was cut short by the resync (as on the bus): fewer than the 3,000 replayed, no live one.
+    const changes = said.filter((m) => m.message.case === "change").length;
+    expect(changes).toBeGreaterThan(0);
+    expect(changes).toBeLessThan(3000);
+    expect(stuck.trailers).toEqual(["grpc-status: 0"]);
   });
 
   it("an idle stream gets a heartbeat with the feed's position", async () => {

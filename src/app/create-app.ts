@@ -112,7 +112,10 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
   });
   metrics.observeCacheSize(() => cache.store.stats());
   metrics.observeStoreHealth(() => cache.storeHealthy);
-  const bus = new ChangeBus({ replayEvents: config.replayEvents });
+  const bus = new ChangeBus({
+    replayEvents: config.replayEvents,
+    onListenerError: (err) => logger.error({ err, component: "change-bus" }, "a change listener failed (the others carry on)"),
+  });
   // Schema events (fields created, renamed, deleted) refresh the validation schema of the type
   // concerned and drop cached answers holding a deleted field (events/schema-change.ts).
   const schemaLog = logger.child({ component: "schema" });

@@ -45,6 +45,11 @@ export interface ChangeBusOptions {
    * resync message ("subscriber too slow") and is closed. Default 1000.
    */
   subscriberQueue?: number;
+  /**
+   * Told when a batch listener threw (a bug in it). The bus carries on: the other listeners hear
+   * the batch, and its position still moves. Default: ignored.
+   */
+  onListenerError?: (err: unknown) => void;
 }
 
 export interface SubscribeOptions {
@@ -97,6 +102,7 @@ export class ChangeBus {
   readonly #queueLimit: number;
   readonly #subscribers = new Set<ChangeSubscription>();
   readonly #listeners = new Set<BatchListener>();
+  readonly #onListenerError: ((err: unknown) => void) | undefined;
   #lastEventId = 0;
   /** A replay from `sinceEventId >= #floor` is complete; undefined until the bus knows where its history starts. */
   #floor: number | undefined;
@@ -114,6 +120,7 @@ export class ChangeBus {
     }
     this.#replay = new ReplayBuffer<Published>(replayEvents);
     this.#queueLimit = queue;
+    this.#onListenerError = options.onListenerError;
   }
 
   /** The newest event id the bus has been told about (for heartbeats); 0 before any. */
@@ -235,7 +242,7 @@ export class ChangeBus {
       if (change.eventId > this.#lastEventId) this.#lastEventId = change.eventId;
       for (const subscriber of this.#subscribers) subscriber.offer(change);
     }
-    if (changes.length > 0) for (const listener of this.#listeners) listener.batch(changes);
+    if (changes.length > 0) for (const listener of this.#listeners) this.#tell(() => listener.batch(changes));
     if (throughEventId !== undefined) this.advance(throughEventId);
     this.#notifyPositioned();
   }
@@ -292,7 +299,20 @@ export class ChangeBus {
     // Unpositioned, it stays so: its first advance sets the floor (announcing 0 now would be false).
     if (this.#floor !== undefined) this.#floor = this.#lastEventId;
     for (const subscriber of this.#subscribers) subscriber.resync(reason, false);
-    for (const listener of this.#listeners) listener.reset(reason);
+    for (const listener of this.#listeners) this.#tell(() => listener.reset(reason));
+  }
+
+  /** Run one listener: its throw must not keep the others from hearing, nor stop the publish. */
+  #tell(hear: () => void): void {
+    try {
+      hear();
+    } catch (err) {
+      try {
+        this.#onListenerError?.(err);
+      } catch {
+        // A failing report must not undo the isolation.
+      }
+    }
   }
 
   /** End every subscription (graceful shutdown); later subscriptions still work. */

@@ -19,8 +19,18 @@
  * (`mayReceiveChange`), the feed's replay (`history`, read in the same synchronous step as the
  * stream joins its group: no gap, no duplicate), resync on a feed reset, and "subscriber too
  * slow" past the feed's `subscriberQueue` live messages written but not yet flushed to the
- * connection (the replay is not counted, as on the bus). A heartbeat goes out when a stream has
- * been idle for the heartbeat interval, with one timer per stream re-armed on each write.
+ * connection, or held behind a replay (the replay itself is not counted, as on the bus). A
+ * heartbeat goes out when a stream has been idle for the heartbeat interval, with one timer per
+ * stream re-armed on each write.
+ *
+ * A replay is written in slices of `REPLAY_SLICE` messages, the next once the last has left for
+ * the connection: a resume from far back (up to the bus's 100,000 changes) encoded at once
+ * blocked the event loop for about a second and buffered megabytes per stream. Live batches
+ * arriving meanwhile are held behind the replay, in order, and written when it ends.
+ *
+ * A message that cannot be encoded (over the size limit) ends its stream with that error after
+ * the messages before it, as the handler sends them. A stream whose sink throws fails alone: the
+ * other streams and groups of the batch are still served.
  */
 import { ANONYMOUS, type Caller } from "../auth/caller.ts";
 import { mayReceiveChange } from "../auth/read-scope.ts";
@@ -74,6 +84,9 @@ export interface WatchFanOut {
   readonly groupCount: number;
 }
 
+/** Messages of a replay encoded and written in one step (a few hundred kilobytes at most for typical changes). */
+export const REPLAY_SLICE = 500;
+
 /** Index key for "any entity type" / "any project" (no real type is empty, no project id negative). */
 const ANY_TYPE = "";
 const ANY_PROJECT = -1;
@@ -117,20 +130,12 @@ class FanOut implements WatchFanOut {
     // between the history read and the joining (the bus's own rule for subscribe).
     const group = this.#groupFor(req, caller ?? ANONYMOUS);
     const history = since > 0 ? this.feed.history(since, (c) => group.wants(c)) : undefined;
-    const messages = [heartbeat(firstHeartbeatId(since, this.feed.lastEventId))];
-    if (history?.refused !== undefined) messages.push(resyncMessage(history.refused, this.feed.lastEventId));
-    else if (history) for (const c of history.changes) messages.push(toChangeMessage(c));
-    let first: Uint8Array;
-    try {
-      first = concat(messages.map((m) => this.encode(m, sink.variant)));
-    } catch (err) {
-      sink.fail(err);
-      return { close: () => undefined };
-    }
+    const first = [heartbeat(firstHeartbeatId(since, this.feed.lastEventId))];
+    if (history?.refused !== undefined) first.push(resyncMessage(history.refused, this.feed.lastEventId));
     const stream = new FanOutStream(this, group, sink);
     this.#join(group, stream);
-    // The replay is not counted against the queue limit (as on the bus: it is bounded already).
-    stream.write(first, 0);
+    // Joined: batches from now on are held behind the replay, which is written in slices.
+    stream.replay(first, history?.changes ?? []);
     return stream;
   }
 
@@ -182,43 +187,41 @@ class FanOut implements WatchFanOut {
   #batch(changes: readonly FeedChange[]): void {
     if (this.#streams === 0) return;
     const touched: Group[] = [];
-    for (const c of changes) {
-      this.#collect(this.#index.get(c.entityType), c, touched);
-      this.#collect(this.#index.get(ANY_TYPE), c, touched);
-    }
-    if (touched.length === 0) return;
-    // Each change's message is built once, and its frame encoded once per variant, for all groups.
-    const built = new Map<FeedChange, WatchChangesResponse>();
-    const frames = new Map<string, Map<FeedChange, Uint8Array>>();
-    const frameOf = (c: FeedChange, variant: string): Uint8Array => {
-      let byChange = frames.get(variant);
-      if (!byChange) frames.set(variant, (byChange = new Map()));
-      let frame = byChange.get(c);
-      if (frame === undefined) {
-        let message = built.get(c);
-        if (message === undefined) built.set(c, (message = toChangeMessage(c)));
-        byChange.set(c, (frame = this.encode(message, variant)));
+    try {
+      for (const c of changes) {
+        this.#collect(this.#index.get(c.entityType), c, touched);
+        this.#collect(this.#index.get(ANY_TYPE), c, touched);
       }
-      return frame;
-    };
-    for (const group of touched) {
-      const list = group.pending!;
-      group.pending = undefined;
-      const bytes = new Map<string, Uint8Array | { error: unknown }>();
-      for (const stream of group.streams) {
-        const variant = stream.sink.variant;
-        let out = bytes.get(variant);
-        if (out === undefined) {
-          try {
-            out = concat(list.map((c) => frameOf(c, variant)));
-          } catch (error) {
-            out = { error };
-          }
-          bytes.set(variant, out);
+      if (touched.length === 0) return;
+      // Each change's message is built once, and its frame encoded once per variant, for all groups.
+      const built = new Map<FeedChange, WatchChangesResponse>();
+      const frames = new Map<string, Map<FeedChange, Uint8Array>>();
+      const frameOf = (c: FeedChange, variant: string): Uint8Array => {
+        let byChange = frames.get(variant);
+        if (!byChange) frames.set(variant, (byChange = new Map()));
+        let frame = byChange.get(c);
+        if (frame === undefined) {
+          let message = built.get(c);
+          if (message === undefined) built.set(c, (message = toChangeMessage(c)));
+          byChange.set(c, (frame = this.encode(message, variant)));
         }
-        if (out instanceof Uint8Array) stream.deliver(out, list.length);
-        else stream.fail(out.error);
+        return frame;
+      };
+      for (const group of touched) {
+        const list = group.pending!;
+        group.pending = undefined;
+        const encoded = new Map<string, Encoded>();
+        for (const stream of group.streams) {
+          const variant = stream.sink.variant;
+          let out = encoded.get(variant);
+          if (out === undefined) encoded.set(variant, (out = encodeAll(list, (c) => frameOf(c, variant))));
+          stream.deliverEncoded(out);
+        }
       }
+    } finally {
+      // Whatever failed above, no group may keep this batch's changes: the next batch would
+      // otherwise think the group already listed and never deliver to it again.
+      for (const group of touched) group.pending = undefined;
     }
   }
 
@@ -241,8 +244,29 @@ class FanOut implements WatchFanOut {
 
   #reset(reason: string): void {
     const message = resyncMessage(reason, this.feed.lastEventId);
-    for (const group of this.#groups.values()) for (const stream of group.streams) stream.send(message);
+    for (const group of this.#groups.values()) for (const stream of group.streams) stream.resync(message);
   }
+}
+
+/** A list of messages' frames, up to the first that could not be encoded. */
+interface Encoded {
+  /** The frames that could be encoded, in one buffer (undefined when none). */
+  bytes: Uint8Array | undefined;
+  /** How many messages `bytes` holds. */
+  count: number;
+  /** Set when a message could not be encoded: the stream ends with it after `bytes`. */
+  failure?: { error: unknown };
+}
+
+function encodeAll<T>(items: readonly T[], frameOf: (item: T) => Uint8Array): Encoded {
+  const frames: Uint8Array[] = [];
+  let failure: Encoded["failure"];
+  try {
+    for (const item of items) frames.push(frameOf(item));
+  } catch (error) {
+    failure = { error };
+  }
+  return { bytes: frames.length > 0 ? concat(frames) : undefined, count: frames.length, failure };
 }
 
 /** Streams that get exactly the same changes: the same request filter and the same read limits. */
@@ -279,6 +303,12 @@ class FanOutStream implements WatchStream {
   readonly #timer: NodeJS.Timeout;
   /** Live messages written and not yet flushed to the connection. */
   #waiting = 0;
+  /** The replay still to write, from `#replayAt`; undefined once it is written (the stream is live). */
+  #replay: readonly FeedChange[] | undefined;
+  #replayAt = 0;
+  /** Live batches that came during the replay, written after it in order; counted as waiting. */
+  #held: Uint8Array[] = [];
+  #heldCount = 0;
   #closed = false;
 
   constructor(fan: FanOut, group: Group, sink: WatchSink) {
@@ -286,19 +316,86 @@ class FanOutStream implements WatchStream {
     this.#group = group;
     this.sink = sink;
     // One timer for the stream's life, re-armed by every write: it fires only after an idle interval.
-    this.#timer = setTimeout(() => this.send(heartbeat(fan.feed.lastEventId)), fan.heartbeatMs);
+    this.#timer = setTimeout(() => this.#idle(), fan.heartbeatMs);
+  }
+
+  /**
+   * Write `first` (the first heartbeat, a resync), then the replayed `changes` in slices, then
+   * the batches held meanwhile. The replay is not counted against the queue limit (as on the
+   * bus: it is bounded already).
+   */
+  replay(first: readonly WatchChangesResponse[], changes: readonly FeedChange[]): void {
+    this.#replay = changes;
+    this.#replayAt = 0;
+    this.#replaySlice(first);
+  }
+
+  #replaySlice(lead: readonly WatchChangesResponse[] = []): void {
+    const changes = this.#replay;
+    // Closed, or a reset or a "too slow" dropped the replay while a slice was being flushed.
+    if (this.#closed || changes === undefined) return;
+    const end = Math.min(changes.length, this.#replayAt + Math.max(1, REPLAY_SLICE - lead.length));
+    const from = this.#replayAt;
+    const messages = [...lead];
+    for (let i = from; i < end; i++) messages.push(toChangeMessage(changes[i]!));
+    const out = encodeAll(messages, (m) => this.#fan.encode(m, this.sink.variant));
+    this.#replayAt = end;
+    const more = out.failure === undefined && end < changes.length;
+    if (out.bytes) {
+      // The next slice once this one has left for the connection (a client that does not read
+      // holds its replay, and the live batches pile up to the "too slow" limit as on the bus).
+      if (more) this.write(out.bytes, 0, () => setImmediate(() => this.#replaySlice()));
+      else this.write(out.bytes, 0);
+    }
+    if (out.failure) return void this.fail(out.failure.error);
+    if (more) return;
+    this.#replay = undefined;
+    if (this.#heldCount > 0) {
+      const held = concat(this.#held);
+      const count = this.#heldCount;
+      this.#held = [];
+      this.#heldCount = 0;
+      this.write(held, count);
+    }
+  }
+
+  /** A batch's frames for this stream (up to a message that could not be encoded, then that error). */
+  deliverEncoded(out: Encoded): void {
+    try {
+      if (out.bytes) this.deliver(out.bytes, out.count);
+      if (out.failure) this.fail(out.failure.error);
+    } catch (err) {
+      this.#broken(err);
+    }
   }
 
   /** A batch's frames for this stream: `count` live messages. */
   deliver(bytes: Uint8Array, count: number): void {
     if (this.#closed) return;
-    if (this.#waiting + count > this.#fan.feed.subscriberQueue) {
+    if (this.#waiting + this.#heldCount + count > this.#fan.feed.subscriberQueue) {
+      // As the bus: what was pending (the rest of a replay, held batches) is dropped for the resync.
+      this.#dropPending();
       this.send(resyncMessage("subscriber too slow", this.#fan.feed.lastEventId));
       this.close();
       this.sink.end();
       return;
     }
+    if (this.#replay !== undefined) {
+      this.#held.push(bytes);
+      this.#heldCount += count;
+      return;
+    }
     this.write(bytes, count);
+  }
+
+  /** The feed was reset: as on the bus, the replay and held batches are dropped and the resync sent; the stream stays open. */
+  resync(message: WatchChangesResponse): void {
+    try {
+      this.#dropPending();
+      this.send(message);
+    } catch (err) {
+      this.#broken(err);
+    }
   }
 
   /** One message of the stream's own (heartbeat, resync): encoded for its variant, not counted. */
@@ -314,11 +411,14 @@ class FanOutStream implements WatchStream {
     this.write(bytes, 0);
   }
 
-  write(bytes: Uint8Array, count: number): void {
+  write(bytes: Uint8Array, count: number, flushed?: () => void): void {
     if (count > 0) {
       this.#waiting += count;
-      this.sink.write(bytes, () => (this.#waiting -= count));
-    } else this.sink.write(bytes);
+      this.sink.write(bytes, () => {
+        this.#waiting -= count;
+        flushed?.();
+      });
+    } else this.sink.write(bytes, flushed);
     this.#timer.refresh();
   }
 
@@ -331,8 +431,36 @@ class FanOutStream implements WatchStream {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#dropPending();
     clearTimeout(this.#timer);
     this.#fan.leave(this.#group, this);
+  }
+
+  #idle(): void {
+    if (this.#closed) return;
+    // A heartbeat announces the feed's position: mid-replay a client resuming from it would skip the rest.
+    if (this.#replay !== undefined) return void this.#timer.refresh();
+    try {
+      this.send(heartbeat(this.#fan.feed.lastEventId));
+    } catch (err) {
+      this.#broken(err);
+    }
+  }
+
+  #dropPending(): void {
+    this.#replay = undefined;
+    this.#held = [];
+    this.#heldCount = 0;
+  }
+
+  /** The sink threw (a bug on the server's side): this stream fails, the others carry on. */
+  #broken(error: unknown): void {
+    this.close();
+    try {
+      this.sink.fail(error);
+    } catch {
+      // The sink cannot even end: it is closed here, and its connection's own close ends the rest.
+    }
   }
 }
 
