@@ -78,7 +78,8 @@ afterEach(async () => {
   for (const s of sides.splice(0)) await s.server.close(500);
 });
 
-async function startSide(bus: ChangeBus, fastPath: boolean, heartbeatS = 60): Promise<Side> {
+/** A side of the comparison: the streaming path on (`fastPath`) or off; `logged` gets its log lines (debug and up). */
+async function startSide(bus: ChangeBus, fastPath: boolean, heartbeatS = 60, logged?: string[]): Promise<Side> {
   const metrics = new Metrics({ processMetrics: false });
   const server = createCacheServer({
     config: testConfig({ heartbeatS }),
@@ -86,7 +87,7 @@ async function startSide(bus: ChangeBus, fastPath: boolean, heartbeatS = 60): Pr
     cache: {} as ReadThroughCache,
     schema,
     feed: bus,
-    logger: pino({ level: "silent" }),
+    logger: logged ? pino({ level: "debug" }, { write: (line: string) => void logged.push(line) }) : pino({ level: "silent" }),
     metrics,
     readiness: () => ({ ready: true, reasons: [] }),
     siteUnreachable: () => undefined,
@@ -794,6 +795,43 @@ describe("WatchChanges streaming path: its own rules", () => {
     expect(lines).toEqual(await metricLines(slow.metrics));
     expect(lines.find((l) => l.startsWith("shotgrid_cache_rpc_total") && l.includes('code="canceled"'))).toMatch(/ 2$/);
     expect(lines.find((l) => l.startsWith("shotgrid_cache_open_streams"))).toMatch(/ 0$/);
+  });
+
+  it("a client gone mid-body is counted and logged as the handler counts it", async () => {
+    const bus = newBus();
+    const fastLog: string[] = [];
+    const slowLog: string[] = [];
+    const fast = await startSide(bus, true, 60, fastLog);
+    const slow = await startSide(bus, false, 60, slowLog);
+    const body = requestBody(true, { entityTypes: ["Shot"] });
+    for (const side of [fast, slow]) {
+      // HTTP/1.1 and HTTP/2: the body's first half, then the connection goes.
+      const auth = { authorization: `Bearer ${TOKENS.full}`, "content-length": String(body.length) };
+      const h1 = http.request({ host: "127.0.0.1", port: side.port, method: "POST", path: PATH, agent: false, headers: { ...SHAPES[3]!.headers, ...auth } });
+      h1.on("error", () => undefined);
+      h1.write(body.subarray(0, 4));
+      const session = http2.connect(`http://127.0.0.1:${side.port}`);
+      session.on("error", () => undefined);
+      const h2 = session.request({ ":method": "POST", ":path": PATH, ...SHAPES[5]!.headers, ...auth });
+      h2.on("error", () => undefined);
+      h2.write(body.subarray(0, 4));
+      await new Promise((r) => setTimeout(r, 150));
+      h1.destroy();
+      session.destroy();
+    }
+    const finished = async (m: Metrics) => (await metricLines(m)).filter((l) => l.startsWith("shotgrid_cache_rpc_total"));
+    await until("the handler's calls finished", () => slowLog.some((l) => l.includes("rpc failed")), 3000).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await finished(fast.metrics)).toEqual(await finished(slow.metrics));
+    expect(await metricLines(fast.metrics)).toEqual(await metricLines(slow.metrics));
+    // The handler's read of the body fails (code unknown, a warning): the same here, once per call.
+    const logged = (lines: string[]) =>
+      lines
+        .map((l) => JSON.parse(l) as { level: number; msg: string; code?: string; rpc?: string })
+        .filter((l) => l.msg === "rpc failed")
+        .map((l) => `${l.level} ${l.rpc} ${l.code}`);
+    expect(logged(fastLog)).toEqual(logged(slowLog));
+    expect(logged(fastLog)).toEqual([`40 ${RPC} unknown`, `40 ${RPC} unknown`]);
   });
 
   it("errors, deadlines and unusual requests are answered by the normal handler, identically", async () => {

@@ -10,6 +10,12 @@
  * replay without a resync. The bus's history starts at the first entry's position (one more when
  * older entries were trimmed, since a late change among them could be missing).
  *
+ * Batches: the changes of one leader publish (consecutive change entries, the last carrying the
+ * batch's `t`) are replayed as one `publish` when one read holds them (a batch split by the read's
+ * COUNT is published in two). The bus is left exactly as one publish per entry would leave it
+ * (no entry between them moves the position), and its batch listeners (the WatchChanges
+ * streaming path) make one write per stream per leader batch instead of one per change.
+ *
  * Faults: a failed read is retried with backoff. Once Redis answers again the tail checks the
  * entry it last read is still there; if it is not (Redis restarted empty, or the log was trimmed
  * past it), the bus is reset (every stream is told to resync: changes may have been missed) and
@@ -57,6 +63,8 @@ export class ChangeLogTail {
   readonly #batchSize: number;
   #lastId = "0-0";
   #fed = false;
+  /** Change entries of a leader batch read but not yet published (see `#flush`). */
+  #pending: LogEntry[] = [];
   #entriesRead = 0;
   #resyncs = 0;
   #lastError: string | undefined;
@@ -122,7 +130,12 @@ export class ChangeLogTail {
         this.#lastError = undefined;
         failures = 0;
         const entries = reply?.[0]?.[1] ?? [];
-        for (const [id, fields] of entries) this.#deliver(id, fields);
+        try {
+          for (const [id, fields] of entries) this.#deliver(id, fields);
+        } finally {
+          // What a read ends with is published now, whole leader batch or not (see the file comment).
+          this.#flush(undefined);
+        }
         if (entries.length < this.#batchSize) this.#markCaughtUp();
       } catch (err) {
         if (!this.#running) break;
@@ -164,10 +177,29 @@ export class ChangeLogTail {
       this.#bus.advance(first ? entry.p : entry.p + 1);
       this.#fed = true;
     }
+    if (entry.c && entry.r === undefined) {
+      // Part of a leader batch: published with the rest of it, at its last entry (the one with `t`).
+      this.#pending.push(entry);
+      if (entry.t !== undefined) this.#flush(entry.t);
+      return;
+    }
+    this.#flush(undefined);
     if (entry.c) this.#bus.publish([entry.c], entry.t);
     else if (entry.t !== undefined) this.#bus.advance(entry.t);
     if (entry.r !== undefined) this.#bus.reset(entry.r);
     this.#options.onEntry?.(entry);
+  }
+
+  /** Publish the pending change entries as one batch, then tell `onEntry` of each, in order. */
+  #flush(through: number | undefined): void {
+    if (this.#pending.length === 0) return;
+    const entries = this.#pending;
+    this.#pending = [];
+    this.#bus.publish(
+      entries.map((e) => e.c!),
+      through,
+    );
+    for (const entry of entries) this.#options.onEntry?.(entry);
   }
 
   #markCaughtUp(): void {

@@ -268,9 +268,19 @@ export function createWatchStreamPath(options: WatchStreamPathOptions): WatchStr
     if (declared !== undefined && !(declared >= 0 && declared <= readMaxBytes + 5)) return false;
 
     // The client may go away while its body is read or its request checked: then there is no one to serve.
+    const received = performance.now();
     let gone = false;
+    /** The body is still being read here (not handed on, not ended). */
+    let reading = true;
     const onGone = () => {
       gone = true;
+      if (!reading) return;
+      // Gone mid-body: finished as the handler finishes it (its read of the body fails: code unknown,
+      // whatever the transport's own message), so both paths count and log the call alike.
+      reading = false;
+      req.off("data", onData);
+      req.off("end", onEnd);
+      finished(RPC, received, new Error("aborted"), false);
     };
     res.once("close", onGone);
     const chunks: Buffer[] = [];
@@ -280,6 +290,7 @@ export function createWatchStreamPath(options: WatchStreamPathOptions): WatchStr
       size += chunk.length;
       // Larger than one message may be: the normal handler reads (and refuses) it with its limit.
       if (size > readMaxBytes + 5) {
+        reading = false;
         req.off("data", onData);
         req.off("end", onEnd);
         res.off("close", onGone);
@@ -289,6 +300,7 @@ export function createWatchStreamPath(options: WatchStreamPathOptions): WatchStr
       }
     };
     const onEnd = () => {
+      reading = false;
       const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
       const handOn = () => {
         res.off("close", onGone);
