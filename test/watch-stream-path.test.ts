@@ -836,7 +836,8 @@ describe("WatchChanges streaming path: its own rules", () => {
 
   it("errors, deadlines and unusual requests are answered by the normal handler, identically", async () => {
     const bus = newBus();
-    const fast = await startSide(bus, true);
+    const fastLog: string[] = [];
+    const fast = await startSide(bus, true, 60, fastLog);
     const slow = await startSide(bus, false);
     const cases: Array<{ shape: Shape; request: MessageInitShape<typeof WatchChangesRequestSchema>; token?: string; headers?: Record<string, string> }> = [
       { shape: SHAPES[0]!, request: { entityTypes: ["Shott"] } },
@@ -857,6 +858,19 @@ describe("WatchChanges streaming path: its own rules", () => {
       });
       expect(frames(a.body, shape.json), JSON.stringify(c)).toEqual(frames(b.body, shape.json));
     }
+    // A body over one message's limit, sent chunked: read here up to the limit, then handed on
+    // with the rest still unread (the replayed body continues from the request itself).
+    const big = Buffer.concat([requestBody(true, {}), Buffer.alloc(1024 * 1024 + 64, 0x20)]);
+    const chunked = { ...SHAPES[3]!.headers, authorization: `Bearer ${TOKENS.full}`, "transfer-encoding": "chunked" };
+    const [a, b] = [rawH1(fast.port, chunked, big), rawH1(slow.port, chunked, big)];
+    await Promise.all([a.ended, b.ended]);
+    expect({ status: a.status, headers: a.headers, trailers: a.trailers }).toEqual({ status: b.status, headers: b.headers, trailers: b.trailers });
+    expect(frames(a.body, true)).toEqual(frames(b.body, true));
+    expect(frames(a.body, true).at(-1)).toMatch(/"code":"resource_exhausted"/);
     expect(await metricLines(fast.metrics)).toEqual(await metricLines(slow.metrics));
+    // The streaming path read these bodies and handed them on (the others it declined at once).
+    const handedOn = fastLog.filter((l) => l.includes("handed the request to the normal handler")).length;
+    expect(handedOn).toBe(3); // "Shott", project 0 and the oversized body
+    expect(fast.metrics.totals().openStreams).toBe(0);
   });
 });

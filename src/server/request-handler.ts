@@ -156,6 +156,7 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
     // throw of connect-node's (e.g. for a request without a usable Host) would end the process:
     // it fails that request as a throw here does (the listener's `requestFault`).
     const fallback = () => {
+      options.logger?.debug({ path }, "fast path handed the request to the normal handler after reading its body");
       try {
         rpc(req, res);
       } catch (err) {
