@@ -69,6 +69,8 @@ export interface HitReply {
    * (see `FastPathCore.reserve`). Called at most once, after the hit is committed.
    */
   write(body: Buffer, binary: boolean): void;
+  /** A hit decided later (see `FastPathCore.answer`) was not one after all: the normal path answers. */
+  orElse(): void;
 }
 
 export interface FastPathCore {
@@ -85,11 +87,11 @@ export interface FastPathCore {
   parseGet(route: FastRoute, url: string): ParsedRequest | undefined;
   /**
    * Answer `request` if it is a hit: true when answered, or when the hit is decided later (a
-   * --redis store's shared round trip; then `orElse` runs if it is not a hit after all); false
+   * --redis store's shared round trip; then `reply.orElse()` runs if it is not a hit after all); false
    * (nothing sent, nothing counted) when the normal path must answer. `reserve` bytes are left
    * free in front of the answer for the framing (a gRPC envelope's prefix).
    */
-  answer(route: FastRoute, request: ParsedRequest, caller: Caller | undefined, started: number, reply: HitReply, reserve: number, orElse: () => void): boolean;
+  answer(route: FastRoute, request: ParsedRequest, caller: Caller | undefined, started: number, reply: HitReply, reserve: number): boolean;
 }
 
 /** Requests up to this size are parsed once per distinct bytes; at most this many kept. */
@@ -223,7 +225,7 @@ export function createFastPathCore(options: FastPathOptions): FastPathCore {
     connectBinaryOf,
     parse: (route, bytes, binary) => parse(route as Route, bytes, binary),
     parseGet: (route, url) => parseGet(route as Route, url),
-    answer(anyRoute, request, caller, started, reply, reserve, orElse) {
+    answer(anyRoute, request, caller, started, reply, reserve) {
       const route = anyRoute as Route;
       let hit: ReturnType<Route["hit"]>;
       try {
@@ -234,8 +236,8 @@ export function createFastPathCore(options: FastPathOptions): FastPathCore {
       }
       if (!(hit instanceof Promise)) return send(route, request, hit, started, reply, reserve);
       hit.then(
-        (later) => send(route, request, later, started, reply, reserve) || orElse(),
-        () => orElse(),
+        (later) => send(route, request, later, started, reply, reserve) || reply.orElse(),
+        () => reply.orElse(),
       );
       return true;
     },

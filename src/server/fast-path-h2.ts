@@ -24,7 +24,7 @@ import {
 import type { Caller } from "../auth/caller.ts";
 import type { FastPathCore, FastRoute, HitReply } from "./fast-path-core.ts";
 import type { RpcProtocol } from "./metrics.ts";
-import type { H2StreamHandler } from "./one-port-listener.ts";
+import type { H2Fallback, H2StreamHandler } from "./one-port-listener.ts";
 
 export interface H2FastPathOptions {
   /** Counts each call this path answers by method and protocol, as the request handler counts the rest. */
@@ -39,60 +39,106 @@ const ENVELOPE_PREFIX = 5;
 const GRPC_OK_TRAILERS = { "grpc-status": "0" };
 /** Distinct header values kept parsed; each set is dropped when full. */
 const HEADER_MEMO_ENTRIES = 64;
+const EMPTY = Buffer.alloc(0);
 
-/** One gRPC answer: headers, one envelope, trailers. */
-class GrpcReply implements HitReply {
+/** The call a stream carries, kept on the stream: its listeners are shared functions (no closures per call). */
+const kCall = Symbol("h2-fast-call");
+type CallStream = http2.ServerHttp2Stream & { [kCall]?: H2Call };
+
+/**
+ * One unary call on its stream: reads the body, asks the core, writes the answer as its protocol
+ * frames it (the core's `HitReply`), or hands the stream on.
+ */
+class H2Call implements HitReply {
+  readonly #chunks: Buffer[] = [];
+  #size = 0;
+
   constructor(
+    readonly core: FastPathCore,
     readonly stream: http2.ServerHttp2Stream,
-    /** The `grpc-encoding` the normal path announces (its negotiated answer compression), or null. */
-    readonly encoding: string | null,
+    readonly route: FastRoute,
+    readonly caller: Caller | undefined,
+    readonly started: number,
+    readonly fallback: H2Fallback,
     readonly received: H2FastPathOptions["received"],
-    readonly name: string,
+    /** gRPC: its framing; else Connect unary. */
+    readonly grpc: boolean,
+    readonly binary: boolean,
+    /** The normal path would compress a large answer (Connect: `accept-encoding` present). */
+    readonly compressible: boolean,
+    /** gRPC: the `grpc-encoding` the normal path announces (its negotiated answer compression), or null. */
+    readonly encoding: string | null,
   ) {}
-  get compressible(): boolean {
-    return this.encoding !== null;
-  }
+
   get headersSent(): boolean {
     return this.stream.headersSent;
   }
+
+  /** Read the body, then answer. */
+  read(): void {
+    const stream = this.stream as CallStream;
+    stream[kCall] = this;
+    stream.on("data", onCallData);
+    stream.on("end", onCallEnd);
+  }
+
+  data(chunk: Buffer): void {
+    this.#chunks.push(chunk);
+    this.#size += chunk.length;
+    // Larger than any request the normal path accepts: it reads the rest and answers the error.
+    if (this.#size <= this.core.readMaxBytes + (this.grpc ? ENVELOPE_PREFIX : 0)) return;
+    const stream = this.stream;
+    stream.off("data", onCallData);
+    stream.off("end", onCallEnd);
+    stream.pause();
+    this.fallback(stream, Buffer.concat(this.#chunks), stream);
+  }
+
+  end(): void {
+    const chunks = this.#chunks;
+    const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+    const bytes = this.grpc ? unenvelope(body) : body;
+    const request = bytes && this.core.parse(this.route, bytes, this.binary);
+    if (request === undefined || !this.core.answer(this.route, request, this.caller, this.started, this, this.grpc ? ENVELOPE_PREFIX : 0)) this.orElse();
+  }
+
+  /** The normal path answers: the body as read. */
+  orElse(): void {
+    const chunks = this.#chunks;
+    this.fallback(this.stream, chunks.length === 0 ? EMPTY : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+  }
+
   write(body: Buffer, binary: boolean): void {
-    this.received?.(this.name, "grpc");
+    this.received?.(this.route.name, this.grpc ? "grpc" : "connect");
     const stream = this.stream;
     if (stream.destroyed) return; // the client went away: nobody to answer
+    if (!this.grpc) {
+      // In the order connect-node's compat response sends them.
+      stream.respond({ "content-length": String(body.length), "content-type": binary ? contentTypeUnaryProto : contentTypeUnaryJson });
+      stream.end(body);
+      return;
+    }
     body[0] = 0;
     body.writeUInt32BE(body.length - ENVELOPE_PREFIX, 1);
     const contentType = binary ? grpcContentTypeProto : grpcContentTypeJson;
     stream.respond(this.encoding === null ? { "content-type": contentType } : { "content-type": contentType, "grpc-encoding": this.encoding }, {
       waitForTrailers: true,
     });
-    stream.once("wantTrailers", sendOkTrailers);
+    stream.on("wantTrailers", sendOkTrailers);
     stream.end(body);
   }
+}
+
+function onCallData(this: CallStream, chunk: Buffer): void {
+  this[kCall]!.data(chunk);
+}
+
+function onCallEnd(this: CallStream): void {
+  this[kCall]!.end();
 }
 
 function sendOkTrailers(this: http2.ServerHttp2Stream): void {
   this.sendTrailers(GRPC_OK_TRAILERS);
-}
-
-/** One Connect unary answer over HTTP/2. */
-class ConnectReply implements HitReply {
-  constructor(
-    readonly stream: http2.ServerHttp2Stream,
-    readonly compressible: boolean,
-    readonly received: H2FastPathOptions["received"],
-    readonly name: string,
-  ) {}
-  get headersSent(): boolean {
-    return this.stream.headersSent;
-  }
-  write(body: Buffer, binary: boolean): void {
-    this.received?.(this.name, "connect");
-    const stream = this.stream;
-    if (stream.destroyed) return;
-    // In the order connect-node's compat response sends them.
-    stream.respond({ "content-length": String(body.length), "content-type": binary ? contentTypeUnaryProto : contentTypeUnaryJson });
-    stream.end(body);
-  }
 }
 
 export function createH2FastPath(core: FastPathCore, options: H2FastPathOptions): H2StreamHandler {
@@ -119,42 +165,6 @@ export function createH2FastPath(core: FastPathCore, options: H2FastPathOptions)
     return name;
   };
 
-  /** Read the body, then answer it (`message` makes the request of it) or hand the stream on. */
-  const readThenAnswer = (
-    stream: http2.ServerHttp2Stream,
-    route: FastRoute,
-    caller: Caller | undefined,
-    started: number,
-    reply: HitReply,
-    reserve: number,
-    limit: number,
-    message: (body: Buffer) => Uint8Array | undefined,
-    binary: boolean,
-    fallback: (body: Buffer, more?: AsyncIterable<Buffer>) => void,
-  ): void => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer) => {
-      chunks.push(chunk);
-      size += chunk.length;
-      if (size <= limit) return;
-      // Larger than any request the normal path accepts: it reads the rest and answers the error.
-      stream.off("data", onData);
-      stream.off("end", onEnd);
-      stream.pause();
-      fallback(Buffer.concat(chunks), stream);
-    };
-    const onEnd = () => {
-      const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-      const orElse = () => fallback(body);
-      const bytes = message(body);
-      const request = bytes && core.parse(route, bytes, binary);
-      if (request === undefined || !core.answer(route, request, caller, started, reply, reserve, orElse)) orElse();
-    };
-    stream.on("data", onData);
-    stream.once("end", onEnd);
-  };
-
   return (stream, headers, fallback) => {
     const url = headers[":path"];
     if (url === undefined) return false;
@@ -174,20 +184,20 @@ export function createH2FastPath(core: FastPathCore, options: H2FastPathOptions)
       if (accept !== undefined && typeof accept !== "string") return false;
       const caller = core.callerOf(headers.authorization);
       if (caller === null) return false;
-      const started = performance.now();
-      const reply = new GrpcReply(stream, grpcEncodingOf(accept), received, route.name);
-      readThenAnswer(stream, route, caller, started, reply, ENVELOPE_PREFIX, ENVELOPE_PREFIX + readMaxBytes, unenvelope, binary, fallback);
+      const answer = grpcEncodingOf(accept);
+      new H2Call(core, stream, route, caller, performance.now(), fallback, received, true, binary, answer !== null, answer).read();
       return true;
     }
     if (headers["connect-timeout-ms"] !== undefined) return false;
     const caller = core.callerOf(headers.authorization);
     if (caller === null) return false;
-    const started = performance.now();
-    const reply = new ConnectReply(stream, headers["accept-encoding"] !== undefined, received, route.name);
+    const compressible = headers["accept-encoding"] !== undefined;
     if (method === "GET") {
       const request = core.parseGet(route, url);
-      // A GET's body is empty: nothing was read, the normal path gets the stream as it came.
-      return request !== undefined && core.answer(route, request, caller, started, reply, 0, () => fallback(Buffer.alloc(0)));
+      if (request === undefined) return false;
+      // A GET's body is empty: the normal path gets the stream as it came.
+      const call = new H2Call(core, stream, route, caller, performance.now(), fallback, received, false, request.binary, compressible, null);
+      return core.answer(route, request, caller, call.started, call, 0);
     }
     if (method !== "POST" || contentType === undefined) return false;
     const binary = core.connectBinaryOf(contentType);
@@ -196,12 +206,10 @@ export function createH2FastPath(core: FastPathCore, options: H2FastPathOptions)
     if (encoding !== undefined && encoding !== "identity") return false;
     const declared = headers["content-length"];
     if (declared !== undefined && !(Number(declared) >= 0 && Number(declared) <= readMaxBytes)) return false;
-    readThenAnswer(stream, route, caller, started, reply, 0, readMaxBytes, plain, binary, fallback);
+    new H2Call(core, stream, route, caller, performance.now(), fallback, received, false, binary, compressible, null).read();
     return true;
   };
 }
-
-const plain = (body: Buffer): Uint8Array => body;
 
 /** The message of a gRPC body that is exactly one uncompressed envelope; else undefined (the normal path answers). */
 function unenvelope(body: Buffer): Uint8Array | undefined {

@@ -38,6 +38,8 @@ class H1Reply implements HitReply {
   constructor(
     readonly res: http.ServerResponse,
     readonly compressible: boolean,
+    /** The normal path answers (its body given back first, once read). */
+    public orElse: () => void,
   ) {}
   get headersSent(): boolean {
     return this.res.headersSent;
@@ -60,10 +62,10 @@ export function createFastPath(core: FastPathCore): FastPath {
     const caller = core.callerOf(h.authorization);
     if (caller === null) return false;
     const started = performance.now();
-    const reply = new H1Reply(anyRes as http.ServerResponse, h["accept-encoding"] !== undefined);
+    const reply = new H1Reply(anyRes as http.ServerResponse, h["accept-encoding"] !== undefined, fallback);
     if (req.method === "GET") {
       const request = core.parseGet(route, req.url ?? "");
-      return request !== undefined && core.answer(route, request, caller, started, reply, 0, fallback);
+      return request !== undefined && core.answer(route, request, caller, started, reply, 0);
     }
     if (req.method !== "POST") return false;
     const contentType = h["content-type"];
@@ -79,11 +81,11 @@ export function createFastPath(core: FastPathCore): FastPath {
     req.once("end", () => {
       const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
       const request = core.parse(route, body, binary);
-      const orElse = () => {
+      reply.orElse = () => {
         replayBody(req, body);
         fallback();
       };
-      if (request === undefined || !core.answer(route, request, caller, started, reply, 0, orElse)) orElse();
+      if (request === undefined || !core.answer(route, request, caller, started, reply, 0)) reply.orElse();
     });
     // The client went away mid-body: there is nobody to answer.
     req.once("error", () => reply.res.destroy());

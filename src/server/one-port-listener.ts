@@ -24,15 +24,16 @@ export type RequestHandler = (req: http.IncomingMessage | http2.Http2ServerReque
 /**
  * Offered every HTTP/2 stream before node's compat layer makes a request and a response of it
  * (a fast path). Returns false having touched nothing: the stream goes on to `handler` at once.
- * Returns true when it answers the stream itself, or hands it on later through
- * `fallback(body, more)`: the stream then reaches `handler` as if untouched, its body read back
- * from `body` (what was read of it) and then from `more` (the rest, when it was not read to its end).
+ * Returns true when it answers the stream itself, or hands it on later through `fallback`.
  */
-export type H2StreamHandler = (
-  stream: http2.ServerHttp2Stream,
-  headers: http2.IncomingHttpHeaders,
-  fallback: (body: Buffer, more?: AsyncIterable<Buffer>) => void,
-) => boolean;
+export type H2StreamHandler = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, fallback: H2Fallback) => boolean;
+
+/**
+ * Hands a stream taken by an `H2StreamHandler` on to `handler` as if untouched, its body read
+ * back from `body` (what was read of it) and then from `more` (the rest, when it was not read to
+ * its end). One function for every stream (a fast path allocates no closure per call).
+ */
+export type H2Fallback = (stream: http2.ServerHttp2Stream, body: Buffer, more?: AsyncIterable<Buffer>) => void;
 
 export interface TlsOptions {
   /** PEM certificate chain. */
@@ -104,9 +105,17 @@ type H2Session = http2.Http2Session & { [kH2]?: { inflight: number } };
 /** The session an HTTP/2 response belongs to (as kSocket for HTTP/1.1). */
 const kSession = Symbol("one-port-session");
 type H2Response = http2.Http2ServerResponse & { [kSession]?: H2Session };
-/** What a stream handed on by `OnePortListenerOptions.streams` had read of its body. */
-const kReplay = Symbol("one-port-replay");
-type ReplayStream = http2.ServerHttp2Stream & { [kReplay]?: { body: Buffer; more: AsyncIterable<Buffer> | undefined } };
+/** What a stream taken by `OnePortListenerOptions.streams` needs to be handed on, and what it had read of its body then. */
+const kTaken = Symbol("one-port-taken");
+interface Taken {
+  headers: http2.IncomingHttpHeaders;
+  flags: number;
+  rawHeaders: string[];
+  /** Its session's state, while the stream counts as a call in flight there. */
+  session: { inflight: number } | undefined;
+  replay?: { body: Buffer; more: AsyncIterable<Buffer> | undefined };
+}
+type TakenStream = http2.ServerHttp2Stream & { [kTaken]?: Taken };
 /** What a request whose handler threw gets (see `#requestFault`). */
 const INTERNAL_ERROR = JSON.stringify({ code: "internal", message: "internal error" });
 
@@ -297,28 +306,35 @@ export class OnePortListener {
     const toCompat = compat[0] as (...args: unknown[]) => void;
     server.removeListener("stream", toCompat);
     const onStreamError = (err: Error) => this.#opts.onClientError?.(err);
-    server.on("stream", (stream: ReplayStream, headers: http2.IncomingHttpHeaders, flags: number, rawHeaders: string[]) => {
-      const handOn = (body: Buffer, more?: AsyncIterable<Buffer>) => {
-        stream[kReplay] = { body, more };
-        try {
-          toCompat.call(server, stream, headers, flags, rawHeaders);
-        } catch (err) {
-          this.#streamFault(err, stream, headers);
-        }
-      };
-      let taken: boolean;
+    const handOn: H2Fallback = (stream: TakenStream, body, more) => {
+      const taken = stream[kTaken];
+      if (!taken || taken.replay) throw new Error("a stream was handed on that was not taken, or twice");
+      taken.replay = { body, more };
       try {
-        taken = take(stream, headers, handOn);
+        toCompat.call(server, stream, taken.headers, taken.flags, taken.rawHeaders);
+      } catch (err) {
+        this.#streamFault(err, stream, taken.headers);
+      }
+    };
+    server.on("stream", (stream: TakenStream, headers: http2.IncomingHttpHeaders, flags: number, rawHeaders: string[]) => {
+      // Set before `take` runs: it may hand the stream on at once.
+      const taken: Taken = { headers, flags, rawHeaders, session: (stream.session as H2Session | undefined)?.[kH2] };
+      stream[kTaken] = taken;
+      let took: boolean;
+      try {
+        took = take(stream, headers, handOn);
       } catch (err) {
         return this.#streamFault(err, stream, headers);
       }
-      if (!taken) return void toCompat.call(server, stream, headers, flags, rawHeaders);
+      if (!took) {
+        stream[kTaken] = undefined;
+        return void toCompat.call(server, stream, headers, flags, rawHeaders);
+      }
       // As the compat layer's requests get (see #wrapHandler): no 'error' may end the process, and a call in flight keeps its session open.
       stream.on("error", onStreamError);
-      const state = (stream.session as H2Session | undefined)?.[kH2];
-      if (state) {
-        state.inflight++;
-        stream.once("close", () => state.inflight--);
+      if (taken.session) {
+        taken.session.inflight++;
+        stream.on("close", takenStreamClosed);
       }
     });
   }
@@ -353,7 +369,7 @@ export class OnePortListener {
       req.on("error", onStreamError);
       res.on("error", onStreamError);
       if (req.httpVersionMajor === 2) {
-        const replay = ((req as http2.Http2ServerRequest).stream as ReplayStream)[kReplay];
+        const replay = ((req as http2.Http2ServerRequest).stream as TakenStream)[kTaken]?.replay;
         if (replay) replayBody(req, replay.body, replay.more);
         const session = (req as http2.Http2ServerRequest).stream.session as H2Session | undefined;
         const state = session?.[kH2];
@@ -412,6 +428,12 @@ function h1ResponseClosed(this: H1Response): void {
 function h2ResponseClosed(this: H2Response): void {
   const state = this[kSession]?.[kH2];
   if (state) state.inflight--;
+}
+
+/** Runs with `this` a stream taken by the fast path (see h1ResponseClosed). */
+function takenStreamClosed(this: TakenStream): void {
+  const session = this[kTaken]?.session;
+  if (session) session.inflight--;
 }
 
 /** A session with no frame for the idle time: close it (GOAWAY) unless calls are in flight. */
