@@ -86,6 +86,23 @@ describe("HTTP/2 streams offered before the compat layer", () => {
     expect(part.body.equals(big)).toBe(true);
   });
 
+  it("hands a stream on once, whatever a hook that misreports it does", async () => {
+    let calls = 0;
+    const counting: RequestHandler = (req, res) => {
+      calls++;
+      echo(req, res);
+    };
+    // Hands the stream on at once, yet says it declined it.
+    const misreporting: H2StreamHandler = (stream, _headers, fallback) => {
+      fallback(stream, Buffer.from("given back"));
+      return false;
+    };
+    listener = new OnePortListener({ handler: counting, streams: misreporting });
+    session = http2.connect((await listener.listen(0)).url);
+    expect(await post(session, "/any", Buffer.from("ignored"))).toEqual({ status: 200, body: Buffer.from("given back") });
+    expect(calls).toBe(1);
+  });
+
   it("answers 500 for a stream whose hook threw, and serves the next one", async () => {
     const faults: unknown[] = [];
     listener = new OnePortListener({

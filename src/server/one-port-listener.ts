@@ -308,7 +308,8 @@ export class OnePortListener {
     const onStreamError = (err: Error) => this.#opts.onClientError?.(err);
     const handOn: H2Fallback = (stream: TakenStream, body, more) => {
       const taken = stream[kTaken];
-      if (!taken || taken.replay) throw new Error("a stream was handed on that was not taken, or twice");
+      // A bug in the fast path: that stream fails; a throw here (in an event listener) would end the process.
+      if (!taken || taken.replay) return this.#streamFault(new Error("a stream was handed on that was not taken, or twice"), stream, taken?.headers ?? {});
       taken.replay = { body, more };
       try {
         toCompat.call(server, stream, taken.headers, taken.flags, taken.rawHeaders);
@@ -327,6 +328,8 @@ export class OnePortListener {
         return this.#streamFault(err, stream, headers);
       }
       if (!took) {
+        // Handed on already (the hook should have said true): the compat layer has it once.
+        if (taken.replay) return;
         stream[kTaken] = undefined;
         return void toCompat.call(server, stream, headers, flags, rawHeaders);
       }
