@@ -62,7 +62,7 @@ async function h1Call(pool: Pool, r: Prepared, check: AnswerCheck, extraHeaders?
   }
 }
 
-function h2Call(session: http2.ClientHttp2Session, r: Prepared): Promise<Outcome> {
+function h2Call(session: http2.ClientHttp2Session, r: Prepared, check: AnswerCheck): Promise<Outcome> {
   return new Promise((resolve) => {
     let status = 0;
     let grpcStatus: string | undefined;
@@ -87,7 +87,7 @@ function h2Call(session: http2.ClientHttp2Session, r: Prepared): Promise<Outcome
     stream.on("error", (err) => resolve({ ok: false, bytes, error: err.message }));
     stream.on("close", () =>
       resolve(
-        status === 200 && grpcStatus === "0"
+        status === 200 && (check !== "grpc" || grpcStatus === "0")
           ? { ok: true, bytes }
           : { ok: false, bytes, error: `HTTP ${status} grpc-status ${grpcStatus} ${grpcMessage ?? ""}` },
       ),
@@ -120,7 +120,7 @@ async function openSenders(spec: Pick<LoadSpec, "origin" | "transport" | "check"
   }
   const sessions = await Promise.all(Array.from({ length: spec.connections }, () => connectH2(spec.origin)));
   return {
-    senders: sessions.map((s) => (r: Prepared) => h2Call(s, r)),
+    senders: sessions.map((s) => (r: Prepared) => h2Call(s, r, spec.check)),
     close: async () => {
       await Promise.all(sessions.map((s) => new Promise<void>((res) => s.close(() => res()))));
     },

@@ -83,7 +83,8 @@ const esc = (t: string) => t.replace(/&/g, "&amp;").replace(/</g, "&lt;").replac
 export function renderSvg(points: HitPoint[], subtitle: string): string {
   const levels = [...new Set(points.map((p) => p.connections))].sort((a, b) => a - b);
   const labels: Array<[string, (p: HitPoint) => boolean]> = [
-    ["floor: bare node:http", (p) => p.target === "floor"],
+    ["floor: bare node:http", (p) => p.target === "floor" && p.protocol === "http-get"],
+    ["floor: bare node:http2, gRPC-shaped", (p) => p.target === "floor" && p.protocol === "grpc-h2c"],
     ...(Object.keys(PROTOCOL_LABEL) as Protocol[]).map((pr): [string, (p: HitPoint) => boolean] => [
       `GetEntity, ${PROTOCOL_LABEL[pr]}`,
       (p) => p.method === "GetEntity" && p.protocol === pr,

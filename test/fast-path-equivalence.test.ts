@@ -3,21 +3,31 @@
  * servers over the same cache, both built as the service builds its server, one with the fast
  * path and one without, get the same requests; status, headers (all but Date) and body bytes
  * must be identical, and so must the RPC metrics and log lines. Requests the fast path must not
- * answer (misses, errors, timeouts, compression) reach the normal handler with their body.
+ * answer (misses, errors, timeouts, compression) reach the normal handler with their body. Over
+ * HTTP/1.1 (Connect) and HTTP/2 (gRPC and Connect, h2c; trailers compared too), and with an auth
+ * file (refusals and read limits answered by the normal path).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { JsonObject } from "@bufbuild/protobuf";
-import { GetEntityRequestSchema } from "../gen/shotgrid/cache/v1/cache_pb.ts";
+import { fileURLToPath } from "node:url";
+import { fromJson, toBinary, toJson, type JsonObject } from "@bufbuild/protobuf";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import * as grpcJs from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import { CacheService, GetEntityRequestSchema, GetEntityResponseSchema } from "../gen/shotgrid/cache/v1/cache_pb.ts";
 import { ReadThroughCache } from "../src/cache/index.ts";
+import { AccessPolicy } from "../src/auth/index.ts";
+import { hashToken } from "../src/auth/token.ts";
 import { Metrics } from "../src/server/index.ts";
 import { SchemaRegistry } from "../src/service/schema-registry.ts";
-import { metricValue, shapesOf, startPair, type Exchange, type Pair, type Shape, type Side } from "./fast-path-sides.ts";
+import { envelope, metricValue, shapesOf, startPair, type Exchange, type Pair, type Shape, type Side } from "./fast-path-sides.ts";
 import { ShotGridClient } from "../src/shotgrid/index.ts";
 import { DEFAULT_SCRIPT_KEY, startSimulator, type SimulatorHandle } from "../src/simulator/index.ts";
 
 const PATH = "/shotgrid.cache.v1.CacheService/GetEntity";
 const SHOT_FIELDS = ["code", "description", "sg_status_list", "sg_sequence", "project", "sg_cut_in", "sg_cut_out"];
-const { jsonPost, jsonGet, protoPost, protoGet } = shapesOf(GetEntityRequestSchema, PATH);
+const { jsonPost, jsonGet, protoPost, protoGet, grpc, grpcJson, h2, allH2 } = shapesOf(GetEntityRequestSchema, PATH);
+const binaryOf = (msg: JsonObject) => toBinary(GetEntityRequestSchema, fromJson(GetEntityRequestSchema, msg));
 
 let site: SimulatorHandle;
 let backend: ShotGridClient;
@@ -173,5 +183,185 @@ describe("GetEntity fast path", () => {
     // A small answer is never compressed: the fast path answers it whatever the client accepts.
     await same(jsonPost(requests[0]!, { "accept-encoding": "gzip" }));
     expect(pair.fastHandlerCalls - before).toBe(1);
+  });
+});
+
+describe("GetEntity fast path over HTTP/2 (gRPC, Connect)", () => {
+  const msgs: JsonObject[] = [
+    { entityType: "Shot", id: 1, fields: SHOT_FIELDS },
+    { entityType: "Shot", id: 2, fields: SHOT_FIELDS },
+    { entityType: "Shot", id: 3, fields: ["description", "code", "code", "id", "type"] },
+    { entityType: "Sequence", id: 1, fields: ["code", "project"] },
+  ];
+  const grpcStatus = (a: Exchange) => a.trailers.find((t) => t.startsWith("grpc-status: ")) ?? a.headers.find((t) => t.startsWith("grpc-status: "));
+
+  it("answers hits from its own path, identical to the normal handler: headers, body and trailers", async () => {
+    for (const msg of msgs) await same(jsonPost(msg)); // schemas loaded, records held
+    const before = pair.fastHandlerCalls;
+    let ok = 0;
+    for (const msg of msgs) {
+      for (const shape of allH2(msg)) {
+        const a = await same(shape);
+        if (a.status === 200 && (!shape.headers?.["content-type"]?.startsWith("application/grpc") || grpcStatus(a) === "grpc-status: 0")) ok++;
+      }
+    }
+    expect(ok).toBe(msgs.length * 6);
+    expect(pair.fastHandlerCalls - before).toBe(0);
+    // A client that accepts compressed answers (as grpc-js does): a small answer is sent plain,
+    // announced as the normal path announces it (grpc-encoding), and still from the fast path.
+    const gz = await same(grpc(msgs[0]!, { "grpc-accept-encoding": "identity,deflate,gzip" }));
+    expect(gz.headers).toContain("grpc-encoding: gzip");
+    await same(grpc(msgs[0]!, { "grpc-accept-encoding": "br" }));
+    await same(grpc(msgs[0]!, { "grpc-accept-encoding": "snappy" }));
+    await same(h2(jsonPost(msgs[1]!, { "accept-encoding": "gzip" })));
+    expect(pair.fastHandlerCalls - before).toBe(0);
+  });
+
+  it("counts and logs hits over HTTP/2 as the normal path does, by protocol", async () => {
+    const rpcs = (s: Side) => metricValue(s.metrics, "shotgrid_cache_rpc_total", 'method="shotgrid.cache.v1.CacheService/GetEntity",code="ok"');
+    const received = (s: Side, protocol: string) =>
+      metricValue(s.metrics, "shotgrid_cache_rpc_requests_total", `method="shotgrid.cache.v1.CacheService/GetEntity",protocol="${protocol}"`);
+    for (const s of [fast, slow]) {
+      const [r0, g0, c0] = [await rpcs(s), await received(s, "grpc"), await received(s, "connect")];
+      for (const shape of [grpc(msgs[0]!), grpcJson(msgs[1]!), h2(protoPost(msgs[2]!))]) expect((await pair.send(s, shape)).status).toBe(200);
+      expect([(await rpcs(s)) - r0, (await received(s, "grpc")) - g0, (await received(s, "connect")) - c0]).toEqual([3, 2, 1]);
+      const lines = s.logs.slice(-3).map(({ rpc, code, msg, level }) => ({ rpc, code, msg, level }));
+      expect(lines).toEqual(Array(3).fill({ rpc: "shotgrid.cache.v1.CacheService/GetEntity", code: "ok", msg: "rpc", level: 20 }));
+    }
+  });
+
+  it("hands everything that is not a plain hit to the normal handler, body intact", async () => {
+    const hit = msgs[0]!;
+    const message = binaryOf(hit);
+    const raw = (body: Buffer, headers: Record<string, string> = {}): Shape =>
+      h2({ method: "POST", path: PATH, body, headers: { "content-type": "application/grpc+proto", te: "trailers", ...headers } });
+    const cases: Shape[] = [
+      grpc({ entityType: "Shot", id: 999_999, fields: ["code"] }), // not found
+      grpc({ entityType: "Shot", id: 1, fields: ["no_such_field"] }),
+      grpcJson({ entityType: "Shot", id: 1, feilds: ["code"] }),
+      h2(jsonPost({ entityType: "Nope", id: 1 })),
+      grpc({ entityType: "Shot", id: 1, fields: ["sg_sequence.Sequence.code"] }), // a projection: fetched upstream
+      grpc(hit, { "grpc-timeout": "5S" }), // a deadline: the normal path keeps it
+      h2(jsonPost(hit, { "connect-timeout-ms": "5000" })),
+      grpc(hit, { "grpc-encoding": "gzip" }), // says compressed, is not
+      raw(envelope(message, 1)), // the compressed flag without an encoding
+      raw(Buffer.concat([envelope(message), envelope(message)])), // two messages for a unary call
+      raw(envelope(message).subarray(0, 10)), // cut short
+      raw(Buffer.alloc(0)),
+      raw(envelope(message), { "content-type": "application/grpc-web+proto" }),
+      raw(envelope(message), { "content-type": "application/grpc+xml" }),
+      h2({ method: "PUT", path: PATH, body: "{}", headers: { "content-type": "application/json" } }),
+      h2({ method: "POST", path: PATH, body: "{not json", headers: { "content-type": "application/json" } }),
+      h2({ method: "GET", path: `${PATH}?connect=v1&encoding=xml&message=%7B%7D` }),
+    ];
+    for (const shape of cases) {
+      // Once to the normal side first: a fetched projection is then cached for both.
+      await pair.send(slow, shape);
+      const before = pair.fastHandlerCalls;
+      const a = await same(shape);
+      // Answered by the normal path on the fast side too (or refused before the handler).
+      if (grpcStatus(a) === "grpc-status: 0") expect(pair.fastHandlerCalls - before).toBe(1);
+    }
+    expect(grpcStatus(await same(cases[0]!))).toBe("grpc-status: 5"); // not_found
+    expect(grpcStatus(await same(cases[1]!))).toBe("grpc-status: 3"); // invalid_argument
+    expect(grpcStatus(await same(cases[8]!))).not.toBe("grpc-status: 0");
+    expect(grpcStatus(await same(cases[9]!))).not.toBe("grpc-status: 0");
+  });
+
+  it("leaves answers the normal path would compress, and bodies over the size limit, to it", async () => {
+    const msg = { entityType: "Shot", id: 5, fields: ["code", "description"] }; // over 1 KiB
+    await same(grpc(msg));
+    const before = pair.fastHandlerCalls;
+    const gz = await same(grpc(msg, { "grpc-accept-encoding": "gzip" }));
+    expect(gz.headers).toContain("grpc-encoding: gzip");
+    expect(gz.body[0]).toBe(1); // a compressed message
+    expect(pair.fastHandlerCalls - before).toBe(1);
+    // A body past the size limit (1 MiB), read partly by the fast path, then whole by the normal one.
+    const huge = grpc({ entityType: "Shot", id: 1, fields: Array.from({ length: 90_000 }, (_, i) => `field_${i}`) });
+    expect((huge.body as Buffer).length).toBeGreaterThan(1024 * 1024);
+    const big = await same(huge);
+    expect(grpcStatus(big)).toBe("grpc-status: 8"); // resource_exhausted
+  });
+});
+
+describe("GetEntity fast path for real HTTP/2 clients", () => {
+  it("answers connect-node's gRPC and Connect h2c transports and @grpc/grpc-js on the fast path, as the normal handler does", async () => {
+    const req = { entityType: "Shot", id: 2, fields: SHOT_FIELDS };
+    const connectClients = (s: Side) => [
+      createClient(CacheService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${s.port}` })),
+      createClient(CacheService, createConnectTransport({ baseUrl: `http://127.0.0.1:${s.port}`, httpVersion: "2" })),
+      createClient(CacheService, createConnectTransport({ baseUrl: `http://127.0.0.1:${s.port}`, httpVersion: "2", useBinaryFormat: true })),
+    ];
+    const definition = protoLoader.loadSync(fileURLToPath(new URL("../proto/shotgrid/cache/v1/cache.proto", import.meta.url)), {
+      longs: String,
+      enums: String,
+      defaults: true,
+      oneofs: true,
+      includeDirs: [fileURLToPath(new URL("../node_modules/protobufjs", import.meta.url))],
+    });
+    const pkg = grpcJs.loadPackageDefinition(definition) as unknown as { shotgrid: { cache: { v1: { CacheService: grpcJs.ServiceClientConstructor } } } };
+    const grpcJsCall = (s: Side) =>
+      new Promise<unknown>((resolve, reject) => {
+        const client = new pkg.shotgrid.cache.v1.CacheService(`127.0.0.1:${s.port}`, grpcJs.credentials.createInsecure());
+        (client.GetEntity as (r: object, cb: (err: Error | null, res: unknown) => void) => void).call(client, req, (err, res) => {
+          client.close();
+          if (err) reject(err);
+          else resolve(res);
+        });
+      });
+    const answers = async (s: Side) => {
+      const out: unknown[] = [];
+      for (const client of connectClients(s)) out.push(toJson(GetEntityResponseSchema, await client.getEntity(req)));
+      out.push(await grpcJsCall(s));
+      return out;
+    };
+    await answers(fast); // connections and sessions opened
+    const before = pair.fastHandlerCalls;
+    const [a, b] = [await answers(fast), await answers(slow)];
+    expect(a).toEqual(b);
+    expect((a[0] as { entity: { id: number } }).entity.id).toBe(2);
+    expect(pair.fastHandlerCalls - before).toBe(0);
+  });
+});
+
+describe("fast path with an auth file, over HTTP/1.1 and HTTP/2", () => {
+  const TOKENS = { reader: "sgc_reader_token_for_tests", limited: "sgc_limited_token_for_tests" };
+  let authPair: Pair;
+  beforeAll(async () => {
+    const policy = AccessPolicy.fromFile({
+      clients: [
+        { name: "reader", tokenSha256: hashToken(TOKENS.reader), scopes: ["read"], projects: null, entityTypes: null, sudoAsLogin: null },
+        // May read only what is not in project 1 (the held shots are).
+        { name: "limited", tokenSha256: hashToken(TOKENS.limited), scopes: ["read"], projects: [999], entityTypes: null, sudoAsLogin: null },
+      ],
+    });
+    authPair = await startPair({ cache, schema: new SchemaRegistry(backend), unreachable: () => undefined, policy });
+  });
+  afterAll(async () => {
+    await authPair?.close();
+  });
+
+  it("answers a reader's hits on the fast path and leaves refusals (no token, a bad one, read limits) to the normal path", async () => {
+    const msg = { entityType: "Shot", id: 1, fields: SHOT_FIELDS };
+    const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+    const shapesFor = (headers: Record<string, string>): Shape[] => [
+      grpc(msg, headers),
+      h2(jsonPost(msg, headers)),
+      jsonPost(msg, headers),
+      { ...h2(jsonGet(msg)), headers },
+    ];
+    for (const shape of shapesFor(bearer(TOKENS.reader))) await authPair.same(shape); // schema loaded on this pair's registry
+    const before = authPair.fastHandlerCalls;
+    for (const shape of shapesFor(bearer(TOKENS.reader))) expect((await authPair.same(shape)).status).toBe(200);
+    expect(authPair.fastHandlerCalls - before).toBe(0);
+    const refusals = [...shapesFor({}), ...shapesFor(bearer("sgc_not_a_known_token")), ...shapesFor(bearer(TOKENS.limited))];
+    for (const shape of refusals) {
+      const a = await authPair.same(shape);
+      const refused = a.status === 401 || a.status === 403 || a.trailers.some((t) => t === "grpc-status: 16" || t === "grpc-status: 7");
+      expect(refused, `${shape.headers?.authorization ?? "no token"} ${shape.h2 ? "h2" : "h1"}`).toBe(true);
+    }
+    // A refused caller never reached the cache on the fast side's fast path; the limited one's
+    // refusal comes from the normal handler, which reads the record first.
+    expect(authPair.fastHandlerCalls - before).toBe(4);
   });
 });

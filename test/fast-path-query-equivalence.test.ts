@@ -5,7 +5,8 @@
  * identical. Only repeated hits are answered on the fast path; misses (coalesced on one flight,
  * held open by a gate in front of the real client), validation errors and an upstream failure go
  * to the normal handler on both sides. In Connect JSON and binary, POST and GET, with filters in
- * both forms, order, limit and page, stale and not.
+ * both forms, order, limit and page, stale and not; and over HTTP/2 in gRPC (binary, JSON) and
+ * Connect (trailers compared too).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { JsonObject } from "@bufbuild/protobuf";
@@ -20,7 +21,7 @@ import type { Backend } from "../src/shotgrid/types.ts";
 import { DEFAULT_SCRIPT_KEY, startSimulator, type SimulatorHandle } from "../src/simulator/index.ts";
 
 const PATH = "/shotgrid.cache.v1.CacheService/Query";
-const { jsonPost, jsonGet, protoPost, protoGet, all: shapes } = shapesOf(QueryRequestSchema, PATH);
+const { jsonPost, jsonGet, protoPost, protoGet, grpc, h2, all: shapes, allH2 } = shapesOf(QueryRequestSchema, PATH);
 
 let site: SimulatorHandle;
 let client: ShotGridClient;
@@ -276,5 +277,50 @@ describe("Query fast path", () => {
     // A small answer is never compressed: the fast path answers it whatever the client accepts.
     expect((await same({ ...jsonPost(msg), headers: { "content-type": "application/json", "accept-encoding": "gzip" } })).body.length).toBeLessThan(1024);
     expect(pair.fastHandlerCalls - before).toBe(6);
+  });
+});
+
+describe("Query fast path over HTTP/2 (gRPC, Connect)", () => {
+  it("answers repeated hits from its own path, identical to the normal handler; errors and misses go to the normal handler", async () => {
+    for (const msg of queries) await send(slow, jsonPost(msg)); // held again (an earlier test invalidated)
+    // The first request of each distinct message goes to the normal handler (see above).
+    for (const msg of queries) for (const shape of allH2(msg)) await same(shape);
+    clock += 4.4;
+    const before = pair.fastHandlerCalls;
+    let ok = 0;
+    for (const msg of queries) {
+      for (const shape of allH2(msg)) {
+        const a = await same(shape);
+        if (a.status === 200 && !a.trailers.some((t) => t.startsWith("grpc-status: ") && t !== "grpc-status: 0")) ok++;
+      }
+    }
+    expect(ok).toBe(queries.length * 6);
+    expect(pair.fastHandlerCalls - before).toBe(0);
+    // Invalid requests: the normal handler's errors, in trailers for gRPC.
+    for (const msg of [{ entityType: "Shot", limit: 100000 }, { entityType: "NoSuchType" }] as JsonObject[]) {
+      for (const shape of allH2(msg)) await same(shape);
+    }
+    const invalid = await same(grpc({ entityType: "Shot", filters: [["no_such_field", "is", 1]] }));
+    expect(invalid.trailers).toContain("grpc-status: 3");
+    // A miss: the normal handler on both sides, one upstream call.
+    const searches0 = searches;
+    const miss: JsonObject = { entityType: "Shot", filters: [["sg_sequence", "is", { type: "Sequence", id: 3 }]], fields: ["code", "sg_cut_out"] };
+    const b0 = pair.fastHandlerCalls;
+    expect((await send(fast, grpc(miss))).trailers).toContain("grpc-status: 0");
+    expect(searches - searches0).toBe(1);
+    expect(pair.fastHandlerCalls - b0).toBe(1);
+    await same(grpc(miss)); // now held: both sides answer the same hit
+    // A large answer for a client that accepts compression: the normal path compresses it.
+    const big: JsonObject = { entityType: "Shot", fields: ["code", "description", "sg_status_list"], order: [{ field: "id" }], limit: 30 };
+    await send(slow, jsonPost(big));
+    await same(grpc(big));
+    const b1 = pair.fastHandlerCalls;
+    const gz = await same(grpc(big, { "grpc-accept-encoding": "gzip" }));
+    expect(gz.body[0]).toBe(1);
+    const plain = await same(grpc(big));
+    expect(plain.body.length).toBeGreaterThan(1024);
+    expect(pair.fastHandlerCalls - b1).toBe(1);
+    await same(h2(jsonPost(big, { "accept-encoding": "gzip" })));
+    expect(pair.fastHandlerCalls - b1).toBe(2);
   });
 });

@@ -6,6 +6,7 @@
  * path only peeks).
  */
 import http from "node:http";
+import http2 from "node:http2";
 import { Writable } from "node:stream";
 import { expect } from "vitest";
 import { fromJson, toBinary, type DescMessage, type JsonObject } from "@bufbuild/protobuf";
@@ -13,6 +14,7 @@ import { base64Encode } from "@bufbuild/protobuf/wire";
 import { pino } from "pino";
 import type { ReadThroughCache } from "../src/cache/index.ts";
 import { createCacheServer } from "../src/app/cache-server.ts";
+import type { AccessPolicy } from "../src/auth/index.ts";
 import { ChangeBus } from "../src/events/index.ts";
 import { Metrics, type Server } from "../src/server/index.ts";
 import type { SchemaRegistry } from "../src/service/schema-registry.ts";
@@ -32,6 +34,8 @@ export interface SideOptions {
   schema: SchemaRegistry;
   /** What the service's `siteUnreachable` answers (read on every call). */
   unreachable: () => string | undefined;
+  /** Who may call (default open). */
+  policy?: AccessPolicy;
 }
 
 export async function startSide(o: SideOptions): Promise<Side> {
@@ -54,6 +58,7 @@ export async function startSide(o: SideOptions): Promise<Side> {
     readiness: () => ({ ready: true, reasons: [] }),
     siteUnreachable: o.unreachable,
     fastPath: o.fastPath,
+    policy: o.policy,
   });
   const port = (await server.listen(0, "127.0.0.1")).port;
   return { server, port, metrics, logs };
@@ -76,11 +81,62 @@ export function countHandlerReads(cache: ReadThroughCache): { readonly count: nu
   };
 }
 
-/** One raw HTTP/1.1 exchange: status, headers as sent (Date left out), body bytes. */
+/** One raw exchange: status, headers as sent (Date left out), body bytes, and HTTP/2 trailers (none: empty). */
 export interface Exchange {
   status: number;
   headers: string[];
   body: Buffer;
+  trailers: string[];
+}
+
+/** One HTTP/2 session per server port, opened on first use (`closeSessions` ends them). */
+const sessions = new Map<number, http2.ClientHttp2Session>();
+
+function sessionTo(port: number): http2.ClientHttp2Session {
+  let session = sessions.get(port);
+  if (!session || session.closed || session.destroyed) {
+    session = http2.connect(`http://127.0.0.1:${port}`);
+    session.on("error", () => sessions.delete(port));
+    sessions.set(port, session);
+  }
+  return session;
+}
+
+export async function closeSessions(): Promise<void> {
+  await Promise.all([...sessions.values()].map((s) => new Promise<void>((resolve) => (s.closed ? resolve() : s.close(() => resolve())))));
+  sessions.clear();
+}
+
+/** `name: value` lines in the order received, pseudo-headers and Date left out. */
+const linesOf = (h: http2.IncomingHttpHeaders): string[] =>
+  Object.entries(h)
+    .filter(([name]) => !name.startsWith(":") && name !== "date")
+    .map(([name, value]) => `${name}: ${Array.isArray(value) ? value.join(", ") : value}`);
+
+/** One raw HTTP/2 exchange over the port's session (h2c, prior knowledge, as gRPC clients connect). */
+export function exchange2(port: number, method: string, path: string, body?: Buffer | string, headers: Record<string, string> = {}): Promise<Exchange> {
+  return new Promise((resolve, reject) => {
+    const stream = sessionTo(port).request({ ":method": method, ":path": path, ...headers }, { endStream: method === "GET" });
+    const out: Exchange = { status: 0, headers: [], body: Buffer.alloc(0), trailers: [] };
+    const chunks: Buffer[] = [];
+    stream.on("response", (h) => {
+      out.status = Number(h[":status"]);
+      out.headers = linesOf(h);
+    });
+    stream.on("trailers", (h) => (out.trailers = linesOf(h)));
+    stream.on("data", (c: Buffer) => chunks.push(c));
+    stream.on("error", reject);
+    // The answer is whole once the server ends its side: a server that answers before reading
+    // a body it refuses (over the size limit) leaves ours unsent, so the client cancels it.
+    const done = () => {
+      out.body = Buffer.concat(chunks);
+      resolve(out);
+      if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
+    };
+    stream.on("end", done);
+    stream.on("close", done);
+    if (method !== "GET") stream.end(body);
+  });
 }
 
 export function exchange(port: number, method: string, path: string, body?: Buffer | string, headers: Record<string, string> = {}): Promise<Exchange> {
@@ -93,7 +149,7 @@ export function exchange(port: number, method: string, path: string, body?: Buff
         for (let i = 0; i < res.rawHeaders.length; i += 2) {
           if (res.rawHeaders[i]!.toLowerCase() !== "date") raw.push(`${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}`);
         }
-        resolve({ status: res.statusCode ?? 0, headers: raw, body: Buffer.concat(chunks) });
+        resolve({ status: res.statusCode ?? 0, headers: raw, body: Buffer.concat(chunks), trailers: [] });
       });
     });
     req.on("error", reject);
@@ -107,6 +163,17 @@ export interface Shape {
   path: string;
   body?: Buffer | string;
   headers?: Record<string, string>;
+  /** Sent over HTTP/2 (h2c) rather than HTTP/1.1. */
+  h2?: boolean;
+}
+
+/** `msg` as one gRPC message: flags (0: not compressed), length, bytes. */
+export function envelope(msg: Uint8Array, flags = 0): Buffer {
+  const out = Buffer.alloc(5 + msg.length);
+  out[0] = flags;
+  out.writeUInt32BE(msg.length, 1);
+  out.set(msg, 5);
+  return out;
 }
 
 /** The Connect unary shapes of a request message to `path`: JSON and binary, POST and GET. */
@@ -124,7 +191,25 @@ export function shapesOf(schema: DescMessage, path: string) {
     method: "GET",
     path: `${path}?connect=v1&encoding=proto&base64=1&message=${encodeURIComponent(base64Encode(binary(msg), "url"))}`,
   });
-  return { jsonPost, jsonGet, protoPost, protoGet, all: (msg: JsonObject): Shape[] => [jsonPost(msg), jsonGet(msg), protoPost(msg), protoGet(msg)] };
+  const h2 = (shape: Shape): Shape => ({ ...shape, h2: true });
+  /** gRPC over h2c, as generated clients send it (`+json`: gRPC's JSON codec, which connect also serves). */
+  const grpc = (msg: JsonObject, headers: Record<string, string> = {}): Shape =>
+    h2({ method: "POST", path, body: envelope(binary(msg)), headers: { "content-type": "application/grpc", te: "trailers", ...headers } });
+  const grpcJson = (msg: JsonObject): Shape =>
+    h2({ method: "POST", path, body: envelope(Buffer.from(JSON.stringify(msg))), headers: { "content-type": "application/grpc+json", te: "trailers" } });
+  /** Every HTTP/2 shape: gRPC binary and JSON, Connect JSON and binary POST and GET over h2c. */
+  const allH2 = (msg: JsonObject): Shape[] => [grpc(msg), grpcJson(msg), h2(jsonPost(msg)), h2(protoPost(msg)), h2(jsonGet(msg)), h2(protoGet(msg))];
+  return {
+    jsonPost,
+    jsonGet,
+    protoPost,
+    protoGet,
+    grpc,
+    grpcJson,
+    h2,
+    all: (msg: JsonObject): Shape[] => [jsonPost(msg), jsonGet(msg), protoPost(msg), protoGet(msg)],
+    allH2,
+  };
 }
 
 /** The fast side and the normal one over one cache, compared. */
@@ -149,7 +234,7 @@ export async function startPair(o: Omit<SideOptions, "fastPath">): Promise<Pair>
   const slow = await startSide({ ...o, fastPath: false });
   const reads = countHandlerReads(o.cache);
   let fastHandlerCalls = 0;
-  const sendNow = (s: Side, shape: Shape) => exchange(s.port, shape.method, shape.path, shape.body, shape.headers);
+  const sendNow = (s: Side, shape: Shape) => (shape.h2 ? exchange2 : exchange)(s.port, shape.method, shape.path, shape.body, shape.headers);
   const send = async (s: Side, shape: Shape) => {
     const before = reads.count;
     const answer = await sendNow(s, shape);
@@ -168,11 +253,12 @@ export async function startPair(o: Omit<SideOptions, "fastPath">): Promise<Pair>
     async same(shape) {
       const a = await send(fast, shape);
       const b = await send(slow, shape);
-      expectSame(a, b, `${shape.method} ${shape.path}`);
+      expectSame(a, b, `${shape.method} ${shape.path}${shape.h2 ? ` over h2 (${shape.headers?.["content-type"] ?? "GET"})` : ""}`);
       return a;
     },
     async close() {
       reads.restore();
+      await closeSessions();
       await fast.server.close(500);
       await slow.server.close(500);
     },
@@ -181,7 +267,7 @@ export async function startPair(o: Omit<SideOptions, "fastPath">): Promise<Pair>
 
 export function expectSame(a: Exchange, b: Exchange, what: string): void {
   expect(a.body.equals(b.body), `${what}\nfast: ${a.body.toString("latin1")}\nnormal: ${b.body.toString("latin1")}`).toBe(true);
-  expect({ status: a.status, headers: a.headers }, what).toEqual({ status: b.status, headers: b.headers });
+  expect({ status: a.status, headers: a.headers, trailers: a.trailers }, what).toEqual({ status: b.status, headers: b.headers, trailers: b.trailers });
 }
 
 /** The value of metric `name` with exactly `labels` (`k="v",…`), 0 when absent. */

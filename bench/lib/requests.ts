@@ -6,8 +6,18 @@ import { fromJson, toBinary, type DescMessage, type JsonObject } from "@bufbuild
 import { GetEntityRequestSchema, QueryRequestSchema, WatchChangesRequestSchema } from "../../gen/shotgrid/cache/v1/cache_pb.ts";
 import type { AnswerCheck, RequestShape } from "./load-types.ts";
 
-export type Protocol = "connect-json-post" | "connect-json-get" | "connect-proto" | "grpc-h2c" | "grpc-web";
-export const PROTOCOLS: readonly Protocol[] = ["connect-json-post", "connect-json-get", "connect-proto", "grpc-h2c", "grpc-web"];
+export type Protocol = "connect-json-post" | "connect-json-get" | "connect-proto" | "grpc-h2c" | "connect-json-h2c" | "connect-proto-h2c" | "grpc-web";
+export const PROTOCOLS: readonly Protocol[] = [
+  "connect-json-post",
+  "connect-json-get",
+  "connect-proto",
+  "grpc-h2c",
+  "connect-json-h2c",
+  "connect-proto-h2c",
+  "grpc-web",
+];
+/** The HTTP/2 protocols, each held to at least half of Connect JSON over HTTP/1.1 on GetEntity hits. */
+export const H2_PROTOCOLS: readonly Protocol[] = ["grpc-h2c", "connect-json-h2c", "connect-proto-h2c"];
 
 /** How each protocol is described in the report. */
 export const PROTOCOL_LABEL: Record<Protocol, string> = {
@@ -15,6 +25,8 @@ export const PROTOCOL_LABEL: Record<Protocol, string> = {
   "connect-json-get": "Connect JSON GET (HTTP/1.1)",
   "connect-proto": "Connect binary (HTTP/1.1)",
   "grpc-h2c": "gRPC (h2c)",
+  "connect-json-h2c": "Connect JSON POST (h2c)",
+  "connect-proto-h2c": "Connect binary (h2c)",
   "grpc-web": "gRPC-web binary (HTTP/1.1)",
 };
 
@@ -58,10 +70,12 @@ export function encodeRequest(protocol: Protocol, method: Method | "WatchChanges
   const binary = () => toBinary(SCHEMA[method], fromJson(SCHEMA[method], message));
   switch (protocol) {
     case "connect-json-post":
+    case "connect-json-h2c":
       return { method: "POST", path, headers: { "content-type": "application/json" }, body: Buffer.from(JSON.stringify(message)).toString("base64") };
     case "connect-json-get":
       return { method: "GET", path: `${path}?connect=v1&encoding=json&message=${encodeURIComponent(JSON.stringify(message))}`, headers: {} };
     case "connect-proto":
+    case "connect-proto-h2c":
       return { method: "POST", path, headers: { "content-type": "application/proto" }, body: Buffer.from(binary()).toString("base64") };
     case "grpc-h2c":
       return { method: "POST", path, headers: { "content-type": "application/grpc+proto", te: "trailers" }, body: envelope(binary()).toString("base64") };
@@ -75,5 +89,5 @@ export function encodeRequest(protocol: Protocol, method: Method | "WatchChanges
   }
 }
 
-export const transportOf = (p: Protocol): "h1" | "h2" => (p === "grpc-h2c" ? "h2" : "h1");
+export const transportOf = (p: Protocol): "h1" | "h2" => (H2_PROTOCOLS.includes(p) ? "h2" : "h1");
 export const checkOf = (p: Protocol): AnswerCheck => (p === "grpc-h2c" ? "grpc" : p === "grpc-web" ? "grpc-web" : "http-200");

@@ -72,6 +72,7 @@ export function createServer(options: ServerOptions): Server {
   });
   const listener = new OnePortListener({
     handler,
+    streams: handler.streams,
     tls: options.tls,
     idleTimeoutMs: options.idleTimeoutMs,
     keepAliveTimeoutMs: options.keepAliveTimeoutMs,

@@ -42,10 +42,14 @@ export interface HitEncoderOptions {
 }
 
 export interface HitEncoder {
-  /** The GetEntityResponse of `hit`, or undefined when it is not answered from the hit after all (the record lacks a field, too large). */
-  entity(hit: EntityHit, binary: boolean): Buffer | undefined;
-  /** The QueryResponse of `hit`, or undefined when too large. */
-  query(hit: Hit, binary: boolean): Buffer | undefined;
+  /**
+   * The GetEntityResponse of `hit`, or undefined when it is not answered from the hit after all
+   * (the record lacks a field, too large). After `reserve` bytes (default 0) left for the
+   * framing to fill (a gRPC envelope's prefix): one buffer, one write.
+   */
+  entity(hit: EntityHit, binary: boolean, reserve?: number): Buffer | undefined;
+  /** The QueryResponse of `hit`, or undefined when too large; `reserve` as for `entity`. */
+  query(hit: Hit, binary: boolean, reserve?: number): Buffer | undefined;
 }
 
 export function createHitEncoder(options: HitEncoderOptions): HitEncoder {
@@ -79,14 +83,21 @@ export function createHitEncoder(options: HitEncoderOptions): HitEncoder {
     memo.set(key, tail);
     return tail;
   };
-  /** `head`, then the freshness field. */
-  const withFreshness = <T extends DescMessage>(schema: T, tails: typeof entityTails, head: Buffer, f: Freshness, binary: boolean): Buffer | undefined => {
+  /** `reserve` bytes (unset), `head`, then the freshness field. */
+  const withFreshness = <T extends DescMessage>(
+    schema: T,
+    tails: typeof entityTails,
+    head: Buffer,
+    f: Freshness,
+    binary: boolean,
+    reserve: number,
+  ): Buffer | undefined => {
     const tail = tailOf(schema, binary ? tails.proto : tails.json, f, binary);
     const length = head.length + tail.length;
     if (length > writeMaxBytes) return undefined;
-    const body = Buffer.allocUnsafe(length);
-    head.copy(body, 0);
-    tail.copy(body, head.length);
+    const body = Buffer.allocUnsafe(reserve + length);
+    head.copy(body, reserve);
+    tail.copy(body, reserve + head.length);
     return body;
   };
   /** The head kept for `hit` in this encoding, made by `make` the first time (undefined: none can be made). */
@@ -114,13 +125,13 @@ export function createHitEncoder(options: HitEncoderOptions): HitEncoder {
     headOf(queryOut.getO(binary).serialize, create(QueryResponseSchema, { entities: hits.entitiesOf(hit).map(toEntityMessage) }), binary);
 
   return {
-    entity(hit, binary) {
+    entity(hit, binary, reserve = 0) {
       const head = keptHead(hit, binary, entityHead);
-      return head && withFreshness(GetEntityResponseSchema, entityTails, head, hit.freshness, binary);
+      return head && withFreshness(GetEntityResponseSchema, entityTails, head, hit.freshness, binary, reserve);
     },
-    query(hit, binary) {
+    query(hit, binary, reserve = 0) {
       const head = keptHead(hit, binary, queryHead);
-      return head && withFreshness(QueryResponseSchema, queryTails, head, hit.freshness, binary);
+      return head && withFreshness(QueryResponseSchema, queryTails, head, hit.freshness, binary, reserve);
     },
   };
 }

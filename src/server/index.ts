@@ -22,12 +22,14 @@ export {
   type BoundAddress,
   type TlsOptions,
   type RequestHandler,
+  type H2StreamHandler,
 } from "./one-port-listener.ts";
 export {
   createRequestHandler,
   DEFAULT_READ_MAX_BYTES,
   DEFAULT_WRITE_MAX_BYTES,
   type RequestHandlerOptions,
+  type RpcRequestHandler,
   type RpcLimits,
 } from "./request-handler.ts";
 export { createHttpRoutes, notFound, type HttpRoutesOptions, type Readiness, type StatusRoutesOptions } from "./http-routes.ts";

@@ -16,9 +16,24 @@ import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 import type { TLSSocket } from "node:tls";
+import { replayBody } from "./body-replay.ts";
 
 /** A request handler for both HTTP/1.1 and HTTP/2 (compat API), e.g. from `connectNodeAdapter`. */
 export type RequestHandler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
+
+/**
+ * Offered every HTTP/2 stream before node's compat layer makes a request and a response of it
+ * (a fast path). Returns false having touched nothing: the stream goes on to `handler` at once.
+ * Returns true when it answers the stream itself, or hands it on later through `fallback`.
+ */
+export type H2StreamHandler = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, fallback: H2Fallback) => boolean;
+
+/**
+ * Hands a stream taken by an `H2StreamHandler` on to `handler` as if untouched, its body read
+ * back from `body` (what was read of it) and then from `more` (the rest, when it was not read to
+ * its end). One function for every stream (a fast path allocates no closure per call).
+ */
+export type H2Fallback = (stream: http2.ServerHttp2Stream, body: Buffer, more?: AsyncIterable<Buffer>) => void;
 
 export interface TlsOptions {
   /** PEM certificate chain. */
@@ -30,6 +45,8 @@ export interface TlsOptions {
 export interface OnePortListenerOptions {
   /** Serves every request, HTTP/1.1 and HTTP/2 alike. */
   handler: RequestHandler;
+  /** Sees each HTTP/2 stream before `handler` does (see `H2StreamHandler`). */
+  streams?: H2StreamHandler;
   /** Serve TLS, negotiating HTTP/2 or HTTP/1.1 by ALPN. Default: cleartext (h2c + HTTP/1.1). */
   tls?: TlsOptions;
   /** A connection that sends nothing for this long is closed. Default 30 000 ms. */
@@ -88,6 +105,17 @@ type H2Session = http2.Http2Session & { [kH2]?: { inflight: number } };
 /** The session an HTTP/2 response belongs to (as kSocket for HTTP/1.1). */
 const kSession = Symbol("one-port-session");
 type H2Response = http2.Http2ServerResponse & { [kSession]?: H2Session };
+/** What a stream taken by `OnePortListenerOptions.streams` needs to be handed on, and what it had read of its body then. */
+const kTaken = Symbol("one-port-taken");
+interface Taken {
+  headers: http2.IncomingHttpHeaders;
+  flags: number;
+  rawHeaders: string[];
+  /** Its session's state, while the stream counts as a call in flight there. */
+  session: { inflight: number } | undefined;
+  replay?: { body: Buffer; more: AsyncIterable<Buffer> | undefined };
+}
+type TakenStream = http2.ServerHttp2Stream & { [kTaken]?: Taken };
 /** What a request whose handler threw gets (see `requestFault`). */
 const INTERNAL_ERROR = JSON.stringify({ code: "internal", message: "internal error" });
 /** Who hears of a fault in serving a request: kept on the request by the listener serving it (see `requestFault`). */
@@ -140,6 +168,7 @@ export class OnePortListener {
       // (slow-client protection) on "listening"; `close()` stops them again.
       this.#h1.emit("listening");
     }
+    if (options.streams) this.#offerStreams(options.streams);
     const sessionIdleMs = options.keepAliveTimeoutMs ?? 65_000;
     this.#h2.on("session", (session: H2Session) => {
       session[kH2] = { inflight: 0 };
@@ -265,6 +294,74 @@ export class OnePortListener {
     socket.on("data", onData);
   }
 
+  /**
+   * Put `take` in front of the compat layer: node serves `handler` through one listener of the
+   * server's "stream" event, which gets each stream `take` declines or hands back.
+   */
+  #offerStreams(take: H2StreamHandler): void {
+    const server = this.#h2;
+    const compat = server.listeners("stream");
+    // Node's compat API has always been this one listener; should that change, say so at startup.
+    if (compat.length !== 1)
+      throw new Error(
+        `node:http2 serves its compat API through ${compat.length} "stream" listeners, not one: the HTTP/2 fast path cannot be put in front of it`,
+      );
+    const toCompat = compat[0] as (...args: unknown[]) => void;
+    server.removeListener("stream", toCompat);
+    const onStreamError = (err: Error) => this.#opts.onClientError?.(err);
+    const handOn: H2Fallback = (stream: TakenStream, body, more) => {
+      const taken = stream[kTaken];
+      // A bug in the fast path: that stream fails; a throw here (in an event listener) would end the process.
+      if (!taken || taken.replay) return this.#streamFault(new Error("a stream was handed on that was not taken, or twice"), stream, taken?.headers ?? {});
+      taken.replay = { body, more };
+      try {
+        toCompat.call(server, stream, taken.headers, taken.flags, taken.rawHeaders);
+      } catch (err) {
+        this.#streamFault(err, stream, taken.headers);
+      }
+    };
+    server.on("stream", (stream: TakenStream, headers: http2.IncomingHttpHeaders, flags: number, rawHeaders: string[]) => {
+      // Set before `take` runs: it may hand the stream on at once.
+      const taken: Taken = { headers, flags, rawHeaders, session: (stream.session as H2Session | undefined)?.[kH2] };
+      stream[kTaken] = taken;
+      let took: boolean;
+      try {
+        took = take(stream, headers, handOn);
+      } catch (err) {
+        return this.#streamFault(err, stream, headers);
+      }
+      if (!took) {
+        // Handed on already (the hook should have said true): the compat layer has it once.
+        if (taken.replay) return;
+        stream[kTaken] = undefined;
+        return void toCompat.call(server, stream, headers, flags, rawHeaders);
+      }
+      // As the compat layer's requests get (see #wrapHandler): no 'error' may end the process, and a call in flight keeps its session open.
+      stream.on("error", onStreamError);
+      if (taken.session) {
+        taken.session.inflight++;
+        stream.on("close", takenStreamClosed);
+      }
+    });
+  }
+
+  /** A stream whose fast path threw (a bug): it fails (500, or reset once answered), the process carries on. */
+  #streamFault(err: unknown, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+    try {
+      this.#opts.onRequestFault?.(err, { method: headers[":method"], url: headers[":path"] });
+    } catch {
+      // As in #requestFault.
+    }
+    try {
+      stream.on("error", () => undefined);
+      if (stream.headersSent || stream.destroyed) return void stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      stream.respond({ ":status": 500, "content-type": "application/json", "content-length": Buffer.byteLength(INTERNAL_ERROR) });
+      stream.end(INTERNAL_ERROR);
+    } catch {
+      stream.destroy();
+    }
+  }
+
   #trackH1(socket: H1Socket): void {
     socket[kH1] = { listener: this, inflight: 0 };
     this.#h1Sockets.add(socket);
@@ -278,6 +375,8 @@ export class OnePortListener {
       req.on("error", onStreamError);
       res.on("error", onStreamError);
       if (req.httpVersionMajor === 2) {
+        const replay = ((req as http2.Http2ServerRequest).stream as TakenStream)[kTaken]?.replay;
+        if (replay) replayBody(req, replay.body, replay.more);
         const session = (req as http2.Http2ServerRequest).stream.session as H2Session | undefined;
         const state = session?.[kH2];
         if (state) {
@@ -343,6 +442,12 @@ function h1ResponseClosed(this: H1Response): void {
 function h2ResponseClosed(this: H2Response): void {
   const state = this[kSession]?.[kH2];
   if (state) state.inflight--;
+}
+
+/** Runs with `this` a stream taken by the fast path (see h1ResponseClosed). */
+function takenStreamClosed(this: TakenStream): void {
+  const session = this[kTaken]?.session;
+  if (session) session.inflight--;
 }
 
 /** A session with no frame for the idle time: close it (GOAWAY) unless calls are in flight. */

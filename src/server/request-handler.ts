@@ -4,13 +4,15 @@
  */
 import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { compressionBrotli, compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { createHttpRoutes, notFound, type HttpRoutesOptions } from "./http-routes.ts";
 import type { Metrics, RpcProtocol } from "./metrics.ts";
-import { requestFault, type RequestHandler } from "./one-port-listener.ts";
+import { requestFault, type H2StreamHandler, type RequestHandler } from "./one-port-listener.ts";
 import { registerReflection } from "./reflection.ts";
-import { createFastPath, type FastPath } from "./fast-path.ts";
+import { createFastPath } from "./fast-path.ts";
+import { createFastPathCore } from "./fast-path-core.ts";
+import { createH2FastPath } from "./fast-path-h2.ts";
 import { createWatchStreamPath, type WatchStreamPath, type WatchStreamsOf } from "./watch-stream-path.ts";
 import type { HitPath } from "../service/hit-path.ts";
 import type { Caller } from "../auth/caller.ts";
@@ -55,8 +57,8 @@ export interface RequestHandlerOptions extends HttpRoutesOptions {
   shutdownSignal?: AbortSignal;
   /**
    * The hit path of the CacheService that `routes` registers (with `CACHE_SERVICE_OPTIONS`):
-   * plain GetEntity and Query cache hits over Connect on HTTP/1.1 are then answered on a fast
-   * path, byte for byte as the normal handler would (see fast-path.ts).
+   * plain GetEntity and Query cache hits over Connect (HTTP/1.1 and HTTP/2) and gRPC are then
+   * answered on a fast path, byte for byte as the normal handler would (see fast-path-core.ts).
    */
   hitPath?: HitPath;
   /**
@@ -79,11 +81,17 @@ export interface RequestHandlerOptions extends HttpRoutesOptions {
   authorizeWatch?: (authorization: string | undefined) => Caller;
 }
 
+/** The request handler, and what it offers the listener for HTTP/2 streams (`OnePortListenerOptions.streams`). */
+export type RpcRequestHandler = RequestHandler & { readonly streams?: H2StreamHandler };
+
+/** The compressions the RPCs accept and answer with (connect-node's default, named here for the fast path too). */
+const ACCEPT_COMPRESSION = [compressionGzip, compressionBrotli];
+
 export const DEFAULT_READ_MAX_BYTES = 1024 * 1024;
 export const DEFAULT_WRITE_MAX_BYTES = 16 * 1024 * 1024;
 
 /** Build the handler to pass to `OnePortListener`. */
-export function createRequestHandler(options: RequestHandlerOptions): RequestHandler {
+export function createRequestHandler(options: RequestHandlerOptions): RpcRequestHandler {
   const limits = options.limits ?? {};
   const interceptors: Interceptor[] = [];
   if (options.metrics || options.logger) interceptors.push(observeRpcs({ metrics: options.metrics, logger: options.logger }));
@@ -94,9 +102,9 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
   const readMaxBytes = limits.readMaxBytes ?? DEFAULT_READ_MAX_BYTES;
   const writeMaxBytes = limits.writeMaxBytes ?? DEFAULT_WRITE_MAX_BYTES;
   const fastAllowed = (options.fastPath ?? true) && ((options.interceptors ?? []).length === 0 || options.authorizeRead !== undefined);
-  const fast: FastPath | undefined =
+  const core =
     options.hitPath && fastAllowed
-      ? createFastPath({
+      ? createFastPathCore({
           hits: options.hitPath,
           readMaxBytes,
           writeMaxBytes,
@@ -105,6 +113,10 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
           authorizeRead: options.authorizeRead,
         })
       : undefined;
+  const fast = core && createFastPath(core);
+  // HTTP/2 streams it answers never reach the handler below: it counts them as received itself.
+  const received = options.metrics && ((method: string, protocol: RpcProtocol) => options.metrics!.rpcReceived(method, protocol));
+  const streams = core && createH2FastPath(core, { received, acceptCompression: ACCEPT_COMPRESSION });
   const watchAllowed = (options.fastPath ?? true) && ((options.interceptors ?? []).length === 0 || options.authorizeWatch !== undefined);
   const watch: WatchStreamPath | undefined =
     options.watchStreams && watchAllowed
@@ -134,6 +146,7 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
     connect: true,
     grpc: true,
     grpcWeb: true,
+    acceptCompression: ACCEPT_COMPRESSION,
     readMaxBytes,
     writeMaxBytes,
     maxTimeoutMs: limits.maxTimeoutMs,
@@ -143,7 +156,7 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
   });
   const plain = createHttpRoutes(options);
 
-  return (req, res) => {
+  const handler: RequestHandler = (req, res) => {
     const url = req.url ?? "/";
     const q = url.indexOf("?");
     const path = q === -1 ? url : url.slice(0, q);
@@ -167,6 +180,7 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
     if (watch?.(req, res, path, fallback)) return;
     rpc(req, res);
   };
+  return Object.assign(handler, { streams });
 }
 
 /** The wire protocol a request's content type names (Connect GETs have none). */
