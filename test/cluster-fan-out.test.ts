@@ -1,9 +1,14 @@
 /**
  * Three instances, one Redis, one site: exactly one follows the event log; a change made on the
  * site is seen on every instance (GetEntity and WatchChanges); a stream resumed on another
- * instance from the last id it saw gets exactly what it missed, with no resync.
+ * instance from the last id it saw gets exactly what it missed, with no resync. Hits over HTTP/2
+ * (gRPC, Connect) through each instance's near cache (decided after a shared round trip) answer,
+ * and answer the new value once a change is seen.
  */
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CacheService } from "../gen/shotgrid/cache/v1/cache_pb.ts";
 import { changeOf, watch, type Watch } from "./e2e-helpers.ts";
 import { descriptionOn, shotIds, startCluster, waitForLeader, waitUntil, writeShot, type Cleanup, type Cluster } from "./cluster-helpers.ts";
 
@@ -42,6 +47,23 @@ describe("cluster: change fan-out", () => {
       const m = await w.waitFor((x) => Number(changeOf(x)?.eventId) === eventId, 10_000);
       expect(changeOf(m)).toMatchObject({ entityType: "Shot", entityId: shot });
     }
+  });
+
+  it("answers hits over gRPC and Connect on HTTP/2 on every instance, and the new value once a change is seen", async () => {
+    const [, shot] = shotIds(cluster.site);
+    const clients = cluster.instances.flatMap((i) => [
+      createClient(CacheService, createGrpcTransport({ baseUrl: i.url })),
+      createClient(CacheService, createConnectTransport({ baseUrl: i.url, httpVersion: "2" })),
+    ]);
+    const descriptions = () =>
+      Promise.all(clients.map(async (c) => (await c.getEntity({ entityType: "Shot", id: shot!, fields: ["description"] })).entity?.fields?.description));
+    const before = await descriptions(); // the first read of each instance fills its near cache
+    for (let round = 0; round < 3; round++) expect(await descriptions()).toEqual(before);
+    writeShot(cluster.site, shot!, "over h2 too");
+    for (const instance of cluster.instances) {
+      await waitUntil(`instance ${instance.port} answers the new value`, async () => (await descriptionOn(instance, shot!)) === "over h2 too");
+    }
+    for (let round = 0; round < 3; round++) expect(await descriptions()).toEqual(clients.map(() => "over h2 too"));
   });
 
   it("resumes a stream on another instance from the last id seen: nothing missing, nothing doubled, no resync", async () => {
