@@ -44,6 +44,7 @@ import { createWatchFanOut, type WatchSink, type WatchStream } from "../service/
 import { checkWatchRequest } from "../service/watch-changes.ts";
 import type { Metrics } from "./metrics.ts";
 import type { RpcFinished } from "./rpc-interceptors.ts";
+import { replayBody } from "./body-replay.ts";
 
 /** What the CacheService's WatchChanges handler is built from, for this path to serve the same streams. */
 export interface WatchStreamsOf {
@@ -295,7 +296,9 @@ export function createWatchStreamPath(options: WatchStreamPathOptions): WatchStr
         req.off("end", onEnd);
         res.off("close", onGone);
         req.pause();
-        replayBody(req, chunks, true);
+        // The rest of the body is read from the request itself, after what was read here.
+        const rest: AsyncIterable<Buffer> = { [Symbol.asyncIterator]: req[Symbol.asyncIterator].bind(req) };
+        replayBody(req, Buffer.concat(chunks), rest);
         fallback();
       }
     };
@@ -304,7 +307,7 @@ export function createWatchStreamPath(options: WatchStreamPathOptions): WatchStr
       const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
       const handOn = () => {
         res.off("close", onGone);
-        replayBody(req, [body], false);
+        replayBody(req, body);
         fallback();
       };
       const message = oneMessage(body, (data) => requests.getI(binary).parse(data));
@@ -470,16 +473,4 @@ class Served implements WatchSink {
     if (this.#compression !== undefined) headers.set(this.#protocol.encodingHeader, this.#compression);
     this.#res.writeHead(200, nodeHeaders(headers));
   }
-}
-
-/** Let the normal handler read the body again: `chunks` read here, then (`rest`) whatever the request still holds. */
-function replayBody(req: http.IncomingMessage | http2.Http2ServerRequest, chunks: Buffer[], rest: boolean): void {
-  const original = req[Symbol.asyncIterator].bind(req);
-  Object.defineProperty(req, Symbol.asyncIterator, {
-    configurable: true,
-    value: async function* () {
-      for (const chunk of chunks) if (chunk.length > 0) yield chunk;
-      if (rest) yield* original();
-    },
-  });
 }
