@@ -253,6 +253,7 @@ describe("GetEntity fast path over HTTP/2 (gRPC, Connect)", () => {
       h2({ method: "PUT", path: PATH, body: "{}", headers: { "content-type": "application/json" } }),
       h2({ method: "POST", path: PATH, body: "{not json", headers: { "content-type": "application/json" } }),
       h2({ method: "GET", path: `${PATH}?connect=v1&encoding=xml&message=%7B%7D` }),
+      grpc(hit, { ":authority": "a:99999" }), // an authority connect-node cannot make a URL of
     ];
     for (const shape of cases) {
       // Once to the normal side first: a fetched projection is then cached for both.

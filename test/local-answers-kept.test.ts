@@ -10,6 +10,7 @@ import { ShotGridClient } from "../src/shotgrid/index.ts";
 import type { EntityQuery } from "../src/cache/types.ts";
 import type { EntityLink, Filters } from "../src/shotgrid/types.ts";
 import { DEFAULT_SCRIPT_KEY, startSimulator, type SimulatorHandle } from "../src/simulator/index.ts";
+import { Gate } from "./cache-helpers.ts";
 
 let sim: SimulatorHandle;
 let client: ShotGridClient;
@@ -127,14 +128,27 @@ describe("local answers kept in the store", () => {
     // Kept: the next identical Query is a stored hit, not evaluated again.
     await cache.query(q);
     expect(evaluations).toBe(1);
-    // Asked while an event on the sequence's shots is applied: callers arriving after it do not
-    // join an evaluation begun before it.
+    // An evaluation made before an event, still in flight (its answer being kept in the store,
+    // held here at the store's door), is not joined by callers arriving after the event.
+    const statusBefore = together[0]!.value.find((e) => e.id === shot.id)?.fields["sg_status_list"];
+    expect(statusBefore).not.toBe("omt");
+    await cache.store.delete(cache.prepareQuery(q).key);
+    const gate = new Gate();
+    const setIfFresh = cache.store.setIfFresh.bind(cache.store);
+    cache.store.setIfFresh = async (...args) => {
+      cache.store.setIfFresh = setIfFresh;
+      await gate.arrive();
+      return setIfFresh(...args);
+    };
+    const before = cache.query(q);
+    await gate.reached;
     sim.store.update("Shot", shot.id, { sg_status_list: "omt" }, { user: sim.scriptUser });
     const events = await client.readEvents({ afterId: cache.lastAppliedEventId, limit: 500 });
-    const before = cache.query(q);
     await cache.applyEvents(events);
     const after = await Promise.all(Array.from({ length: 20 }, () => cache.query(q)));
-    await before;
+    gate.open();
+    // The held evaluation answers what it computed (before the event); nobody after the event gets it.
+    expect((await before).value.find((e) => e.id === shot.id)?.fields["sg_status_list"]).toBe(statusBefore);
     for (const a of after) expect(a.value.find((e) => e.id === shot.id)?.fields["sg_status_list"]).toBe("omt");
   });
 });

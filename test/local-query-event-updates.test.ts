@@ -10,7 +10,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { ReadThroughCache } from "../src/cache/index.ts";
 import type { EntityQuery } from "../src/cache/types.ts";
 import { ShotGridClient } from "../src/shotgrid/index.ts";
-import type { Entity, EntityLink, EventLogEntry } from "../src/shotgrid/types.ts";
+import { Mirror } from "../src/local-query/index.ts";
+import type { Entity, EntityLink, EntitySchema, EventLogEntry } from "../src/shotgrid/types.ts";
 import { DEFAULT_SCRIPT_KEY, type SimulatorHandle, startSimulator } from "../src/simulator/index.ts";
 import { catchUp, ObservedBackend } from "./cache-helpers.ts";
 
@@ -238,5 +239,63 @@ describe("a Change event's meta", () => {
     const answer = await cache.query(q);
     expect(answers.at(-1)).toEqual({ where: "local", reason: "none" });
     expect(answer.value).toEqual(await siteAnswer(q));
+  });
+
+  it("keeps a rename that lands while a record's stamps refetch (which read the old name) is out", async () => {
+    const shot = freshShot();
+    const held = backend.holdNext("search");
+    sim.store.update("Shot", shot.id, { sg_status_list: "rev" });
+    await catchUp(cache, client);
+    expect(updates.event).toBe(1);
+    // The stamps refetch has read the shot (and its sequence's old name) and waits at the gate.
+    await held.reached;
+    const renamed = `renamed_during_refetch_${shot.sequence}`;
+    sim.store.update("Sequence", shot.sequence, { code: renamed });
+    await catchUp(cache, client);
+    held.open();
+    await cache.whenIdle();
+    const q = bySequence(shot.sequence, ["code", "sg_sequence", "sg_status_list"]);
+    const answer = await cache.query(q);
+    expect(answers.at(-1)).toEqual({ where: "local", reason: "none" });
+    expect((answer.value.find((e) => e.id === shot.id)?.fields.sg_sequence as EntityLink).name).toBe(renamed);
+    expect(answer.value).toEqual(await siteAnswer(q));
+  });
+});
+
+describe("Mirror.applyChange", () => {
+  it("declines a type with a calculated (formula) field: the site recomputes it on any write, with no event of its own", () => {
+    const schema: EntitySchema = {
+      code: { name: "code", displayName: "Code", dataType: "text", editable: true },
+      sg_status_list: { name: "sg_status_list", displayName: "Status", dataType: "status_list", editable: true, validValues: ["ip", "fin"] },
+      updated_at: { name: "updated_at", displayName: "Updated", dataType: "date_time", editable: false },
+    };
+    const change = (mirror: Mirror) => {
+      const pass = mirror.beginLoad(
+        "Shot",
+        mirror === withFormula ? { ...schema, sg_label: { name: "sg_label", displayName: "Label", dataType: "calculated", editable: false } } : schema,
+      );
+      mirror.put(
+        {
+          type: "Shot",
+          id: 1,
+          fields: { code: "a", sg_status_list: "ip", updated_at: "2020-01-01T00:00:00Z", ...(mirror === withFormula ? { sg_label: "a ip" } : {}) },
+        },
+        0,
+      );
+      mirror.finishLoad("Shot", pass);
+      const meta = {
+        type: "attribute_change",
+        attribute_name: "sg_status_list",
+        entity_type: "Shot",
+        entity_id: 1,
+        field_data_type: "status_list",
+        old_value: "ip",
+        new_value: "fin",
+      };
+      return mirror.applyChange("Shot", 1, { id: 10, createdAtMs: Date.UTC(2026, 0, 1), attribute: "sg_status_list", meta });
+    };
+    const withFormula = new Mirror(["Shot"]);
+    expect(change(new Mirror(["Shot"]))).toBe(true);
+    expect(change(withFormula)).toBe(false);
   });
 });

@@ -104,6 +104,14 @@ function freeze<T>(value: T): T {
 }
 
 /** Every empty multi-entity value held: one frozen array (a shot has several, nearly always empty). */
+/** Whether `schema` has a calculated (formula) field: the site recomputes it on any write to its record. */
+const formulaSchemas = new WeakMap<EntitySchema, boolean>();
+function hasFormulaField(schema: EntitySchema): boolean {
+  let known = formulaSchemas.get(schema);
+  if (known === undefined) formulaSchemas.set(schema, (known = Object.values(schema).some((f) => f.dataType === "calculated")));
+  return known;
+}
+
 const EMPTY_LIST: FieldValue = Object.freeze([]) as unknown as FieldValue;
 
 /**
@@ -244,6 +252,8 @@ export class Mirror {
     const old = m.records.get(id);
     const field = Object.hasOwn(m.schema, event.attribute) ? m.schema[event.attribute] : undefined;
     if (!old || !field || WRITE_STAMP_FIELDS.has(event.attribute) || !(event.attribute in old.fields)) return false;
+    // A formula field may read any field of its record and has no event of its own when it changes.
+    if (hasFormulaField(m.schema)) return false;
     const asOf = m.asOfEvent.get(id);
     if (asOf !== undefined) {
       // Already holds this event (applied again after a failed batch) or a later one: not older.
@@ -364,7 +374,13 @@ export class Mirror {
           }
         }
         if (refetch) marked.push({ type: m.type, id: record.id });
-        else if (fields) m.records.set(record.id, this.#compact.record({ type: record.type, id: record.id, fields }));
+        else if (fields) {
+          m.records.set(record.id, this.#compact.record({ type: record.type, id: record.id, fields }));
+          // A fetch of it already under way (a refetch, the write stamps' one) may have read the
+          // old name: it must not put the record back with it. It is refused, and asked again.
+          m.changedAt.set(record.id, ++this.#generation);
+          if (m.pending.has(record.id) || m.unstamped.has(record.id)) marked.push({ type: m.type, id: record.id });
+        }
       }
       // Link names are sort keys too, and replaced records must not linger in a kept order.
       m.version++;

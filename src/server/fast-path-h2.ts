@@ -165,14 +165,27 @@ export function createH2FastPath(core: FastPathCore, options: H2FastPathOptions)
     return name;
   };
 
+  // Authorities seen, and whether connect-node can read a URL with each (bounded: clients name few).
+  const authorities = new Map<string, boolean>();
+  const usableAuthority = (authority: string | string[] | undefined): boolean => {
+    if (typeof authority !== "string") return false;
+    let usable = authorities.get(authority);
+    if (usable === undefined) {
+      usable = URL.canParse(`http://${authority}`);
+      if (authorities.size >= HEADER_MEMO_ENTRIES) authorities.clear();
+      authorities.set(authority, usable);
+    }
+    return usable;
+  };
+
   return (stream, headers, fallback) => {
     const url = headers[":path"];
     if (url === undefined) return false;
     const q = url.indexOf("?");
     const route = core.route(q === -1 ? url : url.slice(0, q));
     if (!route) return false;
-    // connect-node refuses a request it cannot tell the authority of.
-    if (headers[":authority"] === undefined && headers.host === undefined) return false;
+    // connect-node refuses a request it cannot tell the authority of, or cannot make a URL of.
+    if (!usableAuthority(headers[":authority"] ?? headers.host)) return false;
     const method = headers[":method"];
     const contentType = headers["content-type"];
     if (contentType?.startsWith("application/grpc")) {
