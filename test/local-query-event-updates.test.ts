@@ -257,7 +257,7 @@ describe("a Change event's meta", () => {
     const q = bySequence(shot.sequence, ["code", "sg_sequence", "sg_status_list"]);
     const answer = await cache.query(q);
     expect(answers.at(-1)).toEqual({ where: "local", reason: "none" });
-    expect((answer.value.find((e) => e.id === shot.id)?.fields.sg_sequence as EntityLink).name).toBe(renamed);
+    expect((answer.value.find((e) => e.id === shot.id)!.fields.sg_sequence as EntityLink).name).toBe(renamed);
     expect(answer.value).toEqual(await siteAnswer(q));
   });
 });
