@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fileURLToPath } from "node:url";
 import { fromJson, toBinary, toJson, type JsonObject } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import * as grpcJs from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { CacheService, GetEntityRequestSchema, GetEntityResponseSchema } from "../gen/shotgrid/cache/v1/cache_pb.ts";
@@ -20,13 +20,13 @@ import { AccessPolicy } from "../src/auth/index.ts";
 import { hashToken } from "../src/auth/token.ts";
 import { Metrics } from "../src/server/index.ts";
 import { SchemaRegistry } from "../src/service/schema-registry.ts";
-import { envelope, metricValue, shapesOf, startPair, type Exchange, type Pair, type Shape, type Side } from "./fast-path-sides.ts";
+import { envelope, exchangeWire, metricValue, shapesOf, startPair, type Exchange, type Pair, type Shape, type Side } from "./fast-path-sides.ts";
 import { ShotGridClient } from "../src/shotgrid/index.ts";
 import { DEFAULT_SCRIPT_KEY, startSimulator, type SimulatorHandle } from "../src/simulator/index.ts";
 
 const PATH = "/shotgrid.cache.v1.CacheService/GetEntity";
 const SHOT_FIELDS = ["code", "description", "sg_status_list", "sg_sequence", "project", "sg_cut_in", "sg_cut_out"];
-const { jsonPost, jsonGet, protoPost, protoGet, grpc, grpcJson, h2, allH2 } = shapesOf(GetEntityRequestSchema, PATH);
+const { jsonPost, jsonGet, protoPost, protoGet, grpc, grpcJson, grpcWeb, grpcWebJson, allGrpcWeb, h2, allH2 } = shapesOf(GetEntityRequestSchema, PATH);
 const binaryOf = (msg: JsonObject) => toBinary(GetEntityRequestSchema, fromJson(GetEntityRequestSchema, msg));
 
 let site: SimulatorHandle;
@@ -285,6 +285,157 @@ describe("GetEntity fast path over HTTP/2 (gRPC, Connect)", () => {
   });
 });
 
+describe("GetEntity fast path for gRPC-web over HTTP/1.1", () => {
+  const msgs: JsonObject[] = [
+    { entityType: "Shot", id: 1, fields: SHOT_FIELDS },
+    { entityType: "Shot", id: 2, fields: SHOT_FIELDS },
+    { entityType: "Shot", id: 3, fields: ["description", "code", "code", "id", "type"] },
+    { entityType: "Sequence", id: 1, fields: ["code", "project"] },
+  ];
+  /** The trailer frame (flag 0x80) at the end of a gRPC-web body: its lines. */
+  const trailerOf = (a: Exchange): string | undefined => {
+    let at = 0;
+    while (at + 5 <= a.body.length) {
+      const length = a.body.readUInt32BE(at + 1);
+      if (a.body[at] === 0x80) return a.body.subarray(at + 5, at + 5 + length).toString("latin1");
+      at += 5 + length;
+    }
+    return undefined;
+  };
+
+  it("answers hits from its own path, identical to the normal handler: headers, frames and trailer", async () => {
+    for (const msg of msgs) await same(jsonPost(msg)); // schemas loaded, records held
+    const before = pair.fastHandlerCalls;
+    let ok = 0;
+    for (const msg of msgs) {
+      for (const shape of allGrpcWeb(msg)) {
+        const a = await same(shape);
+        if (a.status === 200 && trailerOf(a) === "grpc-status: 0\r\n") ok++;
+      }
+    }
+    expect(ok).toBe(msgs.length * 3);
+    expect(pair.fastHandlerCalls - before).toBe(0);
+    // A client that accepts compressed answers: a small answer is sent plain, announced as the
+    // normal path announces it (grpc-encoding), and still from the fast path.
+    const gz = await same(grpcWeb(msgs[0]!, { "grpc-accept-encoding": "identity,deflate,gzip" }));
+    expect(gz.headers).toContain("grpc-encoding: gzip");
+    await same(grpcWeb(msgs[0]!, { "grpc-accept-encoding": "br" }));
+    await same(grpcWeb(msgs[0]!, { "grpc-encoding": "identity" }));
+    await same(grpcWeb(msgs[0]!, { "content-type": "application/grpc-web+json; charset=utf-8" }));
+    expect(pair.fastHandlerCalls - before).toBe(0);
+    // The same bytes on the wire: headers in their order and case, the body in the same chunks.
+    for (const shape of [grpcWeb(msgs[1]!), grpcWebJson(msgs[2]!), grpcWeb(msgs[0]!, { "grpc-accept-encoding": "gzip" })]) {
+      const [a, b] = [await exchangeWire(fast.port, shape), await exchangeWire(slow.port, shape)];
+      expect(a.toString("latin1")).toBe(b.toString("latin1"));
+      expect(a.toString("latin1")).toContain("Transfer-Encoding: chunked");
+    }
+    expect(pair.fastHandlerCalls - before).toBe(0);
+  });
+
+  it("counts and logs gRPC-web hits as the normal path does, by protocol", async () => {
+    const rpcs = (s: Side) => metricValue(s.metrics, "shotgrid_cache_rpc_total", 'method="shotgrid.cache.v1.CacheService/GetEntity",code="ok"');
+    const received = (s: Side, protocol: string) =>
+      metricValue(s.metrics, "shotgrid_cache_rpc_requests_total", `method="shotgrid.cache.v1.CacheService/GetEntity",protocol="${protocol}"`);
+    for (const s of [fast, slow]) {
+      const [r0, w0, c0] = [await rpcs(s), await received(s, "grpc-web"), await received(s, "connect")];
+      for (const shape of [grpcWeb(msgs[0]!), grpcWebJson(msgs[1]!), protoPost(msgs[2]!)]) expect((await pair.send(s, shape)).status).toBe(200);
+      expect([(await rpcs(s)) - r0, (await received(s, "grpc-web")) - w0, (await received(s, "connect")) - c0]).toEqual([3, 2, 1]);
+      const lines = s.logs.slice(-3).map(({ component, rpc, code, msg, level }) => ({ component, rpc, code, msg, level }));
+      expect(lines).toEqual(Array(3).fill({ component: "server", rpc: "shotgrid.cache.v1.CacheService/GetEntity", code: "ok", msg: "rpc", level: 20 }));
+    }
+  });
+
+  it("hands everything that is not a plain hit to the normal handler, body intact", async () => {
+    const hit = msgs[0]!;
+    const message = binaryOf(hit);
+    const raw = (body: Buffer, headers: Record<string, string> = {}): Shape => ({
+      method: "POST",
+      path: PATH,
+      body,
+      headers: { "content-type": "application/grpc-web+proto", ...headers },
+    });
+    const cases: Shape[] = [
+      grpcWeb({ entityType: "Shot", id: 999_999, fields: ["code"] }), // not found
+      grpcWeb({ entityType: "Shot", id: 1, fields: ["no_such_field"] }),
+      grpcWebJson({ entityType: "Shot", id: 1, feilds: ["code"] }),
+      grpcWeb({ entityType: "Shot", id: 1, fields: ["sg_sequence.Sequence.code"] }), // a projection: fetched upstream
+      grpcWeb(hit, { "grpc-timeout": "5S" }), // a deadline: the normal path keeps it
+      grpcWeb(hit, { "grpc-encoding": "gzip" }), // says compressed, is not
+      raw(envelope(message, 1)), // the compressed flag without an encoding
+      raw(envelope(message, 0x80)), // a trailer frame as the request
+      raw(Buffer.concat([envelope(message), envelope(message)])), // two messages for a unary call
+      raw(envelope(message).subarray(0, 10)), // cut short
+      raw(Buffer.alloc(0)),
+      raw(Buffer.from(envelope(message).toString("base64")), { "content-type": "application/grpc-web-text" }),
+      raw(envelope(message), { "content-type": "application/grpc-web+xml" }),
+      { method: "GET", path: PATH, headers: { "content-type": "application/grpc-web+proto" } },
+      { method: "PUT", path: PATH, body: envelope(message), headers: { "content-type": "application/grpc-web+proto" } },
+    ];
+    let handedOn = 0;
+    for (const shape of cases) {
+      // Once to the normal side first: a fetched projection is then cached for both.
+      await pair.send(slow, shape);
+      const before = pair.fastHandlerCalls;
+      const a = await same(shape);
+      // Answered by the normal path on the fast side too (or refused before the handler).
+      if (trailerOf(a) === "grpc-status: 0\r\n") {
+        expect(pair.fastHandlerCalls - before, `${shape.headers?.["content-type"]} ${JSON.stringify(shape.headers)}`).toBe(1);
+        handedOn++;
+      }
+    }
+    expect(handedOn).toBe(3); // the projection, the deadline, the plain "gzip" message
+    expect(trailerOf(await same(cases[0]!))).toMatch(/^grpc-message: .*\r\ngrpc-status: 5\r\n$/); // not_found, in connect's order
+    expect(trailerOf(await same(cases[1]!))).toContain("grpc-status: 3\r\n"); // invalid_argument
+    expect(trailerOf(await same(cases[6]!))).not.toBe("grpc-status: 0\r\n");
+    expect(trailerOf(await same(cases[8]!))).not.toBe("grpc-status: 0\r\n");
+  });
+
+  it("leaves answers the normal path would compress, and bodies over the size limit, to it", async () => {
+    const msg = { entityType: "Shot", id: 5, fields: ["code", "description"] }; // over 1 KiB
+    await same(grpcWeb(msg));
+    const before = pair.fastHandlerCalls;
+    const gz = await same(grpcWeb(msg, { "grpc-accept-encoding": "gzip" }));
+    expect(gz.headers).toContain("grpc-encoding: gzip");
+    expect(gz.body[0]).toBe(1); // a compressed message
+    expect(pair.fastHandlerCalls - before).toBe(1);
+    const huge = grpcWeb({ entityType: "Shot", id: 1, fields: Array.from({ length: 90_000 }, (_, i) => `field_${i}`) });
+    expect((huge.body as Buffer).length).toBeGreaterThan(1024 * 1024);
+    expect(trailerOf(await same(huge))).toContain("grpc-status: 8"); // resource_exhausted
+  });
+
+  it("answers connect-node's gRPC-web transport over HTTP/1.1 (a body without a length) on the fast path, as the normal handler does", async () => {
+    const clients = (s: Side) => [
+      createClient(CacheService, createGrpcWebTransport({ baseUrl: `http://127.0.0.1:${s.port}`, httpVersion: "1.1" })),
+      createClient(CacheService, createGrpcWebTransport({ baseUrl: `http://127.0.0.1:${s.port}`, httpVersion: "1.1", useBinaryFormat: false })),
+    ];
+    const answers = async (s: Side) => {
+      const out: unknown[] = [];
+      for (const client of clients(s))
+        for (const msg of msgs) out.push(toJson(GetEntityResponseSchema, await client.getEntity(fromJson(GetEntityRequestSchema, msg))));
+      return out;
+    };
+    await answers(fast); // connections opened
+    // These calls do not go through the pair's counted sends: the fast side's handler reads are counted here.
+    const readsBefore = pair.reads.count;
+    const a = await answers(fast);
+    expect(pair.reads.count - readsBefore).toBe(0);
+    const b = await answers(slow);
+    expect(a).toEqual(b);
+    expect((a[1] as { entity: { id: number } }).entity.id).toBe(2);
+    // Errors read the same through the client too (the normal path answers them on both sides).
+    const missing = { entityType: "Shot", id: 999_999, fields: ["code"] };
+    const errors = await Promise.all(
+      [fast, slow].map((s) =>
+        clients(s)[0]!
+          .getEntity(fromJson(GetEntityRequestSchema, missing))
+          .catch((e: unknown) => String(e)),
+      ),
+    );
+    expect(errors[0]).toBe(errors[1]);
+    expect(errors[0]).toContain("not_found");
+  });
+});
+
 describe("GetEntity fast path for real HTTP/2 clients", () => {
   it("answers connect-node's gRPC and Connect h2c transports and @grpc/grpc-js on the fast path, as the normal handler does", async () => {
     const req = { entityType: "Shot", id: 2, fields: SHOT_FIELDS };
@@ -317,11 +468,13 @@ describe("GetEntity fast path for real HTTP/2 clients", () => {
       return out;
     };
     await answers(fast); // connections and sessions opened
-    const before = pair.fastHandlerCalls;
-    const [a, b] = [await answers(fast), await answers(slow)];
+    // These calls do not go through the pair's counted sends: the fast side's handler reads are counted here.
+    const readsBefore = pair.reads.count;
+    const a = await answers(fast);
+    expect(pair.reads.count - readsBefore).toBe(0);
+    const b = await answers(slow);
     expect(a).toEqual(b);
     expect((a[0] as { entity: { id: number } }).entity.id).toBe(2);
-    expect(pair.fastHandlerCalls - before).toBe(0);
   });
 });
 

@@ -6,7 +6,7 @@
  * held open by a gate in front of the real client), validation errors and an upstream failure go
  * to the normal handler on both sides. In Connect JSON and binary, POST and GET, with filters in
  * both forms, order, limit and page, stale and not; and over HTTP/2 in gRPC (binary, JSON) and
- * Connect (trailers compared too).
+ * Connect (trailers compared too); and gRPC-web over HTTP/1.1 (binary, JSON; its trailer frame).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { JsonObject } from "@bufbuild/protobuf";
@@ -21,7 +21,7 @@ import type { Backend } from "../src/shotgrid/types.ts";
 import { DEFAULT_SCRIPT_KEY, startSimulator, type SimulatorHandle } from "../src/simulator/index.ts";
 
 const PATH = "/shotgrid.cache.v1.CacheService/Query";
-const { jsonPost, jsonGet, protoPost, protoGet, grpc, h2, all: shapes, allH2 } = shapesOf(QueryRequestSchema, PATH);
+const { jsonPost, jsonGet, protoPost, protoGet, grpc, grpcWeb, allGrpcWeb, h2, all: shapes, allH2 } = shapesOf(QueryRequestSchema, PATH);
 
 let site: SimulatorHandle;
 let client: ShotGridClient;
@@ -322,5 +322,64 @@ describe("Query fast path over HTTP/2 (gRPC, Connect)", () => {
     expect(pair.fastHandlerCalls - b1).toBe(1);
     await same(h2(jsonPost(big, { "accept-encoding": "gzip" })));
     expect(pair.fastHandlerCalls - b1).toBe(2);
+  });
+});
+
+describe("Query fast path for gRPC-web over HTTP/1.1", () => {
+  /** The lines of the trailer frame (flag 0x80) that ends a gRPC-web body. */
+  const trailerOf = (a: Exchange): string | undefined => {
+    let at = 0;
+    while (at + 5 <= a.body.length) {
+      const length = a.body.readUInt32BE(at + 1);
+      if (a.body[at] === 0x80) return a.body.subarray(at + 5, at + 5 + length).toString("latin1");
+      at += 5 + length;
+    }
+    return undefined;
+  };
+  const OK = "grpc-status: 0\r\n";
+
+  it("answers repeated hits from its own path, identical to the normal handler; errors, misses and compressed answers go to the normal handler", async () => {
+    for (const msg of queries) await send(slow, jsonPost(msg)); // held again (an earlier test invalidated)
+    // The first request of each distinct message goes to the normal handler (see above).
+    for (const msg of queries) for (const shape of allGrpcWeb(msg)) await same(shape);
+    clock += 3.3;
+    const before = pair.fastHandlerCalls;
+    let ok = 0;
+    for (const msg of queries) {
+      for (const shape of allGrpcWeb(msg)) {
+        const a = await same(shape);
+        if (a.status === 200 && trailerOf(a) === OK) ok++;
+      }
+    }
+    expect(ok).toBe(queries.length * 3);
+    expect(pair.fastHandlerCalls - before).toBe(0);
+    // Invalid requests: the normal handler's errors, in the trailer frame.
+    for (const msg of [{ entityType: "Shot", limit: 100000 }, { entityType: "NoSuchType" }] as JsonObject[]) {
+      for (const shape of allGrpcWeb(msg)) await same(shape);
+    }
+    const invalid = await same(grpcWeb({ entityType: "Shot", filters: [["no_such_field", "is", 1]] }));
+    expect(trailerOf(invalid)).toContain("grpc-status: 3\r\n");
+    // A miss: the normal handler on both sides, one upstream call.
+    const searches0 = searches;
+    const miss: JsonObject = { entityType: "Shot", filters: [["sg_sequence", "is", { type: "Sequence", id: 4 }]], fields: ["code", "sg_cut_in"] };
+    const b0 = pair.fastHandlerCalls;
+    expect(trailerOf(await send(fast, grpcWeb(miss)))).toBe(OK);
+    expect(searches - searches0).toBe(1);
+    expect(pair.fastHandlerCalls - b0).toBe(1);
+    await same(grpcWeb(miss)); // now held: both sides answer the same hit
+    // A deadline: the normal path keeps it.
+    const b1 = pair.fastHandlerCalls;
+    expect(trailerOf(await same(grpcWeb(queries[0]!, { "grpc-timeout": "5S" })))).toBe(OK);
+    expect(pair.fastHandlerCalls - b1).toBe(1);
+    // A large answer for a client that accepts compression: the normal path compresses it.
+    const big: JsonObject = { entityType: "Shot", fields: ["code", "description", "sg_status_list"], order: [{ field: "id" }], limit: 30 };
+    await send(slow, jsonPost(big));
+    await same(grpcWeb(big));
+    const b2 = pair.fastHandlerCalls;
+    const gz = await same(grpcWeb(big, { "grpc-accept-encoding": "gzip" }));
+    expect(gz.body[0]).toBe(1);
+    const plain = await same(grpcWeb(big));
+    expect(plain.body.length).toBeGreaterThan(1024);
+    expect(pair.fastHandlerCalls - b2).toBe(1);
   });
 });

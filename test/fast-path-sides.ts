@@ -7,6 +7,7 @@
  */
 import http from "node:http";
 import http2 from "node:http2";
+import net from "node:net";
 import { Writable } from "node:stream";
 import { expect } from "vitest";
 import { fromJson, toBinary, type DescMessage, type JsonObject } from "@bufbuild/protobuf";
@@ -157,6 +158,33 @@ export function exchange(port: number, method: string, path: string, body?: Buff
   });
 }
 
+/**
+ * One HTTP/1.1 exchange as bytes on the wire (its Date line left out): the chunks of a chunked
+ * answer as the server framed them. The request carries a Content-Length; the answer is read
+ * until the server's last chunk (the connection is closed after).
+ */
+export function exchangeWire(port: number, shape: Shape): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const body = typeof shape.body === "string" ? Buffer.from(shape.body) : (shape.body ?? Buffer.alloc(0));
+    const head = [`${shape.method} ${shape.path} HTTP/1.1`, `Host: 127.0.0.1:${port}`, `Content-Length: ${body.length}`];
+    for (const [name, value] of Object.entries(shape.headers ?? {})) head.push(`${name}: ${value}`);
+    const socket = net.connect(port, "127.0.0.1", () => socket.end(Buffer.concat([Buffer.from(`${head.join("\r\n")}\r\n\r\n`), body])));
+    const chunks: Buffer[] = [];
+    socket.on("data", (c: Buffer) => chunks.push(c));
+    socket.on("error", reject);
+    socket.on("close", () =>
+      resolve(
+        Buffer.from(
+          Buffer.concat(chunks)
+            .toString("latin1")
+            .replace(/\r\nDate: [^\r]*/, ""),
+          "latin1",
+        ),
+      ),
+    );
+  });
+}
+
 /** One request as sent. */
 export interface Shape {
   method: string;
@@ -197,6 +225,21 @@ export function shapesOf(schema: DescMessage, path: string) {
     h2({ method: "POST", path, body: envelope(binary(msg)), headers: { "content-type": "application/grpc", te: "trailers", ...headers } });
   const grpcJson = (msg: JsonObject): Shape =>
     h2({ method: "POST", path, body: envelope(Buffer.from(JSON.stringify(msg))), headers: { "content-type": "application/grpc+json", te: "trailers" } });
+  /** gRPC-web over HTTP/1.1, as browsers (and connect's gRPC-web transports) send it; `+json`: its JSON codec. */
+  const grpcWeb = (msg: JsonObject, headers: Record<string, string> = {}): Shape => ({
+    method: "POST",
+    path,
+    body: envelope(binary(msg)),
+    headers: { "content-type": "application/grpc-web+proto", "x-grpc-web": "1", ...headers },
+  });
+  const grpcWebJson = (msg: JsonObject): Shape => ({
+    method: "POST",
+    path,
+    body: envelope(Buffer.from(JSON.stringify(msg))),
+    headers: { "content-type": "application/grpc-web+json", "x-grpc-web": "1" },
+  });
+  /** Every gRPC-web shape served: binary (both names connect reads as binary) and JSON. */
+  const allGrpcWeb = (msg: JsonObject): Shape[] => [grpcWeb(msg), grpcWeb(msg, { "content-type": "application/grpc-web" }), grpcWebJson(msg)];
   /** Every HTTP/2 shape: gRPC binary and JSON, Connect JSON and binary POST and GET over h2c. */
   const allH2 = (msg: JsonObject): Shape[] => [grpc(msg), grpcJson(msg), h2(jsonPost(msg)), h2(protoPost(msg)), h2(jsonGet(msg)), h2(protoGet(msg))];
   return {
@@ -206,6 +249,9 @@ export function shapesOf(schema: DescMessage, path: string) {
     protoGet,
     grpc,
     grpcJson,
+    grpcWeb,
+    grpcWebJson,
+    allGrpcWeb,
     h2,
     all: (msg: JsonObject): Shape[] => [jsonPost(msg), jsonGet(msg), protoPost(msg), protoGet(msg)],
     allH2,

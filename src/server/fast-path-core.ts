@@ -5,8 +5,8 @@
  * (service/hit-path.ts), the answer bytes (hit-encoding.ts), the commit, and the count and log
  * line of a finished call (`rpcFinished`, as the normal path's interceptor makes them).
  *
- * A framing (fast-path.ts: Connect unary over HTTP/1.1; fast-path-h2.ts: gRPC and Connect unary
- * over HTTP/2) only reads a request off its wire, says what the normal path would do about
+ * A framing (fast-path.ts: Connect unary and gRPC-web over HTTP/1.1; fast-path-h2.ts: gRPC and
+ * Connect unary over HTTP/2) only reads a request off its wire, says what the normal path would do about
  * compression, and writes the answer as its protocol frames it. Every rule about what is a hit
  * and what its answer is lives here, once.
  */

@@ -14,7 +14,7 @@
  * test/fast-path-query-equivalence.test.ts prove the answers byte for byte the normal path's.
  */
 import type http2 from "node:http2";
-import { compressionNegotiate, type Compression } from "@connectrpc/connect/protocol";
+import type { Compression } from "@connectrpc/connect/protocol";
 import { contentTypeUnaryJson, contentTypeUnaryProto } from "@connectrpc/connect/protocol-connect";
 import {
   contentTypeJson as grpcContentTypeJson,
@@ -23,6 +23,7 @@ import {
 } from "@connectrpc/connect/protocol-grpc";
 import type { Caller } from "../auth/caller.ts";
 import type { FastPathCore, FastRoute, HitReply } from "./fast-path-core.ts";
+import { createGrpcEncodingNegotiator, ENVELOPE_PREFIX, memoized, sealEnvelope, unenvelope } from "./grpc-envelope.ts";
 import type { RpcProtocol } from "./metrics.ts";
 import type { H2Fallback, H2StreamHandler } from "./one-port-listener.ts";
 
@@ -33,12 +34,8 @@ export interface H2FastPathOptions {
   acceptCompression: Compression[];
 }
 
-/** The gRPC envelope's prefix: a flags byte and the message length. */
-const ENVELOPE_PREFIX = 5;
 /** What gRPC's normal path sends after a message: status OK and nothing else. */
 const GRPC_OK_TRAILERS = { "grpc-status": "0" };
-/** Distinct header values kept parsed; each set is dropped when full. */
-const HEADER_MEMO_ENTRIES = 64;
 const EMPTY = Buffer.alloc(0);
 
 /** The call a stream carries, kept on the stream: its listeners are shared functions (no closures per call). */
@@ -118,8 +115,7 @@ class H2Call implements HitReply {
       stream.end(body);
       return;
     }
-    body[0] = 0;
-    body.writeUInt32BE(body.length - ENVELOPE_PREFIX, 1);
+    sealEnvelope(body);
     const contentType = binary ? grpcContentTypeProto : grpcContentTypeJson;
     stream.respond(this.encoding === null ? { "content-type": contentType } : { "content-type": contentType, "grpc-encoding": this.encoding }, {
       waitForTrailers: true,
@@ -145,38 +141,13 @@ export function createH2FastPath(core: FastPathCore, options: H2FastPathOptions)
   const { received, acceptCompression } = options;
   const readMaxBytes = core.readMaxBytes;
   // Whether a gRPC content type is binary (true) or JSON (false), as connect reads it; undefined: not gRPC (gRPC-web among them).
-  const grpcTypes = new Map<string, boolean | undefined>();
-  const grpcBinaryOf = (header: string): boolean | undefined => {
-    if (grpcTypes.has(header)) return grpcTypes.get(header);
-    const binary = parseGrpcContentType(header)?.binary;
-    if (grpcTypes.size >= HEADER_MEMO_ENTRIES) grpcTypes.clear();
-    grpcTypes.set(header, binary);
-    return binary;
-  };
+  const grpcBinaryOf = memoized((header) => parseGrpcContentType(header)?.binary);
   // The answer compression connect's gRPC handler negotiates for a `grpc-accept-encoding` (none: null).
-  const grpcEncodings = new Map<string, string | null>();
-  const grpcEncodingOf = (accept: string | undefined): string | null => {
-    if (accept === undefined) return null;
-    let name = grpcEncodings.get(accept);
-    if (name !== undefined) return name;
-    name = compressionNegotiate(acceptCompression, null, accept, "grpc-accept-encoding").response?.name ?? null;
-    if (grpcEncodings.size >= HEADER_MEMO_ENTRIES) grpcEncodings.clear();
-    grpcEncodings.set(accept, name);
-    return name;
-  };
+  const grpcEncodingOf = createGrpcEncodingNegotiator(acceptCompression);
 
-  // Authorities seen, and whether connect-node can read a URL with each (bounded: clients name few).
-  const authorities = new Map<string, boolean>();
-  const usableAuthority = (authority: string | string[] | undefined): boolean => {
-    if (typeof authority !== "string") return false;
-    let usable = authorities.get(authority);
-    if (usable === undefined) {
-      usable = URL.canParse(`http://${authority}`);
-      if (authorities.size >= HEADER_MEMO_ENTRIES) authorities.clear();
-      authorities.set(authority, usable);
-    }
-    return usable;
-  };
+  // Whether connect-node can read a URL with an authority (kept per authority: clients name few).
+  const authorityUsable = memoized((authority) => URL.canParse(`http://${authority}`));
+  const usableAuthority = (authority: string | string[] | undefined): boolean => typeof authority === "string" && authorityUsable(authority);
 
   return (stream, headers, fallback) => {
     const url = headers[":path"];
@@ -222,11 +193,4 @@ export function createH2FastPath(core: FastPathCore, options: H2FastPathOptions)
     new H2Call(core, stream, route, caller, performance.now(), fallback, received, false, binary, compressible, null).read();
     return true;
   };
-}
-
-/** The message of a gRPC body that is exactly one uncompressed envelope; else undefined (the normal path answers). */
-function unenvelope(body: Buffer): Uint8Array | undefined {
-  if (body.length < ENVELOPE_PREFIX || body[0] !== 0) return undefined;
-  if (body.readUInt32BE(1) !== body.length - ENVELOPE_PREFIX) return undefined;
-  return body.subarray(ENVELOPE_PREFIX);
 }

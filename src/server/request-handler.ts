@@ -113,7 +113,7 @@ export function createRequestHandler(options: RequestHandlerOptions): RpcRequest
           authorizeRead: options.authorizeRead,
         })
       : undefined;
-  const fast = core && createFastPath(core);
+  const fast = core && createFastPath(core, { acceptCompression: ACCEPT_COMPRESSION });
   // HTTP/2 streams it answers never reach the handler below: it counts them as received itself.
   const received = options.metrics && ((method: string, protocol: RpcProtocol) => options.metrics!.rpcReceived(method, protocol));
   const streams = core && createH2FastPath(core, { received, acceptCompression: ACCEPT_COMPRESSION });
