@@ -401,6 +401,13 @@ describe("GetEntity fast path for gRPC-web over HTTP/1.1", () => {
     const huge = grpcWeb({ entityType: "Shot", id: 1, fields: Array.from({ length: 90_000 }, (_, i) => `field_${i}`) });
     expect((huge.body as Buffer).length).toBeGreaterThan(1024 * 1024);
     expect(trailerOf(await same(huge))).toContain("grpc-status: 8"); // resource_exhausted
+    // The same without a declared length (chunked): the fast path reads up to the limit, then the
+    // normal path reads what it read and the rest.
+    const chunked = { "transfer-encoding": "chunked" };
+    expect(trailerOf(await same({ ...huge, headers: { ...huge.headers, ...chunked } }))).toContain("grpc-status: 8");
+    const b1 = pair.fastHandlerCalls;
+    expect(trailerOf(await same(grpcWeb({ entityType: "Shot", id: 1, fields: ["code"] }, chunked)))).toBe("grpc-status: 0\r\n");
+    expect(pair.fastHandlerCalls - b1).toBe(0); // a hit without a declared length: the fast path
   });
 
   it("answers connect-node's gRPC-web transport over HTTP/1.1 (a body without a length) on the fast path, as the normal handler does", async () => {
