@@ -330,6 +330,14 @@ describe("GetEntity fast path for gRPC-web over HTTP/1.1", () => {
       expect(a.toString("latin1")).toContain("Transfer-Encoding: chunked");
     }
     expect(pair.fastHandlerCalls - before).toBe(0);
+    // A hit asked with no Host (HTTP/1.0) or one that is no URL authority: connect-node cannot
+    // serve it (500 internal), and neither path answers it as a hit.
+    for (const shape of [grpcWeb(msgs[1]!), jsonPost(msgs[1]!)])
+      for (const wire of [{ version: "1.0" as const, host: null }, { host: "[" }]) {
+        const [a, b] = [await exchangeWire(fast.port, shape, wire), await exchangeWire(slow.port, shape, wire)];
+        expect(a.toString("latin1")).toBe(b.toString("latin1"));
+        expect(a.toString("latin1")).toMatch(/^HTTP\/1\.1 500/);
+      }
   });
 
   it("counts and logs gRPC-web hits as the normal path does, by protocol", async () => {

@@ -163,10 +163,11 @@ export function exchange(port: number, method: string, path: string, body?: Buff
  * answer as the server framed them. The request carries a Content-Length; the answer is read
  * until the server's last chunk (the connection is closed after).
  */
-export function exchangeWire(port: number, shape: Shape): Promise<Buffer> {
+export function exchangeWire(port: number, shape: Shape, wire: { version?: "1.0" | "1.1"; host?: string | null } = {}): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const body = typeof shape.body === "string" ? Buffer.from(shape.body) : (shape.body ?? Buffer.alloc(0));
-    const head = [`${shape.method} ${shape.path} HTTP/1.1`, `Host: 127.0.0.1:${port}`, `Content-Length: ${body.length}`];
+    const host = wire.host === undefined ? `127.0.0.1:${port}` : wire.host;
+    const head = [`${shape.method} ${shape.path} HTTP/${wire.version ?? "1.1"}`, ...(host === null ? [] : [`Host: ${host}`]), `Content-Length: ${body.length}`];
     for (const [name, value] of Object.entries(shape.headers ?? {})) head.push(`${name}: ${value}`);
     const socket = net.connect(port, "127.0.0.1", () => socket.end(Buffer.concat([Buffer.from(`${head.join("\r\n")}\r\n\r\n`), body])));
     const chunks: Buffer[] = [];

@@ -23,7 +23,7 @@ import {
 } from "@connectrpc/connect/protocol-grpc";
 import type { Caller } from "../auth/caller.ts";
 import type { FastPathCore, FastRoute, HitReply } from "./fast-path-core.ts";
-import { createGrpcEncodingNegotiator, ENVELOPE_PREFIX, memoized, sealEnvelope, unenvelope } from "./grpc-envelope.ts";
+import { createAuthorityCheck, createGrpcEncodingNegotiator, ENVELOPE_PREFIX, memoized, sealEnvelope, unenvelope } from "./grpc-envelope.ts";
 import type { RpcProtocol } from "./metrics.ts";
 import type { H2Fallback, H2StreamHandler } from "./one-port-listener.ts";
 
@@ -145,9 +145,7 @@ export function createH2FastPath(core: FastPathCore, options: H2FastPathOptions)
   // The answer compression connect's gRPC handler negotiates for a `grpc-accept-encoding` (none: null).
   const grpcEncodingOf = createGrpcEncodingNegotiator(acceptCompression);
 
-  // Whether connect-node can read a URL with an authority (kept per authority: clients name few).
-  const authorityUsable = memoized((authority) => URL.canParse(`http://${authority}`));
-  const usableAuthority = (authority: string | string[] | undefined): boolean => typeof authority === "string" && authorityUsable(authority);
+  const usableAuthority = createAuthorityCheck();
 
   return (stream, headers, fallback) => {
     const url = headers[":path"];

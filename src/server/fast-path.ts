@@ -35,7 +35,7 @@ import {
 } from "@connectrpc/connect/protocol-grpc-web";
 import { replayBody } from "./body-replay.ts";
 import type { FastPathCore, FastRoute, HitReply } from "./fast-path-core.ts";
-import { createGrpcEncodingNegotiator, ENVELOPE_PREFIX, memoized, sealEnvelope, unenvelope } from "./grpc-envelope.ts";
+import { createAuthorityCheck, createGrpcEncodingNegotiator, ENVELOPE_PREFIX, memoized, sealEnvelope, unenvelope } from "./grpc-envelope.ts";
 
 export interface FastPathFramingOptions {
   /** The compressions the Connect adapter accepts (for gRPC-web's `grpc-encoding` answer header). */
@@ -135,6 +135,8 @@ export function createFastPath(core: FastPathCore, options: FastPathFramingOptio
     return true;
   };
 
+  const usableAuthority = createAuthorityCheck();
+
   return (anyReq, anyRes, path, fallback) => {
     if (anyReq.httpVersionMajor !== 1) return false;
     const route = core.route(path);
@@ -142,6 +144,7 @@ export function createFastPath(core: FastPathCore, options: FastPathFramingOptio
     const req = anyReq as http.IncomingMessage;
     const res = anyRes as http.ServerResponse;
     const h = req.headers;
+    if (!usableAuthority(h.host)) return false;
     const contentType = h["content-type"];
     if (contentType?.startsWith("application/grpc-web")) return grpcWeb(req, res, route, contentType, fallback);
     if (h["connect-timeout-ms"] !== undefined) return false;

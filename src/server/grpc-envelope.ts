@@ -39,6 +39,16 @@ export function memoized<T>(read: (value: string) => T): (value: string) => T {
 }
 
 /**
+ * Whether connect-node can make a URL of a request's authority (`Host`, or HTTP/2's `:authority`):
+ * it fails a request without one, or with one that is no URL authority, before any handler runs,
+ * so a fast path must leave such a request to it. Kept per authority (clients name few).
+ */
+export function createAuthorityCheck(): (authority: string | string[] | undefined) => boolean {
+  const usable = memoized((authority) => URL.canParse(`http://${authority}`));
+  return (authority) => typeof authority === "string" && usable(authority);
+}
+
+/**
  * The answer compression connect's gRPC and gRPC-web handlers negotiate for a request's
  * `grpc-accept-encoding` (its `grpc-encoding` being absent or identity): its name, announced in
  * the `grpc-encoding` answer header, or null for none.
