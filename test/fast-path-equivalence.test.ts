@@ -8,6 +8,7 @@
  * file (refusals and read limits answered by the normal path).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import net from "node:net";
 import { fileURLToPath } from "node:url";
 import { fromJson, toBinary, toJson, type JsonObject } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
@@ -156,6 +157,8 @@ describe("GetEntity fast path", () => {
       { method: "POST", path: PATH, body: Buffer.from([0xff, 0xff, 0xff]), headers: { "content-type": "application/proto" } },
       { method: "GET", path: `${PATH}?connect=v1&encoding=xml&message=%7B%7D`, headers: {} },
       { method: "PUT", path: PATH, body: "{}", headers: { "content-type": "application/json" } },
+      // A GET naming a content type connect does not read: it answers 415.
+      { ...jsonGet({ entityType: "Shot", id: 1, fields: SHOT_FIELDS }), headers: { "content-type": "text/plain" } },
     ];
     for (const shape of cases) {
       // Once to the normal side first: a fetched projection is then cached for both.
@@ -254,6 +257,7 @@ describe("GetEntity fast path over HTTP/2 (gRPC, Connect)", () => {
       h2({ method: "POST", path: PATH, body: "{not json", headers: { "content-type": "application/json" } }),
       h2({ method: "GET", path: `${PATH}?connect=v1&encoding=xml&message=%7B%7D` }),
       grpc(hit, { ":authority": "a:99999" }), // an authority connect-node cannot make a URL of
+      h2({ ...jsonGet(hit), headers: { "content-type": "text/plain" } }), // connect answers 415
     ];
     for (const shape of cases) {
       // Once to the normal side first: a fetched projection is then cached for both.
@@ -302,6 +306,38 @@ describe("GetEntity fast path for gRPC-web over HTTP/1.1", () => {
     }
     return undefined;
   };
+
+  it("hands a streamed body on as soon as its envelope cannot be a plain message, without waiting for its end", async () => {
+    // A chunked body left open after a head that says "compressed", or "2 MiB": connect answers at
+    // once; so must the fast side (it would otherwise wait for an end that may never come).
+    const held = (port: number, head: Buffer): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const socket = net.connect(port, "127.0.0.1", () =>
+          socket.write(
+            `POST ${PATH} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/grpc-web+proto\r\nTransfer-Encoding: chunked\r\n\r\n${head.length.toString(16)}\r\n${head.toString("latin1")}\r\n`,
+            "latin1",
+          ),
+        );
+        let text = "";
+        socket.on("data", (c: Buffer) => {
+          text += c.toString("latin1");
+          // The answer is whole at its last chunk; the request's body is still open.
+          if (text.includes("\r\n0\r\n\r\n")) {
+            socket.destroy();
+            resolve(text.replace(/\r\nDate: [^\r]*/, ""));
+          }
+        });
+        socket.on("error", reject);
+      });
+    const message = Buffer.from(toBinary(GetEntityRequestSchema, fromJson(GetEntityRequestSchema, { entityType: "Shot", id: 1, fields: ["code"] })));
+    const compressed = envelope(message, 1);
+    const huge = Buffer.from([0, 0, 0x20, 0, 0]); // a 2 MiB message announced
+    for (const head of [compressed, huge]) {
+      const [a, b] = [await held(fast.port, head), await held(slow.port, head)];
+      expect(a).toBe(b);
+      expect(a).toMatch(/grpc-status: [1-9]/);
+    }
+  });
 
   it("answers hits from its own path, identical to the normal handler: headers, frames and trailer", async () => {
     for (const msg of msgs) await same(jsonPost(msg)); // schemas loaded, records held
