@@ -25,7 +25,7 @@ function mix(count: number, shots: number): Array<{ kind: "get"; id: number } | 
 }
 
 /** Requests that warm the service before it is measured (none of them in the measured plan). */
-const WARMUP_REQUESTS = 1000;
+const WARMUP_REQUESTS = 3000;
 
 export async function directScenario(ctx: BenchContext): Promise<ScenarioResult> {
   const s = ctx.settings;
@@ -72,7 +72,7 @@ export async function directScenario(ctx: BenchContext): Promise<ScenarioResult>
   const upstream = () => metricSum(server.url, "shotgrid_cache_upstream_requests_total");
   // A running service is warm: its code compiled by the JIT and its indexes built. The same
   // kinds of request, none in the measured sequence (other sequences' shots, other shots), first.
-  // Enough of them for the JIT to have compiled the paths (48 left first-time hits ~5× slower).
+  // Enough of them for the JIT to have compiled the paths (48 left first-time hits ~5× slower, 1,000 still ~2×).
   const planned = new Set(plan.map((r) => (r.kind === "get" ? r.id : 0)));
   const others = Array.from({ length: s.shots }, (_, i) => i + 1).filter((id) => !planned.has(id));
   const warmup = Array.from({ length: WARMUP_REQUESTS }, (_, i) =>
@@ -117,7 +117,7 @@ export async function directScenario(ctx: BenchContext): Promise<ScenarioResult>
       `site latency ${s.siteLatencyMs} ms plus 0–${s.siteJitterMs} ms jitter per request; ${site.shots} shots; service preloads Project, Sequence, Shot, Asset, Step before measuring`,
       `${count} requests, ${concurrency} at a time, the same sequence both ways: 80% GetEntity of random shots (7 fields), 20% the shots of one of 6 sequences (4 fields, limit 50)`,
       "direct: REST GET /entity/shots/{id} and POST /entity/shots/_search with a token fetched on the first call (its time counts in the first calls); through the cache: Connect JSON POST over HTTP/1.1",
-      `through the cache, ${WARMUP_REQUESTS} warm-up requests first (GetEntity of other shots, Queries over sequences 7–206, none in the measured sequence), as a running service is warm, then the same again on the connections the measured requests use, as a running tool's are open; the site requests they make would count below`,
+      `through the cache, ${WARMUP_REQUESTS} warm-up requests first (GetEntity of other shots, Queries over sequences 7–206, none in the measured sequence; 1,000 left first-time hits slower than later ones), as a running service is warm, then the same again on the connections the measured requests use, as a running tool's are open; the site requests they make would count below`,
     ],
     columns: ["path", "requests", "errors", "p50 ms", "p99 ms", "max ms", "wall s", "site requests during"],
     rows: [

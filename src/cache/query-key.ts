@@ -25,14 +25,39 @@ export interface CanonicalQuery {
 
 /** JSON with object keys in sorted order at every depth (arrays keep their order). */
 export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== "object") return JSON.stringify(value ?? null);
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
-  const obj = value as Record<string, unknown>;
-  const parts = Object.keys(obj)
-    .filter((k) => obj[k] !== undefined)
-    .sort()
-    .map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`);
-  return `{${parts.join(",")}}`;
+  // Written into one string as it goes: every Query is keyed by this, and building it from
+  // per-level arrays and joins made a key cost ~10 KB of garbage.
+  let out = "";
+  const write = (v: unknown): void => {
+    if (v === null || typeof v !== "object") {
+      out += JSON.stringify(v ?? null);
+      return;
+    }
+    if (Array.isArray(v)) {
+      out += "[";
+      for (let i = 0; i < v.length; i++) {
+        if (i > 0) out += ",";
+        write(v[i]);
+      }
+      out += "]";
+      return;
+    }
+    const obj = v as Record<string, unknown>;
+    out += "{";
+    let first = true;
+    for (const k of Object.keys(obj).sort()) {
+      const x = obj[k];
+      if (x === undefined) continue;
+      if (!first) out += ",";
+      first = false;
+      out += JSON.stringify(k);
+      out += ":";
+      write(x);
+    }
+    out += "}";
+  };
+  write(value);
+  return out;
 }
 
 export function canonicalFields(fields: readonly string[] | undefined, field = "fields"): string[] {
