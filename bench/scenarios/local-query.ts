@@ -1,5 +1,5 @@
 /**
- * Scenario 8: Queries answered locally (src/local-query) over 100,000 preloaded shots: the
+ * Scenario 9: Queries answered locally (src/local-query) over 100,000 preloaded shots: the
  * server time of `cache.query` (in process, no network) for the common shapes (by project, by
  * sequence, by status) and a worst case (every shot scanned by a `contains` filter).
  */
@@ -148,7 +148,7 @@ export async function localQueryScenario(ctx: BenchContext): Promise<ScenarioRes
   await ctx.stopAll();
   return {
     id: "local-query",
-    title: "8. Queries answered locally",
+    title: "9. Queries answered locally",
     conditions: [
       `${fmtInt(shots)} shots preloaded (with projects, sequences, assets, steps) from a site in another process; preload took ${fmt(preloadS, 1)} s`,
       `server time: cache.query() measured in process (no network, no encoding), ${fmtInt(runs)} runs per shape after ${WARMUP_ROUNDS} rounds of 50 warm-up runs of every shape; each answer is dropped from the store after its run, so every run is evaluated over the mirror (a repeated question is otherwise a stored hit: scenario 1)`,
