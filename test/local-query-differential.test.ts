@@ -8,7 +8,7 @@
  * LOCAL_QUERY_CASES=100000 runs a longer pass; LOCAL_QUERY_SEED picks another seed.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ReadThroughCache } from "../src/cache/index.ts";
+import { ReadThroughCache, NOOP_CACHE_METRICS } from "../src/cache/index.ts";
 import type { EntityQuery } from "../src/cache/types.ts";
 import { validateFilters } from "../src/service/filter-validation.ts";
 import { SchemaRegistry } from "../src/service/schema-registry.ts";
@@ -50,11 +50,7 @@ beforeAll(async () => {
   }
   client = new ShotGridClient({ siteUrl: sim.url, scriptName: sim.scriptName, scriptKey: DEFAULT_SCRIPT_KEY, maxRetries: 0 });
   const metrics = {
-    cacheHit() {},
-    cacheMiss() {},
-    coalescedWait() {},
-    upstreamCall() {},
-    setCacheSize() {},
+    ...NOOP_CACHE_METRICS,
     queryAnswered(where: string, reason: string) {
       lastAnswer = { where, reason };
       reasons.set(reason, (reasons.get(reason) ?? 0) + 1);

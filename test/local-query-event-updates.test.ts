@@ -7,7 +7,7 @@
  * simulated site over HTTP, whose event rows have ShotGrid's meta shapes (checked here too).
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { ReadThroughCache } from "../src/cache/index.ts";
+import { ReadThroughCache, NOOP_CACHE_METRICS } from "../src/cache/index.ts";
 import type { EntityQuery } from "../src/cache/types.ts";
 import { ShotGridClient } from "../src/shotgrid/index.ts";
 import { Mirror } from "../src/local-query/index.ts";
@@ -35,11 +35,7 @@ const updates = { event: 0, refetch: 0 };
 
 function newCache(lastAppliedEventId: number): ReadThroughCache {
   const metrics = {
-    cacheHit() {},
-    cacheMiss() {},
-    coalescedWait() {},
-    upstreamCall() {},
-    setCacheSize() {},
+    ...NOOP_CACHE_METRICS,
     queryAnswered: (where: string, reason: string) => void answers.push({ where, reason }),
     mirrorUpdated: (source: "event" | "refetch", n: number) => void (updates[source] += n),
   };

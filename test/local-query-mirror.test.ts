@@ -5,7 +5,7 @@
  * still out, queries over its type go to the site instead of answering from the older state.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { ReadThroughCache } from "../src/cache/index.ts";
+import { ReadThroughCache, NOOP_CACHE_METRICS } from "../src/cache/index.ts";
 import type { EntityQuery } from "../src/cache/types.ts";
 import { ShotGridClient } from "../src/shotgrid/index.ts";
 import type { Entity, EntityLink } from "../src/shotgrid/types.ts";
@@ -33,11 +33,7 @@ beforeEach(async () => {
   backend = new ObservedBackend(client);
   answers.length = 0;
   const metrics = {
-    cacheHit() {},
-    cacheMiss() {},
-    coalescedWait() {},
-    upstreamCall() {},
-    setCacheSize() {},
+    ...NOOP_CACHE_METRICS,
     queryAnswered: (where: string, reason: string) => void answers.push({ where, reason }),
   };
   cache = new ReadThroughCache({ backend, metrics, lastAppliedEventId: await client.latestEventId() });

@@ -3,7 +3,7 @@
  * server time of `cache.query` (in process, no network) for the common shapes (by project, by
  * sequence, by status) and a worst case (every shot scanned by a `contains` filter).
  */
-import { ReadThroughCache } from "../../src/cache/index.ts";
+import { ReadThroughCache, NOOP_CACHE_METRICS } from "../../src/cache/index.ts";
 import type { EntityQuery } from "../../src/cache/types.ts";
 import { ShotGridClient } from "../../src/shotgrid/index.ts";
 import { fmt, fmtInt, SCRIPT_KEY, type BenchContext, type ScenarioResult, type TargetResult } from "../lib/context.ts";
@@ -27,11 +27,7 @@ export async function localQueryScenario(ctx: BenchContext): Promise<ScenarioRes
   const client = new ShotGridClient({ siteUrl: site.url, scriptName: site.scriptName, scriptKey: SCRIPT_KEY });
   const answers = new Map<string, number>();
   const metrics = {
-    cacheHit() {},
-    cacheMiss() {},
-    coalescedWait() {},
-    upstreamCall() {},
-    setCacheSize() {},
+    ...NOOP_CACHE_METRICS,
     queryAnswered: (where: string, reason: string) => void answers.set(`${where}:${reason}`, (answers.get(`${where}:${reason}`) ?? 0) + 1),
   };
   // Counts the searches that reach the site: a local answer makes none.

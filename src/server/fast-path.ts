@@ -22,7 +22,6 @@
  */
 import type http from "node:http";
 import type http2 from "node:http2";
-import { Readable } from "node:stream";
 import { encodeEnvelope, type Compression } from "@connectrpc/connect/protocol";
 import { contentTypeUnaryJson, contentTypeUnaryProto } from "@connectrpc/connect/protocol-connect";
 import {
@@ -33,7 +32,7 @@ import {
   trailerFlag,
   trailerSerialize,
 } from "@connectrpc/connect/protocol-grpc-web";
-import { replayBody } from "./body-replay.ts";
+import { replayBody, replayReadSoFar } from "./body-replay.ts";
 import type { FastPathCore, FastRoute, HitReply } from "./fast-path-core.ts";
 import { createAuthorityCheck, createGrpcEncodingNegotiator, ENVELOPE_PREFIX, memoized, sealEnvelope, unenvelope } from "./grpc-envelope.ts";
 
@@ -217,10 +216,7 @@ function readBody(
     if (size <= limit && (plausible === undefined || plausible(chunks.length === 1 ? chunk : Buffer.concat(chunks)))) return;
     req.off("data", onData);
     req.off("end", onEnd);
-    req.pause();
-    // The rest is read by the normal path through the request's own (stream) iterator.
-    const rest = Readable.prototype[Symbol.asyncIterator].call(req) as AsyncIterable<Buffer>;
-    replayBody(req, Buffer.concat(chunks), rest);
+    replayReadSoFar(req, chunks);
     fallback();
   };
   const onEnd = () => {

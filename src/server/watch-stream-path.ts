@@ -44,7 +44,7 @@ import { createWatchFanOut, type WatchSink, type WatchStream } from "../service/
 import { checkWatchRequest } from "../service/watch-changes.ts";
 import type { Metrics } from "./metrics.ts";
 import type { RpcFinished } from "./rpc-interceptors.ts";
-import { replayBody } from "./body-replay.ts";
+import { replayBody, replayReadSoFar } from "./body-replay.ts";
 
 /** What the CacheService's WatchChanges handler is built from, for this path to serve the same streams. */
 export interface WatchStreamsOf {
@@ -295,10 +295,7 @@ export function createWatchStreamPath(options: WatchStreamPathOptions): WatchStr
         req.off("data", onData);
         req.off("end", onEnd);
         res.off("close", onGone);
-        req.pause();
-        // The rest of the body is read from the request itself, after what was read here.
-        const rest: AsyncIterable<Buffer> = { [Symbol.asyncIterator]: req[Symbol.asyncIterator].bind(req) };
-        replayBody(req, Buffer.concat(chunks), rest);
+        replayReadSoFar(req, chunks);
         fallback();
       }
     };

@@ -53,6 +53,17 @@ class Endpoint(object):
         return self.prefix + SERVICE_PATH + method
 
 
+def _connected(endpoint, timeout):
+    """A new connection to `endpoint`, connected; Unavailable (nothing sent) if it cannot be."""
+    conn = endpoint.connection(timeout)
+    try:
+        conn.connect()
+    except (OSError, http.client.HTTPException) as err:
+        conn.close()
+        raise _unreachable(endpoint, err, timeout, sent=False)
+    return conn
+
+
 def _unreachable(endpoint, err, timeout, sent, write=False):
     """The error for a failure to reach the service: a timeout after the request went out is
     deadline_exceeded (the call may have run), anything else unavailable. A write whose answer
@@ -133,12 +144,7 @@ class Transport(object):
                 conn = held.conn
             else:
                 self._drop()
-                conn = self.endpoint.connection(self.timeout)
-                try:
-                    conn.connect()
-                except (OSError, http.client.HTTPException) as err:
-                    conn.close()
-                    raise _unreachable(self.endpoint, err, self.timeout, sent=False)
+                conn = _connected(self.endpoint, self.timeout)
                 held = self._local.held = _Held(conn)
             sent = False
             try:
@@ -174,12 +180,7 @@ class Transport(object):
         """Start a server stream; a Stream to read messages from, or a CacheError."""
         payload = json.dumps(message, separators=(",", ":")).encode("utf-8")
         body = struct.pack(">BI", 0, len(payload)) + payload
-        conn = self.endpoint.connection(self.timeout)
-        try:
-            conn.connect()
-        except (OSError, http.client.HTTPException) as err:
-            conn.close()
-            raise _unreachable(self.endpoint, err, self.timeout, sent=False)
+        conn = _connected(self.endpoint, self.timeout)
         try:
             conn.request("POST", self.endpoint.path(method), body, self.headers("application/connect+json"))
             resp = conn.getresponse()
