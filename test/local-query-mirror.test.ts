@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { ReadThroughCache, NOOP_CACHE_METRICS } from "../src/cache/index.ts";
 import type { EntityQuery } from "../src/cache/types.ts";
+import { Mirror } from "../src/local-query/index.ts";
 import { ShotGridClient } from "../src/shotgrid/index.ts";
 import type { Entity, EntityLink } from "../src/shotgrid/types.ts";
 import { DEFAULT_SCRIPT_KEY, type SimulatorHandle, startSimulator } from "../src/simulator/index.ts";
@@ -182,5 +183,37 @@ describe("local answers over the mirror", () => {
     expect(answers.at(-1)).toEqual({ where: "upstream", reason: "retired_records" });
     await cache.query({ entityType: "Task", filters: [], fields: ["content"], order: [], includeArchivedProjects: true, retired: false });
     expect(answers.at(-1)).toEqual({ where: "upstream", reason: "type_not_mirrored" });
+  });
+});
+
+describe("the mirror's shared link objects", () => {
+  it("are let go once no record shows them: the map is made again from the records when it has doubled", () => {
+    const mirror = new Mirror(["Shot"]);
+    const shot = (id: number, sequence: number): Entity => ({
+      type: "Shot",
+      id,
+      fields: { code: `sh${id}`, sg_sequence: { type: "Sequence", id: sequence, name: `seq${sequence}` }, project: { type: "Project", id: 1, name: "demo" } },
+    });
+    // Ten shots, moved from sequence to sequence 140,000 times: a service up for months whose
+    // records link to ever new records. Every link but the ten current ones (and the project) is garbage.
+    let peak = 0;
+    let held = 0;
+    for (let i = 0; i < 140_000; i++) {
+      if (mirror.put(shot(i % 10, 1000 + i), mirror.generation())) held++;
+      peak = Math.max(peak, mirror.heldLinks);
+    }
+    expect(held).toBe(140_000);
+    // Never past 65,536: made again from the records at 65,537 (after 65,536 puts: the project
+    // and 65,536 sequences), down to the 11 links the records show (ten sequences, the project);
+    // again 65,526 puts later; 8,938 puts since.
+    expect(peak).toBe(65_536);
+    expect(mirror.heldLinks).toBe(11 + 8_938);
+    // Records still share one object per link, across a remaking of the map.
+    const records = [...mirror.typeMirror("Shot")!.records.values()];
+    expect(new Set(records.map((r) => r.fields.project)).size).toBe(1);
+    mirror.put({ ...shot(10, 0), fields: { ...shot(10, 0).fields, sg_sequence: { ...(records[0]!.fields.sg_sequence as EntityLink) } } }, mirror.generation());
+    const again = mirror.typeMirror("Shot")!.records;
+    expect(again.get(10)!.fields.sg_sequence).toBe(again.get(records[0]!.id)!.fields.sg_sequence);
+    expect(again.get(10)!.fields.project).toBe(records[0]!.fields.project);
   });
 });

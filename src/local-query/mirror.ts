@@ -129,6 +129,42 @@ const EMPTY_LIST: FieldValue = Object.freeze([]) as unknown as FieldValue;
 class CompactRecords {
   /** type → id → the link held for it (its current name; a renamed link replaces the entry). */
   readonly #links = new Map<string, Map<number, EntityLink>>();
+  #held = 0;
+  /** Links held when this map was made from the records (0 for an empty mirror). */
+  #atRebuild = 0;
+
+  /**
+   * The map keeps a link after the last record showing it lets it go (a record retired, a link
+   * changed): in a service up for months that is every record ever linked. So once it has more
+   * than doubled since it was last made (and past `LINK_REBUILD_MIN`), the mirror makes it again
+   * from the links its records show now (`of`): a pass over the records, rarer as the mirror
+   * grows, that keeps it within twice what the records use.
+   */
+  get rebuildDue(): boolean {
+    return this.#held > Math.max(LINK_REBUILD_MIN, 2 * this.#atRebuild);
+  }
+
+  /** Links held, for tests. */
+  get heldLinks(): number {
+    return this.#held;
+  }
+
+  /** A map of the links `records` show, the same objects (records are not touched). */
+  static of(records: Iterable<Entity>): CompactRecords {
+    const made = new CompactRecords();
+    for (const r of records) {
+      for (const k in r.fields) {
+        const v = r.fields[k]!;
+        if (!isLink(v) || !internable(v)) continue;
+        const byId = made.#byType(v.type);
+        // Two records may show different names for a moment (one relinked, one refetching): either will do.
+        if (!byId.has(v.id)) made.#held++;
+        byId.set(v.id, v);
+      }
+    }
+    made.#atRebuild = made.#held;
+    return made;
+  }
 
   record(record: Entity): Entity {
     const fields: Record<string, FieldValue> = { ...record.fields };
@@ -145,16 +181,28 @@ class CompactRecords {
 
   /** The one held link equal to `link`; a link with more than type, id and name is held as it is. */
   link(link: EntityLink): EntityLink {
-    if (Object.keys(link).length !== 3 || link.name === undefined) return freeze(link);
-    let byId = this.#links.get(link.type);
-    if (!byId) this.#links.set(link.type, (byId = new Map()));
+    if (!internable(link)) return freeze(link);
+    const byId = this.#byType(link.type);
     const held = byId.get(link.id);
     if (held && held.name === link.name) return held;
     const fresh = Object.freeze({ type: link.type, id: link.id, name: link.name });
+    if (!held) this.#held++;
     byId.set(link.id, fresh);
     return fresh;
   }
+
+  #byType(type: string): Map<number, EntityLink> {
+    let byId = this.#links.get(type);
+    if (!byId) this.#links.set(type, (byId = new Map()));
+    return byId;
+  }
 }
+
+/** Links held before the link map is first made again from the records (a few MB of them). */
+const LINK_REBUILD_MIN = 65_536;
+
+/** Whether `link` is the plain `{type, id, name}` the link map holds (one with more keys is held as it is). */
+const internable = (link: EntityLink): boolean => Object.keys(link).length === 3 && link.name !== undefined;
 
 /** `value` with the `name` of each link to `type`/`id` replaced (a new value when something changed). */
 function renamed(value: FieldValue, type: string, id: number, name: string | null): FieldValue {
@@ -219,6 +267,7 @@ export class Mirror {
     m.unstamped.delete(record.id);
     if (m.heldFields === undefined) m.heldFields = new Set(Object.keys(record.fields));
     else if (m.heldFields.size > 0) for (const f of m.heldFields) if (!(f in record.fields)) m.heldFields.delete(f);
+    this.#compactLinksIfDue();
     return true;
   }
 
@@ -272,6 +321,7 @@ export class Mirror {
     m.changedAt.set(id, ++this.#generation);
     m.asOfEvent.set(id, event.id);
     m.unstamped.add(id);
+    this.#compactLinksIfDue();
     return true;
   }
 
@@ -388,6 +438,7 @@ export class Mirror {
     }
     changes.clear();
     for (const r of marked) this.markChanged(r.type, r.id);
+    this.#compactLinksIfDue();
     return marked;
   }
 
@@ -408,6 +459,20 @@ export class Mirror {
       m.indexes.set(field, index);
     }
     return index.get(key) ?? new Set();
+  }
+
+  /** Links the mirror holds one object for (each linked record's current one, and some no record shows any more). */
+  get heldLinks(): number {
+    return this.#compact.heldLinks;
+  }
+
+  #compactLinksIfDue(): void {
+    if (!this.#compact.rebuildDue) return;
+    this.#compact = CompactRecords.of(
+      (function* (types) {
+        for (const m of types) yield* m.records.values();
+      })(this.#types.values()),
+    );
   }
 
   /** Forget `type` (its schema changed, or an event named no record): not answerable until loaded again. */
