@@ -33,7 +33,8 @@ import {
   trailerSerialize,
 } from "@connectrpc/connect/protocol-grpc-web";
 import { replayBody, replayReadSoFar } from "./body-replay.ts";
-import type { FastPathCore, FastRoute, HitReply } from "./fast-path-core.ts";
+import type { Caller } from "../auth/caller.ts";
+import type { FastPathCore, FastRoute, HitReply, ParsedRequest } from "./fast-path-core.ts";
 import { createAuthorityCheck, createGrpcEncodingNegotiator, ENVELOPE_PREFIX, memoized, sealEnvelope, unenvelope } from "./grpc-envelope.ts";
 
 export interface FastPathFramingOptions {
@@ -49,25 +50,14 @@ export type FastPath = (
   req: http.IncomingMessage | http2.Http2ServerRequest,
   res: http.ServerResponse | http2.Http2ServerResponse,
   path: string,
-  fallback: () => void,
+  fallback: FallbackHandler,
 ) => boolean;
 
-/** One HTTP/1.1 answer: a plain Connect unary response. */
-class H1Reply implements HitReply {
-  constructor(
-    readonly res: http.ServerResponse,
-    readonly compressible: boolean,
-    /** The normal path answers (its body given back first, once read). */
-    public orElse: () => void,
-  ) {}
-  get headersSent(): boolean {
-    return this.res.headersSent;
-  }
-  write(body: Buffer, binary: boolean): void {
-    this.res.writeHead(200, { "content-length": String(body.length), "content-type": binary ? contentTypeUnaryProto : contentTypeUnaryJson });
-    this.res.end(body);
-  }
-}
+/**
+ * The normal handler, for a request a fast path took and then handed on (its body given back
+ * first): a function shared by every request, called with it, not a closure made per request.
+ */
+export type FallbackHandler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
 
 /**
  * The trailer frame connect's gRPC-web handler ends a successful answer with: its trailers
@@ -75,27 +65,114 @@ class H1Reply implements HitReply {
  */
 const GRPC_WEB_OK_TRAILER = Buffer.from(encodeEnvelope(trailerFlag, trailerSerialize(new Headers({ "grpc-status": grpcStatusOk }))));
 
-/** One HTTP/1.1 gRPC-web answer: the message frame, then the trailer frame, in the body. */
-class H1GrpcWebReply implements HitReply {
+/** The call a request carries while its body is read: its listeners are shared functions, not closures made per request. */
+const kCall = Symbol("h1-fast-call");
+type CallRequest = http.IncomingMessage & { [kCall]?: H1Call };
+
+/**
+ * One unary call over HTTP/1.1, Connect or gRPC-web: reads the body (at most `limit` bytes),
+ * asks the core, writes the answer as its protocol frames it, or hands the request to the normal
+ * path with its body as it came (what was read, then the rest). One object per request, for
+ * the hot path's sake: every closure made per request was garbage for the collector, and under
+ * tsx each also cost a `name` definition.
+ */
+class H1Call implements HitReply {
+  readonly #chunks: Buffer[] = [];
+  #size = 0;
+  /** The whole body, once read: the normal path is given it back if it answers after all. */
+  #body: Buffer | undefined;
+
   constructor(
+    readonly core: FastPathCore,
+    readonly req: http.IncomingMessage,
     readonly res: http.ServerResponse,
-    /** The `grpc-encoding` the normal path announces (its negotiated answer compression), or null. */
+    readonly route: FastRoute,
+    readonly caller: Caller | undefined,
+    readonly started: number,
+    /** The normal path answers (the body given back first, once read). */
+    readonly fallback: FallbackHandler,
+    readonly binary: boolean,
+    /** gRPC-web's framing (one enveloped message in, message and trailer frames out); else Connect unary. */
+    readonly grpcWeb: boolean,
+    /** gRPC-web: the `grpc-encoding` the normal path announces (its negotiated answer compression), or null. */
     readonly encoding: string | null,
-    public orElse: () => void,
+    /** Connect: the client sent `accept-encoding`; gRPC-web: an answer compression was negotiated. */
+    readonly compressible: boolean,
+    /** Bytes of body read at most before the normal path is given the request. */
+    readonly limit: number,
   ) {}
-  get compressible(): boolean {
-    return this.encoding !== null;
-  }
+
   get headersSent(): boolean {
     return this.res.headersSent;
   }
+
+  /** Read the body, then answer. */
+  read(): void {
+    const req = this.req as CallRequest;
+    req[kCall] = this;
+    req.on("data", onCallData);
+    req.on("end", onCallEnd);
+    // The client went away mid-body: there is nobody to answer.
+    req.on("error", onCallError);
+  }
+
+  /** Answer a request already read (a GET's is its URL): true when taken. */
+  answer(request: ParsedRequest | undefined): boolean {
+    return request !== undefined && this.core.answer(this.route, request, this.caller, this.started, this, this.grpcWeb ? ENVELOPE_PREFIX : 0);
+  }
+
+  data(chunk: Buffer): void {
+    const chunks = this.#chunks;
+    chunks.push(chunk);
+    this.#size += chunk.length;
+    // A streamed gRPC-web body is handed on as soon as it cannot be one plain message (connect-node answers then, not at its end).
+    if (this.#size <= this.limit && (!this.grpcWeb || plausibleEnvelope(chunks.length === 1 ? chunk : Buffer.concat(chunks), this.core.readMaxBytes))) return;
+    const req = this.req;
+    req.off("data", onCallData);
+    req.off("end", onCallEnd);
+    replayReadSoFar(req, chunks);
+    this.fallback(req, this.res);
+  }
+
+  end(): void {
+    const chunks = this.#chunks;
+    const body = (this.#body = chunks.length === 1 ? chunks[0]! : chunks.length === 0 ? EMPTY : Buffer.concat(chunks));
+    const bytes = this.grpcWeb ? unenvelope(body) : body;
+    if (!this.answer(bytes && this.core.parse(this.route, bytes, this.binary))) this.orElse();
+  }
+
+  orElse(): void {
+    if (this.#body !== undefined) replayBody(this.req, this.#body);
+    this.fallback(this.req, this.res);
+  }
+
   write(body: Buffer, binary: boolean): void {
+    const res = this.res;
+    if (!this.grpcWeb) {
+      res.writeHead(200, { "content-length": String(body.length), "content-type": binary ? contentTypeUnaryProto : contentTypeUnaryJson });
+      res.end(body);
+      return;
+    }
     const contentType = binary ? grpcWebContentTypeProto : grpcWebContentTypeJson;
     // As connect-node writes it: headers without a length (so chunked), then each frame as a chunk of its own.
-    this.res.writeHead(200, this.encoding === null ? { "content-type": contentType } : { "content-type": contentType, "grpc-encoding": this.encoding });
-    this.res.write(sealEnvelope(body));
-    this.res.end(GRPC_WEB_OK_TRAILER);
+    res.writeHead(200, this.encoding === null ? { "content-type": contentType } : { "content-type": contentType, "grpc-encoding": this.encoding });
+    res.write(sealEnvelope(body));
+    res.end(GRPC_WEB_OK_TRAILER);
   }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function onCallData(this: CallRequest, chunk: Buffer): void {
+  this[kCall]!.data(chunk);
+}
+
+function onCallEnd(this: CallRequest): void {
+  this[kCall]!.end();
+}
+
+function onCallError(this: CallRequest): void {
+  this[kCall]!.res.destroy();
 }
 
 export function createFastPath(core: FastPathCore, options: FastPathFramingOptions): FastPath {
@@ -109,12 +186,12 @@ export function createFastPath(core: FastPathCore, options: FastPathFramingOptio
   const grpcEncodingOf = createGrpcEncodingNegotiator(options.acceptCompression);
 
   /** A gRPC-web unary call: true when taken (answered, or handed on once its body is read). */
-  const grpcWeb = (req: http.IncomingMessage, res: http.ServerResponse, route: FastRoute, contentType: string, fallback: () => void): boolean => {
+  const grpcWeb = (req: http.IncomingMessage, res: http.ServerResponse, route: FastRoute, contentType: string, fallback: FallbackHandler): boolean => {
     const h = req.headers;
     const binary = grpcWebBinaryOf(contentType);
     if (binary === undefined || req.method !== "POST" || h["grpc-timeout"] !== undefined) return false;
-    const encoding = h["grpc-encoding"];
-    if (encoding !== undefined && encoding !== "identity") return false;
+    const requestEncoding = h["grpc-encoding"];
+    if (requestEncoding !== undefined && requestEncoding !== "identity") return false;
     // A declared length past any request the normal path accepts: it reads it and answers the error.
     const limit = readMaxBytes + ENVELOPE_PREFIX;
     const declared = h["content-length"];
@@ -123,22 +200,9 @@ export function createFastPath(core: FastPathCore, options: FastPathFramingOptio
     if (accept !== undefined && typeof accept !== "string") return false;
     const caller = core.callerOf(h.authorization);
     if (caller === null) return false;
-    const started = performance.now();
-    const reply = new H1GrpcWebReply(res, grpcEncodingOf(accept), fallback);
+    const encoding = grpcEncodingOf(accept);
     // Without a declared length (connect-node's own transports stream the body): read up to the limit.
-    readBody(
-      req,
-      res,
-      limit,
-      reply,
-      fallback,
-      (read) => plausibleEnvelope(read, readMaxBytes),
-      (body) => {
-        const bytes = unenvelope(body);
-        const request = bytes && core.parse(route, bytes, binary);
-        return request !== undefined && core.answer(route, request, caller, started, reply, ENVELOPE_PREFIX);
-      },
-    );
+    new H1Call(core, req, res, route, caller, performance.now(), fallback, binary, true, encoding, encoding !== null, limit).read();
     return true;
   };
 
@@ -158,12 +222,11 @@ export function createFastPath(core: FastPathCore, options: FastPathFramingOptio
     const caller = core.callerOf(h.authorization);
     if (caller === null) return false;
     const started = performance.now();
-    const reply = new H1Reply(res, h["accept-encoding"] !== undefined, fallback);
+    const compressible = h["accept-encoding"] !== undefined;
     if (req.method === "GET") {
       // connect-node refuses a GET that names a content type it does not read (415): leave those to it.
       if (contentType !== undefined) return false;
-      const request = core.parseGet(route, req.url ?? "");
-      return request !== undefined && core.answer(route, request, caller, started, reply, 0);
+      return new H1Call(core, req, res, route, caller, started, fallback, false, false, null, compressible, 0).answer(core.parseGet(route, req.url ?? ""));
     }
     if (req.method !== "POST") return false;
     const binary = contentType === undefined ? undefined : core.connectBinaryOf(contentType);
@@ -173,10 +236,7 @@ export function createFastPath(core: FastPathCore, options: FastPathFramingOptio
     // Without a declared length the body could be any size: the normal path reads it with its limit.
     const declared = Number(h["content-length"]);
     if (!(declared >= 0 && declared <= readMaxBytes)) return false;
-    readBody(req, res, readMaxBytes, reply, fallback, undefined, (body) => {
-      const request = core.parse(route, body, binary);
-      return request !== undefined && core.answer(route, request, caller, started, reply, 0);
-    });
+    new H1Call(core, req, res, route, caller, started, fallback, binary, false, null, compressible, readMaxBytes).read();
     return true;
   };
 }
@@ -191,44 +251,4 @@ function plausibleEnvelope(read: Buffer, readMaxBytes: number): boolean {
   if (read.length < ENVELOPE_PREFIX) return true;
   const length = read.readUInt32BE(1);
   return read[0] === 0 && length <= readMaxBytes && read.length <= ENVELOPE_PREFIX + length;
-}
-
-/**
- * Read `req`'s body (at most `limit` bytes), then `answer` it. When `answer` is false (not a hit),
- * when `reply` turns out not to be a hit later (`orElse`), or when the body runs past `limit` (one
- * without a declared length) or stops being `plausible`, the normal path gets the request with
- * its body as it came: what was read, then the rest.
- */
-function readBody(
-  req: http.IncomingMessage,
-  res: http.ServerResponse,
-  limit: number,
-  reply: { orElse: () => void },
-  fallback: () => void,
-  plausible: ((read: Buffer) => boolean) | undefined,
-  answer: (body: Buffer) => boolean,
-): void {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  const onData = (chunk: Buffer) => {
-    chunks.push(chunk);
-    size += chunk.length;
-    if (size <= limit && (plausible === undefined || plausible(chunks.length === 1 ? chunk : Buffer.concat(chunks)))) return;
-    req.off("data", onData);
-    req.off("end", onEnd);
-    replayReadSoFar(req, chunks);
-    fallback();
-  };
-  const onEnd = () => {
-    const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-    reply.orElse = () => {
-      replayBody(req, body);
-      fallback();
-    };
-    if (!answer(body)) reply.orElse();
-  };
-  req.on("data", onData);
-  req.once("end", onEnd);
-  // The client went away mid-body: there is nobody to answer.
-  req.once("error", () => res.destroy());
 }

@@ -382,7 +382,8 @@ export class OnePortListener {
         if (state) {
           state.inflight++;
           (res as H2Response)[kSession] = session;
-          res.once("close", h2ResponseClosed);
+          // on, not once (which makes a wrapper per call): the listener forgets the session when it runs.
+          res.on("close", h2ResponseClosed);
         }
       } else if (req.httpVersionMajor === 1) {
         const socket = req.socket as H1Socket;
@@ -390,7 +391,7 @@ export class OnePortListener {
         if (state) {
           state.inflight++;
           (res as H1Response)[kSocket] = socket;
-          res.once("close", h1ResponseClosed);
+          res.on("close", h1ResponseClosed);
         }
         // Tell the client not to reuse this connection: the server is going away.
         if (this.#draining) (res as http.ServerResponse).shouldKeepAlive = false;
@@ -433,6 +434,7 @@ function h1ResponseClosed(this: H1Response): void {
   const socket = this[kSocket];
   const state = socket?.[kH1];
   if (!state) return;
+  this[kSocket] = undefined;
   state.inflight--;
   // end(), not destroy(): the response may still sit in the socket's write buffer.
   if (state.inflight === 0 && state.listener.draining) socket!.end();
@@ -441,6 +443,7 @@ function h1ResponseClosed(this: H1Response): void {
 /** Runs with `this` the HTTP/2 response (see h1ResponseClosed). */
 function h2ResponseClosed(this: H2Response): void {
   const state = this[kSession]?.[kH2];
+  this[kSession] = undefined;
   if (state) state.inflight--;
 }
 

@@ -10,7 +10,7 @@ import { createHttpRoutes, notFound, type HttpRoutesOptions } from "./http-route
 import type { Metrics, RpcProtocol } from "./metrics.ts";
 import { requestFault, type H2StreamHandler, type RequestHandler } from "./one-port-listener.ts";
 import { registerReflection } from "./reflection.ts";
-import { createFastPath } from "./fast-path.ts";
+import { createFastPath, type FallbackHandler } from "./fast-path.ts";
 import { createFastPathCore } from "./fast-path-core.ts";
 import { createH2FastPath } from "./fast-path-h2.ts";
 import { createWatchStreamPath, type WatchStreamPath, type WatchStreamsOf } from "./watch-stream-path.ts";
@@ -156,6 +156,17 @@ export function createRequestHandler(options: RequestHandlerOptions): RpcRequest
   });
   const plain = createHttpRoutes(options);
 
+  // The fast paths call this later (once the body is read, from an event or a promise), where a
+  // throw of connect-node's (e.g. for a request without a usable Host) would end the process:
+  // it fails that request as a throw here does (the listener's `requestFault`).
+  const fallback: FallbackHandler = (req, res) => {
+    options.logger?.debug({ path: (req.url ?? "/").split("?", 1)[0] }, "fast path handed the request to the normal handler after reading its body");
+    try {
+      rpc(req, res);
+    } catch (err) {
+      requestFault(err, req, res);
+    }
+  };
   const handler: RequestHandler = (req, res) => {
     const url = req.url ?? "/";
     const q = url.indexOf("?");
@@ -165,17 +176,6 @@ export function createRequestHandler(options: RequestHandlerOptions): RpcRequest
     const method = options.metrics && rpcPaths.get(path);
     if (method) options.metrics!.rpcReceived(method, protocolOf(req.headers["content-type"]));
     if (!fast && !watch) return rpc(req, res);
-    // The fast paths call this later (once the body is read, from an event or a promise), where a
-    // throw of connect-node's (e.g. for a request without a usable Host) would end the process:
-    // it fails that request as a throw here does (the listener's `requestFault`).
-    const fallback = () => {
-      options.logger?.debug({ path }, "fast path handed the request to the normal handler after reading its body");
-      try {
-        rpc(req, res);
-      } catch (err) {
-        requestFault(err, req, res);
-      }
-    };
     if (fast?.(req, res, path, fallback)) return;
     if (watch?.(req, res, path, fallback)) return;
     rpc(req, res);

@@ -45,6 +45,7 @@ import { checkWatchRequest } from "../service/watch-changes.ts";
 import type { Metrics } from "./metrics.ts";
 import type { RpcFinished } from "./rpc-interceptors.ts";
 import { replayBody, replayReadSoFar } from "./body-replay.ts";
+import type { FallbackHandler } from "./fast-path.ts";
 
 /** What the CacheService's WatchChanges handler is built from, for this path to serve the same streams. */
 export interface WatchStreamsOf {
@@ -79,7 +80,7 @@ export type WatchStreamPath = (
   req: http.IncomingMessage | http2.Http2ServerRequest,
   res: http.ServerResponse | http2.Http2ServerResponse,
   path: string,
-  fallback: () => void,
+  fallback: FallbackHandler,
 ) => boolean;
 
 const METHOD = CacheService.method.watchChanges;
@@ -296,7 +297,7 @@ export function createWatchStreamPath(options: WatchStreamPathOptions): WatchStr
         req.off("end", onEnd);
         res.off("close", onGone);
         replayReadSoFar(req, chunks);
-        fallback();
+        fallback(req, res);
       }
     };
     const onEnd = () => {
@@ -305,7 +306,7 @@ export function createWatchStreamPath(options: WatchStreamPathOptions): WatchStr
       const handOn = () => {
         res.off("close", onGone);
         replayBody(req, body);
-        fallback();
+        fallback(req, res);
       };
       const message = oneMessage(body, (data) => requests.getI(binary).parse(data));
       if (!message) return handOn();
