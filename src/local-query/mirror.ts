@@ -132,16 +132,17 @@ class CompactRecords {
   #held = 0;
   /** Links held when this map was made from the records (0 for an empty mirror). */
   #atRebuild = 0;
+  /** The map being made from the records to replace this one: links held from now on go there too. */
+  #next: CompactRecords | undefined;
 
   /**
    * The map keeps a link after the last record showing it lets it go (a record retired, a link
    * changed): in a service up for months that is every record ever linked. So once it has more
    * than doubled since it was last made (and past `LINK_REBUILD_MIN`), the mirror makes it again
-   * from the links its records show now (`of`): a pass over the records, rarer as the mirror
-   * grows, that keeps it within twice what the records use.
+   * from the links its records show (`remake`), which keeps it within about twice what they use.
    */
   get rebuildDue(): boolean {
-    return this.#held > Math.max(LINK_REBUILD_MIN, 2 * this.#atRebuild);
+    return this.#next === undefined && this.#held > Math.max(LINK_REBUILD_MIN, 2 * this.#atRebuild);
   }
 
   /** Links held, for tests. */
@@ -149,21 +150,43 @@ class CompactRecords {
     return this.#held;
   }
 
-  /** A map of the links `records` show, the same objects (records are not touched). */
-  static of(records: Iterable<Entity>): CompactRecords {
-    const made = new CompactRecords();
-    for (const r of records) {
-      for (const k in r.fields) {
-        const v = r.fields[k]!;
-        if (!isLink(v) || !internable(v)) continue;
-        const byId = made.#byType(v.type);
-        // Two records may show different names for a moment (one relinked, one refetching): either will do.
-        if (!byId.has(v.id)) made.#held++;
-        byId.set(v.id, v);
+  /**
+   * Make the map again from the links `records` show (the same objects; records are not
+   * touched), `LINK_REBUILD_SLICE` records per turn of the event loop, so that a million-record
+   * mirror does not stop answering for the second the pass takes. Meanwhile this map serves, and
+   * whatever it holds from now on is held by the new one too. `done` is given the new map, unless
+   * `current()` says this one is no longer in use (the mirror was cleared). A record changed or
+   * dropped while the pass runs can only leave a link more than needed (the next pass drops it):
+   * the map only ever decides which equal link objects are shared.
+   */
+  remake(records: Iterator<Entity>, current: () => boolean, done: (made: CompactRecords) => void): void {
+    const made = (this.#next = new CompactRecords());
+    const step = (): void => {
+      if (!current()) return;
+      for (let n = 0; n < LINK_REBUILD_SLICE; n++) {
+        const r = records.next();
+        if (r.done) {
+          made.#atRebuild = made.#held;
+          done(made);
+          return;
+        }
+        for (const k in r.value.fields) {
+          const v = r.value.fields[k]!;
+          if (isLink(v) && internable(v)) made.#adopt(v);
+        }
       }
-    }
-    made.#atRebuild = made.#held;
-    return made;
+      setImmediate(step);
+    };
+    step();
+  }
+
+  /** Hold `link` (already frozen, internable) as the one for its record, unless one is held. */
+  #adopt(link: EntityLink): void {
+    const byId = this.#byType(link.type);
+    // Two records may show different names for a moment (one relinked, one refetching): either will do.
+    if (byId.has(link.id)) return;
+    byId.set(link.id, link);
+    this.#held++;
   }
 
   record(record: Entity): Entity {
@@ -184,11 +207,22 @@ class CompactRecords {
     if (!internable(link)) return freeze(link);
     const byId = this.#byType(link.type);
     const held = byId.get(link.id);
-    if (held && held.name === link.name) return held;
+    if (held && held.name === link.name) {
+      if (this.#next) this.#next.#take(held);
+      return held;
+    }
     const fresh = Object.freeze({ type: link.type, id: link.id, name: link.name });
     if (!held) this.#held++;
     byId.set(link.id, fresh);
+    if (this.#next) this.#next.#take(fresh);
     return fresh;
+  }
+
+  /** Hold `link` as the one for its record (it is the newest: it replaces one held). */
+  #take(link: EntityLink): void {
+    const byId = this.#byType(link.type);
+    if (!byId.has(link.id)) this.#held++;
+    byId.set(link.id, link);
   }
 
   #byType(type: string): Map<number, EntityLink> {
@@ -200,6 +234,8 @@ class CompactRecords {
 
 /** Links held before the link map is first made again from the records (a few MB of them). */
 const LINK_REBUILD_MIN = 65_536;
+/** Records the remaking of the link map reads per turn of the event loop (a few milliseconds' work). */
+const LINK_REBUILD_SLICE = 4096;
 
 /** Whether `link` is the plain `{type, id, name}` the link map holds (one with more keys is held as it is). */
 const internable = (link: EntityLink): boolean => Object.keys(link).length === 3 && link.name !== undefined;
@@ -467,11 +503,17 @@ export class Mirror {
   }
 
   #compactLinksIfDue(): void {
-    if (!this.#compact.rebuildDue) return;
-    this.#compact = CompactRecords.of(
-      (function* (types) {
-        for (const m of types) yield* m.records.values();
-      })(this.#types.values()),
+    const from = this.#compact;
+    if (!from.rebuildDue) return;
+    const records = (function* (types) {
+      for (const m of types) yield* m.records.values();
+    })([...this.#types.values()]);
+    from.remake(
+      records,
+      () => this.#compact === from,
+      (made) => {
+        this.#compact = made;
+      },
     );
   }
 
