@@ -113,10 +113,12 @@ export async function directScenario(ctx: BenchContext): Promise<ScenarioResult>
   const notes = [
     `Through the cache, every request is answered in memory: GetEntity from the preloaded records, the ${distinctQueries} distinct Queries from the mirror of the preloaded types (then kept, so repeats are plain hits), validated against the schema loaded during the preload.`,
     `Site requests through the cache during the run: ${siteOther} besides ${pollsDuring} event-log reads (the site's count), ${upstreamDuring} upstream calls (the service's metric, which does not count polls).`,
-    `The floor is what this machine and load generator allow for the same sequence: through the cache p50 is ${fmt(cached.latency.p50Ms / floor.latency.p50Ms, 1)}× the floor's, p99 ${fmt(cached.latency.p99Ms / floor.latency.p99Ms, 1)}×. With 8 requests in flight, one pause of the server's process (the OS giving its core to another, a young-generation GC) delays 8 of the 240 at once, more than the 1% that p99 leaves out: p99 is the longest such pause in the run.`,
+    `The floor is what this machine and load generator allow for the same sequence: through the cache p50 is ${fmt(cached.latency.p50Ms / floor.latency.p50Ms, 1)}× the floor's, p99 ${fmt(cached.latency.p99Ms / floor.latency.p99Ms, 1)}×. With ${concurrency} requests in flight, one pause of the server's process (the OS giving its core to another, a young-generation GC) delays ${concurrency} of the ${count} at once${concurrency / count > 0.01 ? ", more than the 1% that p99 leaves out: p99 is the longest such pause in the run" : ""}.`,
   ];
-  if (direct.errors || cached.errors)
-    notes.push(`errors: direct ${direct.errors} (${direct.firstError ?? ""}), cache ${cached.errors} (${cached.firstError ?? ""})`);
+  if (direct.errors || cached.errors || floor.errors)
+    notes.push(
+      `errors: direct ${direct.errors} (${direct.firstError ?? ""}), cache ${cached.errors} (${cached.firstError ?? ""}), floor ${floor.errors} (${floor.firstError ?? ""})`,
+    );
   return {
     id: "direct",
     title: "3. Versus direct",
