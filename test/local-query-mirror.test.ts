@@ -231,3 +231,34 @@ describe("the mirror's shared link objects", () => {
     expect(records.get(100_000)!.fields.project).toBe(records.get(100)!.fields.project);
   });
 });
+
+describe("a rename applied to the mirror (relink)", () => {
+  it("patches the link in single and multi-entity fields, marks the records showing a link of unknown name, and leaves the rest as they were", () => {
+    const mirror = new Mirror(["Shot"]);
+    const asset = (id: number, name: string) => ({ type: "Asset", id, name });
+    const put = (id: number, fields: Entity["fields"]) => mirror.put({ type: "Shot", id, fields }, mirror.generation());
+    put(1, { code: "a", sg_sequence: { type: "Sequence", id: 7, name: "old" }, assets: [asset(1, "tree"), asset(2, "rock")] });
+    put(2, { code: "b", sg_sequence: { type: "Sequence", id: 8, name: "other" }, assets: [asset(2, "rock")] });
+    put(3, { code: "c", sg_sequence: null, assets: [asset(3, "cloud")] });
+    put(4, { code: "d", sg_sequence: { type: "Sequence", id: 9, name: "gone" }, assets: [] });
+    const records = mirror.typeMirror("Shot")!.records;
+    const untouched = records.get(3);
+    mirror.deferRelink("Sequence", 7, "new");
+    mirror.deferRelink("Asset", 2, "boulder");
+    // An Asset id equal to a renamed Sequence's, and a Sequence whose new name is unknown.
+    mirror.deferRelink("Asset", 7, "unused");
+    mirror.deferRelink("Sequence", 9, undefined);
+    expect(mirror.relinking).toBe(true);
+    const marked = mirror.relink();
+    expect(mirror.relinking).toBe(false);
+    expect(marked).toEqual([{ type: "Shot", id: 4 }]);
+    expect(records.get(1)!.fields).toEqual({
+      code: "a",
+      sg_sequence: { type: "Sequence", id: 7, name: "new" },
+      assets: [asset(1, "tree"), asset(2, "boulder")],
+    });
+    expect(records.get(2)!.fields).toEqual({ code: "b", sg_sequence: { type: "Sequence", id: 8, name: "other" }, assets: [asset(2, "boulder")] });
+    expect(records.get(3)).toBe(untouched);
+    expect(mirror.relink()).toEqual([]);
+  });
+});

@@ -232,6 +232,9 @@ class CompactRecords {
   }
 }
 
+/** Link name changes waiting for `relink()`: type → id → the new name (undefined: refetch the records showing it). */
+type LinkChanges = Map<string, Map<number, string | null | undefined>>;
+
 /** Links held before the link map is first made again from the records (a few MB of them). */
 const LINK_REBUILD_MIN = 65_536;
 /** Records the remaking of the link map reads per turn of the event loop (a few milliseconds' work). */
@@ -250,7 +253,7 @@ export class Mirror {
   readonly #types = new Map<string, TypeMirror>();
   #compact = new CompactRecords();
   /** Link name changes of the batch being applied (`Type:id` → new name, undefined: refetch the records showing it). */
-  readonly #relinks = new Map<string, string | null | undefined>();
+  readonly #relinks: LinkChanges = new Map();
   /** Advances with every change an event makes; fetches carry the value taken before they began. */
   #generation = 0;
 
@@ -424,7 +427,9 @@ export class Mirror {
    * until `relink()`, which applies every such change of a batch in one pass over the records.
    */
   deferRelink(type: string, id: number, name: string | null | undefined): void {
-    this.#relinks.set(`${type}:${id}`, name);
+    let byId = this.#relinks.get(type);
+    if (!byId) this.#relinks.set(type, (byId = new Map()));
+    byId.set(id, name);
   }
 
   /** Whether link names are waiting for `relink()`. */
@@ -444,14 +449,17 @@ export class Mirror {
       for (const record of m.records.values()) {
         let fields: Record<string, FieldValue> | undefined;
         let refetch = false;
+        // The hot loop of a rename (every field of every record): no allocation, no key strings.
         for (const k in record.fields) {
           const v = record.fields[k]!;
-          const links = Array.isArray(v) ? v : [v];
-          for (const l of links) {
+          const list = Array.isArray(v);
+          const count = list ? v.length : 1;
+          for (let i = 0; i < count; i++) {
+            const l: unknown = list ? v[i] : v;
             if (!isLink(l)) continue;
-            const key = `${l.type}:${l.id}`;
-            if (!changes.has(key)) continue;
-            const name = changes.get(key);
+            const byId = changes.get(l.type);
+            if (byId === undefined || !byId.has(l.id)) continue;
+            const name = byId.get(l.id);
             if (name === undefined) refetch = true;
             else {
               fields ??= { ...record.fields };
