@@ -8,6 +8,9 @@
  * `Freshness` is in the key, checked at compile time) and spliced after it: a field added to
  * Freshness is encoded here as it is there.
  *
+ * A binary head is written by entity-binary.ts (protobuf-es's bytes, several times faster for
+ * `Struct` fields), or by the serializer where that declines.
+ *
  * The splice relies on `freshness` being the last field of both response messages (binary:
  * fields are written in field order, and a message is the concatenation of its fields; JSON:
  * members are written in field order). test/fast-path-*-equivalence.test.ts check the result
@@ -19,6 +22,7 @@ import { CacheService, FreshnessSchema, GetEntityResponseSchema, QueryResponseSc
 import type { Freshness } from "../cache/types.ts";
 import { toEntityMessage, toFreshness } from "../service/cache-service.ts";
 import type { EntityHit, Hit, HitPath } from "../service/hit-path.ts";
+import { entityResponseBinary, queryResponseBinary } from "./entity-binary.ts";
 
 /**
  * The memo key of an encoded freshness: every property of `Freshness` (`toFreshness` reads
@@ -117,12 +121,26 @@ export function createHitEncoder(options: HitEncoderOptions): HitEncoder {
     encodings.grow(enc, head.length);
     return head;
   };
+  /** Binary bytes of entity-binary.ts, held to the limit the serializer holds its own to (over it: the normal path answers). */
+  const bounded = (bytes: Buffer | undefined): Buffer | undefined => {
+    if (bytes && bytes.length > writeMaxBytes) throw new RangeError("answer over writeMaxBytes");
+    return bytes;
+  };
   const entityHead = (hit: EntityHit, binary: boolean): Buffer | undefined => {
     const entity = hits.entityOf(hit);
-    return entity && headOf(entityOut.getO(binary).serialize, create(GetEntityResponseSchema, { entity: toEntityMessage(entity) }), binary);
+    if (!entity) return undefined;
+    return (
+      (binary ? bounded(entityResponseBinary(entity)) : undefined) ??
+      headOf(entityOut.getO(binary).serialize, create(GetEntityResponseSchema, { entity: toEntityMessage(entity) }), binary)
+    );
   };
-  const queryHead = (hit: Hit, binary: boolean): Buffer =>
-    headOf(queryOut.getO(binary).serialize, create(QueryResponseSchema, { entities: hits.entitiesOf(hit).map(toEntityMessage) }), binary);
+  const queryHead = (hit: Hit, binary: boolean): Buffer => {
+    const entities = hits.entitiesOf(hit);
+    return (
+      (binary ? bounded(queryResponseBinary(entities)) : undefined) ??
+      headOf(queryOut.getO(binary).serialize, create(QueryResponseSchema, { entities: entities.map(toEntityMessage) }), binary)
+    );
+  };
 
   return {
     entity(hit, binary, reserve = 0) {
