@@ -375,6 +375,30 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
     return { text: raw.text, freshness: this.#cached(raw, false) };
   }
 
+  /**
+   * For the server's hit path, when `peekQuery` found nothing: what `queryPrepared` would answer
+   * from the store, decided after the mirror's evaluation (the one `queryPrepared` would make,
+   * shared with identical concurrent ones), as `peekQuery` gives it: `local` when it is the
+   * mirror's answer, just kept, else (another caller stored it meanwhile) a plain hit. Undefined
+   * whenever `queryPrepared` would do anything else (the mirror declines, its answer was not kept,
+   * the store is not in memory): the caller then takes `queryPrepared`, which decides again.
+   * Counts nothing: `countLocalAnswer` or `countQueryHit` once the answer is given.
+   */
+  async peekLocalAnswer(prepared: PreparedQuery): Promise<{ entry: PeekedEntry; local: boolean } | undefined> {
+    if (!(this.store instanceof MemoryStore) || !this.storeHealthy || prepared.deps.volatile) return undefined;
+    const held = this.peekQuery(prepared);
+    if (held) return { entry: held, local: false };
+    const verdict = await this.#answerLocally(prepared.q, prepared.key, prepared.deps);
+    const kept = verdict.answer && this.peekQuery(prepared);
+    return kept ? { entry: kept, local: true } : undefined;
+  }
+
+  /** What `queryPrepared` records for an answer from the mirror. */
+  countLocalAnswer(entityType: string): void {
+    this.#noteTypeRead(entityType);
+    this.#metrics.queryAnswered?.("local", "none");
+  }
+
   /** The entities of a Query answer `peekQuery` gave as `text` (a fresh copy on each call). */
   queryAnswerOf(text: string): Entity[] {
     return JSON.parse(text) as Entity[];

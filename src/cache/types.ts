@@ -89,4 +89,12 @@ export interface PeekableEntityCache extends EntityCache {
   /** The entities of a Query answer `peekQuery` gave as `text` (a fresh copy on each call). */
   queryAnswerOf(text: string): Entity[];
   countQueryHit(entityType: string): void;
+  /**
+   * When `peekQuery` found nothing: the stored answer once the mirror has answered and kept it
+   * (`local`), or one another caller stored meanwhile; undefined when `query` would do anything
+   * else. Counts nothing.
+   */
+  peekLocalAnswer(prepared: PreparedQuery): Promise<{ entry: PeekedEntry; local: boolean } | undefined>;
+  /** What `query` records for an answer from the mirror. */
+  countLocalAnswer(entityType: string): void;
 }

@@ -145,7 +145,9 @@ export function createFastPathCore(options: FastPathOptions): FastPathCore {
   route(
     CacheService.method.query,
     // A Query is validated asynchronously, once per message object: only a kept one can be a hit.
-    (message, kept, caller) => (kept ? hits.peekQuery(message, caller) : undefined),
+    // One the store does not hold yet is answered here too when the mirror answers it (after its
+    // validation and evaluation); anything else goes to the normal path.
+    (message, kept, caller) => (kept ? (hits.peekQuery(message, caller) ?? hits.queryLocal(message, caller)) : undefined),
     (hit, binary, reserve) => encoder.query(hit, binary, reserve),
     (hit) => hits.commitQuery(hit),
   );

@@ -31,6 +31,8 @@ export interface Hit {
   readonly entityType: string;
   /** The answer's freshness, the "site unreachable, so stale" rule applied. */
   readonly freshness: Freshness;
+  /** A Query answer the mirror just made (`queryLocal`): counted as `query` counts those, not as a hit. */
+  readonly local?: true;
 }
 
 /** One GetEntity hit. */
@@ -68,6 +70,14 @@ export interface HitPath {
    * parsed message per distinct request bytes) can be peeked without waiting.
    */
   peekQuery(req: QueryRequest, caller?: Caller): Hit | undefined;
+  /**
+   * For a request `peekQuery` gave undefined for (ask it first: it starts the validation): the
+   * hit `query` would answer it with once the mirror has evaluated it (validated as the handler
+   * validates, the same evaluation `query` makes), or undefined, then or at once, when `query`
+   * would do anything else (go upstream, answer an error): the handler then answers, exactly as
+   * before.
+   */
+  queryLocal(req: QueryRequest, caller?: Caller): Promise<Hit | undefined> | undefined;
   /** The entities of `hit` (parsed on each call: encode them once and keep that). */
   entitiesOf(hit: Hit): Entity[];
   /** Record the hit as `query` would (cache metrics): call once, when the answer is sent. */
@@ -95,6 +105,17 @@ interface Plan {
 interface QueryPlan {
   generation: number;
   prepared?: PreparedQuery;
+  /** The validation: `prepared`, or undefined when it failed. */
+  ready?: Promise<PreparedQuery | undefined>;
+}
+
+/**
+ * `validation`'s outcome if it settles within this turn of the event loop (everything it needs
+ * is loaded: it only chains promises), else undefined: a validation waiting for the site (a
+ * schema not loaded yet) is left to the normal handler, whose deadline covers that wait.
+ */
+function settledThisTurn<T>(validation: Promise<T | undefined>): Promise<T | undefined> {
+  return Promise.race([validation, new Promise<undefined>((resolve) => setImmediate(() => resolve(undefined)))]);
 }
 
 /** Whether `caller` has read limits (projects or entity types). */
@@ -137,13 +158,14 @@ export function createHitPath(options: HitPathOptions): HitPath {
     const byCaller = plans;
     const plan: QueryPlan = { generation: schema.generation };
     byCaller.set(caller, plan);
-    validateQuery(req, schema, limits)
+    plan.ready = validateQuery(req, schema, limits)
       .then((q) => scopedQuery(caller, q, schema))
-      .then((q) => void (plan.prepared = cache.prepareQuery(q)))
+      .then((q) => (plan.prepared = cache.prepareQuery(q)))
       // Invalid or refused (the handler answers the error), or the schema could not be fetched
       // (which may pass): ask again next time.
       .catch(() => {
         if (byCaller.get(caller) === plan) byCaller.delete(caller);
+        return undefined;
       });
     return undefined;
   };
@@ -182,11 +204,26 @@ export function createHitPath(options: HitPathOptions): HitPath {
       const peeked = prepared && cache.peekQuery(prepared);
       return peeked && { source: peeked.text, key: prepared.key, entityType: prepared.q.entityType, freshness: served(peeked) };
     },
+    queryLocal(req, caller = ANONYMOUS) {
+      const plan = queries.get(req)?.get(caller);
+      if (!plan?.ready || plan.generation !== schema.generation) return undefined;
+      const ready = plan.prepared ? Promise.resolve(plan.prepared) : settledThisTurn(plan.ready);
+      return ready
+        .then((prepared) => prepared && cache.peekLocalAnswer(prepared).then((found) => found && { prepared, ...found }))
+        .then((found): Hit | undefined => {
+          if (!found) return undefined;
+          const { prepared, entry } = found;
+          const hit = { source: entry.text, key: prepared.key, entityType: prepared.q.entityType, freshness: served(entry) };
+          return found.local ? { ...hit, local: true } : hit;
+        })
+        .catch(() => undefined);
+    },
     entitiesOf(hit) {
       return cache.queryAnswerOf(hit.source);
     },
     commitQuery(hit) {
-      cache.countQueryHit(hit.entityType);
+      if (hit.local) cache.countLocalAnswer(hit.entityType);
+      else cache.countQueryHit(hit.entityType);
     },
   };
 }
