@@ -8,8 +8,8 @@
  * `Freshness` is in the key, checked at compile time) and spliced after it: a field added to
  * Freshness is encoded here as it is there.
  *
- * A binary head is written by entity-binary.ts (protobuf-es's bytes, several times faster for
- * `Struct` fields), or by the serializer where that declines.
+ * A head is written by entity-binary.ts or entity-json.ts (the serializer's bytes, several times
+ * faster for `Struct` fields), or by the serializer where they decline.
  *
  * The splice relies on `freshness` being the last field of both response messages (binary:
  * fields are written in field order, and a message is the concatenation of its fields; JSON:
@@ -23,6 +23,7 @@ import type { Freshness } from "../cache/types.ts";
 import { toEntityMessage, toFreshness } from "../service/cache-service.ts";
 import type { EntityHit, Hit, HitPath } from "../service/hit-path.ts";
 import { entityResponseBinary, queryResponseBinary } from "./entity-binary.ts";
+import { entityResponseJsonHead, queryResponseJsonHead } from "./entity-json.ts";
 
 /**
  * The memo key of an encoded freshness: every property of `Freshness` (`toFreshness` reads
@@ -121,23 +122,28 @@ export function createHitEncoder(options: HitEncoderOptions): HitEncoder {
     encodings.grow(enc, head.length);
     return head;
   };
-  /** Binary bytes of entity-binary.ts, held to the limit the serializer holds its own to (over it: the normal path answers). */
+  /**
+   * A head of entity-binary.ts or entity-json.ts, held to the limit the serializer holds its
+   * answers to (over it: the normal path answers). A JSON head is the message's bytes with `,`
+   * for its closing brace: the same length.
+   */
   const bounded = (bytes: Buffer | undefined): Buffer | undefined => {
     if (bytes && bytes.length > writeMaxBytes) throw new RangeError("answer over writeMaxBytes");
     return bytes;
   };
+  const emitImplicit = writeJson.alwaysEmitImplicit === true;
   const entityHead = (hit: EntityHit, binary: boolean): Buffer | undefined => {
     const entity = hits.entityOf(hit);
     if (!entity) return undefined;
     return (
-      (binary ? bounded(entityResponseBinary(entity)) : undefined) ??
+      bounded(binary ? entityResponseBinary(entity) : entityResponseJsonHead(entity, emitImplicit)) ??
       headOf(entityOut.getO(binary).serialize, create(GetEntityResponseSchema, { entity: toEntityMessage(entity) }), binary)
     );
   };
   const queryHead = (hit: Hit, binary: boolean): Buffer => {
     const entities = hits.entitiesOf(hit);
     return (
-      (binary ? bounded(queryResponseBinary(entities)) : undefined) ??
+      bounded(binary ? queryResponseBinary(entities) : queryResponseJsonHead(entities, emitImplicit)) ??
       headOf(queryOut.getO(binary).serialize, create(QueryResponseSchema, { entities: entities.map(toEntityMessage) }), binary)
     );
   };

@@ -1,0 +1,41 @@
+/**
+ * The Connect JSON of a GetEntityResponse or QueryResponse holding only its entities, without its
+ * closing brace (hit-encoding.ts splices the freshness after it), written with JSON.stringify
+ * from the records, for the hit fast path's first encoding of an answer.
+ *
+ * Why: protobuf-es writes `Entity.fields`, a `google.protobuf.Struct`, by turning the JSON object
+ * into Value messages and back by reflection: about 10 µs a shot, 0.4 ms a 50-shot Query, the
+ * largest part of a first-time Query answered from the mirror. The protobuf JSON of a Struct is
+ * the JSON value itself, so JSON.stringify writes the same bytes (test/entity-json.test.ts
+ * compares them with the serializer's on random values and on real records):
+ *
+ * - Entity: `type`, `id`, `fields`, in field order; with `emitImplicit` (the service's
+ *   `alwaysEmitImplicit`) an empty type and a zero id too, else they are left out.
+ * - Query: `entities`, an empty list only with `emitImplicit`.
+ *
+ * The records must be JSON values (as parsed from the store's text: no undefined, no NaN). An
+ * id outside int32 or a type that is not text makes it return undefined: the serializer then
+ * writes the answer as before.
+ */
+import type { Entity } from "../shotgrid/types.ts";
+
+const reproducible = (e: Entity): boolean => typeof e.type === "string" && Number.isInteger(e.id) && e.id >= 0 && e.id <= 0x7fffffff;
+
+function entityJson(e: Entity, emitImplicit: boolean): string {
+  const type = emitImplicit || e.type !== "" ? `"type":${JSON.stringify(e.type)},` : "";
+  const id = emitImplicit || e.id !== 0 ? `"id":${e.id},` : "";
+  return `{${type}${id}"fields":${JSON.stringify(e.fields)}}`;
+}
+
+/** `{"entity":{…},`: the GetEntityResponse `{ entity }` up to where its freshness goes, or undefined (see above). */
+export function entityResponseJsonHead(entity: Entity, emitImplicit: boolean): Buffer | undefined {
+  if (!reproducible(entity)) return undefined;
+  return Buffer.from(`{"entity":${entityJson(entity, emitImplicit)},`);
+}
+
+/** `{"entities":[…],`: the QueryResponse `{ entities }` up to where its freshness goes, or undefined (see above). */
+export function queryResponseJsonHead(entities: readonly Entity[], emitImplicit: boolean): Buffer | undefined {
+  if (!entities.every(reproducible)) return undefined;
+  if (entities.length === 0) return Buffer.from(emitImplicit ? `{"entities":[],` : "{");
+  return Buffer.from(`{"entities":[${entities.map((e) => entityJson(e, emitImplicit)).join(",")}],`);
+}

@@ -1,0 +1,115 @@
+/**
+ * The fast path's own JSON writer of entity answers (src/server/entity-json.ts) gives exactly the
+ * serializer's bytes (connect's, with the service's JSON options, and with the implicit values
+ * left out as protobuf's default does), up to where the freshness goes: on seeded random values,
+ * on every record the demo site holds and on the records of the real recorded traffic.
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { create, type JsonWriteOptions } from "@bufbuild/protobuf";
+import { createMethodSerializationLookup } from "@connectrpc/connect/protocol";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { CacheService, GetEntityResponseSchema, QueryResponseSchema } from "../gen/shotgrid/cache/v1/cache_pb.ts";
+import { entityResponseJsonHead, queryResponseJsonHead } from "../src/server/entity-json.ts";
+import { CACHE_SERVICE_OPTIONS, toEntityMessage } from "../src/service/cache-service.ts";
+import type { Entity, FieldValue } from "../src/shotgrid/types.ts";
+import { type SimulatorHandle, startSimulator } from "../src/simulator/index.ts";
+import { generator } from "./support/random-entities.ts";
+
+const CASES = Number(process.env.ENTITY_JSON_CASES ?? 1500);
+const limits = { readMaxBytes: Infinity, writeMaxBytes: Infinity };
+
+/** The serializer's answer with `,` for its closing brace, as hit-encoding.ts splices it. */
+function stockWith(jsonOptions: Partial<JsonWriteOptions>) {
+  const head = (bytes: Uint8Array) => (bytes.length === 2 ? Buffer.from("{") : Buffer.concat([Buffer.from(bytes).subarray(0, -1), Buffer.from(",")]));
+  const entityOut = createMethodSerializationLookup(CacheService.method.getEntity, undefined, jsonOptions, limits).getO(false);
+  const queryOut = createMethodSerializationLookup(CacheService.method.query, undefined, jsonOptions, limits).getO(false);
+  return {
+    entity: (e: Entity) => head(entityOut.serialize(create(GetEntityResponseSchema, { entity: toEntityMessage(e) }))),
+    query: (es: Entity[]) => head(queryOut.serialize(create(QueryResponseSchema, { entities: es.map(toEntityMessage) }))),
+  };
+}
+
+const MODES = [
+  { name: "the service's options (implicit values written)", options: CACHE_SERVICE_OPTIONS.jsonOptions, emitImplicit: true },
+  { name: "protobuf's default (implicit values left out)", options: {}, emitImplicit: false },
+];
+
+describe("the JSON writer of entity answers", () => {
+  for (const mode of MODES) {
+    it(`gives the serializer's bytes for ${CASES} random entities and Queries, ${mode.name}`, () => {
+      const stock = stockWith(mode.options);
+      const g = generator(20261129);
+      for (let i = 0; i < CASES; i++) {
+        // From JSON text, as the store holds records.
+        const e = JSON.parse(JSON.stringify(g.entity())) as Entity;
+        const mine = entityResponseJsonHead(e, mode.emitImplicit);
+        expect(mine?.equals(stock.entity(e)), `${mine?.toString()}\n${stock.entity(e).toString()}`).toBe(true);
+        if (i % 10 === 0) {
+          const es = JSON.parse(JSON.stringify(Array.from({ length: Math.floor(g.rnd() * 60) }, g.entity))) as Entity[];
+          expect(queryResponseJsonHead(es, mode.emitImplicit)?.equals(stock.query(es))).toBe(true);
+        }
+      }
+      expect(queryResponseJsonHead([], mode.emitImplicit)!.equals(stock.query([]))).toBe(true);
+    });
+  }
+
+  it("declines an id outside int32 (the serializer writes those answers)", () => {
+    for (const id of [-1, 2 ** 31, 1.5]) {
+      expect(entityResponseJsonHead({ type: "Shot", id, fields: {} }, true)).toBeUndefined();
+      expect(
+        queryResponseJsonHead(
+          [
+            { type: "Shot", id: 1, fields: {} },
+            { type: "Shot", id, fields: {} },
+          ],
+          true,
+        ),
+      ).toBeUndefined();
+    }
+  });
+
+  describe("on real records", () => {
+    let sim: SimulatorHandle;
+    beforeAll(async () => {
+      sim = await startSimulator({ shots: 200, assets: 40 });
+    });
+    afterAll(async () => {
+      await sim?.close();
+    });
+
+    it("every record of the demo site and of the recorded ShotGrid traffic", () => {
+      const stock = stockWith(CACHE_SERVICE_OPTIONS.jsonOptions);
+      const records: Entity[] = [];
+      for (const type of ["Project", "Sequence", "Shot", "Asset", "Step", "Task", "Version", "HumanUser"])
+        for (const r of sim.store.records(type)) records.push({ type, id: r.id, fields: JSON.parse(JSON.stringify(r.fields)) });
+      const root = new URL("./fixtures/shotgrid-recorded", import.meta.url).pathname;
+      const files = (dir: string): string[] =>
+        readdirSync(dir, { withFileTypes: true }).flatMap((d) =>
+          d.isDirectory() ? files(join(dir, d.name)) : d.name.endsWith(".yml") ? [join(dir, d.name)] : [],
+        );
+      for (const file of files(root)) {
+        for (const i of (parse(readFileSync(file, "utf8")) as { http_interactions: Array<{ response: { body: { string: string } } }> }).http_interactions) {
+          let body: unknown;
+          try {
+            body = JSON.parse(i.response.body.string);
+          } catch {
+            continue;
+          }
+          const data = (body as { data?: unknown }).data;
+          for (const r of Array.isArray(data) ? data : data ? [data] : []) {
+            const rec = r as { type?: unknown; id?: unknown; attributes?: Record<string, FieldValue>; relationships?: Record<string, { data: FieldValue }> };
+            if (typeof rec.type !== "string" || typeof rec.id !== "number") continue;
+            const fields: Record<string, FieldValue> = { ...(rec.attributes ?? {}) };
+            for (const [k, v] of Object.entries(rec.relationships ?? {})) fields[k] = v.data;
+            records.push({ type: rec.type, id: rec.id, fields });
+          }
+        }
+      }
+      expect(records.length).toBeGreaterThan(300);
+      for (const e of records) expect(entityResponseJsonHead(e, true)!.equals(stock.entity(e))).toBe(true);
+      expect(queryResponseJsonHead(records, true)!.equals(stock.query(records))).toBe(true);
+    });
+  });
+});
