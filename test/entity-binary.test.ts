@@ -56,6 +56,11 @@ describe("the binary writer of entity answers", () => {
     const odd = { type: "Shot", id: 1, fields: { when: undefined } } as unknown as Entity;
     expect(entityResponseBinary(odd)).toBeUndefined();
     expect(queryResponseBinary([{ type: "Shot", id: 1, fields: {} }, odd])).toBeUndefined();
+    // JSON.parse makes `__proto__` a member; protobuf-es loses it (it sets the prototype there).
+    const proto = JSON.parse('{"type":"Shot","id":1,"fields":{"code":"a","sg_data":{"__proto__":{"x":1},"y":2}}}') as Entity;
+    expect(entityResponseBinary(proto)).toBeUndefined();
+    const text = { type: "Shot", id: 1, fields: { description: '"__proto__": in a text' } } as Entity;
+    expect(entityResponseBinary(text)!.equals(stock.entity(text))).toBe(true);
   });
 
   describe("on real records", () => {

@@ -55,6 +55,17 @@ describe("the JSON writer of entity answers", () => {
     });
   }
 
+  it("declines a `__proto__` member, which the serializer loses, and not the same text inside a string", () => {
+    const stock = stockWith(CACHE_SERVICE_OPTIONS.jsonOptions);
+    const proto = JSON.parse('{"type":"Shot","id":1,"fields":{"code":"a","sg_data":{"__proto__":{"x":1},"y":2}}}') as Entity;
+    expect(entityResponseJsonHead(proto, true)).toBeUndefined();
+    expect(queryResponseJsonHead([{ type: "Shot", id: 2, fields: {} }, proto], true)).toBeUndefined();
+    for (const description of ['"__proto__": in a text', "__proto__", '{"__proto__":1}']) {
+      const e: Entity = { type: "Shot", id: 1, fields: { description } };
+      expect(entityResponseJsonHead(e, true)!.equals(stock.entity(e))).toBe(true);
+    }
+  });
+
   it("declines an id outside int32 (the serializer writes those answers)", () => {
     for (const id of [-1, 2 ** 31, 1.5]) {
       expect(entityResponseJsonHead({ type: "Shot", id, fields: {} }, true)).toBeUndefined();

@@ -101,6 +101,8 @@ const MIB = 1024 * 1024;
 interface LocalVerdict {
   reason: string;
   answer?: CacheAnswer<Entity[]>;
+  /** The answer is in the store now (not when computed during a batch, nor when the store refused it). */
+  kept?: boolean;
 }
 
 const DISABLED: Promise<LocalVerdict> = Promise.resolve({ reason: "disabled" });
@@ -377,20 +379,29 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
 
   /**
    * For the server's hit path, when `peekQuery` found nothing: what `queryPrepared` would answer
-   * from the store, decided after the mirror's evaluation (the one `queryPrepared` would make,
-   * shared with identical concurrent ones), as `peekQuery` gives it: `local` when it is the
-   * mirror's answer, just kept, else (another caller stored it meanwhile) a plain hit. Undefined
-   * whenever `queryPrepared` would do anything else (the mirror declines, its answer was not kept,
-   * the store is not in memory): the caller then takes `queryPrepared`, which decides again.
-   * Counts nothing: `countLocalAnswer` or `countQueryHit` once the answer is given.
+   * from the store or the mirror, as text. `local`: the mirror's answer (the evaluation
+   * `queryPrepared` would make, shared with identical concurrent ones), with its own freshness,
+   * its text the store's when it was kept (encodings made from it are then reused), else made
+   * here; otherwise a stored answer found meanwhile, a plain hit. Undefined whenever
+   * `queryPrepared` would do anything else (the mirror declines, the store is not in memory, the
+   * query is volatile): the caller then takes `queryPrepared`, which decides again. Counts
+   * nothing: `countLocalAnswer` or `countQueryHit` once the answer is given.
    */
   async peekLocalAnswer(prepared: PreparedQuery): Promise<{ entry: PeekedEntry; local: boolean } | undefined> {
-    if (!(this.store instanceof MemoryStore) || !this.storeHealthy || prepared.deps.volatile) return undefined;
+    if (!this.answersQueriesLocally || !this.storeHealthy || prepared.deps.volatile) return undefined;
     const held = this.peekQuery(prepared);
     if (held) return { entry: held, local: false };
     const verdict = await this.#answerLocally(prepared.q, prepared.key, prepared.deps);
-    const kept = verdict.answer && this.peekQuery(prepared);
-    return kept ? { entry: kept, local: true } : undefined;
+    const answer = verdict.answer;
+    if (!answer) return undefined;
+    const kept = verdict.kept && this.store instanceof MemoryStore ? this.store.peekRaw(prepared.key) : undefined;
+    const text = kept?.text ?? JSON.stringify(answer.value);
+    return { entry: { text, freshness: answer.freshness }, local: true };
+  }
+
+  /** Whether Queries over the preloaded types may be answered from the mirror (off with a shared store, or by option). */
+  get answersQueriesLocally(): boolean {
+    return this.#answerLocallyOn && this.store instanceof MemoryStore;
   }
 
   /** What `queryPrepared` records for an answer from the mirror. */
@@ -511,11 +522,12 @@ export class ReadThroughCache implements EntityCache, PeekableEntityCache {
     const fetchedAt = this.#now();
     const asOf = this.#lastApplied;
     const tags = keep ? answerTags(q, answer.entities, deps.tags) : undefined;
+    let kept = false;
     if (seq !== undefined && tags) {
-      await this.#storeSet(key, { value: answer.entities, seq, fetchedAt, asOfEventId: asOf, tags });
+      kept = await this.#storeSet(key, { value: answer.entities, seq, fetchedAt, asOfEventId: asOf, tags });
       this.#reportSize();
     }
-    return { reason: "none", answer: { value: answer.entities, freshness: { source: "cache", ageMs: 0, asOfEventId: asOf, stale: false } } };
+    return { reason: "none", kept, answer: { value: answer.entities, freshness: { source: "cache", ageMs: 0, asOfEventId: asOf, stale: false } } };
   }
 
   /** New callers no longer join fetches or local evaluations reading any of `tags` (all of them with `all`). */

@@ -90,11 +90,12 @@ export interface PeekableEntityCache extends EntityCache {
   queryAnswerOf(text: string): Entity[];
   countQueryHit(entityType: string): void;
   /**
-   * When `peekQuery` found nothing: the stored answer once the mirror has answered and kept it
-   * (`local`), or one another caller stored meanwhile; undefined when `query` would do anything
-   * else. Counts nothing.
+   * When `peekQuery` found nothing: the mirror's answer as text, with its freshness (`local`), or
+   * a stored answer found meanwhile; undefined when `query` would do anything else. Counts nothing.
    */
   peekLocalAnswer(prepared: PreparedQuery): Promise<{ entry: PeekedEntry; local: boolean } | undefined>;
   /** What `query` records for an answer from the mirror. */
   countLocalAnswer(entityType: string): void;
+  /** Whether Queries over the preloaded types may be answered from the mirror at all. */
+  readonly answersQueriesLocally: boolean;
 }

@@ -17,8 +17,8 @@
  * - Value: a oneof, so always written: null (1, varint 0), number (2, double), string (3), bool
  *   (4), object (5, a Struct), array (6, a ListValue: one Value (1) per element).
  *
- * What it does not reproduce (an id outside int32, a value JSON cannot hold) makes it return
- * undefined: the caller then encodes with protobuf-es as before.
+ * What it does not reproduce (an id outside int32, a value JSON cannot hold, a `__proto__` key,
+ * which protobuf-es loses) makes it return undefined: the caller then encodes with protobuf-es.
  */
 import type { Entity } from "../shotgrid/types.ts";
 
@@ -100,6 +100,8 @@ class Writer {
 
 function writeStruct(w: Writer, object: object): void {
   for (const [key, value] of Object.entries(object)) {
+    // protobuf-es assigns each key to a plain object, where `__proto__` sets the prototype: the entry is lost there.
+    if (key === "__proto__") throw new NotReproduced();
     w.byte(tag(1, LEN));
     const entry = w.open();
     w.byte(tag(1, LEN));
@@ -188,15 +190,16 @@ function responseOf(entities: readonly Entity[]): Buffer | undefined {
       writeEntity(w, entity);
       w.close(at);
     }
+    const out = Buffer.allocUnsafeSlow(w.pos);
+    w.buf.copy(out, 0, 0, w.pos);
+    return out;
   } catch (err) {
     if (err instanceof NotReproduced) return undefined;
     throw err;
+  } finally {
+    // A very large answer, written or not, does not keep its scratch space.
+    if (w.buf.length > SCRATCH_KEPT_BYTES) w.buf = Buffer.allocUnsafe(4096);
   }
-  const out = Buffer.allocUnsafeSlow(w.pos);
-  w.buf.copy(out, 0, 0, w.pos);
-  // A very large answer does not keep its scratch space.
-  if (w.buf.length > SCRATCH_KEPT_BYTES) w.buf = Buffer.allocUnsafe(4096);
-  return out;
 }
 
 /** The binary GetEntityResponse `{ entity }`, or undefined when protobuf-es must encode it. */

@@ -14,8 +14,8 @@
  * - Query: `entities`, an empty list only with `emitImplicit`.
  *
  * The records must be JSON values (as parsed from the store's text: no undefined, no NaN). An
- * id outside int32 or a type that is not text makes it return undefined: the serializer then
- * writes the answer as before.
+ * id outside int32, a type that is not text or a `__proto__` member makes it return undefined:
+ * the serializer then writes the answer as before.
  */
 import type { Entity } from "../shotgrid/types.ts";
 
@@ -27,15 +27,24 @@ function entityJson(e: Entity, emitImplicit: boolean): string {
   return `{${type}${id}"fields":${JSON.stringify(e.fields)}}`;
 }
 
+/**
+ * Whether `json` has a member named `__proto__`, which the serializer loses (protobuf-es assigns
+ * each key to a plain object, where that one sets the prototype). In JSON text the sequence
+ * `"__proto__":` can only be such a member: inside a string, its quotes would be escaped.
+ */
+const losesProto = (json: string): boolean => json.includes('"__proto__":');
+
 /** `{"entity":{…},`: the GetEntityResponse `{ entity }` up to where its freshness goes, or undefined (see above). */
 export function entityResponseJsonHead(entity: Entity, emitImplicit: boolean): Buffer | undefined {
   if (!reproducible(entity)) return undefined;
-  return Buffer.from(`{"entity":${entityJson(entity, emitImplicit)},`);
+  const json = entityJson(entity, emitImplicit);
+  return losesProto(json) ? undefined : Buffer.from(`{"entity":${json},`);
 }
 
 /** `{"entities":[…],`: the QueryResponse `{ entities }` up to where its freshness goes, or undefined (see above). */
 export function queryResponseJsonHead(entities: readonly Entity[], emitImplicit: boolean): Buffer | undefined {
   if (!entities.every(reproducible)) return undefined;
   if (entities.length === 0) return Buffer.from(emitImplicit ? `{"entities":[],` : "{");
-  return Buffer.from(`{"entities":[${entities.map((e) => entityJson(e, emitImplicit)).join(",")}],`);
+  const json = entities.map((e) => entityJson(e, emitImplicit)).join(",");
+  return losesProto(json) ? undefined : Buffer.from(`{"entities":[${json}],`);
 }

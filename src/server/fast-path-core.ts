@@ -104,8 +104,11 @@ const CONTENT_TYPE_MEMO_ENTRIES = 64;
 interface Route extends FastRoute {
   /** The request message, parsed as the normal path parses it (throws what it would answer). */
   parse(bytes: Uint8Array, binary: boolean): object;
-  /** The hit `message` asks for on behalf of `caller` (its read limits apply), or undefined. `kept`: see `ParsedRequest.kept`. */
-  hit(message: object, kept: boolean, caller: Caller | undefined): Hit | Promise<Hit | undefined> | undefined;
+  /**
+   * The hit `message` asks for on behalf of `caller` (its read limits apply), or undefined.
+   * `kept`: see `ParsedRequest.kept`; `compressible`: `HitReply.compressible`.
+   */
+  hit(message: object, kept: boolean, caller: Caller | undefined, compressible: boolean): Hit | Promise<Hit | undefined> | undefined;
   /** The answer to `hit` after `reserve` free bytes, or undefined when it is not answered from the hit after all. */
   encode(hit: Hit, binary: boolean, reserve: number): Buffer | undefined;
   /** Record `hit` as answered. */
@@ -121,7 +124,7 @@ export function createFastPathCore(options: FastPathOptions): FastPathCore {
   const routes = new Map<string, Route>();
   const route = <I extends DescMessage, O extends DescMessage, H extends Hit>(
     method: DescMethodUnary<I, O>,
-    hit: (message: MessageShape<I>, kept: boolean, caller: Caller | undefined) => H | Promise<H | undefined> | undefined,
+    hit: (message: MessageShape<I>, kept: boolean, caller: Caller | undefined, compressible: boolean) => H | Promise<H | undefined> | undefined,
     encode: (hit: H, binary: boolean, reserve: number) => Buffer | undefined,
     commit: (hit: H) => void,
   ) => {
@@ -146,8 +149,10 @@ export function createFastPathCore(options: FastPathOptions): FastPathCore {
     CacheService.method.query,
     // A Query is validated asynchronously, once per message object: only a kept one can be a hit.
     // One the store does not hold yet is answered here too when the mirror answers it (after its
-    // validation and evaluation); anything else goes to the normal path.
-    (message, kept, caller) => (kept ? (hits.peekQuery(message, caller) ?? hits.queryLocal(message, caller)) : undefined),
+    // validation and evaluation), unless the normal path might compress the answer: it would then
+    // answer the evaluation's stored answer as a hit, counted as one. Anything else goes to it.
+    (message, kept, caller, compressible) =>
+      kept ? (hits.peekQuery(message, caller) ?? (compressible ? undefined : hits.queryLocal(message, caller))) : undefined,
     (hit, binary, reserve) => encoder.query(hit, binary, reserve),
     (hit) => hits.commitQuery(hit),
   );
@@ -231,7 +236,7 @@ export function createFastPathCore(options: FastPathOptions): FastPathCore {
       const route = anyRoute as Route;
       let hit: ReturnType<Route["hit"]>;
       try {
-        hit = route.hit(request.message, request.kept, caller);
+        hit = route.hit(request.message, request.kept, caller, reply.compressible);
       } catch (err) {
         logger?.warn({ rpc: route.name, err: errorMessage(err) }, "fast path failed; answering on the normal path");
         return false;

@@ -205,8 +205,9 @@ export function createHitPath(options: HitPathOptions): HitPath {
       return peeked && { source: peeked.text, key: prepared.key, entityType: prepared.q.entityType, freshness: served(peeked) };
     },
     queryLocal(req, caller = ANONYMOUS) {
+      if (!cache.answersQueriesLocally) return undefined;
       const plan = queries.get(req)?.get(caller);
-      if (!plan?.ready || plan.generation !== schema.generation) return undefined;
+      if (!plan?.ready || plan.generation !== schema.generation || plan.prepared?.deps.volatile) return undefined;
       const ready = plan.prepared ? Promise.resolve(plan.prepared) : settledThisTurn(plan.ready);
       return ready
         .then((prepared) => prepared && cache.peekLocalAnswer(prepared).then((found) => found && { prepared, ...found }))
