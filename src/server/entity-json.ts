@@ -28,9 +28,10 @@ function entityJson(e: Entity, emitImplicit: boolean): string {
 }
 
 /**
- * Whether `json` has a member named `__proto__`, which the serializer loses (protobuf-es assigns
- * each key to a plain object, where that one sets the prototype). In JSON text the sequence
- * `"__proto__":` can only be such a member: inside a string, its quotes would be escaped.
+ * Whether `json` may have a member named `__proto__`, which the serializer loses (protobuf-es
+ * assigns each key to a plain object, where that one sets the prototype). Such a member is always
+ * written `"__proto__":`; the same sequence also ends a key like `x"__proto__` (written
+ * `"x\"__proto__":`), which is then declined too: the serializer writes that answer, the same bytes.
  */
 const losesProto = (json: string): boolean => json.includes('"__proto__":');
 

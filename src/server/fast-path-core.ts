@@ -148,6 +148,10 @@ export function createFastPathCore(options: FastPathOptions): FastPathCore {
   route(
     CacheService.method.query,
     // A Query is validated asynchronously, once per message object: only a kept one can be a hit.
+    // Known differences with the normal path, both on rare branches: a mirror answer kept in the
+    // store and then not sent from here (past writeMaxBytes, or its encoding failed) is counted by
+    // the normal path, which answers it, as a hit; and a -0 in a mirror answer is written as 0 in
+    // binary (answers are encoded from JSON text, as every later hit of the normal path is too).
     // One the store does not hold yet is answered here too when the mirror answers it (after its
     // validation and evaluation), unless the normal path might compress the answer: it would then
     // answer the evaluation's stored answer as a hit, counted as one. Anything else goes to it.
