@@ -1,20 +1,11 @@
-/**
- * The fast path's own binary writer of entity answers (src/server/entity-binary.ts) gives
- * exactly protobuf-es's bytes: on seeded random values (every JSON kind, nesting, empty and long
- * strings, lone surrogates, integer-like keys, -0, lengths that need 1 to 3 length bytes), on
- * every record the demo site holds and on the records of the real recorded traffic; and it
- * declines (undefined) what it does not reproduce.
- */
-import { readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parse } from "yaml";
 import { GetEntityResponseSchema, QueryResponseSchema } from "../gen/shotgrid/cache/v1/cache_pb.ts";
 import { entityResponseBinary, queryResponseBinary } from "../src/server/entity-binary.ts";
 import { toEntityMessage } from "../src/service/cache-service.ts";
-import type { Entity, FieldValue } from "../src/shotgrid/types.ts";
+import type { Entity } from "../src/shotgrid/types.ts";
 import { generator } from "./support/random-entities.ts";
+import { recordedEntities } from "./support/recorded-entities.ts";
 import { type SimulatorHandle, startSimulator } from "../src/simulator/index.ts";
 
 const CASES = Number(process.env.ENTITY_BINARY_CASES ?? 1500);
@@ -84,32 +75,9 @@ describe("the binary writer of entity answers", () => {
     });
 
     it("every record answered in the recorded ShotGrid traffic (test/fixtures/shotgrid-recorded)", () => {
-      const root = new URL("./fixtures/shotgrid-recorded", import.meta.url).pathname;
-      const files = (dir: string): string[] =>
-        readdirSync(dir, { withFileTypes: true }).flatMap((d) =>
-          d.isDirectory() ? files(join(dir, d.name)) : d.name.endsWith(".yml") ? [join(dir, d.name)] : [],
-        );
-      let seen = 0;
-      for (const file of files(root)) {
-        for (const i of (parse(readFileSync(file, "utf8")) as { http_interactions: Array<{ response: { body: { string: string } } }> }).http_interactions) {
-          let body: unknown;
-          try {
-            body = JSON.parse(i.response.body.string);
-          } catch {
-            continue;
-          }
-          const data = (body as { data?: unknown }).data;
-          for (const r of Array.isArray(data) ? data : data ? [data] : []) {
-            const rec = r as { type?: unknown; id?: unknown; attributes?: Record<string, FieldValue>; relationships?: Record<string, { data: FieldValue }> };
-            if (typeof rec.type !== "string" || typeof rec.id !== "number") continue;
-            const fields: Record<string, FieldValue> = { ...(rec.attributes ?? {}) };
-            for (const [k, v] of Object.entries(rec.relationships ?? {})) fields[k] = v.data;
-            const e: Entity = { type: rec.type, id: rec.id, fields };
-            expect(entityResponseBinary(e)!.equals(stock.entity(e))).toBe(true);
-            seen++;
-          }
-        }
-      }
+      const records = recordedEntities();
+      for (const e of records) expect(entityResponseBinary(e)!.equals(stock.entity(e))).toBe(true);
+      const seen = records.length;
       expect(seen).toBeGreaterThan(20);
     });
   });

@@ -1,21 +1,13 @@
-/**
- * The fast path's own JSON writer of entity answers (src/server/entity-json.ts) gives exactly the
- * serializer's bytes (connect's, with the service's JSON options, and with the implicit values
- * left out as protobuf's default does), up to where the freshness goes: on seeded random values,
- * on every record the demo site holds and on the records of the real recorded traffic.
- */
-import { readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import { create, type JsonWriteOptions } from "@bufbuild/protobuf";
 import { createMethodSerializationLookup } from "@connectrpc/connect/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parse } from "yaml";
 import { CacheService, GetEntityResponseSchema, QueryResponseSchema } from "../gen/shotgrid/cache/v1/cache_pb.ts";
 import { entityResponseJsonHead, queryResponseJsonHead } from "../src/server/entity-json.ts";
 import { CACHE_SERVICE_OPTIONS, toEntityMessage } from "../src/service/cache-service.ts";
-import type { Entity, FieldValue } from "../src/shotgrid/types.ts";
+import type { Entity } from "../src/shotgrid/types.ts";
 import { type SimulatorHandle, startSimulator } from "../src/simulator/index.ts";
 import { generator } from "./support/random-entities.ts";
+import { recordedEntities } from "./support/recorded-entities.ts";
 
 const CASES = Number(process.env.ENTITY_JSON_CASES ?? 1500);
 const limits = { readMaxBytes: Infinity, writeMaxBytes: Infinity };
@@ -95,29 +87,7 @@ describe("the JSON writer of entity answers", () => {
       const records: Entity[] = [];
       for (const type of ["Project", "Sequence", "Shot", "Asset", "Step", "Task", "Version", "HumanUser"])
         for (const r of sim.store.records(type)) records.push({ type, id: r.id, fields: JSON.parse(JSON.stringify(r.fields)) });
-      const root = new URL("./fixtures/shotgrid-recorded", import.meta.url).pathname;
-      const files = (dir: string): string[] =>
-        readdirSync(dir, { withFileTypes: true }).flatMap((d) =>
-          d.isDirectory() ? files(join(dir, d.name)) : d.name.endsWith(".yml") ? [join(dir, d.name)] : [],
-        );
-      for (const file of files(root)) {
-        for (const i of (parse(readFileSync(file, "utf8")) as { http_interactions: Array<{ response: { body: { string: string } } }> }).http_interactions) {
-          let body: unknown;
-          try {
-            body = JSON.parse(i.response.body.string);
-          } catch {
-            continue;
-          }
-          const data = (body as { data?: unknown }).data;
-          for (const r of Array.isArray(data) ? data : data ? [data] : []) {
-            const rec = r as { type?: unknown; id?: unknown; attributes?: Record<string, FieldValue>; relationships?: Record<string, { data: FieldValue }> };
-            if (typeof rec.type !== "string" || typeof rec.id !== "number") continue;
-            const fields: Record<string, FieldValue> = { ...(rec.attributes ?? {}) };
-            for (const [k, v] of Object.entries(rec.relationships ?? {})) fields[k] = v.data;
-            records.push({ type: rec.type, id: rec.id, fields });
-          }
-        }
-      }
+      records.push(...recordedEntities());
       expect(records.length).toBeGreaterThan(300);
       for (const e of records) expect(entityResponseJsonHead(e, true)!.equals(stock.entity(e))).toBe(true);
       expect(queryResponseJsonHead(records, true)!.equals(stock.query(records))).toBe(true);
