@@ -148,7 +148,9 @@ describe("serve --workers", () => {
     // SIGTERM to the primary: every worker stops gracefully, the primary exits 0.
     child.kill("SIGTERM");
     const { code, signal } = await exited;
-    expect({ code, signal }).toEqual({ code: 0, signal: null });
+    // What the workers and the primary said of their stop, should one not have stopped cleanly.
+    const said = logs.filter((l) => (l["level"] as number) >= 40 || /stop|shut|exit/i.test(String(l["msg"])));
+    expect({ code, signal }, `logs: ${JSON.stringify(said)}\nstderr: ${stderr.slice(-2000)}`).toEqual({ code: 0, signal: null });
     for (const pid of [survivor!, replacement!])
       await until(
         () => alive(pid),
