@@ -21,7 +21,18 @@ import { AccessPolicy } from "../src/auth/index.ts";
 import { hashToken } from "../src/auth/token.ts";
 import { Metrics } from "../src/server/index.ts";
 import { SchemaRegistry } from "../src/service/schema-registry.ts";
-import { envelope, exchangeWire, metricValue, shapesOf, startPair, type Exchange, type Pair, type Shape, type Side } from "./fast-path-sides.ts";
+import {
+  envelope,
+  exchangeWire,
+  metricValue,
+  shapesOf,
+  startPair,
+  type Exchange,
+  type Pair,
+  type Shape,
+  type Side,
+  grpcWebTrailerOf,
+} from "./fast-path-sides.ts";
 import { ShotGridClient } from "../src/shotgrid/index.ts";
 import { DEFAULT_SCRIPT_KEY, startSimulator, type SimulatorHandle } from "../src/simulator/index.ts";
 
@@ -296,16 +307,6 @@ describe("GetEntity fast path for gRPC-web over HTTP/1.1", () => {
     { entityType: "Shot", id: 3, fields: ["description", "code", "code", "id", "type"] },
     { entityType: "Sequence", id: 1, fields: ["code", "project"] },
   ];
-  /** The trailer frame (flag 0x80) at the end of a gRPC-web body: its lines. */
-  const trailerOf = (a: Exchange): string | undefined => {
-    let at = 0;
-    while (at + 5 <= a.body.length) {
-      const length = a.body.readUInt32BE(at + 1);
-      if (a.body[at] === 0x80) return a.body.subarray(at + 5, at + 5 + length).toString("latin1");
-      at += 5 + length;
-    }
-    return undefined;
-  };
 
   it("hands a streamed body on as soon as its envelope cannot be a plain message, without waiting for its end", async () => {
     // A chunked body left open after a head that says "compressed", or "2 MiB": connect answers at
@@ -346,7 +347,7 @@ describe("GetEntity fast path for gRPC-web over HTTP/1.1", () => {
     for (const msg of msgs) {
       for (const shape of allGrpcWeb(msg)) {
         const a = await same(shape);
-        if (a.status === 200 && trailerOf(a) === "grpc-status: 0\r\n") ok++;
+        if (a.status === 200 && grpcWebTrailerOf(a) === "grpc-status: 0\r\n") ok++;
       }
     }
     expect(ok).toBe(msgs.length * 3);
@@ -422,16 +423,16 @@ describe("GetEntity fast path for gRPC-web over HTTP/1.1", () => {
       const before = pair.fastHandlerCalls;
       const a = await same(shape);
       // Answered by the normal path on the fast side too (or refused before the handler).
-      if (trailerOf(a) === "grpc-status: 0\r\n") {
+      if (grpcWebTrailerOf(a) === "grpc-status: 0\r\n") {
         expect(pair.fastHandlerCalls - before, `${shape.headers?.["content-type"]} ${JSON.stringify(shape.headers)}`).toBe(1);
         handedOn++;
       }
     }
     expect(handedOn).toBe(3); // the projection, the deadline, the plain "gzip" message
-    expect(trailerOf(await same(cases[0]!))).toMatch(/^grpc-message: .*\r\ngrpc-status: 5\r\n$/); // not_found, in connect's order
-    expect(trailerOf(await same(cases[1]!))).toContain("grpc-status: 3\r\n"); // invalid_argument
-    expect(trailerOf(await same(cases[6]!))).not.toBe("grpc-status: 0\r\n");
-    expect(trailerOf(await same(cases[8]!))).not.toBe("grpc-status: 0\r\n");
+    expect(grpcWebTrailerOf(await same(cases[0]!))).toMatch(/^grpc-message: .*\r\ngrpc-status: 5\r\n$/); // not_found, in connect's order
+    expect(grpcWebTrailerOf(await same(cases[1]!))).toContain("grpc-status: 3\r\n"); // invalid_argument
+    expect(grpcWebTrailerOf(await same(cases[6]!))).not.toBe("grpc-status: 0\r\n");
+    expect(grpcWebTrailerOf(await same(cases[8]!))).not.toBe("grpc-status: 0\r\n");
   });
 
   it("leaves answers the normal path would compress, and bodies over the size limit, to it", async () => {
@@ -444,13 +445,13 @@ describe("GetEntity fast path for gRPC-web over HTTP/1.1", () => {
     expect(pair.fastHandlerCalls - before).toBe(1);
     const huge = grpcWeb({ entityType: "Shot", id: 1, fields: Array.from({ length: 90_000 }, (_, i) => `field_${i}`) });
     expect((huge.body as Buffer).length).toBeGreaterThan(1024 * 1024);
-    expect(trailerOf(await same(huge))).toContain("grpc-status: 8"); // resource_exhausted
+    expect(grpcWebTrailerOf(await same(huge))).toContain("grpc-status: 8"); // resource_exhausted
     // The same without a declared length (chunked): the fast path reads up to the limit, then the
     // normal path reads what it read and the rest.
     const chunked = { "transfer-encoding": "chunked" };
-    expect(trailerOf(await same({ ...huge, headers: { ...huge.headers, ...chunked } }))).toContain("grpc-status: 8");
+    expect(grpcWebTrailerOf(await same({ ...huge, headers: { ...huge.headers, ...chunked } }))).toContain("grpc-status: 8");
     const b1 = pair.fastHandlerCalls;
-    expect(trailerOf(await same(grpcWeb({ entityType: "Shot", id: 1, fields: ["code"] }, chunked)))).toBe("grpc-status: 0\r\n");
+    expect(grpcWebTrailerOf(await same(grpcWeb({ entityType: "Shot", id: 1, fields: ["code"] }, chunked)))).toBe("grpc-status: 0\r\n");
     expect(pair.fastHandlerCalls - b1).toBe(0); // a hit without a declared length: the fast path
   });
 

@@ -14,7 +14,7 @@ import { QueryRequestSchema } from "../gen/shotgrid/cache/v1/cache_pb.ts";
 import { ReadThroughCache } from "../src/cache/index.ts";
 import { Metrics } from "../src/server/index.ts";
 import { SchemaRegistry } from "../src/service/schema-registry.ts";
-import { expectSame, metricValue, shapesOf, startPair, type Exchange, type Pair, type Shape, type Side } from "./fast-path-sides.ts";
+import { expectSame, metricValue, shapesOf, startPair, type Exchange, type Pair, type Shape, type Side, grpcWebTrailerOf } from "./fast-path-sides.ts";
 import { BackendError } from "../src/shotgrid/errors.ts";
 import { ShotGridClient } from "../src/shotgrid/index.ts";
 import type { Backend } from "../src/shotgrid/types.ts";
@@ -326,16 +326,6 @@ describe("Query fast path over HTTP/2 (gRPC, Connect)", () => {
 });
 
 describe("Query fast path for gRPC-web over HTTP/1.1", () => {
-  /** The lines of the trailer frame (flag 0x80) that ends a gRPC-web body. */
-  const trailerOf = (a: Exchange): string | undefined => {
-    let at = 0;
-    while (at + 5 <= a.body.length) {
-      const length = a.body.readUInt32BE(at + 1);
-      if (a.body[at] === 0x80) return a.body.subarray(at + 5, at + 5 + length).toString("latin1");
-      at += 5 + length;
-    }
-    return undefined;
-  };
   const OK = "grpc-status: 0\r\n";
 
   it("answers repeated hits from its own path, identical to the normal handler; errors, misses and compressed answers go to the normal handler", async () => {
@@ -348,7 +338,7 @@ describe("Query fast path for gRPC-web over HTTP/1.1", () => {
     for (const msg of queries) {
       for (const shape of allGrpcWeb(msg)) {
         const a = await same(shape);
-        if (a.status === 200 && trailerOf(a) === OK) ok++;
+        if (a.status === 200 && grpcWebTrailerOf(a) === OK) ok++;
       }
     }
     expect(ok).toBe(queries.length * 3);
@@ -358,18 +348,18 @@ describe("Query fast path for gRPC-web over HTTP/1.1", () => {
       for (const shape of allGrpcWeb(msg)) await same(shape);
     }
     const invalid = await same(grpcWeb({ entityType: "Shot", filters: [["no_such_field", "is", 1]] }));
-    expect(trailerOf(invalid)).toContain("grpc-status: 3\r\n");
+    expect(grpcWebTrailerOf(invalid)).toContain("grpc-status: 3\r\n");
     // A miss: the normal handler on both sides, one upstream call.
     const searches0 = searches;
     const miss: JsonObject = { entityType: "Shot", filters: [["sg_sequence", "is", { type: "Sequence", id: 4 }]], fields: ["code", "sg_cut_in"] };
     const b0 = pair.fastHandlerCalls;
-    expect(trailerOf(await send(fast, grpcWeb(miss)))).toBe(OK);
+    expect(grpcWebTrailerOf(await send(fast, grpcWeb(miss)))).toBe(OK);
     expect(searches - searches0).toBe(1);
     expect(pair.fastHandlerCalls - b0).toBe(1);
     await same(grpcWeb(miss)); // now held: both sides answer the same hit
     // A deadline: the normal path keeps it.
     const b1 = pair.fastHandlerCalls;
-    expect(trailerOf(await same(grpcWeb(queries[0]!, { "grpc-timeout": "5S" })))).toBe(OK);
+    expect(grpcWebTrailerOf(await same(grpcWeb(queries[0]!, { "grpc-timeout": "5S" })))).toBe(OK);
     expect(pair.fastHandlerCalls - b1).toBe(1);
     // A large answer for a client that accepts compression: the normal path compresses it.
     const big: JsonObject = { entityType: "Shot", fields: ["code", "description", "sg_status_list"], order: [{ field: "id" }], limit: 30 };

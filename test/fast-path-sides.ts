@@ -312,6 +312,17 @@ export async function startPair(o: Omit<SideOptions, "fastPath">): Promise<Pair>
   };
 }
 
+/** The lines of the trailer frame (flag 0x80) that ends a gRPC-web body, if any. */
+export function grpcWebTrailerOf(a: Exchange): string | undefined {
+  let at = 0;
+  while (at + 5 <= a.body.length) {
+    const length = a.body.readUInt32BE(at + 1);
+    if (a.body[at] === 0x80) return a.body.subarray(at + 5, at + 5 + length).toString("latin1");
+    at += 5 + length;
+  }
+  return undefined;
+}
+
 export function expectSame(a: Exchange, b: Exchange, what: string): void {
   expect(a.body.equals(b.body), `${what}\nfast: ${a.body.toString("latin1")}\nnormal: ${b.body.toString("latin1")}`).toBe(true);
   expect({ status: a.status, headers: a.headers, trailers: a.trailers }, what).toEqual({ status: b.status, headers: b.headers, trailers: b.trailers });

@@ -157,9 +157,16 @@ function writeValue(w: Writer, value: unknown): void {
   }
 }
 
+/**
+ * Whether an entity's `type` and `id` are ones the answer writers (this file, entity-json.ts)
+ * reproduce: text, and an int32 id that is not negative (protobuf-es writes a negative one as a
+ * 10-byte varint; the writers leave such answers to it).
+ */
+export const reproducibleIdentity = (e: Entity): boolean => typeof e.type === "string" && Number.isInteger(e.id) && e.id >= 0 && e.id <= 0x7fffffff;
+
 function writeEntity(w: Writer, entity: Entity): void {
+  if (!reproducibleIdentity(entity)) throw new NotReproduced();
   const { type, id } = entity;
-  if (typeof type !== "string" || !Number.isInteger(id) || id < 0 || id > 0x7fffffff) throw new NotReproduced();
   if (type !== "") {
     w.byte(tag(1, LEN));
     w.string(type);

@@ -18,8 +18,7 @@
  * the serializer then writes the answer as before.
  */
 import type { Entity } from "../shotgrid/types.ts";
-
-const reproducible = (e: Entity): boolean => typeof e.type === "string" && Number.isInteger(e.id) && e.id >= 0 && e.id <= 0x7fffffff;
+import { reproducibleIdentity } from "./entity-binary.ts";
 
 function entityJson(e: Entity, emitImplicit: boolean): string {
   const type = emitImplicit || e.type !== "" ? `"type":${JSON.stringify(e.type)},` : "";
@@ -37,14 +36,14 @@ const losesProto = (json: string): boolean => json.includes('"__proto__":');
 
 /** `{"entity":{…},`: the GetEntityResponse `{ entity }` up to where its freshness goes, or undefined (see above). */
 export function entityResponseJsonHead(entity: Entity, emitImplicit: boolean): Buffer | undefined {
-  if (!reproducible(entity)) return undefined;
+  if (!reproducibleIdentity(entity)) return undefined;
   const json = entityJson(entity, emitImplicit);
   return losesProto(json) ? undefined : Buffer.from(`{"entity":${json},`);
 }
 
 /** `{"entities":[…],`: the QueryResponse `{ entities }` up to where its freshness goes, or undefined (see above). */
 export function queryResponseJsonHead(entities: readonly Entity[], emitImplicit: boolean): Buffer | undefined {
-  if (!entities.every(reproducible)) return undefined;
+  if (!entities.every(reproducibleIdentity)) return undefined;
   if (entities.length === 0) return Buffer.from(emitImplicit ? `{"entities":[],` : "{");
   const json = entities.map((e) => entityJson(e, emitImplicit)).join(",");
   return losesProto(json) ? undefined : Buffer.from(`{"entities":[${json}],`);

@@ -1,13 +1,12 @@
 /**
- * Every record answered in the recorded ShotGrid traffic (test/fixtures/shotgrid-recorded), in
- * the flat form the cache holds (links under their field), for the answer writers' tests.
+ * Every record answered in the recorded ShotGrid traffic (test/fixtures/shotgrid-recorded), as
+ * the client decodes it (src/shotgrid/wire-codec.ts) for the cache, for the answer writers' tests.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
-import type { Entity, FieldValue } from "../../src/shotgrid/types.ts";
-
-type Rec = { type?: unknown; id?: unknown; attributes?: Record<string, FieldValue>; relationships?: Record<string, { data: FieldValue }> };
+import type { Entity } from "../../src/shotgrid/types.ts";
+import { decodeRecordList, decodeSingleRecord } from "../../src/shotgrid/wire-codec.ts";
 
 export function recordedEntities(): Entity[] {
   const root = new URL("../fixtures/shotgrid-recorded", import.meta.url).pathname;
@@ -16,19 +15,11 @@ export function recordedEntities(): Entity[] {
   const out: Entity[] = [];
   for (const file of files(root)) {
     for (const i of (parse(readFileSync(file, "utf8")) as { http_interactions: Array<{ response: { body: { string: string } } }> }).http_interactions) {
-      let body: unknown;
       try {
-        body = JSON.parse(i.response.body.string);
+        const body = JSON.parse(i.response.body.string) as { data?: unknown };
+        out.push(...(Array.isArray(body.data) ? decodeRecordList(body) : [decodeSingleRecord(body)]));
       } catch {
-        continue;
-      }
-      const data = (body as { data?: unknown }).data;
-      for (const r of Array.isArray(data) ? data : data ? [data] : []) {
-        const rec = r as Rec;
-        if (typeof rec.type !== "string" || typeof rec.id !== "number") continue;
-        const fields: Record<string, FieldValue> = { ...(rec.attributes ?? {}) };
-        for (const [k, v] of Object.entries(rec.relationships ?? {})) fields[k] = v.data;
-        out.push({ type: rec.type, id: rec.id, fields });
+        // Not records: an error, a schema, a summary, an empty body.
       }
     }
   }
