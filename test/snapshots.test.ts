@@ -128,6 +128,9 @@ describe("serve --snapshot-dir", () => {
     const viaExport = readSnapshot(out, "Shot")!;
     expect({ ...viaExport, writtenAt: "" }).toEqual({ ...served, writtenAt: "" });
     expect({ ...readSnapshot(out, "Project")!, writtenAt: "" }).toEqual({ ...readSnapshot(dir, "Project")!, writtenAt: "" });
+    // Nothing left behind once the writer has stopped (a round may be mid-write until then: the
+    // interval is 1 s, and a temporary file in the middle of a round is the design, not a leak).
+    await service.snapshots!.stop();
     expect(readdirSync(dir).filter((f) => f.startsWith("."))).toEqual([]);
   }, 60_000);
 
