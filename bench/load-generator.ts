@@ -229,9 +229,12 @@ async function sequence(arg: {
       }
     }),
   );
-  const elapsedMs = performance.now() - began;
+  const ended = performance.now();
   await pool.close();
-  return { requests: rec.count, errors, firstError, elapsedMs, latency: summarize(rec) };
+  // The measured span on the wall clock, so that another process's events (the server's GC
+  // pauses) can be placed in it: both processes' timeOrigin + now() read the same clock.
+  const window = { fromMs: performance.timeOrigin + began, toMs: performance.timeOrigin + ended };
+  return { requests: rec.count, errors, firstError, elapsedMs: ended - began, latency: summarize(rec), window };
 }
 
 /** `n` copies of one request at the same moment over `n` already-open connections. */
