@@ -91,9 +91,10 @@ export interface ServeConfig {
    */
   snapshot?: { dir: string; types: string[]; intervalS: number };
   /**
-   * The site's time zone, an IANA name (`--site-time-zone`, `SHOTGRID_TIME_ZONE`; default "UTC"):
-   * the calendar in which Queries answered locally count relative dates (`in_last 2 DAY`,
-   * `in_calendar_month`…). Set it to the site's own (Site Preferences) when that is not UTC.
+   * The site's time zone, an IANA name (`--site-time-zone`, `SHOTGRID_TIME_ZONE`): the calendar
+   * in which Queries answered locally count relative dates (`in_last 2 DAY`, `in_calendar_month`…),
+   * the site's own (Site Preferences). Undefined (the default): not known, so those Queries go to
+   * ShotGrid (all but `in_last`/`in_next` in hours on date-times, which need no calendar).
    */
   siteTimeZone?: string;
 }
@@ -149,7 +150,7 @@ export const SERVE_OPTIONS: Record<string, OptionSpec> = {
   "snapshot-interval-s": { kind: "string", help: "with --snapshot-dir: seconds between snapshots (default 300)" },
   "site-time-zone": {
     kind: "string",
-    help: "the site's time zone, an IANA name like Europe/London, for relative dates in Queries answered locally (env SHOTGRID_TIME_ZONE; default UTC)",
+    help: "the site's time zone, an IANA name like Europe/London, for relative dates in Queries answered locally (env SHOTGRID_TIME_ZONE; default: not known, such Queries go to ShotGrid)",
   },
   "log-level": { kind: "string", help: "trace, debug, info, warn, error (env LOG_LEVEL; default info)" },
   help: { kind: "boolean", help: "show this help" },
@@ -358,8 +359,9 @@ function stateDirOption(raw: string | undefined, hasSite: boolean): string | und
   return dir === "" ? undefined : dir;
 }
 
-function timeZoneOption(raw: string | undefined): string {
-  const zone = raw?.trim() || "UTC";
+function timeZoneOption(raw: string | undefined): string | undefined {
+  const zone = raw?.trim();
+  if (!zone) return undefined;
   try {
     return checkTimeZone(zone);
   } catch {

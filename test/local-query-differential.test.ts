@@ -56,7 +56,8 @@ beforeAll(async () => {
       reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
     },
   };
-  local = new ReadThroughCache({ backend: client, preloadTypes: TYPES, metrics, lastAppliedEventId: await client.latestEventId() });
+  // The simulated site counts relative dates on UTC days.
+  local = new ReadThroughCache({ backend: client, preloadTypes: TYPES, metrics, lastAppliedEventId: await client.latestEventId(), siteTimeZone: "UTC" });
   await local.preload();
   // Nothing preloaded: every query is the site's answer.
   upstream = new ReadThroughCache({ backend: client, preloadTypes: [], maxAgeMs: 0 });

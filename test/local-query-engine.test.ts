@@ -75,7 +75,7 @@ describe("local query engine: the site's calendar", () => {
 
   it("is configured by --site-time-zone, which must be a zone the runtime knows", () => {
     expect(loadServeConfig(["--site-time-zone", "Europe/London"], {}).siteTimeZone).toBe("Europe/London");
-    expect(loadServeConfig([], {}).siteTimeZone).toBe("UTC");
+    expect(loadServeConfig([], {}).siteTimeZone).toBeUndefined();
     expect(() => loadServeConfig(["--site-time-zone", "Mars/Olympus"], {})).toThrow(UsageError);
   });
 });

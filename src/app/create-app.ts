@@ -106,7 +106,8 @@ export async function startService(config: ServeConfig, logger: Logger): Promise
     preloadTypes: config.preloadTypes,
     maxBytes: config.cacheMaxBytes,
     maxAgeMs: config.maxAgeMs,
-    siteTimeZone: config.siteTimeZone,
+    // The built-in simulated site counts days on UTC's calendar; a real site's is its own.
+    siteTimeZone: config.siteTimeZone ?? (demoSite ? "UTC" : undefined),
     metrics,
     logger: logger.child({ component: "cache" }),
   });

@@ -31,6 +31,11 @@ export async function runServe(argv: string[]): Promise<void> {
   // In a pool's worker, /metrics answers for every worker (pool-metrics.ts).
   joinPoolMetrics(service.server.metrics);
   logger.info({ version: VERSION, url: service.url, mode: service.mode, preload: config.preloadTypes }, "shotgrid-cache listening");
+  if (service.mode === "site" && config.siteTimeZone === undefined && config.preloadTypes.length > 0) {
+    logger.info(
+      "no --site-time-zone: Queries with relative dates that count days (in_last 2 DAY, in_calendar_day) go to ShotGrid; set it to the site's own to answer them from the preloaded records",
+    );
+  }
   // Who may call, said at start: an open server must not be mistaken for a guarded one.
   if (service.policy.mode === "open") {
     logger.warn(

@@ -32,7 +32,7 @@ export type LocalAnswer = { ok: true; entities: Entity[] } | { ok: false; code: 
 export interface LocalQueryEngineOptions {
   /** The mirrored types (the cache's preloaded ones). */
   types: readonly string[];
-  /** The site's IANA time zone, for relative dates. Default "UTC". */
+  /** The site's IANA time zone, for relative dates. Undefined: not known (Queries that need it are declined). */
   timeZone?: string;
   /** The fields an empty field list means, among those a record holds. */
   defaultFields: readonly string[];
@@ -46,7 +46,7 @@ function isProjectLink(v: FieldValue | undefined): v is { type: "Project"; id: n
 
 export class LocalQueryEngine {
   readonly mirror: Mirror;
-  readonly timeZone: string;
+  readonly timeZone: string | undefined;
   readonly #defaultFields: readonly string[];
   readonly #now: () => number;
   /** Index buckets sorted per kept order, with the type version they were sorted at (dropped with their bucket). */
@@ -54,7 +54,7 @@ export class LocalQueryEngine {
 
   constructor(options: LocalQueryEngineOptions) {
     this.mirror = new Mirror(options.types);
-    this.timeZone = checkTimeZone(options.timeZone ?? "UTC");
+    this.timeZone = options.timeZone === undefined ? undefined : checkTimeZone(options.timeZone);
     this.#defaultFields = options.defaultFields;
     this.#now = options.now ?? Date.now;
   }
@@ -74,33 +74,37 @@ export class LocalQueryEngine {
     const ev: Evaluation = { unsure: undefined, now: this.#now(), timeZone: this.timeZone };
     const { predicate } = compileFilters(this.mirror, q.entityType, q.filters, ev);
     const visible = q.includeArchivedProjects ? undefined : this.#notArchived(q.entityType, ev);
-    const fields = this.#fieldReaders(m, q.fields);
+    const fields = this.#fieldReaders(m, q.fields, ev);
     const order = compileOrder(this.mirror, q.entityType, q.order, ev, new Set());
     const keep = q.limit > 0 ? q.limit * q.page : undefined;
     const { best: candidates, also } = this.#indexCandidates(m, q.filters);
     const kept = this.#orderIndex(m, q.order, order);
-    const accept = (r: Entity) => (!visible || visible(r)) && predicate(r);
+    // The filters first: what `visible` is unsure of matters only for a record they keep.
+    const accept = (r: Entity) => predicate(r) && (!visible || visible(r));
     let page: Entity[] | undefined;
-    if (kept && candidates === undefined) page = walk(kept.sorted(m.records.values()), accept, keep, order.compare, Infinity);
+    if (kept && candidates === undefined) page = walk(kept.sorted(m.records.values()), accept, keep, order.check, Infinity);
     else if (kept && candidates instanceof Set) {
       // An index bucket (one link, status or list value) sorted in this order, kept until the type changes.
-      page = walk(this.#sortedBucket(m, candidates, also, kept), accept, keep, order.compare, Infinity);
+      page = walk(this.#sortedBucket(m, candidates, also, kept), accept, keep, order.check, Infinity);
     } else if (kept && candidates) {
       // The kept order from the front while that is cheaper than the hit; a filter that goes
       // with the order (codes grouped by project) makes it long, so it has a budget.
       const hit = size(candidates);
       if (keep !== undefined && ((keep + 1) * m.records.size) / Math.max(1, hit) < hit) {
-        page = walk(kept.sorted(m.records.values()), accept, keep, order.compare, 2 * hit);
+        page = walk(kept.sorted(m.records.values()), accept, keep, order.check, 2 * hit);
       }
     }
     if (!page) {
       const matching: Entity[] = [];
       for (const r of candidates ? this.#records(m, candidates) : m.records.values()) if (accept(r)) matching.push(r);
-      page = firstInOrder(matching, order.compare, keep);
+      // One past the page, so that the neighbours at its end are checked too.
+      page = firstInOrder(matching, order.compare, keep === undefined ? undefined : keep + 1);
+      for (let i = 1; i < page.length; i++) order.check(page[i - 1]!, page[i]!);
+      if (keep !== undefined) page = page.slice(0, keep);
     }
     if (ev.unsure) throw new CannotAnswer("uncertain", ev.unsure);
     if (q.limit > 0) page = page.slice(q.limit * (q.page - 1));
-    return page.map((r) => {
+    const entities = page.map((r) => {
       const out: Record<string, FieldValue> = {};
       for (const [name, read] of fields) {
         const v = read(r);
@@ -108,6 +112,9 @@ export class LocalQueryEngine {
       }
       return { type: r.type, id: r.id, fields: out };
     });
+    // Reading the fields may meet what the engine is not sure of too (a dotted path through no link).
+    if (ev.unsure) throw new CannotAnswer("uncertain", ev.unsure);
+    return entities;
   }
 
   /** Records outside archived projects (a Project is itself archived or not). */
@@ -115,7 +122,15 @@ export class LocalQueryEngine {
     const m = this.mirror.typeMirror(type)!;
     if (type !== "Project" && !m.schema!["project"]) return undefined;
     const projects = readyType(this.mirror, "Project");
-    if (type === "Project") return (r) => r.fields["archived"] !== true;
+    if (type === "Project") {
+      // ShotGrid documents hiding the records of archived projects; whether a Project query
+      // hides the archived Project records themselves is not said.
+      return (r) => {
+        if (r.fields["archived"] !== true) return true;
+        ev.unsure ??= `Project ${r.id} is archived: whether the site hides an archived Project itself is not documented`;
+        return false;
+      };
+    }
     return (r) => {
       const link = r.fields["project"];
       if (!isProjectLink(link)) return true;
@@ -129,7 +144,7 @@ export class LocalQueryEngine {
   }
 
   /** How each returned field is read: plain fields as held, dotted ones through the mirror. */
-  #fieldReaders(m: TypeMirror, wanted: readonly string[]): Array<[string, (r: Entity) => FieldValue | undefined]> {
+  #fieldReaders(m: TypeMirror, wanted: readonly string[], ev: Evaluation): Array<[string, (r: Entity) => FieldValue | undefined]> {
     if (wanted.length === 0) {
       for (const f of this.#defaultFields) checkKnown(m, f);
       return this.#defaultFields.map((f) => [f, (r: Entity) => r.fields[f]]);
@@ -142,7 +157,7 @@ export class LocalQueryEngine {
         checkKnown(m, f);
         return [f, (r: Entity) => r.fields[f]];
       }
-      return [f, compilePath(this.mirror, m.type, f).read];
+      return [f, compilePath(this.mirror, m.type, f, ev).read];
     });
   }
 

@@ -10,6 +10,7 @@ import { CannotAnswer } from "./cannot-answer.ts";
 import type { Mirror } from "./mirror.ts";
 import { compilePath, type CompiledPath } from "./paths.ts";
 import { dateTimeMs, relativeWindow, calendarWindow } from "./time-windows.ts";
+import { dayOf, startOfDay } from "./time-zone.ts";
 
 export type Predicate = (record: Entity) => boolean;
 
@@ -18,8 +19,8 @@ export interface Evaluation {
   unsure: string | undefined;
   /** Milliseconds since the epoch, for relative dates. */
   now: number;
-  /** The site's IANA time zone. */
-  timeZone: string;
+  /** The site's IANA time zone; undefined when it is not configured (relative dates that need a calendar are then declined). */
+  timeZone: string | undefined;
 }
 
 export interface CompiledFilters {
@@ -50,6 +51,54 @@ const not =
   (r) =>
     !p(r);
 
+/**
+ * The negation of `p` (`is_not`, `not_in`, `not_contains`, `not_between`, `not_in_last`…) over a
+ * plain field. ShotGrid documents `is_not null` but not whether a record whose field is empty
+ * matches a negated condition on a value (SQL's `<>` leaves it out, an explicit `IS NULL` branch
+ * keeps it): the engine is not sure of such a record.
+ */
+function notOrEmpty(p: Predicate, read: (r: Entity) => FieldValue, what: string, ev: Evaluation): Predicate {
+  return (r) => {
+    if (read(r) === null) {
+      ev.unsure ??= `${what}: whether an empty value matches is not documented`;
+      return true;
+    }
+    return !p(r);
+  };
+}
+
+/**
+ * `contains`, `starts_with`, `ends_with` and the `name_*` operators read with `_` and `%` as
+ * literal characters. Should the site hand the text to SQL's LIKE unescaped, they would be
+ * wildcards: a record on which the two readings disagree makes the engine unsure.
+ */
+function likeReading(needle: string, op: string): RegExp | undefined {
+  // LIKE's escape character: what it makes of the text is a reading of its own.
+  if (needle.includes("\\")) throw new CannotAnswer("uncertain", `${op} with a backslash in its text`);
+  if (!/[_%]/.test(needle)) return undefined;
+  const body = needle
+    .replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
+    .replace(/_/g, ".")
+    .replace(/%/g, ".*");
+  const anchored = op.endsWith("starts_with") ? `^${body}` : op.endsWith("ends_with") ? `${body}$` : op.endsWith("_is") ? `^${body}$` : body;
+  return new RegExp(anchored, "s");
+}
+
+/**
+ * How close (seconds) a held date-time may be to a relative window's edge before the engine is
+ * not sure of its side: the window is computed from this process's clock, the site computes it
+ * from its own (both synchronised, not to the millisecond), and shows times truncated to the
+ * second. The same slack around the site's midnight for calendar days.
+ */
+const EDGE_SLACK_S = 2;
+
+/** Declines when `now` is so close to the site's midnight that its clock may already be on the other day. */
+function nearMidnight(now: number, zone: string): void {
+  const today = dayOf(now, zone);
+  if (now - startOfDay(today, zone) < EDGE_SLACK_S * 1000 || startOfDay(today + 1, zone) - now < EDGE_SLACK_S * 1000)
+    throw new CannotAnswer("uncertain", `the site's day turns within ${EDGE_SLACK_S} s of now: its clock may be on the other day`);
+}
+
 export function compileFilters(mirror: Mirror, type: string, filters: FilterGroup, ev: Evaluation): CompiledFilters {
   const types = new Set<string>([type]);
   const group = (g: FilterGroup): Predicate => {
@@ -63,7 +112,7 @@ export function compileFilters(mirror: Mirror, type: string, filters: FilterGrou
     return g.logical_operator === "or" ? (r) => parts.some((p) => p(r)) : (r) => parts.every((p) => p(r));
   };
   const condition = ([path, op, ...values]: FilterCondition): Predicate => {
-    const fp = compilePath(mirror, type, path);
+    const fp = compilePath(mirror, type, path, ev);
     for (const t of fp.types) types.add(t);
     return compileCondition(fp, op, values, ev);
   };
@@ -72,7 +121,7 @@ export function compileFilters(mirror: Mirror, type: string, filters: FilterGrou
 
 function compileCondition(fp: CompiledPath, op: string, values: unknown[], ev: Evaluation): Predicate {
   const dt = fp.field.dataType;
-  if (dt === "entity" || dt === "multi_entity") return linkCondition(fp, op, values);
+  if (dt === "entity" || dt === "multi_entity") return linkCondition(fp, op, values, ev);
   if (dt === "date" || dt === "date_time") return dateCondition(fp, op, values, ev);
   if (dt === "image") {
     if ((op === "is" || op === "is_not") && values[0] === null) {
@@ -89,13 +138,14 @@ function compileCondition(fp: CompiledPath, op: string, values: unknown[], ev: E
     }
     throw new CannotAnswer("operator", `${op} on checkbox field ${fp.path}`);
   }
-  if (fp.path === "id" || fp.path.endsWith(".id") || NUMBER_TYPES.has(dt)) return numberCondition(fp, op, values);
+  if (fp.path === "id" || fp.path.endsWith(".id") || NUMBER_TYPES.has(dt)) return numberCondition(fp, op, values, ev);
   if (TEXT_TYPES.has(dt)) return textCondition(fp, op, values, ev);
   throw new CannotAnswer("data_type", `filters on ${dt} fields (${fp.path}) are not modelled`);
 }
 
-function numberCondition(fp: CompiledPath, op: string, values: unknown[]): Predicate {
+function numberCondition(fp: CompiledPath, op: string, values: unknown[], ev: Evaluation): Predicate {
   const read = fp.read;
+  const negated = (p: Predicate) => notOrEmpty(p, read, `${op} on ${fp.path}`, ev);
   const num = (v: unknown): number | null => {
     if (v === null || (typeof v === "number" && Number.isFinite(v))) return v;
     throw new CannotAnswer("operator", `${op} on ${fp.path} with a value that is not a number`);
@@ -105,18 +155,23 @@ function numberCondition(fp: CompiledPath, op: string, values: unknown[]): Predi
     case "is_not": {
       const v = num(values[0]);
       const p: Predicate = (r) => read(r) === v;
-      return op === "is" ? p : not(p);
+      return op === "is" ? p : v === null ? not(p) : negated(p);
     }
     case "in":
     case "not_in": {
       const set = new Set(listOf(values).map(num));
-      const p: Predicate = (r) => set.has(read(r) as number | null);
-      return op === "in" ? p : not(p);
+      const p: Predicate = (r) => {
+        const x = read(r) as number | null;
+        // `null` among the values: the site documents `is null`, not a list mixing it with values.
+        if (x === null && set.has(null)) ev.unsure ??= `${op} on ${fp.path}: null among the values`;
+        return set.has(x);
+      };
+      return op === "in" ? p : negated(p);
     }
     case "less_than":
     case "greater_than": {
       const v = num(values[0]);
-      if (v === null) return () => false;
+      if (v === null) throw new CannotAnswer("operator", `${op} null on ${fp.path}`);
       return op === "less_than"
         ? (r) => (read(r) as number | null) !== null && (read(r) as number) < v
         : (r) => (read(r) as number | null) !== null && (read(r) as number) > v;
@@ -129,7 +184,7 @@ function numberCondition(fp: CompiledPath, op: string, values: unknown[]): Predi
         const x = read(r) as number | null;
         return x !== null && x >= lo && x <= hi;
       };
-      return op === "between" ? p : not(p);
+      return op === "between" ? p : negated(p);
     }
     default:
       throw new CannotAnswer("operator", `${op} on ${fp.field.dataType} field ${fp.path}`);
@@ -153,23 +208,26 @@ function textCondition(fp: CompiledPath, op: string, values: unknown[], ev: Eval
     }
     return false;
   };
+  const negated = (p: Predicate) => notOrEmpty(p, read, `${op} on ${fp.path}`, ev);
   switch (op) {
     case "is":
     case "is_not": {
       const v = str(values[0]);
       const p: Predicate = (r) => equal(read(r), v);
-      return op === "is" ? p : not(p);
+      return op === "is" ? p : v === null ? not(p) : negated(p);
     }
     case "in":
     case "not_in": {
       const vs = listOf(values).map(str);
       const p: Predicate = (r) => {
         const x = read(r);
+        // `null` among the values: the site documents `is null`, not a list mixing it with values.
+        if (x === null && vs.includes(null)) ev.unsure ??= `${op} on ${fp.path}: null among the values`;
         let hit = false;
         for (const v of vs) if (equal(x, v)) hit = true;
         return hit;
       };
-      return op === "in" ? p : not(p);
+      return op === "in" ? p : negated(p);
     }
     case "contains":
     case "not_contains":
@@ -180,18 +238,28 @@ function textCondition(fp: CompiledPath, op: string, values: unknown[], ev: Eval
       const needle = v.toLowerCase();
       const test =
         op === "starts_with" ? (s: string) => s.startsWith(needle) : op === "ends_with" ? (s: string) => s.endsWith(needle) : (s: string) => s.includes(needle);
+      const like = likeReading(needle, op);
+      // Text of ASCII digits and signs only is found in a value exactly where it is found in the
+      // value lower-cased (no lower-case mapping makes or takes away such a character): the
+      // value is read as it is, with no lower-cased copy of each record's text made.
+      const caseless = like === undefined && /^[\x20-\x40\x5b-\x60\x7b-\x7e]*$/.test(needle);
       const p: Predicate = (r) => {
         const x = read(r);
-        return typeof x === "string" && test(x.toLowerCase());
+        if (typeof x !== "string") return false;
+        if (caseless) return test(x);
+        const lower = x.toLowerCase();
+        const hit = test(lower);
+        if (like && like.test(lower) !== hit) ev.unsure ??= `${op} ${JSON.stringify(v)} on ${fp.path}: "_" or "%" read as a wildcard would decide otherwise`;
+        return hit;
       };
-      return op === "not_contains" ? not(p) : p;
+      return op === "not_contains" ? negated(p) : p;
     }
     default:
       throw new CannotAnswer("operator", `${op} on ${fp.field.dataType} field ${fp.path}`);
   }
 }
 
-function linkCondition(fp: CompiledPath, op: string, values: unknown[]): Predicate {
+function linkCondition(fp: CompiledPath, op: string, values: unknown[], ev: Evaluation): Predicate {
   const read = fp.read;
   const target = (v: unknown): EntityLink | null => {
     if (v === null) return null;
@@ -246,8 +314,23 @@ function linkCondition(fp: CompiledPath, op: string, values: unknown[]): Predica
             : op === "name_is"
               ? (s: string) => s === needle
               : (s: string) => s.includes(needle);
-      const p: Predicate = (r) => linksOf(read(r)).some((l) => test((l.name ?? "").toLowerCase()));
-      return op === "name_not_contains" ? not(p) : p;
+      const like = likeReading(needle, op);
+      const named = (l: EntityLink): boolean => {
+        const name = l.name ?? "";
+        const lower = name.toLowerCase();
+        const hit = test(lower);
+        // As text `is`: a name equal but for letter case is the site's collation's call.
+        if (hit && op === "name_is" && name !== v) ev.unsure ??= `${op} ${JSON.stringify(v)} on ${fp.path}: a name equal but for letter case`;
+        if (like && like.test(lower) !== hit) ev.unsure ??= `${op} ${JSON.stringify(v)} on ${fp.path}: "_" or "%" read as a wildcard would decide otherwise`;
+        return hit;
+      };
+      const p: Predicate = (r) => linksOf(read(r)).some(named);
+      if (op !== "name_not_contains") return p;
+      return (r) => {
+        // No link at all: whether that "does not contain" the text is not documented.
+        if (linksOf(read(r)).length === 0) ev.unsure ??= `${op} on ${fp.path}: a record with no link`;
+        return !p(r);
+      };
     }
     default:
       throw new CannotAnswer("operator", `${op} on ${fp.field.dataType} field ${fp.path}`);
@@ -287,26 +370,29 @@ function dateCondition(fp: CompiledPath, op: string, values: unknown[], ev: Eval
   const bad = (x: unknown): never => {
     throw new CannotAnswer("time_value", `${fp.path} holds ${JSON.stringify(x)}`);
   };
+  const negated = (p: Predicate) => notOrEmpty(p, read, `${op} on ${fp.path}`, ev);
   switch (op) {
     case "is":
     case "is_not": {
       const v = key(values[0]);
       const p: Predicate = (r) => sameSecond(held(r), v);
-      return op === "is" ? p : not(p);
+      return op === "is" ? p : v === null ? not(p) : negated(p);
     }
     case "in":
     case "not_in": {
       const vs = new Set(listOf(values).map(key));
       const p: Predicate = (r) => {
         const x = held(r);
+        // `null` among the values: the site documents `is null`, not a list mixing it with values.
+        if (x === null && vs.has(null)) ev.unsure ??= `${op} on ${fp.path}: null among the values`;
         return vs.has(x) && sameSecond(x, x);
       };
-      return op === "in" ? p : not(p);
+      return op === "in" ? p : negated(p);
     }
     case "less_than":
     case "greater_than": {
       const v = key(values[0]);
-      if (v === null) return () => false;
+      if (v === null) throw new CannotAnswer("operator", `${op} null on ${fp.path}`);
       return (r) => {
         const x = held(r);
         return x !== null && !sameSecond(x, v) && (op === "less_than" ? x < v : x > v);
@@ -321,7 +407,7 @@ function dateCondition(fp: CompiledPath, op: string, values: unknown[], ev: Eval
         if (x !== null) sameSecond(x, lo) || sameSecond(x, hi);
         return x !== null && x >= lo && x <= hi;
       };
-      return op === "between" ? p : not(p);
+      return op === "between" ? p : negated(p);
     }
     case "in_last":
     case "not_in_last":
@@ -331,15 +417,27 @@ function dateCondition(fp: CompiledPath, op: string, values: unknown[], ev: Eval
     case "in_calendar_week":
     case "in_calendar_month":
     case "in_calendar_year": {
-      const w = op.startsWith("in_calendar_")
-        ? calendarWindow(op, values[0], isDate, ev.now, ev.timeZone)
-        : relativeWindow(op.replace("not_", ""), values[0], values[1], isDate, ev.now, ev.timeZone);
+      const calendar = op.startsWith("in_calendar_");
+      // An hour is an hour anywhere; days, weeks, months and years are the site's calendar's.
+      const hours = !isDate && !calendar && typeof values[1] === "string" && values[1].toUpperCase() === "HOUR";
+      const zone = ev.timeZone;
+      if (zone === undefined && !hours) throw new CannotAnswer("time_value", `${op} on ${fp.path}: the site's time zone is not configured (--site-time-zone)`);
+      const z = zone ?? "UTC"; // read by hour windows on date-times only to place `now`, which needs no zone
+      if (isDate || calendar) nearMidnight(ev.now, z);
+      const w = calendar ? calendarWindow(op, values[0], isDate, ev.now, z) : relativeWindow(op.replace("not_", ""), values[0], values[1], isDate, ev.now, z);
       if (!w) throw new CannotAnswer("time_value", `${op} ${JSON.stringify(values)} on ${fp.path}`);
+      const from = w.from;
+      const to = w.to;
       const p: Predicate = (r) => {
         const x = held(r);
-        return x !== null && x >= w.from && x < w.to;
+        if (x === null) return false;
+        // The site's clock is not this one, and it keeps finer times than it shows: a time this
+        // close to either end may fall on either side there.
+        if (!isDate && (Math.abs((x as number) - (from as number)) <= EDGE_SLACK_S || Math.abs((x as number) - (to as number)) <= EDGE_SLACK_S))
+          ev.unsure ??= `${fp.path}: a held time within ${EDGE_SLACK_S} s of ${op}'s window edge`;
+        return x >= from && x < to;
       };
-      return op.startsWith("not_") ? not(p) : p;
+      return op.startsWith("not_") ? negated(p) : p;
     }
     default:
       throw new CannotAnswer("operator", `${op} on ${fp.field.dataType} field ${fp.path}`);

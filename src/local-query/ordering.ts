@@ -2,6 +2,13 @@
  * Ordering with ShotGrid's rules: each key in turn, text without regard to letter case, links
  * by the linked record's display name, empty values last ascending and first descending, ties
  * broken by id ascending. Only the first `keep` records are fully ordered (a page needs no more).
+ *
+ * Text is compared letter by letter after lower-casing, which agrees with a locale collation
+ * (ICU's, or the C library's that ShotGrid's database may sort with) wherever two texts first
+ * differ at a digit or an ASCII letter. Where they first differ at anything else (`_`, a space,
+ * `-`, an accented letter), the collations disagree with each other ("SH_010" and "SH0100") and
+ * the site's is not known: `check` flags neighbours in an answer that differ there. A record far
+ * from its neighbours that another collation would move into the page is not seen by that check.
  */
 import type { Entity, EntityLink, FieldValue, SortSpec } from "../shotgrid/types.ts";
 import { CannotAnswer } from "./cannot-answer.ts";
@@ -40,6 +47,8 @@ function sortValue(v: FieldValue, dataType: string): SortValue {
 
 export interface CompiledOrder {
   compare: Compare;
+  /** `compare`, and flags the evaluation unsure when the order of neighbours `a`, `b` in an answer hangs on the site's collation. */
+  check: Compare;
   /** The order's fields when all are plain (none read through a link): it can be kept sorted. */
   plainFields: string[] | undefined;
 }
@@ -47,9 +56,11 @@ export interface CompiledOrder {
 /** A comparator for `order` over `type`'s records; the types it reads are added to `types`. */
 export function compileOrder(mirror: Mirror, type: string, order: readonly SortSpec[], ev: Evaluation, types: Set<string>): CompiledOrder {
   const keys = order.map((s) => {
-    const fp = compilePath(mirror, type, s.field);
+    const fp = compilePath(mirror, type, s.field, ev);
     const dt = fp.field.dataType;
     if (!ORDERABLE.has(dt)) throw new CannotAnswer("order", `ordering by ${dt} field ${s.field} is not modelled`);
+    // By name, the engine assumes; across types (a Task's entity), the site may put the type first.
+    if (dt === "entity" && fp.field.validTypes?.length !== 1) throw new CannotAnswer("order", `ordering by ${s.field}, a link to more than one entity type`);
     for (const t of fp.types) types.add(t);
     const text = dt !== "date" && dt !== "date_time" && typeof sortValue("", dt) === "string";
     return { read: fp.read, dt, desc: s.direction === "desc", text, path: s.field };
@@ -77,7 +88,38 @@ export function compileOrder(mirror: Mirror, type: string, order: readonly SortS
     }
     return a.id - b.id;
   };
-  return { compare, plainFields: order.some((s) => s.field.includes(".")) ? undefined : order.map((s) => s.field) };
+  const check: Compare = (a, b) => {
+    const c = compare(a, b);
+    for (const k of keys) {
+      const x = sortValue(k.read(a), k.dt);
+      const y = sortValue(k.read(b), k.dt);
+      if (x === y) continue;
+      if (k.text && typeof x === "string" && typeof y === "string") {
+        const at = collationDependent(x.toLowerCase(), y.toLowerCase());
+        if (at !== undefined)
+          ev.unsure ??= `ordering by ${k.path}: ${JSON.stringify(x)} and ${JSON.stringify(y)} first differ at a character whose place depends on the site's collation`;
+        if (at === undefined && x.toLowerCase() === y.toLowerCase()) continue;
+      }
+      break;
+    }
+    return c;
+  };
+  return { compare, check, plainFields: order.some((s) => s.field.includes(".")) ? undefined : order.map((s) => s.field) };
+}
+
+const PLAIN = /[0-9a-z]/;
+
+/** Where two lower-cased texts first differ, when a character there is not a digit or an ASCII letter; else undefined. */
+function collationDependent(x: string, y: string): number | undefined {
+  const n = Math.min(x.length, y.length);
+  for (let i = 0; i < n; i++) {
+    const a = x[i]!;
+    const b = y[i]!;
+    if (a === b) continue;
+    return PLAIN.test(a) && PLAIN.test(b) ? undefined : i;
+  }
+  // One is the other's beginning: the shorter first, in every collation.
+  return undefined;
 }
 
 /** The first `keep` records of `records` in order (all of them when `keep` is undefined). */

@@ -55,8 +55,13 @@ function heldField(m: TypeMirror, name: string, path: string): FieldSchema {
   return field;
 }
 
-/** Resolve `path` from `type` against the mirror; throws CannotAnswer for anything it cannot read exactly. */
-export function compilePath(mirror: Mirror, type: string, path: string): CompiledPath {
+/**
+ * Resolve `path` from `type` against the mirror; throws CannotAnswer for anything it cannot read
+ * exactly. `ev` (the evaluation's) hears of a record whose dotted path stops at an empty link
+ * when the last field's own empty value is not null (a checkbox's false, a multi-entity's []):
+ * what the site shows through a missing link there is not known.
+ */
+export function compilePath(mirror: Mirror, type: string, path: string, ev?: { unsure: string | undefined }): CompiledPath {
   const steps = path.split(".");
   if (steps.length % 2 === 0) throw new CannotAnswer("path_not_mirrored", `${path} is not a field path`);
   const hops: Array<{ field: string; type: TypeMirror }> = [];
@@ -77,13 +82,17 @@ export function compilePath(mirror: Mirror, type: string, path: string): Compile
   const empty = emptyValue(field.dataType);
   const readLast = (r: Entity): FieldValue => (last === "id" ? r.id : (r.fields[last] ?? empty));
   if (hops.length === 0) return { path, field, types, read: readLast };
+  const throughNothing = (): FieldValue => {
+    if (empty !== null && ev) ev.unsure ??= `${path}: a record with no link to read ${field.dataType} field ${last} through`;
+    return empty;
+  };
   const read = (record: Entity): FieldValue => {
     let r: Entity | undefined = record;
     for (const hop of hops) {
       const v: FieldValue | undefined = r.fields[hop.field];
-      if (!isLink(v) || v.type !== hop.type.type) return empty;
+      if (!isLink(v) || v.type !== hop.type.type) return throughNothing();
       r = hop.type.records.get(v.id);
-      if (!r) return empty;
+      if (!r) return throughNothing();
     }
     return readLast(r);
   };

@@ -4,7 +4,7 @@
  * date-times. Days, months and years are the site's (its time zone); an hour is an hour anywhere.
  * Undefined: a window the engine cannot place exactly (then the query goes upstream).
  */
-import { civil, dayFromCivil, dayOf, startOfDay, type DayNumber } from "./time-zone.ts";
+import { civil, dayFromCivil, dayOf, offsetAt, startOfDay, type DayNumber } from "./time-zone.ts";
 
 export interface Window {
   from: string | number;
@@ -52,9 +52,12 @@ export function relativeWindow(op: string, count: unknown, unit: unknown, isDate
   }
   let other: number | undefined;
   if (u === "HOUR") other = now + sign * n * HOUR_MS;
-  else if (u === "DAY") other = now + sign * n * DAY_MS;
-  else if (u === "WEEK") other = now + sign * 7 * n * DAY_MS;
-  else if ((u === "MONTH" || u === "YEAR") && zone === "UTC") {
+  else if (u === "DAY" || u === "WEEK") {
+    other = now + sign * (u === "WEEK" ? 7 : 1) * n * DAY_MS;
+    // Across a daylight-saving change, "a day ago" is 24 hours or the same wall-clock time on the
+    // day before (23 or 25 hours): which one the site counts is not known.
+    if (offsetAt(other, zone) !== offsetAt(now, zone)) return undefined;
+  } else if ((u === "MONTH" || u === "YEAR") && zone === "UTC") {
     const t = new Date(now);
     if (t.getUTCDate() > 28) return undefined;
     if (u === "MONTH") t.setUTCMonth(t.getUTCMonth() + sign * n);

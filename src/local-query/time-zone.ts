@@ -46,7 +46,7 @@ function wallClock(ms: number, zone: string): { y: number; m: number; d: number;
 }
 
 /** Milliseconds `zone` is ahead of UTC at instant `ms`. */
-function offsetAt(ms: number, zone: string): number {
+export function offsetAt(ms: number, zone: string): number {
   const w = wallClock(ms, zone);
   return Date.UTC(w.y, w.m - 1, w.d, w.h, w.mi, w.s) - Math.floor(ms / 1000) * 1000;
 }
