@@ -239,14 +239,9 @@ function textCondition(fp: CompiledPath, op: string, values: unknown[], ev: Eval
       const test =
         op === "starts_with" ? (s: string) => s.startsWith(needle) : op === "ends_with" ? (s: string) => s.endsWith(needle) : (s: string) => s.includes(needle);
       const like = likeReading(needle, op);
-      // Text of ASCII digits and signs only is found in a value exactly where it is found in the
-      // value lower-cased (no lower-case mapping makes or takes away such a character): the
-      // value is read as it is, with no lower-cased copy of each record's text made.
-      const caseless = like === undefined && /^[\x20-\x40\x5b-\x60\x7b-\x7e]*$/.test(needle);
       const p: Predicate = (r) => {
         const x = read(r);
         if (typeof x !== "string") return false;
-        if (caseless) return test(x);
         const lower = x.toLowerCase();
         const hit = test(lower);
         if (like && like.test(lower) !== hit) ev.unsure ??= `${op} ${JSON.stringify(v)} on ${fp.path}: "_" or "%" read as a wildcard would decide otherwise`;
