@@ -1,7 +1,7 @@
 /**
  * Scenario 9: Queries answered locally (src/local-query) over 100,000 preloaded shots: the
  * server time of `cache.query` (in process, no network) for the common shapes (by project, by
- * sequence, by status) and a worst case (every shot scanned by a `contains` filter).
+ * sequence, by status) and a worst case (a `contains` filter over every shot, text found in few codes).
  */
 import { ReadThroughCache, NOOP_CACHE_METRICS } from "../../src/cache/index.ts";
 import type { EntityQuery } from "../../src/cache/types.ts";
@@ -80,7 +80,7 @@ export async function localQueryScenario(ctx: BenchContext): Promise<ScenarioRes
       }),
     },
     {
-      name: "worst case: every shot scanned by a contains filter (first 50)",
+      name: "worst case: a contains filter over every shot (first 50)",
       common: false,
       // Digits only: a "_" in the text would be declined (literal, or a LIKE wildcard at the site?).
       query: (i) => ({ ...base, filters: [["code", "contains", `${(i % 90) + 10}9`]], order: [], limit: 50 }),

@@ -163,7 +163,8 @@ export class LocalQueryEngine {
 
   /**
    * The smallest index hit among the top-level `and` conditions that pin a link, a status or
-   * list value, or ids; undefined when none does. The filters still run on each record.
+   * list value, or ids, or look for text in a text field (text-search.ts); undefined when none
+   * does. The filters still run on each record.
    */
   #indexCandidates(m: TypeMirror, filters: FilterGroup): { best?: number[] | ReadonlySet<number>; also?: ReadonlySet<number> } {
     if (filters.logical_operator !== "and") return {};
@@ -222,7 +223,13 @@ export class LocalQueryEngine {
   }
 
   #indexHit(m: TypeMirror, [path, op, ...values]: FilterCondition): number[] | ReadonlySet<number> | undefined {
-    if (path.includes(".") || (op !== "is" && op !== "in")) return undefined;
+    if (path.includes(".")) return undefined;
+    if ((op === "contains" || op === "starts_with" || op === "ends_with") && typeof values[0] === "string") {
+      // With "_" or "%" every record must meet the filter: one that matches only if they are
+      // wildcards is what makes the engine unsure (filters.ts likeReading), and the search would hide it.
+      return /[_%]/.test(values[0]) ? undefined : this.mirror.search(m.type, path, values[0].toLowerCase(), op);
+    }
+    if (op !== "is" && op !== "in") return undefined;
     const list = op === "is" ? values.slice(0, 1) : values.length === 1 && Array.isArray(values[0]) ? (values[0] as unknown[]) : values;
     if (path === "id") return list.every((v) => typeof v === "number") ? [...new Set(list as number[])] : undefined;
     const hits: ReadonlySet<number>[] = [];

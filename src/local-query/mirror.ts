@@ -8,6 +8,7 @@
 import type { Entity, EntityLink, EntitySchema, FieldValue } from "../shotgrid/types.ts";
 import { valueFromChange, WRITE_STAMP_FIELDS } from "./event-values.ts";
 import type { OrderIndex } from "./order-index.ts";
+import { TextSearch, type TextSearchOp } from "./text-search.ts";
 
 /**
  * A record fetched before an event may already hold that event's change, or a later one: its
@@ -28,6 +29,9 @@ export interface ChangeEvent {
 
 /** Index keys: a link as `Type:id`, a text value in lower case, an empty value as "". */
 export type IndexKey = string;
+
+/** Text fields searched by substring per type (each holds its values' text once more). */
+const MAX_SEARCHES_PER_TYPE = 4;
 
 /** Data types held in an index (by project, by link, by status): single links and list values. */
 const INDEXED_TYPES = new Set(["entity", "status_list", "list"]);
@@ -62,6 +66,8 @@ export interface TypeMirror {
   version: number;
   /** Records kept sorted by the orders queries used, by order key (a few at most). */
   readonly orders: Map<string, OrderIndex>;
+  /** Substring searches over text fields `contains` filters used, by field (a few at most). */
+  readonly searches: Map<string, TextSearch>;
 }
 
 function newTypeMirror(type: string, floor: number): TypeMirror {
@@ -79,6 +85,7 @@ function newTypeMirror(type: string, floor: number): TypeMirror {
     heldFields: undefined,
     indexes: new Map(),
     orders: new Map(),
+    searches: new Map(),
     version: 0,
   };
 }
@@ -315,6 +322,7 @@ export class Mirror {
     m.records.set(record.id, record);
     m.version++;
     for (const order of m.orders.values()) order.replaced(old, record);
+    for (const [field, search] of m.searches) if (!search.replaced(old, record)) m.searches.delete(field);
     for (const [field, index] of m.indexes) {
       const before = old ? indexKeyOf(old.fields[field]) : undefined;
       const after = indexKeyOf(record.fields[field]);
@@ -503,6 +511,24 @@ export class Mirror {
       m.indexes.set(field, index);
     }
     return index.get(key) ?? new Set();
+  }
+
+  /**
+   * Ids of `type` whose text field `field` may hold `needle` (lower case) where `op` looks for
+   * it, a superset (see text-search.ts); the search is made on first use, a few per type.
+   * Undefined when the field is not text or the needle cannot be searched.
+   */
+  search(type: string, field: string, needle: string, op: TextSearchOp): number[] | undefined {
+    const m = this.#types.get(type);
+    const dataType = m?.schema?.[field]?.dataType;
+    if (!m || dataType !== "text") return undefined;
+    let search = m.searches.get(field);
+    if (!search) {
+      search = new TextSearch(field, m.records.values());
+      if (m.searches.size >= MAX_SEARCHES_PER_TYPE) m.searches.delete(m.searches.keys().next().value!);
+      m.searches.set(field, search);
+    }
+    return search.candidates(needle, op);
   }
 
   /** Links the mirror holds one object for (each linked record's current one, and some no record shows any more). */
