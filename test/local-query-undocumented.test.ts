@@ -96,6 +96,15 @@ describe("the site's calendar must be known", () => {
     expect(ids(after, query([["updated_at", "in_last", 1, "DAY"]]))).toEqual([1]);
   });
 
+  it("a window too far from now to place goes to ShotGrid (no error)", () => {
+    const e = engine(records, { timeZone: "America/Los_Angeles" });
+    expect(ids(e, query([["updated_at", "in_last", 1_000_000_000, "DAY"]]))).toBe("time_value");
+    expect(ids(e, query([["sg_target_date", "in_last", 1_000_000_000, "DAY"]]))).toBe("time_value");
+    expect(ids(e, query([["updated_at", "in_next", 5_000_000, "YEAR"]]))).toBe("time_value");
+    expect(ids(e, query([["sg_target_date", "in_calendar_year", 1_000_000_000]]))).toBe("time_value");
+    expect(ids(engine(records), query([["updated_at", "in_last", 100_000, "DAY"]]))).toEqual([1]);
+  });
+
   it("a time within 2 s of a window's edge, and now within 2 s of the site's midnight", () => {
     // in_last 1 HOUR at 12:30:00 begins at 11:30:00.
     const edge = engine([{ updated_at: "2026-03-10T11:30:01Z" }, { updated_at: "2026-03-10T11:00:00Z" }, { updated_at: "2026-03-10T12:00:00Z" }]);
@@ -133,6 +142,71 @@ describe("empty values under negated operators", () => {
     expect(ids(e, query([["sg_cut_in", "is_not", 1001]]))).toBe("uncertain");
     expect(ids(full, query([["description", "is_not", "hero"]]))).toEqual([2]);
     expect(ids(full, query([["sg_cut_in", "not_between", 1000, 1005]]))).toEqual([2]);
+  });
+
+  it("only a record whose verdict stays unknown counts: another condition that surely rules it out (or in) settles it", () => {
+    const rows = engine([
+      { code: "A", description: "hero", sg_cut_in: 1001 },
+      { code: "B", description: null, sg_cut_in: 5 },
+      { code: "C", description: null, sg_cut_in: 1002 },
+    ]);
+    // B is out by its cut whichever way its empty description goes, in either order of the conditions.
+    expect(
+      ids(
+        rows,
+        query([
+          ["description", "is_not", "x"],
+          ["sg_cut_in", "greater_than", 1000],
+          ["sg_cut_in", "less_than", 1002],
+        ]),
+      ),
+    ).toEqual([1]);
+    expect(
+      ids(
+        rows,
+        query([
+          ["sg_cut_in", "less_than", 1002],
+          ["description", "is_not", "x"],
+          ["sg_cut_in", "greater_than", 1000],
+        ]),
+      ),
+    ).toEqual([1]);
+    // C's verdict hangs on it.
+    expect(
+      ids(
+        rows,
+        query([
+          ["description", "is_not", "x"],
+          ["sg_cut_in", "greater_than", 1000],
+        ]),
+      ),
+    ).toBe("uncertain");
+    // In an or group, a sure yes settles it.
+    const either = {
+      logical_operator: "or" as const,
+      conditions: [
+        ["description", "is_not", "x"],
+        ["code", "in", ["B", "C"]],
+      ] as FilterGroup["conditions"],
+    };
+    expect(ids(rows, { ...query([]), filters: { logical_operator: "and", conditions: [either] } })).toEqual([1, 2, 3]);
+  });
+
+  it("no link under type_is_not, and null mixed into a link list", () => {
+    const e = engine([{ sg_sequence: SEQ1 }, { sg_sequence: null }]);
+    expect(ids(e, query([["sg_sequence", "type_is_not", "Shot"]]))).toBe("uncertain");
+    expect(
+      ids(
+        e,
+        query([
+          ["sg_sequence", "type_is_not", "Shot"],
+          ["id", "is", 1],
+        ]),
+      ),
+    ).toEqual([1]);
+    expect(ids(e, query([["sg_sequence", "in", [null, SEQ1]]]))).toBe("uncertain");
+    expect(ids(e, query([["sg_sequence", "in", [SEQ1]]]))).toEqual([1]);
+    expect(ids(e, query([["sg_sequence", "is", null]]))).toEqual([2]);
   });
 
   it("is_not null and is null are documented; null mixed into a list, or compared, is not", () => {
@@ -177,8 +251,34 @@ describe("text rules beyond letter case", () => {
     expect(ids(engine([{ code: "Écran" }, { code: "Zebra" }]), query([], asc))).toBe("uncertain");
     expect(ids(engine([{ code: "SH_020" }, { code: "SH_010" }, { code: "SH_010_B" }]), query([], asc))).toEqual([2, 3, 1]);
     // The neighbour just past a page counts: it decides what the page holds.
-    expect(ids(engine([{ code: "A1" }, { code: "A_2" }, { code: "A2" }]), query([], { ...asc, limit: 1 }))).toEqual([1]);
+    expect(ids(engine([{ code: "A1" }, { code: "A2" }, { code: "A3" }]), query([], { ...asc, limit: 1 }))).toEqual([1]);
     expect(ids(engine([{ code: "A1" }, { code: "A_2" }, { code: "A2" }]), query([], { ...asc, limit: 2 }))).toBe("uncertain");
+    // A punctuation-ignoring collation would sort "AB" with "AB_" as one.
+    expect(ids(engine([{ code: "AB_" }, { code: "AB" }]), query([], asc))).toBe("uncertain");
+    expect(ids(engine([{ code: "AB_2" }, { code: "AB" }]), query([], asc))).toEqual([2, 1]);
+  });
+
+  it("a record far past the page that another collation would bring into it", () => {
+    const asc = { order: [{ field: "code", direction: "asc" as const }], limit: 1 };
+    // ICU puts "SH_005" first ("_" before digits); plain order puts it last, far from the page.
+    expect(ids(engine([{ code: "SH010" }, { code: "SH020" }, { code: "SH_005" }]), query([], asc))).toBe("uncertain");
+    expect(ids(engine([{ code: "Eva" }, { code: "Fred" }, { code: "Émile" }]), query([], asc))).toBe("uncertain");
+    // The same through an index bucket (one sequence's shots), and through the gathered matches (a contains filter).
+    const seq = (codes: string[]) => engine(codes.map((code) => ({ code, sg_sequence: SEQ1 })));
+    expect(ids(seq(["SH010", "SH020", "SH_005"]), query([["sg_sequence", "is", SEQ1]], asc))).toBe("uncertain");
+    expect(ids(seq(["SH010", "SH020", "SH_005"]), query([["code", "contains", "sh"]], asc))).toBe("uncertain");
+    // A list that is not the same in every collation ("B_1", "B1") still answers a page no record past it can enter.
+    const mixed = seq(["B_1", "A2", "B1", "A1", "A3"]);
+    expect(ids(mixed, query([["sg_sequence", "is", SEQ1]], asc))).toEqual([4]);
+    expect(ids(mixed, query([], asc))).toEqual([4]);
+    expect(ids(mixed, query([["sg_sequence", "is", SEQ1]], { ...asc, limit: 4 }))).toBe("uncertain");
+    // Ordinary codes: every collation agrees, any page of any subset is answered.
+    const vfx = seq(["NLT_050_0030", "NLT_050_0010", "NLT_060_0010", "NLT_050_0020", "NLT_050_0020_comp"]);
+    expect(ids(vfx, query([], asc))).toEqual([2]);
+    expect(ids(vfx, query([["sg_sequence", "is", SEQ1]], { ...asc, limit: 2, page: 2 }))).toEqual([5, 1]);
+    expect(ids(vfx, query([["code", "contains", "0_00"]], asc))).toEqual([2]);
+    expect(ids(vfx, query([["code", "contains", "0100"]], { ...asc, limit: 0 }))).toEqual([]);
+    expect(ids(vfx, query([["code", "ends_with", "0"]], asc))).toEqual([2]);
   });
 });
 

@@ -68,7 +68,8 @@ export interface ReadThroughCacheOptions {
   /**
    * The site's IANA time zone ("Europe/London"): the calendar relative dates (`in_last`,
    * `in_calendar_day`…) are counted in when Queries over the preloaded types are answered
-   * locally (src/local-query). Default "UTC".
+   * locally (src/local-query). Undefined (the default): not known, and such Queries that count
+   * days go upstream.
    */
   siteTimeZone?: string;
   /**

@@ -7,7 +7,8 @@ import type { Entity, FieldValue, FilterCondition, FilterGroup, SortSpec } from 
 import { CannotAnswer, type CannotAnswerCode } from "./cannot-answer.ts";
 import { compileFilters, type Evaluation } from "./filters.ts";
 import { indexKeyOf, Mirror, type TypeMirror } from "./mirror.ts";
-import { OrderIndex } from "./order-index.ts";
+import { mayComeBefore } from "./collation.ts";
+import { isStable, OrderIndex } from "./order-index.ts";
 import { compileOrder, firstInOrder, type CompiledOrder } from "./ordering.ts";
 import { checkKnown, compilePath, readyType } from "./paths.ts";
 import { checkTimeZone } from "./time-zone.ts";
@@ -50,7 +51,7 @@ export class LocalQueryEngine {
   readonly #defaultFields: readonly string[];
   readonly #now: () => number;
   /** Index buckets sorted per kept order, with the type version they were sorted at (dropped with their bucket). */
-  readonly #sortedBuckets = new WeakMap<ReadonlySet<number>, Map<OrderIndex, Map<ReadonlySet<number>, { version: number; records: Entity[] }>>>();
+  readonly #sortedBuckets = new WeakMap<ReadonlySet<number>, Map<OrderIndex, Map<ReadonlySet<number>, SortedBucket>>>();
 
   constructor(options: LocalQueryEngineOptions) {
     this.mirror = new Mirror(options.types);
@@ -82,16 +83,33 @@ export class LocalQueryEngine {
     // The filters first: what `visible` is unsure of matters only for a record they keep.
     const accept = (r: Entity) => predicate(r) && (!visible || visible(r));
     let page: Entity[] | undefined;
-    if (kept && candidates === undefined) page = walk(kept.sorted(m.records.values()), accept, keep, order.check, Infinity);
-    else if (kept && candidates instanceof Set) {
+    // A kept sorted list serves a page only when every collation the site may use sorts it the
+    // same (ordering.ts): a page read off it then holds what the site's would. Else the matching
+    // records are gathered and each one past the page is checked against the page's last.
+    // A list that is not stable still serves when its first key is ascending text: the few
+    // records past the page that a collation could bring before its last are looked up.
+    const usable = (list: { readonly stable: boolean }) => !order.hasText || list.stable || order.firstKey !== undefined;
+    const all = kept?.sorted(m.records.values());
+    let walked: { readonly stable: boolean; readonly records: readonly Entity[] } | undefined;
+    if (kept && candidates === undefined) {
+      if (usable(kept)) page = walk((walked = { stable: kept.stable, records: all! }).records, accept, keep, order.check, Infinity);
+    } else if (kept && candidates instanceof Set) {
       // An index bucket (one link, status or list value) sorted in this order, kept until the type changes.
-      page = walk(this.#sortedBucket(m, candidates, also, kept), accept, keep, order.check, Infinity);
-    } else if (kept && candidates) {
+      const bucket = this.#sortedBucket(m, candidates, also, kept);
+      if (usable(bucket)) page = walk((walked = bucket).records, accept, keep, order.check, Infinity);
+    } else if (kept && candidates && usable(kept)) {
       // The kept order from the front while that is cheaper than the hit; a filter that goes
       // with the order (codes grouped by project) makes it long, so it has a budget.
       const hit = size(candidates);
       if (keep !== undefined && ((keep + 1) * m.records.size) / Math.max(1, hit) < hit) {
-        page = walk(kept.sorted(m.records.values()), accept, keep, order.check, 2 * hit);
+        page = walk((walked = { stable: kept.stable, records: all! }).records, accept, keep, order.check, 2 * hit);
+      }
+    }
+    const last = page?.[page.length - 1];
+    if (page && walked && order.hasText && !walked.stable && keep !== undefined && last) {
+      const lastKey = order.firstKey!(last);
+      if (lastKey !== null && mayComeBefore(walked.records, lastKey, order.firstKey!, accept)) {
+        ev.unsure ??= `ordering by ${q.order[0]!.field}: a record past the page differs from its last at a character whose place depends on the site's collation`;
       }
     }
     if (!page) {
@@ -101,6 +119,16 @@ export class LocalQueryEngine {
       page = firstInOrder(matching, order.compare, keep === undefined ? undefined : keep + 1);
       for (let i = 1; i < page.length; i++) order.check(page[i - 1]!, page[i]!);
       if (keep !== undefined) page = page.slice(0, keep);
+      // Past the page: each record must come after the page's last in every collation too.
+      const last = page[page.length - 1];
+      if (order.hasText && last && matching.length > page.length) {
+        const inPage = new Set(page);
+        for (const r of matching) {
+          if (inPage.has(r) || order.safe(last, r)) continue;
+          ev.unsure ??= `ordering by ${q.order.map((s) => s.field).join(", ")}: a record past the page differs from its last at a character whose place depends on the site's collation`;
+          break;
+        }
+      }
     }
     if (ev.unsure) throw new CannotAnswer("uncertain", ev.unsure);
     if (q.limit > 0) page = page.slice(q.limit * (q.page - 1));
@@ -188,7 +216,7 @@ export class LocalQueryEngine {
   }
 
   /** `bucket`'s records (those also in `also`, when given) sorted by `kept`'s order: made once, used until the type changes. */
-  #sortedBucket(m: TypeMirror, bucket: ReadonlySet<number>, also: ReadonlySet<number> | undefined, kept: OrderIndex): readonly Entity[] {
+  #sortedBucket(m: TypeMirror, bucket: ReadonlySet<number>, also: ReadonlySet<number> | undefined, kept: OrderIndex): SortedBucket {
     let byOrder = this.#sortedBuckets.get(bucket);
     if (!byOrder) this.#sortedBuckets.set(bucket, (byOrder = new Map()));
     let byOther = byOrder.get(kept);
@@ -201,10 +229,11 @@ export class LocalQueryEngine {
     let entry = byOther.get(also ?? bucket);
     if (!entry || entry.version !== m.version) {
       const ids = also ? [...bucket].filter((id) => also.has(id)) : bucket;
-      entry = { version: m.version, records: [...this.#records(m, ids)].sort(kept.compare) };
+      const records = [...this.#records(m, ids)].sort(kept.compare);
+      entry = { version: m.version, records, stable: isStable(records, kept.safe) };
       byOther.set(also ?? bucket, entry);
     }
-    return entry.records;
+    return entry;
   }
 
   /** The kept sorted copy of `m`'s records for `order` (plain fields only), made on first use; a few per type. */
@@ -215,7 +244,8 @@ export class LocalQueryEngine {
     if (!kept) {
       // Its own comparator: what it notices while sorting is not about any one query.
       const quiet: Evaluation = { unsure: undefined, now: 0, timeZone: this.timeZone };
-      kept = new OrderIndex(order.plainFields, compileOrder(this.mirror, m.type, spec, quiet, new Set()).compare);
+      const own = compileOrder(this.mirror, m.type, spec, quiet, new Set());
+      kept = new OrderIndex(order.plainFields, own.compare, own.safe);
       if (m.orders.size >= MAX_ORDERS_PER_TYPE) m.orders.delete(m.orders.keys().next().value!);
       m.orders.set(key, kept);
     }
@@ -272,6 +302,13 @@ function walk(
 
 /** Sorted copies kept per type (each holds one reference per record). */
 const MAX_ORDERS_PER_TYPE = 8;
+
+/** An index bucket's records sorted in a kept order, as of the type's `version`; `stable` as `OrderIndex.stable`. */
+interface SortedBucket {
+  version: number;
+  records: Entity[];
+  stable: boolean;
+}
 
 function size(ids: number[] | ReadonlySet<number>): number {
   return Array.isArray(ids) ? ids.length : (ids as ReadonlySet<number>).size;

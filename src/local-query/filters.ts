@@ -99,24 +99,66 @@ function nearMidnight(now: number, zone: string): void {
     throw new CannotAnswer("uncertain", `the site's day turns within ${EDGE_SLACK_S} s of now: its clock may be on the other day`);
 }
 
+/** A condition's verdict on one record: no, yes, or not known (a rule the site does not document decides). */
+const NO = 0;
+const YES = 1;
+const UNKNOWN = 2;
+type Verdict = typeof NO | typeof YES | typeof UNKNOWN;
+
+/**
+ * The filters as one predicate. Each condition's verdict is no, yes or not known (it flagged
+ * itself unsure on that record), combined as three-valued logic: an `and` with a sure "no" is
+ * no whatever else is unknown, an `or` with a sure "yes" is yes. Only a record whose verdict is
+ * still unknown makes the whole evaluation unsure (the predicate then says yes; the engine
+ * declines the query): a record another condition surely rules out does not.
+ */
 export function compileFilters(mirror: Mirror, type: string, filters: FilterGroup, ev: Evaluation): CompiledFilters {
   const types = new Set<string>([type]);
-  const group = (g: FilterGroup): Predicate => {
+  /** Why the last unknown verdict is unknown. */
+  let why: string | undefined;
+  const group = (g: FilterGroup): ((r: Entity) => Verdict) => {
     const parts = g.conditions.map((c) => (Array.isArray(c) ? condition(c) : group(c)));
     if (parts.length === 0) {
       // An empty `and` holds for every record; what the site makes of an empty `or` is not documented.
       if (g.logical_operator === "or") throw new CannotAnswer("operator", "an empty or group");
-      return () => true;
+      return () => YES;
     }
     if (parts.length === 1) return parts[0]!;
-    return g.logical_operator === "or" ? (r) => parts.some((p) => p(r)) : (r) => parts.every((p) => p(r));
+    const decisive = g.logical_operator === "or" ? YES : NO;
+    return (r) => {
+      let out: Verdict = decisive === YES ? NO : YES;
+      for (const p of parts) {
+        const v = p(r);
+        if (v === decisive) return v;
+        if (v === UNKNOWN) out = UNKNOWN;
+      }
+      return out;
+    };
   };
-  const condition = ([path, op, ...values]: FilterCondition): Predicate => {
+  const condition = ([path, op, ...values]: FilterCondition): ((r: Entity) => Verdict) => {
     const fp = compilePath(mirror, type, path, ev);
     for (const t of fp.types) types.add(t);
-    return compileCondition(fp, op, values, ev);
+    const p = compileCondition(fp, op, values, ev);
+    return (r) => {
+      // The condition flags `ev` when unsure of this record: caught here, as its verdict.
+      const before = ev.unsure;
+      ev.unsure = undefined;
+      const yes = p(r);
+      const unsure = ev.unsure;
+      ev.unsure = before;
+      if (unsure === undefined) return yes ? YES : NO;
+      why = unsure;
+      return UNKNOWN;
+    };
   };
-  return { predicate: group(filters), types };
+  const root = group(filters);
+  const predicate: Predicate = (r) => {
+    const v = root(r);
+    if (v !== UNKNOWN) return v === YES;
+    ev.unsure ??= why;
+    return true;
+  };
+  return { predicate, types };
 }
 
 function compileCondition(fp: CompiledPath, op: string, values: unknown[], ev: Evaluation): Predicate {
@@ -280,7 +322,12 @@ function linkCondition(fp: CompiledPath, op: string, values: unknown[], ev: Eval
     case "in":
     case "not_in": {
       const ls = listOf(values).map(target);
-      const p: Predicate = (r) => ls.some((l) => holds(r, l));
+      const mixed = ls.includes(null) && ls.length > 1;
+      const p: Predicate = (r) => {
+        // `null` mixed into the list: the site documents `is null`, not a list mixing it with links.
+        if (mixed && holds(r, null)) ev.unsure ??= `${op} on ${fp.path}: null among the links`;
+        return ls.some((l) => holds(r, l));
+      };
       return op === "in" ? p : not(p);
     }
     case "type_is":
@@ -289,6 +336,8 @@ function linkCondition(fp: CompiledPath, op: string, values: unknown[], ev: Eval
       if (t !== null && typeof t !== "string") throw new CannotAnswer("operator", `${op} on ${fp.path} without a type name`);
       const p: Predicate = (r) => {
         const links = linksOf(read(r));
+        // No link at all: whether that "is not of type T" is not documented (as name_not_contains).
+        if (op === "type_is_not" && t !== null && links.length === 0) ev.unsure ??= `${op} on ${fp.path}: a record with no link`;
         return t === null ? links.length === 0 : links.some((l) => l.type === t);
       };
       return op === "type_is" ? p : not(p);

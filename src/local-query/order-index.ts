@@ -12,6 +12,12 @@ function isLink(v: unknown): v is EntityLink {
   return v !== null && typeof v === "object" && !Array.isArray(v) && typeof (v as EntityLink).id === "number";
 }
 
+/** Whether every neighbouring pair of `sorted` is `safe`: a collation that agrees on each agrees on the whole list. */
+export function isStable(sorted: readonly Entity[], safe: (a: Entity, b: Entity) => boolean): boolean {
+  for (let i = 1; i < sorted.length; i++) if (!safe(sorted[i - 1]!, sorted[i]!)) return false;
+  return true;
+}
+
 /** Whether two values sort alike: equal scalars, or links to the same record under the same name. */
 function sortsAlike(a: FieldValue | undefined, b: FieldValue | undefined): boolean {
   if (a === b) return true;
@@ -21,18 +27,32 @@ function sortsAlike(a: FieldValue | undefined, b: FieldValue | undefined): boole
 
 export class OrderIndex {
   #sorted: Entity[] | undefined;
+  #stable = false;
 
   constructor(
     /** The plain fields the order reads (empty for the id order). */
     readonly fields: readonly string[],
     /** The order's comparator; it must not depend on anything but `fields` and the id. */
     readonly compare: Compare,
+    /** Whether every collation the site may use agrees with `compare` on a pair (ordering.ts). */
+    readonly safe: (a: Entity, b: Entity) => boolean,
   ) {}
 
   /** The records in order, sorted now if a change made the kept order unusable. */
   sorted(all: Iterable<Entity>): readonly Entity[] {
-    this.#sorted ??= [...all].sort(this.compare);
+    if (!this.#sorted) {
+      this.#sorted = [...all].sort(this.compare);
+      this.#stable = isStable(this.#sorted, this.safe);
+    }
     return this.#sorted;
+  }
+
+  /**
+   * Whether the sorted records (as `sorted` last made them) are in the same order in every
+   * collation the site may use: then so is any subset of them, and a page read off them is exact.
+   */
+  get stable(): boolean {
+    return this.#stable;
   }
 
   /** `next` replaced `old` (undefined: a new record). */

@@ -3,18 +3,17 @@
  * by the linked record's display name, empty values last ascending and first descending, ties
  * broken by id ascending. Only the first `keep` records are fully ordered (a page needs no more).
  *
- * Text is compared letter by letter after lower-casing, which agrees with a locale collation
- * (ICU's, or the C library's that ShotGrid's database may sort with) wherever two texts first
- * differ at a digit or an ASCII letter. Where they first differ at anything else (`_`, a space,
- * `-`, an accented letter), the collations disagree with each other ("SH_010" and "SH0100") and
- * the site's is not known: `check` flags neighbours in an answer that differ there. A record far
- * from its neighbours that another collation would move into the page is not seen by that check.
+ * Text is compared letter by letter after lower-casing; where that may not be the site's
+ * collation's order, a pair is not `safe` (collation.ts). `check` flags neighbours in an answer
+ * that are not; a kept sorted list whose neighbours are all safe (`stable`) serves any page of
+ * any subset of it, and otherwise the records past a page are checked against its last one.
  */
 import type { Entity, EntityLink, FieldValue, SortSpec } from "../shotgrid/types.ts";
 import { CannotAnswer } from "./cannot-answer.ts";
 import type { Evaluation } from "./filters.ts";
 import type { Mirror } from "./mirror.ts";
 import type { Compare } from "./order-index.ts";
+import { collationDependent } from "./collation.ts";
 import { compilePath } from "./paths.ts";
 
 type SortValue = string | number | null;
@@ -47,8 +46,14 @@ function sortValue(v: FieldValue, dataType: string): SortValue {
 
 export interface CompiledOrder {
   compare: Compare;
+  /** Whether a text key decides the order anywhere (else every pair is `safe`). */
+  hasText: boolean;
+  /** Whether every collation the site may sort text with puts `a` and `b` in the order `compare` does (pure: flags nothing). */
+  safe: (a: Entity, b: Entity) => boolean;
   /** `compare`, and flags the evaluation unsure when the order of neighbours `a`, `b` in an answer hangs on the site's collation. */
   check: Compare;
+  /** When the first key is text in ascending order and no other key is text: a record's key for collation.ts's `mayComeBefore` (lower case; null when empty). */
+  firstKey: ((r: Entity) => string | null) | undefined;
   /** The order's fields when all are plain (none read through a link): it can be kept sorted. */
   plainFields: string[] | undefined;
 }
@@ -88,6 +93,20 @@ export function compileOrder(mirror: Mirror, type: string, order: readonly SortS
     }
     return a.id - b.id;
   };
+  const safe = (a: Entity, b: Entity): boolean => {
+    for (const k of keys) {
+      const x = sortValue(k.read(a), k.dt);
+      const y = sortValue(k.read(b), k.dt);
+      if (x === y) continue;
+      if (!k.text || typeof x !== "string" || typeof y !== "string") return true;
+      const lx = x.toLowerCase();
+      const ly = y.toLowerCase();
+      // Equal but for letter case: the next key decides here (neighbours so tied are flagged by `check`).
+      if (lx === ly) continue;
+      return collationDependent(lx, ly) === undefined;
+    }
+    return true;
+  };
   const check: Compare = (a, b) => {
     const c = compare(a, b);
     for (const k of keys) {
@@ -104,22 +123,16 @@ export function compileOrder(mirror: Mirror, type: string, order: readonly SortS
     }
     return c;
   };
-  return { compare, check, plainFields: order.some((s) => s.field.includes(".")) ? undefined : order.map((s) => s.field) };
-}
-
-const PLAIN = /[0-9a-z]/;
-
-/** Where two lower-cased texts first differ, when a character there is not a digit or an ASCII letter; else undefined. */
-function collationDependent(x: string, y: string): number | undefined {
-  const n = Math.min(x.length, y.length);
-  for (let i = 0; i < n; i++) {
-    const a = x[i]!;
-    const b = y[i]!;
-    if (a === b) continue;
-    return PLAIN.test(a) && PLAIN.test(b) ? undefined : i;
-  }
-  // One is the other's beginning: the shorter first, in every collation.
-  return undefined;
+  const hasText = keys.some((k) => k.text);
+  const first = keys[0];
+  const firstKey =
+    first?.text && !first.desc && keys.slice(1).every((k) => !k.text)
+      ? (r: Entity): string | null => {
+          const v = sortValue(first.read(r), first.dt);
+          return typeof v === "string" ? v.toLowerCase() : null;
+        }
+      : undefined;
+  return { compare, check, hasText, safe, firstKey, plainFields: order.some((s) => s.field.includes(".")) ? undefined : order.map((s) => s.field) };
 }
 
 /** The first `keep` records of `records` in order (all of them when `keep` is undefined). */

@@ -34,9 +34,17 @@ function shiftMonths(day: DayNumber, months: number): DayNumber | undefined {
   return dayFromCivil(c.y, c.m + months, c.d);
 }
 
+/**
+ * How far from now a window may reach, in days (about 2,700 years): the date functions throw
+ * past ±100,000,000 days from 1970, and no studio asks for more. Further goes to ShotGrid.
+ */
+const MAX_SPAN_DAYS = 1_000_000;
+const UNIT_DAYS: Record<string, number> = { HOUR: 1 / 24, DAY: 1, WEEK: 7, MONTH: 31, YEAR: 366 };
+
 /** `in_last` / `in_next` with `count` `unit`s. */
 export function relativeWindow(op: string, count: unknown, unit: unknown, isDate: boolean, now: number, zone: string): Window | undefined {
   if (!Number.isInteger(count) || (count as number) < 0 || typeof unit !== "string") return undefined;
+  if ((count as number) * (UNIT_DAYS[unit.toUpperCase()] ?? Number.POSITIVE_INFINITY) > MAX_SPAN_DAYS) return undefined;
   const n = count as number;
   const sign = op === "in_last" ? -1 : 1;
   const u = unit.toUpperCase();
@@ -72,7 +80,8 @@ export function relativeWindow(op: string, count: unknown, unit: unknown, isDate
 
 /** `in_calendar_day|month|year` with offset `k` (0: the current one). Weeks: the site's first weekday is not known here. */
 export function calendarWindow(op: string, k: unknown, isDate: boolean, now: number, zone: string): Window | undefined {
-  if (!Number.isInteger(k)) return undefined;
+  // A year is at most 366 days: every offset within the span is placeable.
+  if (!Number.isInteger(k) || Math.abs((k as number) * 366) > MAX_SPAN_DAYS) return undefined;
   const offset = k as number;
   const today = dayOf(now, zone);
   const c = civil(today);
