@@ -29,7 +29,8 @@ describe("collationDependent", () => {
 });
 
 describe("mayComeBefore", () => {
-  const ALPHABET = ["a", "b", "z", "0", "5", "9", "_", " ", "-", "é", "{"];
+  // The ranges' edges are among them: ":" and "`" (just past "9" and before "a"), "@", "{" (just past "z").
+  const ALPHABET = ["a", "b", "z", "0", "5", "9", "_", " ", "-", "é", "{", ":", "`", "@", "\uffff"];
   type Row = { id: number; key: string | null; taken: boolean };
 
   it("finds exactly the taken records past the last whose first difference is the collation's call", () => {
@@ -56,6 +57,7 @@ describe("mayComeBefore", () => {
         last.key,
         (r: Row) => r.key,
         (r: Row) => r.taken,
+        () => false,
       );
       expect(got, `${JSON.stringify(rows.map((r) => r.key))} after ${JSON.stringify(last.key)}`).toBe(expected);
       if (expected) found++;
@@ -80,14 +82,50 @@ describe("mayComeBefore", () => {
     };
     const keyOf = (r: { key: string }) => r.key;
     // A page ending at "nlt_014_0090": every later code first differs from it at a digit.
-    expect(mayComeBefore(rows, "nlt_014_0090", keyOf, taken)).toBe(false);
+    expect(mayComeBefore(rows, "nlt_014_0090", keyOf, taken, () => false)).toBe(false);
     expect(read).toBe(0);
     // A page ending at "nlt_1009_0090": the "nlt_100_…" codes right after it differ at "_".
-    expect(mayComeBefore(rows, "nlt_1009_0090", keyOf, taken)).toBe(true);
+    expect(mayComeBefore(rows, "nlt_1009_0090", keyOf, taken, () => false)).toBe(true);
     expect(read).toBe(1);
     // Not taken by the filters: read, and not counted.
     read = 0;
-    expect(mayComeBefore(rows, "nlt_1009_0090", keyOf, () => (read++, false))).toBe(false);
+    expect(
+      mayComeBefore(
+        rows,
+        "nlt_1009_0090",
+        keyOf,
+        () => (read++, false),
+        () => false,
+      ),
+    ).toBe(false);
     expect(read).toBe(10);
+  });
+
+  it("a tie but for letter case with the last one, anywhere past it", () => {
+    const rows = [
+      { id: 1, key: "ab", raw: "AB" },
+      { id: 2, key: "ab", raw: "AB" },
+      { id: 3, key: "ab", raw: "ab" },
+      { id: 4, key: "ac", raw: "ac" },
+    ];
+    const keyOf = (r: { key: string }) => r.key;
+    expect(
+      mayComeBefore(
+        rows,
+        "ab",
+        keyOf,
+        () => true,
+        (r: { raw: string }) => r.raw !== "AB",
+      ),
+    ).toBe(true);
+    expect(
+      mayComeBefore(
+        rows,
+        "ab",
+        keyOf,
+        (r: { id: number }) => r.id !== 3,
+        (r: { raw: string }) => r.raw !== "AB",
+      ),
+    ).toBe(false);
   });
 });

@@ -14,6 +14,31 @@
 
 const PLAIN = /[0-9a-z]/;
 
+/**
+ * Letters whose lower case in JavaScript is not the per-letter lower case a database may use:
+ * "İ" becomes two code units, and "Σ" becomes "ς" or "σ" depending on its neighbours. Text
+ * holding one is compared, searched and sorted here in a way the site may not: the engine is
+ * never sure of it.
+ */
+const ODD_CASE = /[\u0130\u03a3]/;
+
+/** Whether `text` holds a letter whose lower case the engine cannot be sure the site makes alike (ODD_CASE). */
+export function lowersOddly(text: string): boolean {
+  return ODD_CASE.test(text);
+}
+
+/**
+ * `text` lower-cased so that both readings of ODD_CASE letters meet: "İ" as "i" (the dot
+ * dropped), every sigma as "σ". Where JavaScript's lower case and this one decide a comparison
+ * alike, the site's does too; where they do not, the engine is not sure.
+ */
+export function foldOddCase(text: string): string {
+  return text
+    .toLowerCase()
+    .replace(/\u0307/g, "")
+    .replace(/\u03c2/g, "\u03c3");
+}
+
 /** Where two lower-cased texts first differ, when that place is the site's collation's call; else undefined. */
 export function collationDependent(x: string, y: string): number | undefined {
   const n = Math.min(x.length, y.length);
@@ -41,9 +66,12 @@ export function mayComeBefore(
   lastKey: string,
   keyOf: (r: never) => string | null,
   accept: (r: never) => boolean,
+  /** Whether a record's first key, before lower-casing, is not the last's (a tie but for letter case). */
+  differsFromLast: (r: never) => boolean,
 ): boolean {
   const key = keyOf as (r: unknown) => string | null;
   const take = accept as (r: unknown) => boolean;
+  const differs = differsFromLast as (r: unknown) => boolean;
   /** The first index whose key is >= `text` (empty keys are greatest). */
   const lowerBound = (text: string): number => {
     let lo = 0;
@@ -56,12 +84,12 @@ export function mayComeBefore(
     }
     return lo;
   };
-  /** Whether a record taken by `accept` has a key in [from, to), optionally passing `also`. */
-  const anyIn = (from: string, to: string | undefined, also?: (k: string) => boolean): boolean => {
+  /** Whether a record taken by `accept` has a key in [from, to), optionally passing `also` (and `alsoRecord`). */
+  const anyIn = (from: string, to: string | undefined, also?: (k: string) => boolean, alsoRecord?: (r: unknown) => boolean): boolean => {
     const end = to === undefined ? endOfText() : lowerBound(to);
     for (let i = lowerBound(from); i < end; i++) {
       const k = key(sorted[i]);
-      if (k !== null && (!also || also(k)) && take(sorted[i])) return true;
+      if (k !== null && (!also || also(k)) && (!alsoRecord || alsoRecord(sorted[i])) && take(sorted[i])) return true;
     }
     return false;
   };
@@ -76,6 +104,8 @@ export function mayComeBefore(
     }
     return lo;
   };
+  // Equal once lower-cased but not before: which one the site puts first is its collation's call.
+  if (anyIn(lastKey, `${lastKey}\u0000`, (k) => k === lastKey, differs)) return true;
   for (let i = 0; i <= lastKey.length; i++) {
     const prefix = lastKey.slice(0, i);
     const after = successor(prefix);
@@ -85,6 +115,8 @@ export function mayComeBefore(
       continue;
     }
     const c = lastKey[i]!;
+    // Nothing is above U+FFFF in one code unit: no later text differs from it here.
+    if (c === "\uffff") continue;
     const next = String.fromCharCode(c.charCodeAt(0) + 1);
     if (!PLAIN.test(c)) {
       // `last` has a sign here: every later text that differs from it here is the collation's call.
@@ -102,5 +134,7 @@ export function mayComeBefore(
 function successor(prefix: string): string | undefined {
   if (prefix === "") return undefined;
   const last = prefix.charCodeAt(prefix.length - 1);
+  // U+FFFF has no next code unit: the successor is the shorter prefix's.
+  if (last === 0xffff) return successor(prefix.slice(0, -1));
   return prefix.slice(0, -1) + String.fromCharCode(last + 1);
 }

@@ -7,7 +7,7 @@ import type { Entity, FieldValue, FilterCondition, FilterGroup, SortSpec } from 
 import { CannotAnswer, type CannotAnswerCode } from "./cannot-answer.ts";
 import { compileFilters, type Evaluation } from "./filters.ts";
 import { indexKeyOf, Mirror, type TypeMirror } from "./mirror.ts";
-import { mayComeBefore } from "./collation.ts";
+import { lowersOddly, mayComeBefore } from "./collation.ts";
 import { isStable, OrderIndex } from "./order-index.ts";
 import { compileOrder, firstInOrder, type CompiledOrder } from "./ordering.ts";
 import { checkKnown, compilePath, readyType } from "./paths.ts";
@@ -88,7 +88,8 @@ export class LocalQueryEngine {
     // records are gathered and each one past the page is checked against the page's last.
     // A list that is not stable still serves when its first key is ascending text: the few
     // records past the page that a collation could bring before its last are looked up.
-    const usable = (list: { readonly stable: boolean }) => !order.hasText || list.stable || order.firstKey !== undefined;
+    const usable = (list: { readonly stable: boolean; readonly odd: boolean }) =>
+      !order.hasText || (!list.odd && (list.stable || order.firstKey !== undefined));
     const all = kept?.sorted(m.records.values());
     let walked: { readonly stable: boolean; readonly records: readonly Entity[] } | undefined;
     if (kept && candidates === undefined) {
@@ -108,7 +109,8 @@ export class LocalQueryEngine {
     const last = page?.[page.length - 1];
     if (page && walked && order.hasText && !walked.stable && keep !== undefined && last) {
       const lastKey = order.firstKey!(last);
-      if (lastKey !== null && mayComeBefore(walked.records, lastKey, order.firstKey!, accept)) {
+      const lastRaw = order.firstRaw!(last);
+      if (lastKey !== null && mayComeBefore(walked.records, lastKey, order.firstKey!, accept, (r: Entity) => order.firstRaw!(r) !== lastRaw)) {
         ev.unsure ??= `ordering by ${q.order[0]!.field}: a record past the page differs from its last at a character whose place depends on the site's collation`;
       }
     }
@@ -230,7 +232,7 @@ export class LocalQueryEngine {
     if (!entry || entry.version !== m.version) {
       const ids = also ? [...bucket].filter((id) => also.has(id)) : bucket;
       const records = [...this.#records(m, ids)].sort(kept.compare);
-      entry = { version: m.version, records, stable: isStable(records, kept.safe) };
+      entry = { version: m.version, records, stable: isStable(records, kept.safe), odd: records.some(kept.isOdd) };
       byOther.set(also ?? bucket, entry);
     }
     return entry;
@@ -245,7 +247,7 @@ export class LocalQueryEngine {
       // Its own comparator: what it notices while sorting is not about any one query.
       const quiet: Evaluation = { unsure: undefined, now: 0, timeZone: this.timeZone };
       const own = compileOrder(this.mirror, m.type, spec, quiet, new Set());
-      kept = new OrderIndex(order.plainFields, own.compare, own.safe);
+      kept = new OrderIndex(order.plainFields, own.compare, own.safe, own.odd);
       if (m.orders.size >= MAX_ORDERS_PER_TYPE) m.orders.delete(m.orders.keys().next().value!);
       m.orders.set(key, kept);
     }
@@ -264,6 +266,8 @@ export class LocalQueryEngine {
     if (path === "id") return list.every((v) => typeof v === "number") ? [...new Set(list as number[])] : undefined;
     const hits: ReadonlySet<number>[] = [];
     for (const v of list) {
+      // Lower-cased keys: a value whose lower case the site may make otherwise could sit in another bucket there.
+      if (typeof v === "string" && lowersOddly(v)) return undefined;
       const ids = this.mirror.lookup(m.type, path, indexKeyOf(v as FieldValue));
       if (!ids) return undefined;
       hits.push(ids);
@@ -308,6 +312,7 @@ interface SortedBucket {
   version: number;
   records: Entity[];
   stable: boolean;
+  odd: boolean;
 }
 
 function size(ids: number[] | ReadonlySet<number>): number {

@@ -11,6 +11,7 @@ import type { Mirror } from "./mirror.ts";
 import { compilePath, type CompiledPath } from "./paths.ts";
 import { dateTimeMs, relativeWindow, calendarWindow } from "./time-windows.ts";
 import { dayOf, startOfDay } from "./time-zone.ts";
+import { foldOddCase, lowersOddly } from "./collation.ts";
 
 export type Predicate = (record: Entity) => boolean;
 
@@ -244,6 +245,12 @@ function textCondition(fp: CompiledPath, op: string, values: unknown[], ev: Eval
     if (v === null || x === null) return x === v;
     if (typeof x !== "string") return false;
     if (x === v) return true;
+    if (lowersOddly(x) || lowersOddly(v)) {
+      const js = x.toLowerCase() === v.toLowerCase();
+      if (js !== (foldOddCase(x) === foldOddCase(v)) || js)
+        ev.unsure ??= `${fp.path}: ${JSON.stringify(x)} against ${JSON.stringify(v)}: a letter whose lower case the site may make otherwise`;
+      return js;
+    }
     if (x.length === v.length && x.toLowerCase() === v.toLowerCase()) {
       ev.unsure ??= `${fp.path}: text equal to ${JSON.stringify(v)} but for letter case`;
       return true;
@@ -281,11 +288,17 @@ function textCondition(fp: CompiledPath, op: string, values: unknown[], ev: Eval
       const test =
         op === "starts_with" ? (s: string) => s.startsWith(needle) : op === "ends_with" ? (s: string) => s.endsWith(needle) : (s: string) => s.includes(needle);
       const like = likeReading(needle, op);
+      const oddNeedle = lowersOddly(v);
+      const foldedNeedle = foldOddCase(v);
+      const folded = (s: string) =>
+        op === "starts_with" ? s.startsWith(foldedNeedle) : op === "ends_with" ? s.endsWith(foldedNeedle) : s.includes(foldedNeedle);
       const p: Predicate = (r) => {
         const x = read(r);
         if (typeof x !== "string") return false;
         const lower = x.toLowerCase();
         const hit = test(lower);
+        if ((oddNeedle || lowersOddly(x)) && (hit || folded(foldOddCase(x))))
+          ev.unsure ??= `${op} ${JSON.stringify(v)} on ${fp.path}: a letter whose lower case the site may make otherwise`;
         if (like && like.test(lower) !== hit) ev.unsure ??= `${op} ${JSON.stringify(v)} on ${fp.path}: "_" or "%" read as a wildcard would decide otherwise`;
         return hit;
       };
@@ -359,8 +372,10 @@ function linkCondition(fp: CompiledPath, op: string, values: unknown[], ev: Eval
               ? (s: string) => s === needle
               : (s: string) => s.includes(needle);
       const like = likeReading(needle, op);
+      const oddNeedle = lowersOddly(v);
       const named = (l: EntityLink): boolean => {
         const name = l.name ?? "";
+        if (oddNeedle || lowersOddly(name)) ev.unsure ??= `${op} ${JSON.stringify(v)} on ${fp.path}: a letter whose lower case the site may make otherwise`;
         const lower = name.toLowerCase();
         const hit = test(lower);
         // As text `is`: a name equal but for letter case is the site's collation's call.

@@ -8,6 +8,7 @@
 import type { Entity, EntityLink, EntitySchema, FieldValue } from "../shotgrid/types.ts";
 import { valueFromChange, WRITE_STAMP_FIELDS } from "./event-values.ts";
 import type { OrderIndex } from "./order-index.ts";
+import { lowersOddly } from "./collation.ts";
 import { TextSearch, type TextSearchOp } from "./text-search.ts";
 
 /**
@@ -68,6 +69,8 @@ export interface TypeMirror {
   readonly orders: Map<string, OrderIndex>;
   /** Substring searches over text fields `contains` filters used, by field (a few at most). */
   readonly searches: Map<string, TextSearch>;
+  /** Indexed fields a record held a value of whose lower case the site may make otherwise: not indexed until the type is loaded again. */
+  readonly oddIndexed: Set<string>;
 }
 
 function newTypeMirror(type: string, floor: number): TypeMirror {
@@ -86,6 +89,7 @@ function newTypeMirror(type: string, floor: number): TypeMirror {
     indexes: new Map(),
     orders: new Map(),
     searches: new Map(),
+    oddIndexed: new Set(),
     version: 0,
   };
 }
@@ -324,6 +328,12 @@ export class Mirror {
     for (const order of m.orders.values()) order.replaced(old, record);
     for (const [field, search] of m.searches) if (!search.replaced(old, record)) m.searches.delete(field);
     for (const [field, index] of m.indexes) {
+      const value = record.fields[field];
+      if (typeof value === "string" && lowersOddly(value)) {
+        m.indexes.delete(field);
+        m.oddIndexed.add(field);
+        continue;
+      }
       const before = old ? indexKeyOf(old.fields[field]) : undefined;
       const after = indexKeyOf(record.fields[field]);
       if (before === after) continue;
@@ -498,12 +508,18 @@ export class Mirror {
   lookup(type: string, field: string, key: IndexKey): ReadonlySet<number> | undefined {
     const m = this.#types.get(type);
     const dataType = m?.schema?.[field]?.dataType;
-    if (!m || !dataType || !INDEXED_TYPES.has(dataType)) return undefined;
+    if (!m || !dataType || !INDEXED_TYPES.has(dataType) || m.oddIndexed.has(field)) return undefined;
     let index = m.indexes.get(field);
     if (!index) {
       index = new Map();
       for (const r of m.records.values()) {
-        const k = indexKeyOf(r.fields[field]);
+        const v = r.fields[field];
+        // A value whose lower case the site may make otherwise: its bucket is not sure, and with it the index (collation.ts).
+        if (typeof v === "string" && lowersOddly(v)) {
+          m.oddIndexed.add(field);
+          return undefined;
+        }
+        const k = indexKeyOf(v);
         let ids = index.get(k);
         if (!ids) index.set(k, (ids = new Set()));
         ids.add(r.id);

@@ -28,6 +28,7 @@ function sortsAlike(a: FieldValue | undefined, b: FieldValue | undefined): boole
 export class OrderIndex {
   #sorted: Entity[] | undefined;
   #stable = false;
+  #odd = false;
 
   constructor(
     /** The plain fields the order reads (empty for the id order). */
@@ -36,6 +37,8 @@ export class OrderIndex {
     readonly compare: Compare,
     /** Whether every collation the site may use agrees with `compare` on a pair (ordering.ts). */
     readonly safe: (a: Entity, b: Entity) => boolean,
+    /** Whether a record's text keys hold a letter whose lower case is the site's call (ordering.ts). */
+    readonly isOdd: (r: Entity) => boolean,
   ) {}
 
   /** The records in order, sorted now if a change made the kept order unusable. */
@@ -43,6 +46,7 @@ export class OrderIndex {
     if (!this.#sorted) {
       this.#sorted = [...all].sort(this.compare);
       this.#stable = isStable(this.#sorted, this.safe);
+      this.#odd = this.#sorted.some(this.isOdd);
     }
     return this.#sorted;
   }
@@ -53,6 +57,11 @@ export class OrderIndex {
    */
   get stable(): boolean {
     return this.#stable;
+  }
+
+  /** Whether a record (as `sorted` last made them) holds a letter whose lower case is the site's call: it may sort anywhere there, so the list serves no page. */
+  get odd(): boolean {
+    return this.#odd;
   }
 
   /** `next` replaced `old` (undefined: a new record). */

@@ -13,7 +13,7 @@ import { CannotAnswer } from "./cannot-answer.ts";
 import type { Evaluation } from "./filters.ts";
 import type { Mirror } from "./mirror.ts";
 import type { Compare } from "./order-index.ts";
-import { collationDependent } from "./collation.ts";
+import { collationDependent, lowersOddly } from "./collation.ts";
 import { compilePath } from "./paths.ts";
 
 type SortValue = string | number | null;
@@ -54,6 +54,10 @@ export interface CompiledOrder {
   check: Compare;
   /** When the first key is text in ascending order and no other key is text: a record's key for collation.ts's `mayComeBefore` (lower case; null when empty). */
   firstKey: ((r: Entity) => string | null) | undefined;
+  /** The first key's value before lower-casing, when `firstKey` is defined. */
+  firstRaw: ((r: Entity) => string | null) | undefined;
+  /** Whether a text key of `r` holds a letter whose lower case is the site's call (collation.ts `lowersOddly`): it may sort anywhere there. */
+  odd: (r: Entity) => boolean;
   /** The order's fields when all are plain (none read through a link): it can be kept sorted. */
   plainFields: string[] | undefined;
 }
@@ -99,10 +103,11 @@ export function compileOrder(mirror: Mirror, type: string, order: readonly SortS
       const y = sortValue(k.read(b), k.dt);
       if (x === y) continue;
       if (!k.text || typeof x !== "string" || typeof y !== "string") return true;
+      if (lowersOddly(x) || lowersOddly(y)) return false;
       const lx = x.toLowerCase();
       const ly = y.toLowerCase();
-      // Equal but for letter case: the next key decides here (neighbours so tied are flagged by `check`).
-      if (lx === ly) continue;
+      // Equal but for letter case: which one comes first is the site's collation's call.
+      if (lx === ly) return false;
       return collationDependent(lx, ly) === undefined;
     }
     return true;
@@ -114,6 +119,8 @@ export function compileOrder(mirror: Mirror, type: string, order: readonly SortS
       const y = sortValue(k.read(b), k.dt);
       if (x === y) continue;
       if (k.text && typeof x === "string" && typeof y === "string") {
+        if (lowersOddly(x) || lowersOddly(y))
+          ev.unsure ??= `ordering by ${k.path}: ${JSON.stringify(x)} or ${JSON.stringify(y)} holds a letter whose lower case the site may make otherwise`;
         const at = collationDependent(x.toLowerCase(), y.toLowerCase());
         if (at !== undefined)
           ev.unsure ??= `ordering by ${k.path}: ${JSON.stringify(x)} and ${JSON.stringify(y)} first differ at a character whose place depends on the site's collation`;
@@ -125,14 +132,32 @@ export function compileOrder(mirror: Mirror, type: string, order: readonly SortS
   };
   const hasText = keys.some((k) => k.text);
   const first = keys[0];
-  const firstKey =
-    first?.text && !first.desc && keys.slice(1).every((k) => !k.text)
-      ? (r: Entity): string | null => {
-          const v = sortValue(first.read(r), first.dt);
-          return typeof v === "string" ? v.toLowerCase() : null;
-        }
-      : undefined;
-  return { compare, check, hasText, safe, firstKey, plainFields: order.some((s) => s.field.includes(".")) ? undefined : order.map((s) => s.field) };
+  const firstOnly = first?.text && !first.desc && keys.slice(1).every((k) => !k.text);
+  const firstRaw = firstOnly
+    ? (r: Entity): string | null => {
+        const v = sortValue(first.read(r), first.dt);
+        return typeof v === "string" ? v : null;
+      }
+    : undefined;
+  const firstKey = firstRaw && ((r: Entity): string | null => firstRaw(r)?.toLowerCase() ?? null);
+  const textKeys = keys.filter((k) => k.text);
+  const odd = (r: Entity): boolean => {
+    for (const k of textKeys) {
+      const v = sortValue(k.read(r), k.dt);
+      if (typeof v === "string" && lowersOddly(v)) return true;
+    }
+    return false;
+  };
+  return {
+    compare,
+    check,
+    hasText,
+    safe,
+    firstKey,
+    firstRaw,
+    odd,
+    plainFields: order.some((s) => s.field.includes(".")) ? undefined : order.map((s) => s.field),
+  };
 }
 
 /** The first `keep` records of `records` in order (all of them when `keep` is undefined). */

@@ -11,6 +11,7 @@
  * candidate); after a few hundred changes the owner drops it and it is made again on next use.
  */
 import type { Entity } from "../shotgrid/types.ts";
+import { lowersOddly } from "./collation.ts";
 
 /** Between values in the joined text; a needle holding it is not searched here. */
 const SEPARATOR = "\u0000";
@@ -27,6 +28,11 @@ export class TextSearch {
   readonly #changed = new Set<number>();
   /** Past this many changes the text is too old to be worth keeping. */
   readonly #maxChanged: number;
+  /**
+   * A value held a letter whose lower case the site may make otherwise (collation.ts): the
+   * filter must meet that record to say it is unsure, so the search narrows nothing.
+   */
+  readonly #odd: boolean;
 
   constructor(
     readonly field: string,
@@ -34,11 +40,14 @@ export class TextSearch {
   ) {
     const parts: string[] = [];
     const ids: number[] = [];
+    let odd = false;
     for (const r of records) {
       const v = r.fields[field];
+      if (typeof v === "string" && lowersOddly(v)) odd = true;
       parts.push(typeof v === "string" ? v.toLowerCase() : "");
       ids.push(r.id);
     }
+    this.#odd = odd;
     this.#ids = Int32Array.from(ids);
     this.#starts = new Int32Array(parts.length);
     let at = 0;
@@ -63,7 +72,7 @@ export class TextSearch {
    * needle it cannot search.
    */
   candidates(needle: string, op: TextSearchOp): number[] | undefined {
-    if (needle === "" || needle.includes(SEPARATOR)) return undefined;
+    if (this.#odd || needle === "" || needle.includes(SEPARATOR)) return undefined;
     const out: number[] = [];
     const changed = this.#changed;
     const text = this.#text;
