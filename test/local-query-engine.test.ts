@@ -6,8 +6,9 @@
 import { describe, expect, it } from "vitest";
 import { loadServeConfig } from "../src/config.ts";
 import { UsageError } from "../src/cli/args.ts";
-import { LocalQueryEngine, type LocalQuery } from "../src/local-query/index.ts";
-import type { Entity, EntitySchema, FilterGroup } from "../src/shotgrid/types.ts";
+import { LocalQueryEngine } from "../src/local-query/index.ts";
+import { ids, query } from "./support/local-query.ts";
+import type { Entity, EntitySchema } from "../src/shotgrid/types.ts";
 
 const SCHEMA: EntitySchema = {
   code: { name: "code", displayName: "Code", dataType: "text", editable: true },
@@ -27,25 +28,6 @@ function engine(timeZone: string, records: Array<Entity["fields"]>): LocalQueryE
   }
   e.mirror.finishLoad("Shot", pass);
   return e;
-}
-
-function query(conditions: FilterGroup["conditions"], extra: Partial<LocalQuery> = {}): LocalQuery {
-  return {
-    entityType: "Shot",
-    filters: { logical_operator: "and", conditions },
-    fields: ["code"],
-    order: [],
-    limit: 0,
-    page: 1,
-    includeArchivedProjects: true,
-    retired: false,
-    ...extra,
-  };
-}
-
-function ids(e: LocalQueryEngine, q: LocalQuery): number[] | string {
-  const a = e.answer(q);
-  return a.ok ? a.entities.map((x) => x.id) : a.code;
 }
 
 describe("local query engine: the site's calendar", () => {

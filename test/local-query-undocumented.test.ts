@@ -6,7 +6,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { loadServeConfig } from "../src/config.ts";
-import { LocalQueryEngine, type LocalQuery } from "../src/local-query/index.ts";
+import { LocalQueryEngine } from "../src/local-query/index.ts";
+import { ids, query } from "./support/local-query.ts";
 import type { Entity, EntitySchema, FieldSchema, FilterGroup } from "../src/shotgrid/types.ts";
 
 const field = (name: string, dataType: string, extra: Partial<FieldSchema> = {}): FieldSchema => ({
@@ -49,26 +50,6 @@ function engine(shots: Array<Entity["fields"]>, options: { timeZone?: string; no
   load("Shot", SHOT, shots, SHOT_DEFAULTS);
   load("Sequence", SEQUENCE, options.sequences ?? [{ code: "SEQ01", sg_flag: true }], { code: "S", sg_flag: false });
   return e;
-}
-
-function query(conditions: FilterGroup["conditions"], extra: Partial<LocalQuery> = {}): LocalQuery {
-  return {
-    entityType: "Shot",
-    filters: { logical_operator: "and", conditions },
-    fields: ["code"],
-    order: [],
-    limit: 0,
-    page: 1,
-    includeArchivedProjects: true,
-    retired: false,
-    ...extra,
-  };
-}
-
-/** The ids answered, or the code of the decline. */
-function ids(e: LocalQueryEngine, q: LocalQuery): number[] | string {
-  const a = e.answer(q);
-  return a.ok ? a.entities.map((x) => x.id) : a.code;
 }
 
 const SEQ1 = { type: "Sequence", id: 1, name: "SEQ01" };
