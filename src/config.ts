@@ -94,7 +94,8 @@ export interface ServeConfig {
    * The site's time zone, an IANA name (`--site-time-zone`, `SHOTGRID_TIME_ZONE`): the calendar
    * in which Queries answered locally count relative dates (`in_last 2 DAY`, `in_calendar_month`…),
    * the site's own (Site Preferences). Undefined (the default): not known, so those Queries go to
-   * ShotGrid (all but `in_last`/`in_next` in hours on date-times, which need no calendar).
+   * ShotGrid (all but `in_last`/`in_next` in hours on date-times, which need no calendar); demo
+   * mode uses UTC, the simulated site's calendar.
    */
   siteTimeZone?: string;
 }
@@ -150,7 +151,7 @@ export const SERVE_OPTIONS: Record<string, OptionSpec> = {
   "snapshot-interval-s": { kind: "string", help: "with --snapshot-dir: seconds between snapshots (default 300)" },
   "site-time-zone": {
     kind: "string",
-    help: "the site's time zone, an IANA name like Europe/London, for relative dates in Queries answered locally (env SHOTGRID_TIME_ZONE; default: not known, such Queries go to ShotGrid)",
+    help: "the site's time zone, an IANA name like Europe/London, for relative dates in Queries answered locally (env SHOTGRID_TIME_ZONE; default: none with a site, so relative dates that count days go to ShotGrid; UTC in demo mode)",
   },
   "log-level": { kind: "string", help: "trace, debug, info, warn, error (env LOG_LEVEL; default info)" },
   help: { kind: "boolean", help: "show this help" },
