@@ -5,10 +5,12 @@
  */
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startService } from "../src/app/create-app.ts";
 import type { FilterCondition } from "../src/shotgrid/types.ts";
 import { DEFAULT_SCRIPT_KEY } from "../src/simulator/index.ts";
-import { type E2E, metricSum, startE2E } from "./e2e-helpers.ts";
+import { type E2E, metricSum, postJson, QUERY, startE2E, testConfig } from "./e2e-helpers.ts";
 
 const CLIENT_DIR = fileURLToPath(new URL("../clients/python/", import.meta.url));
 const PYTHON = process.env.PYTHON ?? "python3";
@@ -104,5 +106,29 @@ describe("one Query path for every protocol", () => {
     const expected = await siteAnswer([["sg_status_list", "is", "fin"]], ["code", "sg_status_list", "sg_sequence"]);
     expect(expected.length).toBeGreaterThan(1);
     expect(found.shots).toEqual(expected);
+  }, 30_000);
+
+  it("relative dates that count days: upstream when the site's time zone is not configured, from the mirror in demo mode (UTC)", async () => {
+    const TIME_VALUE = { where: "upstream", reason: "time_value" };
+    const today = { entityType: "Shot", filters: [["created_at", "in_calendar_day", 0]], fields: ["code"] };
+    const hours = { entityType: "Shot", filters: [["created_at", "in_last", 24, "HOUR"]], fields: ["code"] };
+    // This service follows a site with no --site-time-zone.
+    const [local, declined] = [await metricSum(e2e.port, METRIC, LOCAL), await metricSum(e2e.port, METRIC, TIME_VALUE)];
+    const viaSite = await postJson(e2e.port, QUERY, today);
+    expect(viaSite.status).toBe(200);
+    expect(await metricSum(e2e.port, METRIC, TIME_VALUE)).toBe(declined + 1);
+    expect((await postJson(e2e.port, QUERY, hours)).status).toBe(200);
+    expect(await metricSum(e2e.port, METRIC, LOCAL)).toBe(local + 1);
+    // Demo mode: the built-in simulated site counts days in UTC, and so does the service.
+    const demo = await startService(testConfig({ site: undefined, demoSitePort: 0 }), pino({ level: "silent" }));
+    try {
+      await demo.ready;
+      const before = await metricSum(demo.port, METRIC, LOCAL);
+      expect((await postJson(demo.port, QUERY, today)).status).toBe(200);
+      expect(await metricSum(demo.port, METRIC, LOCAL)).toBe(before + 1);
+      expect(await metricSum(demo.port, METRIC, TIME_VALUE)).toBe(0);
+    } finally {
+      await demo.close(1000);
+    }
   }, 30_000);
 });
