@@ -7,7 +7,7 @@ import { CACHE_SERVICE_OPTIONS, toEntityMessage } from "../src/service/cache-ser
 import type { Entity } from "../src/shotgrid/types.ts";
 import { type SimulatorHandle, startSimulator } from "../src/simulator/index.ts";
 import { generator } from "./support/random-entities.ts";
-import { recordedEntities } from "./support/recorded-entities.ts";
+import { demoSiteEntities, recordedEntities } from "./support/recorded-entities.ts";
 
 const CASES = Number(process.env.ENTITY_JSON_CASES ?? 1500);
 const limits = { readMaxBytes: Infinity, writeMaxBytes: Infinity };
@@ -84,10 +84,7 @@ describe("the JSON writer of entity answers", () => {
 
     it("every record of the demo site and of the recorded ShotGrid traffic", () => {
       const stock = stockWith(CACHE_SERVICE_OPTIONS.jsonOptions);
-      const records: Entity[] = [];
-      for (const type of ["Project", "Sequence", "Shot", "Asset", "Step", "Task", "Version", "HumanUser"])
-        for (const r of sim.store.records(type)) records.push({ type, id: r.id, fields: JSON.parse(JSON.stringify(r.fields)) });
-      records.push(...recordedEntities());
+      const records: Entity[] = [...demoSiteEntities(sim).flat(), ...recordedEntities()];
       expect(records.length).toBeGreaterThan(300);
       for (const e of records) expect(entityResponseJsonHead(e, true)!.equals(stock.entity(e))).toBe(true);
       expect(queryResponseJsonHead(records, true)!.equals(stock.query(records))).toBe(true);

@@ -88,28 +88,33 @@ export class LocalQueryEngine {
     // records are gathered and each one past the page is checked against the page's last.
     // A list that is not stable still serves when its first key is ascending text: the few
     // records past the page that a collation could bring before its last are looked up.
-    const usable = (list: { readonly stable: boolean; readonly odd: boolean }) =>
-      !order.hasText || (!list.odd && (list.stable || order.firstKey !== undefined));
-    const all = kept?.sorted(m.records.values());
-    let walked: { readonly stable: boolean; readonly records: readonly Entity[] } | undefined;
+    const usable = (list: SortedList) => !order.hasText || (!list.odd && (list.stable || order.firstKey !== undefined));
+    // The whole type in the kept order, sorted now if a change made it stale: only where it is read.
+    const keptList = (k: OrderIndex): SortedList => {
+      const records = k.sorted(m.records.values());
+      return { records, stable: k.stable, odd: k.odd };
+    };
+    let walked: SortedList | undefined;
     if (kept && candidates === undefined) {
-      if (usable(kept)) page = walk((walked = { stable: kept.stable, records: all! }).records, accept, keep, order.check, Infinity);
+      const list = keptList(kept);
+      if (usable(list)) page = walk((walked = list).records, accept, keep, order.check, Infinity);
     } else if (kept && candidates instanceof Set) {
       // An index bucket (one link, status or list value) sorted in this order, kept until the type changes.
       const bucket = this.#sortedBucket(m, candidates, also, kept);
       if (usable(bucket)) page = walk((walked = bucket).records, accept, keep, order.check, Infinity);
-    } else if (kept && candidates && usable(kept)) {
+    } else if (kept && candidates) {
       // The kept order from the front while that is cheaper than the hit; a filter that goes
       // with the order (codes grouped by project) makes it long, so it has a budget.
       const hit = size(candidates);
       if (keep !== undefined && ((keep + 1) * m.records.size) / Math.max(1, hit) < hit) {
-        page = walk((walked = { stable: kept.stable, records: all! }).records, accept, keep, order.check, 2 * hit);
+        const list = keptList(kept);
+        if (usable(list)) page = walk((walked = list).records, accept, keep, order.check, 2 * hit);
       }
     }
-    const last = page?.[page.length - 1];
-    if (page && walked && order.hasText && !walked.stable && keep !== undefined && last) {
-      const lastKey = order.firstKey!(last);
-      const lastRaw = order.firstRaw!(last);
+    const walkedLast = page?.[page.length - 1];
+    if (walked && walkedLast && order.hasText && !walked.stable && keep !== undefined) {
+      const lastKey = order.firstKey!(walkedLast);
+      const lastRaw = order.firstRaw!(walkedLast);
       if (lastKey !== null && mayComeBefore(walked.records, lastKey, order.firstKey!, accept, (r: Entity) => order.firstRaw!(r) !== lastRaw)) {
         ev.unsure ??= `ordering by ${q.order[0]!.field}: a record past the page differs from its last at a character whose place depends on the site's collation`;
       }
@@ -307,12 +312,16 @@ function walk(
 /** Sorted copies kept per type (each holds one reference per record). */
 const MAX_ORDERS_PER_TYPE = 8;
 
-/** An index bucket's records sorted in a kept order, as of the type's `version`; `stable` as `OrderIndex.stable`. */
-interface SortedBucket {
-  version: number;
-  records: Entity[];
-  stable: boolean;
-  odd: boolean;
+/** Records in a kept order; `stable` and `odd` as `OrderIndex`'s. */
+interface SortedList {
+  readonly records: readonly Entity[];
+  readonly stable: boolean;
+  readonly odd: boolean;
+}
+
+/** An index bucket's records sorted in a kept order, as of the type's `version`. */
+interface SortedBucket extends SortedList {
+  readonly version: number;
 }
 
 function size(ids: number[] | ReadonlySet<number>): number {
